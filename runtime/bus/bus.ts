@@ -1,0 +1,31 @@
+/**
+ * The Bus: how roles push to each other (DESIGN.md "Internal channels").
+ * It only carries pushes and events; a push may be lost or repeated without
+ * harm, because the Store is the source of truth.
+ * Implementations: in-process (./memory.ts) and Redis pub/sub (issue 3/6).
+ */
+export type BusHandler = (payload: Uint8Array) => void;
+
+export interface Bus {
+  /** Publishes a CBOR payload; implementations may batch many per flush. */
+  publish(channel: string, payload: Uint8Array): void;
+  /** Subscribes; resolves once the subscription is active. Returns the unsubscribe function. */
+  subscribe(channel: string, handler: BusHandler): Promise<() => Promise<void>>;
+  /** Called after the bus lost its subscriptions and got them back (a msg_server then re-checks its sessions). */
+  onResubscribe(handler: () => void): void;
+  close(): Promise<void>;
+}
+
+/** Channel names exactly as DESIGN.md, under the per-cluster prefix `fishchat:<cluster>:`. */
+export function channels(cluster: string) {
+  const p = `fishchat:${cluster}:`;
+  return {
+    clientStatus: `${p}/sysctrl/client-status`,
+    topicStatus: `${p}/sysctrl/topic-status`,
+    topicSync: `${p}/sysctrl/topic-sync`,
+    send: `${p}/sysctrl/send`,
+    deliver: (serverId: string) => `${p}/sysctrl/deliver/${serverId}`,
+    monitor: `${p}/sysctrl/monitor`,
+  };
+}
+export type Channels = ReturnType<typeof channels>;

@@ -1,0 +1,88 @@
+/**
+ * The one interface every runtime adapter implements (runtime/platform/node,
+ * runtime/platform/bun). Nothing outside runtime/platform/ names a runtime.
+ */
+
+export interface TcpSocket {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /**
+   * Queues bytes. Writes made in one event-loop turn go to the kernel in one
+   * write (coalesced). Never throws on a closed socket (drops the bytes).
+   */
+  write(data: Uint8Array): void;
+  /** Bytes queued here or in the runtime that the kernel has not taken yet. */
+  readonly buffered: number;
+  /** Flushes what is queued, then closes. */
+  end(): void;
+  /** Closes at once, dropping what is queued. */
+  destroy(): void;
+  readonly closed: boolean;
+  /** Handlers; data that arrives before onData is set is kept until it is. */
+  onData(handler: (chunk: Uint8Array) => void): void;
+  onClose(handler: () => void): void;
+  /** Called when `buffered` fell back to 0 after being non-zero. */
+  onDrain(handler: () => void): void;
+}
+
+export interface TcpListener {
+  /** the bound address and the real port (useful with port 0) */
+  readonly host: string;
+  readonly port: number;
+  /** Stops accepting; existing sockets stay open. */
+  close(): Promise<void>;
+}
+
+export interface HttpListener {
+  readonly host: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface ListenTcpOptions {
+  host: string;
+  port: number;
+  onConnection: (socket: TcpSocket) => void;
+}
+
+export interface ServeHttpOptions {
+  host: string;
+  port: number;
+  /** a Hono app's `fetch` */
+  fetch: (request: Request) => Response | Promise<Response>;
+}
+
+export interface SqliteStatement {
+  run(...params: unknown[]): { changes: number };
+  get(...params: unknown[]): Record<string, unknown> | undefined;
+  all(...params: unknown[]): Record<string, unknown>[];
+}
+
+export interface SqliteDatabase {
+  exec(sql: string): void;
+  prepare(sql: string): SqliteStatement;
+  /** Runs fn in one transaction (BEGIN IMMEDIATE … COMMIT, ROLLBACK on throw). */
+  transaction<T>(fn: () => T): T;
+  close(): void;
+}
+
+export interface Platform {
+  readonly name: 'node' | 'bun' | 'deno';
+  listenTcp(options: ListenTcpOptions): Promise<TcpListener>;
+  connectTcp(host: string, port: number): Promise<TcpSocket>;
+  serveHttp(options: ServeHttpOptions): Promise<HttpListener>;
+  /** Opens (creating if needed) a SQLite database file. Blobs come back as Uint8Array. */
+  openSqlite(path: string): SqliteDatabase;
+}
+
+/** Thrown by listenTcp/serveHttp when the port is taken: `code` is 'EADDRINUSE'. */
+export class AddressInUseError extends Error {
+  readonly code = 'EADDRINUSE';
+  constructor(
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(`address ${host}:${port} is already in use`);
+    this.name = 'AddressInUseError';
+  }
+}

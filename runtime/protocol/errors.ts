@@ -1,0 +1,32 @@
+/** Error codes of PROTOCOL.md §2. */
+export const ERROR_CODES = [
+  'bad_frame',
+  'frame_too_large',
+  'unknown_op',
+  'bad_request',
+  'not_logged_in',
+  'auth_failed',
+  'no_such_topic',
+  'topic_exists',
+  'not_a_member',
+  'rate_limited',
+  'overloaded',
+  'internal',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** Codes after which the server closes the connection (a msg_server's `overloaded` too). */
+export const CLOSING_CODES: ReadonlySet<ErrorCode> = new Set(['bad_frame', 'frame_too_large', 'auth_failed']);
+
+/** A request that failed with a PROTOCOL.md error code. */
+export class ProtocolError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly rid?: number,
+  ) {
+    super(message);
+    this.name = 'ProtocolError';
+  }
+}

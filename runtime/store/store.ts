@@ -1,0 +1,147 @@
+/**
+ * The Store: the source of truth of a cluster (DESIGN.md "Store").
+ * Implementations: embedded (SQLite, ./sqlite.ts) and Redis (issue 3/6).
+ * Every method is atomic on its own; implementations batch writes internally
+ * (group commit / pipelining), so callers just await.
+ */
+
+/** A message as kept in a user's inbox. `body` is the raw CBOR the sender sent. */
+export interface StoredMessage {
+  seq: number;
+  mid: string;
+  from: string;
+  /** p2p: the recipient. */
+  to?: string;
+  /** topic messages: the topic and its tseq. */
+  topic?: string;
+  tseq?: number;
+  body: Uint8Array;
+  ts: number;
+}
+
+/** One session directory entry: device → {server, boot, gen}. */
+export interface DirEntry {
+  user: string;
+  device: string;
+  server: string;
+  boot: string;
+  gen: number;
+}
+
+/** Where a user's inbox stands: newest seq ever given, oldest kept, life name. */
+export interface InboxHead {
+  /** newest seq ever given (0 when none); never lowered by trimming */
+  seq: number;
+  /** oldest seq still kept; seq + 1 when none is kept */
+  first: number;
+  /** names this inbox's life; a wiped store yields a new one */
+  epoch: string;
+}
+
+export interface AppendP2P {
+  from: string;
+  to: string;
+  /** a cluster-unique id chosen by the caller; a cid repeat returns the first one instead */
+  mid: string;
+  body: Uint8Array;
+  ts: number;
+  cid?: string;
+}
+
+export interface AppendResult {
+  mid: string;
+  seq: number;
+  ts: number;
+  /** true when `cid` repeated an earlier send: nothing was appended */
+  duplicate: boolean;
+  /** the recipient's session directory entries, read in the same atomic step */
+  sessions: DirEntry[];
+}
+
+export interface LoginArgs {
+  user: string;
+  device: string;
+  server: string;
+  boot: string;
+  /** false: a send-only session: no directory entry, no gen */
+  push: boolean;
+}
+
+export interface LoginResult {
+  /** this session's gen (0 for push:false sessions) */
+  gen: number;
+  head: InboxHead;
+  /** the device's ack cursor */
+  acked: number;
+  /** the entry this login replaced in the directory (same user+device), if any */
+  replaced?: DirEntry;
+}
+
+export interface StoreLimits {
+  /** inbox retention window, ms (default 7 days) */
+  retentionMs: number;
+  /** max messages kept per inbox (default 10000) */
+  maxInbox: number;
+  /** cid idempotency window, ms (default 24 h, at most retentionMs) */
+  cidWindowMs: number;
+}
+
+export const DEFAULT_LIMITS: StoreLimits = {
+  retentionMs: 7 * 24 * 3600_000,
+  maxInbox: 10_000,
+  cidWindowMs: 24 * 3600_000,
+};
+
+export interface Store {
+  readonly kind: 'sqlite' | 'redis';
+
+  /**
+   * Append first (DESIGN.md): next seq, the message, its cid record, in one
+   * atomic step, trimming by count; returns the recipient's directory entries.
+   */
+  appendP2P(msg: AppendP2P): Promise<AppendResult>;
+
+  /** Messages with seq > after, oldest first, at most `limit`; with the head read in the same step. */
+  readInbox(user: string, after: number, limit: number): Promise<{ messages: StoredMessage[]; head: InboxHead }>;
+
+  /** The inbox head (creates the user's epoch if the user is new). */
+  head(user: string): Promise<InboxHead>;
+
+  /** cursor = max(cursor, min(seq, head.seq)); returns the cursor. Never moves back. */
+  ack(user: string, device: string, seq: number): Promise<number>;
+
+  /**
+   * Login writes before it reads: with push, take the next gen of user+device
+   * and write the directory entry, then read head and ack cursor.
+   */
+  login(args: LoginArgs): Promise<LoginResult>;
+
+  /** For ping: the head and the highest gen given to user+device (0 if none). */
+  check(user: string, device: string): Promise<{ head: InboxHead; gen: number }>;
+
+  /** Deletes the directory entry of user+device only if its gen still is `gen`. */
+  removeSession(user: string, device: string, gen: number): Promise<boolean>;
+
+  /** Writes the entry back if no higher gen was given since (lease re-registration). */
+  restoreSession(entry: DirEntry): Promise<boolean>;
+
+  /** The directory entries of a user (every device). */
+  sessions(user: string): Promise<DirEntry[]>;
+
+  /** Renews the lease of server+boot for ttlMs; false when it had expired or never existed. */
+  renewLease(server: string, boot: string, ttlMs: number): Promise<boolean>;
+
+  /** Drops the lease (clean shutdown). */
+  dropLease(server: string, boot: string): Promise<void>;
+
+  /** Leases past their expiry, as of `now`. */
+  expiredLeases(now: number): Promise<{ server: string; boot: string }[]>;
+
+  /** Removes every directory entry of server+boot and its lease; returns how many entries went. */
+  removeServerSessions(server: string, boot: string): Promise<number>;
+
+  /** Trims inboxes and cid records past the retention and cid windows; returns messages removed. */
+  trim(now: number): Promise<number>;
+
+  close(): Promise<void>;
+}
