@@ -1,0 +1,102 @@
+/**
+ * What travels on the bus channels of DESIGN.md, and how: CBOR (cbor-x),
+ * an array of items per publish, so a busy publisher sends many items in one
+ * message (BatchPublisher flushes once per event-loop turn per channel).
+ */
+import { Encoder } from 'cbor-x';
+import type { StoredMessage } from '../store/store.js';
+import type { Bus } from './bus.js';
+
+/** `/sysctrl/send`: a p2p message whose recipient has sessions on other msg_servers. */
+export interface SendItem {
+  origin: string;
+  to: string;
+  msg: StoredMessage;
+}
+
+/** `/sysctrl/deliver/<server-id>`: what a msg_server must do for its local connections. */
+export type DeliverItem =
+  | { k: 'msg'; user: string; msg: StoredMessage }
+  /** end local sessions of user+device whose gen is below `gen` (`replaced`) */
+  | { k: 'kick'; user: string; device: string; gen: number };
+
+/** `/sysctrl/client-status` */
+export interface ClientStatusItem {
+  k: 'login' | 'logout' | 'kick';
+  user: string;
+  device: string;
+  server: string;
+  gen: number;
+  reason?: string;
+  ts: number;
+}
+
+/** `/sysctrl/monitor`: a beat of one role. */
+export interface Beat {
+  role: string;
+  id: string;
+  /** the client address (gateway, msg_server), host:port */
+  addr?: string;
+  http?: string;
+  pid: number;
+  boot: string;
+  uptime: number;
+  conns: number;
+  /** messages (requests) in and frames out per second over the last beat */
+  inRate: number;
+  outRate: number;
+  /** request handling latency over the last beat, ms */
+  p50: number;
+  p99: number;
+  rss: number;
+  /** event-loop delay, ms */
+  loop: number;
+  ts: number;
+}
+
+const codec = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false } as ConstructorParameters<typeof Encoder>[0]);
+
+export function encodeItems(items: unknown[]): Uint8Array {
+  return codec.encode(items);
+}
+
+/** Decodes a bus payload into its items; a malformed payload yields none. */
+export function decodeItems<T>(payload: Uint8Array): T[] {
+  try {
+    const v = codec.decode(payload);
+    return Array.isArray(v) ? (v as T[]) : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Body bytes come back from cbor-x as Buffer/Uint8Array; normalise a decoded message. */
+export function asStoredMessage(m: StoredMessage): StoredMessage {
+  if (!(m.body instanceof Uint8Array)) m.body = new Uint8Array(0);
+  return m;
+}
+
+/** Collects items per channel and publishes each channel's items as one payload per turn. */
+export class BatchPublisher {
+  private pending = new Map<string, unknown[]>();
+  private scheduled = false;
+
+  constructor(private readonly bus: Bus) {}
+
+  add(channel: string, item: unknown): void {
+    let list = this.pending.get(channel);
+    if (!list) this.pending.set(channel, (list = []));
+    list.push(item);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  readonly flush = (): void => {
+    this.scheduled = false;
+    const pending = this.pending;
+    this.pending = new Map();
+    for (const [channel, items] of pending) this.bus.publish(channel, encodeItems(items));
+  };
+}

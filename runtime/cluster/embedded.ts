@@ -1,0 +1,219 @@
+/**
+ * Embedded mode (DESIGN.md "Three ways to run", 3): every role in this
+ * process, an in-process bus, the SQLite store at <dataDir>/fishchat.db.
+ * Start order: router, msg_servers, gateway (seeded with the msg_servers'
+ * real addresses); stop order: gateway, msg_servers (they kick `draining`),
+ * router, bus, store.
+ */
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { channels } from '../bus/bus.js';
+import { createMemoryBus } from '../bus/memory.js';
+import { AddressInUseError, getPlatform } from '../platform/index.js';
+import { startGateway } from '../roles/gateway/index.js';
+import { startMsgServer } from '../roles/msg_server/index.js';
+import { startRouter } from '../roles/router/index.js';
+import type { Bus } from '../bus/bus.js';
+import { openSqliteStore } from '../store/sqlite.js';
+import type { Store } from '../store/store.js';
+import type { ClusterConfig, RoleConfig } from './config.js';
+import { joinHostPort, processAlive, runFilePath, type RunInfo } from './load.js';
+import type { Logger, RoleContext, RoleHandle } from './role.js';
+
+export interface EmbeddedCluster {
+  /** in start order: router, msg_servers, gateway */
+  roles: RoleHandle[];
+  /** the gateway's client address, host:port */
+  gateway: string;
+  /** Stops every role and closes the store; resolves when all is down. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** one log line of a role */
+  log: (role: string, id: string, line: string) => void;
+  /** called as each role becomes ready (before the next one starts) */
+  onReady?: (role: RoleHandle) => void;
+}
+
+/** A listener's port is taken: names the role, the listener and the port. */
+export class PortInUseError extends Error {
+  constructor(
+    readonly role: string,
+    readonly id: string,
+    readonly listener: 'tcp' | 'http',
+    readonly host: string,
+    readonly port: number,
+  ) {
+    super(
+      `cannot start ${role} ${id}: its ${listener === 'tcp' ? 'client TCP' : 'HTTP'} port ${port} on ${host} is already in use — ` +
+        `stop what holds it, or change "${listener === 'tcp' ? 'port' : 'httpPort'}" in its role file`,
+    );
+    this.name = 'PortInUseError';
+  }
+}
+
+/** Another live process runs a cluster on this directory. */
+export class AlreadyRunningError extends Error {
+  constructor(
+    readonly dir: string,
+    readonly info: RunInfo,
+  ) {
+    super(
+      `a cluster is already running in ${dir} (pid ${info.pid}, gateway ${info.gateway}); stop it first ` +
+        `(Ctrl-C where it runs, or kill ${info.pid}; if that pid is not FishChat, delete ${runFilePath(dir)})`,
+    );
+    this.name = 'AlreadyRunningError';
+  }
+}
+
+export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions): Promise<EmbeddedCluster> {
+  const runFile = runFilePath(config.dir);
+  const running = await readLiveRunFile(runFile);
+  if (running && running.pid !== process.pid) throw new AlreadyRunningError(config.dir, running);
+
+  const platform = await getPlatform();
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = platform.openSqlite(join(config.dataDir, 'fishchat.db'));
+  let store: Store;
+  try {
+    store = await openSqliteStore(db, {
+      retentionMs: config.settings.retentionMs,
+      maxInbox: config.settings.maxInbox,
+      cidWindowMs: config.settings.cidWindowMs,
+    });
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  const bus = createMemoryBus();
+  const ctx = (role: string, id: string): RoleContext => ({
+    cluster: config.cluster,
+    channels: channels(config.cluster),
+    settings: config.settings,
+    auth: { mode: config.auth, secret: config.secret },
+    bus,
+    store,
+    platform,
+    log: roleLogger(role, id, opts.log),
+  });
+
+  const started: RoleHandle[] = [];
+  const start = async <C extends RoleConfig>(c: C, fn: (ctx: RoleContext, c: C) => Promise<RoleHandle>) => {
+    let handle: RoleHandle;
+    try {
+      handle = await fn(ctx(c.role, c.id), c);
+    } catch (err) {
+      throw portError(err, c);
+    }
+    started.push(handle);
+    opts.onReady?.(handle);
+    return handle;
+  };
+
+  let gateway: RoleHandle;
+  const servers: RoleHandle[] = [];
+  try {
+    await start(config.router, startRouter);
+    for (const ms of config.msgServers) servers.push(await start(ms, startMsgServer));
+    const seeds = config.msgServers.map(
+      (ms, i) => ms.advertise ?? servers[i]!.addresses.tcp ?? joinHostPort(ms.host, ms.port),
+    );
+    gateway = await start({ ...config.gateway, seeds }, startGateway);
+  } catch (err) {
+    await shutdown([...started].reverse(), bus, store).catch(() => {});
+    throw err;
+  }
+
+  const gatewayAddr = gateway.addresses.tcp ?? joinHostPort(config.gateway.host, config.gateway.port);
+  const info: RunInfo = {
+    pid: process.pid,
+    mode: 'embedded',
+    gateway: gatewayAddr,
+    roles: started.map((r) => ({ role: r.role, id: r.id, addresses: { ...r.addresses } })),
+    startedAt: new Date().toISOString(),
+  };
+  try {
+    await writeRunFile(runFile, info);
+  } catch (err) {
+    await shutdown([...started].reverse(), bus, store).catch(() => {});
+    throw new Error(`cannot write ${runFile}: ${(err as Error).message}`);
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    roles: started,
+    gateway: gatewayAddr,
+    stop() {
+      stopping ??= (async () => {
+        const router = started.filter((r) => r.role === 'router');
+        try {
+          await shutdown([gateway], undefined, undefined);
+          await shutdown(servers, undefined, undefined);
+          await shutdown(router, bus, store);
+        } finally {
+          await removeRunFile(runFile);
+        }
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** Stops the given roles together, then the bus and the store; throws the first failure after trying everything. */
+async function shutdown(roles: RoleHandle[], bus: Bus | undefined, store: Store | undefined): Promise<void> {
+  const results = await Promise.allSettled(roles.map((r) => r.stop()));
+  const errors = results.flatMap((r, i) => (r.status === 'rejected' ? [named(r.reason, roles[i]!)] : []));
+  if (bus) await bus.close().catch((err: unknown) => errors.push(err as Error));
+  if (store) await store.close().catch((err: unknown) => errors.push(err as Error));
+  if (errors.length > 0) throw errors[0];
+}
+
+function named(err: unknown, role: RoleHandle): Error {
+  return new Error(`${role.role} ${role.id} did not stop cleanly: ${(err as Error)?.message ?? String(err)}`);
+}
+
+function roleLogger(role: string, id: string, log: EmbeddedOptions['log']): Logger {
+  return {
+    info: (m) => log(role, id, m),
+    warn: (m) => log(role, id, `warning: ${m}`),
+    error: (m) => log(role, id, `error: ${m}`),
+  };
+}
+
+/** An AddressInUseError that a role let through, as an error naming the role and the port. */
+function portError(err: unknown, c: RoleConfig): unknown {
+  if (!(err instanceof AddressInUseError) && (err as { code?: string } | undefined)?.code !== 'EADDRINUSE') return err;
+  const e = err as Partial<AddressInUseError>;
+  const tcp = c.role !== 'router' && e.port === c.port && c.port !== 0;
+  const host = tcp ? (c as { host: string }).host : c.httpHost;
+  return new PortInUseError(c.role, c.id, tcp ? 'tcp' : 'http', e.host ?? host, e.port ?? (tcp ? (c as { port: number }).port : c.httpPort));
+}
+
+// ---------------------------------------------------------------- run.json
+
+async function readLiveRunFile(path: string): Promise<RunInfo | undefined> {
+  try {
+    const info = JSON.parse(await readFile(path, 'utf8')) as RunInfo;
+    return typeof info?.pid === 'number' && processAlive(info.pid) ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeRunFile(path: string, info: RunInfo): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, `${JSON.stringify(info, null, 2)}\n`);
+  await rename(tmp, path);
+}
+
+/** Removes the run file if it is still ours. */
+async function removeRunFile(path: string): Promise<void> {
+  try {
+    const info = JSON.parse(await readFile(path, 'utf8')) as RunInfo;
+    if (info.pid === process.pid) await rm(path, { force: true });
+  } catch {
+    // gone already, or not ours to judge
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * HTTP on Bun: a Hono app's `fetch` served by Bun.serve.
+ */
+import { AddressInUseError, type HttpListener, type ServeHttpOptions } from '../types.js';
+
+/**
+ * Bun closes a connection silent for `idleTimeout` seconds (default 10), even
+ * in the middle of a streamed response such as server-sent events; Node has
+ * no such limit on open responses. 120 s keeps streams alive and still
+ * reclaims idle keep-alive connections.
+ */
+const IDLE_TIMEOUT_S = 120;
+/** close() waits this long for open requests, then cuts them. */
+const CLOSE_GRACE_MS = 1000;
+
+export function serveHttp(options: ServeHttpOptions): Promise<HttpListener> {
+  let server: Bun.Server;
+  try {
+    server = Bun.serve({
+      hostname: options.host,
+      port: options.port,
+      idleTimeout: IDLE_TIMEOUT_S,
+      fetch: options.fetch,
+    });
+  } catch (err) {
+    if ((err as { code?: string }).code === 'EADDRINUSE') {
+      return Promise.reject(new AddressInUseError(options.host, options.port));
+    }
+    return Promise.reject(err);
+  }
+  return Promise.resolve({
+    host: server.hostname,
+    port: server.port,
+    close: async () => {
+      const graceful = server.stop(false);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<void>((done) => {
+        timer = setTimeout(() => {
+          void server.stop(true).then(done, done);
+        }, CLOSE_GRACE_MS);
+      });
+      await Promise.race([graceful, late]);
+      clearTimeout(timer);
+    },
+  });
+}

@@ -1,0 +1,13 @@
+/** The Bun platform. */
+import type { Platform } from '../types.js';
+import { serveHttp } from './http.js';
+import { openSqlite } from './sqlite.js';
+import { connectTcp, listenTcp } from './tcp.js';
+
+export const platform: Platform = {
+  name: 'bun',
+  listenTcp,
+  connectTcp,
+  serveHttp,
+  openSqlite,
+};

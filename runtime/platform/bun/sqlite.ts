@@ -1,0 +1,37 @@
+/**
+ * SQLite on Bun: bun:sqlite. Imported only by the Bun platform (never under
+ * Node). Blobs come back as Uint8Array.
+ */
+import { Database } from 'bun:sqlite';
+import type { SqliteDatabase, SqliteStatement } from '../types.js';
+
+const BUSY_TIMEOUT_MS = 5000;
+
+export function openSqlite(path: string): SqliteDatabase {
+  const db = new Database(path, { create: true, readwrite: true });
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = NORMAL');
+  db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  db.exec('PRAGMA foreign_keys = OFF');
+  // One wrapper made once: `.immediate(fn)` runs fn inside
+  // BEGIN IMMEDIATE … COMMIT (a savepoint when nested), ROLLBACK on throw.
+  const tx = db.transaction((fn: () => unknown) => fn());
+  return {
+    exec: (sql) => {
+      db.exec(sql);
+    },
+    prepare: (sql): SqliteStatement => {
+      const st = db.prepare(sql);
+      return {
+        run: (...params) => st.run(...params),
+        // bun:sqlite answers null for "no row"; the interface says undefined.
+        get: (...params) => st.get(...params) ?? undefined,
+        all: (...params) => st.all(...params),
+      };
+    },
+    transaction: <T>(fn: () => T): T => tx.immediate(fn) as T,
+    close: () => {
+      db.close();
+    },
+  };
+}

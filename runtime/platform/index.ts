@@ -1,0 +1,38 @@
+/**
+ * The platform of the runtime we run on, chosen once. Roles get it through
+ * their RoleContext; nothing outside runtime/platform/ names a runtime.
+ */
+import type { Platform } from './types.js';
+
+export * from './types.js';
+
+export type RuntimeName = Platform['name'];
+
+/** Which runtime this process runs on. */
+export function detectRuntime(): RuntimeName {
+  const g = globalThis as { Bun?: unknown; Deno?: unknown };
+  if (g.Bun !== undefined) return 'bun';
+  if (g.Deno !== undefined) return 'deno';
+  return 'node';
+}
+
+let chosen: Promise<Platform> | undefined;
+
+export function getPlatform(): Promise<Platform> {
+  chosen ??= load();
+  return chosen;
+}
+
+async function load(): Promise<Platform> {
+  switch (detectRuntime()) {
+    case 'bun':
+      return (await import('./bun/index.js')).platform;
+    case 'deno': {
+      // Deno runs the Node adapter through its node: modules for now.
+      const { platform } = await import('./node/index.js');
+      return { ...platform, name: 'deno' };
+    }
+    case 'node':
+      return (await import('./node/index.js')).platform;
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * The gateway role: answers `route` with the live msg_servers, least loaded
+ * first. It learns liveness and load from the msg_servers' beats on
+ * `/sysctrl/monitor`; the seed list only covers the first beats.
+ */
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import { encodeFrame, FrameDecoder, GATEWAY_OPS, parseRequest } from '../../protocol/index.js';
+import type { GatewayConfig } from '../../cluster/config.js';
+import type { RoleContext, RoleHandle } from '../../cluster/role.js';
+import type { TcpSocket } from '../../platform/types.js';
+import { joinHostPort, listenError } from '../../platform/address.js';
+import { decodeItems, encodeItems, type Beat } from '../../bus/payloads.js';
+import { RoleStats } from '../../metrics/stats.js';
+
+interface Known {
+  id: string;
+  addr: string;
+  conns: number;
+  lastBeat: number;
+  /** a seed not (yet) confirmed by a beat */
+  seed: boolean;
+}
+
+/** Beats missed before a msg_server is taken as down. */
+const MISSED_BEATS = 3;
+
+export class ServerList {
+  private readonly known = new Map<string, Known>();
+
+  constructor(
+    private readonly beatMs: number,
+    seeds: string[],
+    now = Date.now(),
+  ) {
+    for (const addr of seeds) this.known.set(`seed:${addr}`, { id: addr, addr, conns: 0, lastBeat: now, seed: true });
+  }
+
+  onBeat(b: Beat, now = Date.now()): void {
+    if (b.role !== 'msg_server' || typeof b.id !== 'string' || typeof b.addr !== 'string') return;
+    this.known.delete(`seed:${b.addr}`);
+    this.known.set(b.id, { id: b.id, addr: b.addr, conns: Number(b.conns) || 0, lastBeat: now, seed: false });
+  }
+
+  /** Live msg_servers, least loaded first. */
+  live(now = Date.now()): { id: string; addr: string }[] {
+    const limit = this.beatMs * MISSED_BEATS;
+    const out: Known[] = [];
+    for (const [key, k] of this.known) {
+      if (now - k.lastBeat <= limit) out.push(k);
+      else if (k.seed) this.known.delete(key);
+    }
+    out.sort((a, b) => a.conns - b.conns || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    return out.map((k) => ({ id: k.id, addr: k.addr }));
+  }
+}
+
+export async function startGateway(ctx: RoleContext, config: GatewayConfig): Promise<RoleHandle> {
+  const list = new ServerList(ctx.settings.beat, config.seeds);
+  const stats = new RoleStats();
+  const boot = randomBytes(8).toString('hex');
+  const unsubscribe = await ctx.bus.subscribe(ctx.channels.monitor, (payload) => {
+    for (const b of decodeItems<Beat>(payload)) if (b && typeof b === 'object') list.onBeat(b);
+  });
+  const routeFields = () => ({
+    servers: list.live(),
+    heartbeat: ctx.settings.heartbeat,
+    backoff: { base: ctx.settings.backoff.base, max: ctx.settings.backoff.max },
+  });
+
+  const socks = new Set<{ sock: TcpSocket; lastSeen: number }>();
+  const onConnection = (sock: TcpSocket) => {
+    const entry = { sock, lastSeen: Date.now() };
+    socks.add(entry);
+    const decoder = new FrameDecoder(ctx.settings.maxFrame);
+    let closing = false;
+    sock.onClose(() => socks.delete(entry));
+    sock.onData((chunk) => {
+      entry.lastSeen = Date.now();
+      if (closing) return;
+      const err = decoder.feed(chunk, (payload) => {
+        if (closing) return;
+        const t0 = performance.now();
+        stats.countIn();
+        const p = parseRequest(payload, { ops: GATEWAY_OPS, maxFrame: ctx.settings.maxFrame });
+        if (!p.ok) {
+          sock.write(encodeFrame({ op: 'error', rid: p.rid, code: p.code, message: p.message }));
+          if (p.code === 'bad_frame' || p.code === 'frame_too_large') {
+            closing = true;
+            sock.end();
+          }
+          return;
+        }
+        const req = p.req;
+        if (req.op === 'route') {
+          const f = routeFields();
+          if (f.servers.length === 0) sock.write(encodeFrame({ op: 'error', rid: req.rid, code: 'overloaded', message: 'no msg_server is alive; retry with backoff' }));
+          else sock.write(encodeFrame({ op: 'ok', rid: req.rid, ...f }));
+        } else if (req.op === 'ping') {
+          sock.write(encodeFrame({ op: 'pong', rid: req.rid }));
+        }
+        stats.countOut();
+        stats.latency(performance.now() - t0);
+      });
+      if (err) {
+        closing = true;
+        sock.write(encodeFrame({ op: 'error', code: err, message: err === 'bad_frame' ? 'frame length 0' : `frame larger than maxFrame (${ctx.settings.maxFrame} bytes)` }));
+        sock.end();
+      }
+    });
+  };
+
+  let tcp;
+  try {
+    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection });
+  } catch (err) {
+    await unsubscribe();
+    throw listenError(err, 'gateway', config.id, 'client TCP');
+  }
+
+  const app = new Hono();
+  app.get('/health', (c) => c.json({ ok: true, role: 'gateway', id: config.id }));
+  app.get('/v1/route', (c) => {
+    const f = routeFields();
+    if (f.servers.length === 0) return c.json({ error: { code: 'overloaded', message: 'no msg_server is alive; retry with backoff' } }, 503);
+    return c.json(f);
+  });
+  let http;
+  try {
+    http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
+  } catch (err) {
+    await tcp.close();
+    await unsubscribe();
+    throw listenError(err, 'gateway', config.id, 'HTTP');
+  }
+  const addr = joinHostPort(tcp.host, tcp.port);
+  const httpAddr = joinHostPort(http.host, http.port);
+
+  const beat = () => {
+    const b: Beat = { role: 'gateway', id: config.id, addr, http: httpAddr, pid: process.pid, boot, conns: socks.size, ts: Date.now(), ...stats.take() };
+    ctx.bus.publish(ctx.channels.monitor, encodeItems([b]));
+    const idleLimit = ctx.settings.heartbeat * 2.5;
+    const now = Date.now();
+    for (const s of socks) if (now - s.lastSeen > idleLimit) s.sock.destroy();
+  };
+  beat();
+  const timer = setInterval(beat, ctx.settings.beat);
+  timer.unref?.();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    role: 'gateway',
+    id: config.id,
+    addresses: { tcp: addr, http: httpAddr },
+    stop() {
+      stopped ??= (async () => {
+        clearInterval(timer);
+        await tcp.close();
+        for (const s of socks) s.sock.end();
+        await http.close();
+        await unsubscribe();
+        stats.stop();
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,71 @@
+import { Hono } from 'hono';
+import type { MsgServerConfig } from '../../cluster/config.js';
+import type { RoleContext, RoleHandle } from '../../cluster/role.js';
+import { joinHostPort, listenError } from '../../platform/address.js';
+import { encodeItems, type Beat } from '../../bus/payloads.js';
+import { MsgServer } from './msg_server.js';
+
+export { MsgServer } from './msg_server.js';
+
+/** Starts a msg_server: client TCP listener, HTTP health, its deliver channel, beats and lease. */
+export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig): Promise<RoleHandle> {
+  const server = new MsgServer(ctx, config);
+  const unsubscribe = await ctx.bus.subscribe(ctx.channels.deliver(config.id), server.onDeliver);
+  ctx.bus.onResubscribe(() => server.recheckAll());
+  await server.renewLease(true);
+
+  let tcp;
+  try {
+    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection: (s) => server.accept(s) });
+  } catch (err) {
+    await unsubscribe();
+    throw listenError(err, 'msg_server', config.id, 'client TCP');
+  }
+  server.addr = config.advertise ?? joinHostPort(tcp.host, tcp.port);
+
+  const app = new Hono();
+  app.get('/health', (c) => c.json({ ok: true, role: 'msg_server', id: config.id, addr: server.addr, connections: server.connectionCount }));
+  let http;
+  try {
+    http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
+  } catch (err) {
+    await tcp.close();
+    await unsubscribe();
+    throw listenError(err, 'msg_server', config.id, 'HTTP');
+  }
+
+  const publishBeat = () => ctx.bus.publish(ctx.channels.monitor, encodeBeat(server.beat(), joinHostPort(http.host, http.port)));
+  publishBeat();
+  const beatTimer = setInterval(() => {
+    publishBeat();
+    server.renewLease(false).catch((err) => ctx.log.warn(`lease renewal failed: ${(err as Error).message}`));
+  }, ctx.settings.beat);
+  const sweepTimer = setInterval(() => server.sweepIdle(Date.now()), Math.max(250, Math.min(5000, ctx.settings.heartbeat / 2)));
+  beatTimer.unref?.();
+  sweepTimer.unref?.();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    role: 'msg_server',
+    id: config.id,
+    addresses: { tcp: server.addr, http: joinHostPort(http.host, http.port) },
+    stop() {
+      stopped ??= (async () => {
+        clearInterval(beatTimer);
+        clearInterval(sweepTimer);
+        await tcp.close();
+        await server.drainAll();
+        server.flush();
+        await ctx.store.dropLease(config.id, server.boot).catch(() => undefined);
+        await unsubscribe();
+        await http.close();
+        server.stats.stop();
+      })();
+      return stopped;
+    },
+  };
+}
+
+function encodeBeat(beat: Beat, http: string): Uint8Array {
+  return encodeItems([{ ...beat, http }]);
+}

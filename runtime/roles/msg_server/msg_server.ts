@@ -1,0 +1,394 @@
+/**
+ * The msg_server role: holds client connections; login, ping, logout, send,
+ * ack, sync; appends to inboxes, pushes to its local connections, and hands
+ * messages for users on other msg_servers to the router.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseRequest, verifyToken, type Op, type Request } from '../../protocol/index.js';
+import type { LoginReq, SendReq, SyncReq, AckReq, PingReq, LogoutReq } from '../../protocol/types.js';
+import type { MsgServerConfig } from '../../cluster/config.js';
+import type { RoleContext } from '../../cluster/role.js';
+import type { TcpSocket } from '../../platform/types.js';
+import type { DirEntry, StoredMessage } from '../../store/store.js';
+import { asStoredMessage, BatchPublisher, decodeItems, type Beat, type ClientStatusItem, type DeliverItem, type SendItem } from '../../bus/payloads.js';
+import { RoleStats } from '../../metrics/stats.js';
+import { Conn, msgFrame } from './connection.js';
+
+/** Ops this msg_server serves (topics arrive with the topic store). */
+export const SERVED_OPS: ReadonlySet<Op> = new Set<Op>(['login', 'ping', 'logout', 'send', 'ack', 'sync']);
+
+/** A mid unique in the cluster forever: time-ordered prefix + 64 random bits. */
+let midCounter = 0;
+const midNode = randomBytes(4).toString('hex');
+export function newMid(now: number): string {
+  midCounter = (midCounter + 1) & 0xffffff;
+  return now.toString(36) + midNode + midCounter.toString(36).padStart(5, '0') + randomBytes(4).toString('hex');
+}
+
+export class MsgServer {
+  readonly boot = randomBytes(8).toString('hex');
+  readonly stats = new RoleStats();
+  /** local connections of each user (every device) */
+  private readonly byUser = new Map<string, Set<Conn>>();
+  private readonly conns = new Set<Conn>();
+  private readonly pub: BatchPublisher;
+  private stopping = false;
+  addr = '';
+
+  constructor(
+    readonly ctx: RoleContext,
+    readonly config: MsgServerConfig,
+  ) {
+    this.pub = new BatchPublisher(ctx.bus);
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get connectionCount(): number {
+    return this.conns.size;
+  }
+
+  // ---- connections -------------------------------------------------------
+
+  accept(sock: TcpSocket): void {
+    if (this.stopping) {
+      sock.destroy();
+      return;
+    }
+    const conn = new Conn(
+      sock,
+      this.ctx.settings.maxFrame,
+      {
+        readInbox: async (user, after, limit) => (await this.ctx.store.readInbox(user, after, limit)).messages,
+        onPushed: (n) => this.stats.countOut(n),
+        onSlow: (c) => c.kick('slow'),
+      },
+      this.ctx.settings.maxOutBuffer,
+    );
+    this.conns.add(conn);
+    sock.onData((chunk) => this.onData(conn, chunk));
+    sock.onClose(() => void this.onClose(conn));
+  }
+
+  private onData(conn: Conn, chunk: Uint8Array): void {
+    conn.lastSeen = Date.now();
+    if (conn.closing) return;
+    const err = conn.decoder.feed(chunk, (payload) => {
+      // The payload view is only valid during this call: keep a copy.
+      conn.requests.push(payload.slice());
+    });
+    if (err) {
+      // Replies to frames before the bad one keep their order: queue the error too.
+      conn.requests.push(err === 'frame_too_large' ? TOO_LARGE : BAD_FRAME);
+    }
+    if (!conn.busy) void this.drain(conn);
+  }
+
+  /** Handles queued requests one at a time, in arrival order. */
+  private async drain(conn: Conn): Promise<void> {
+    conn.busy = true;
+    try {
+      while (conn.requests.length && !conn.closing) {
+        const payload = conn.requests.shift()!;
+        if (payload === TOO_LARGE || payload === BAD_FRAME) {
+          conn.error(payload === TOO_LARGE ? 'frame_too_large' : 'bad_frame', payload === TOO_LARGE ? `frame larger than maxFrame (${this.ctx.settings.maxFrame} bytes)` : 'frame length 0');
+          conn.closing = true;
+          conn.sock.end();
+          break;
+        }
+        const t0 = performance.now();
+        this.stats.countIn();
+        const parsed = parseRequest(payload, { ops: SERVED_OPS, maxFrame: this.ctx.settings.maxFrame });
+        if (!parsed.ok) {
+          conn.error(parsed.code, parsed.message, parsed.rid);
+          if (parsed.code === 'bad_frame' || parsed.code === 'frame_too_large') {
+            conn.closing = true;
+            conn.sock.end();
+            break;
+          }
+          continue;
+        }
+        try {
+          await this.handle(conn, parsed.req);
+        } catch (err) {
+          this.ctx.log.error(`${parsed.req.op} failed: ${(err as Error)?.message ?? err}`);
+          conn.error('internal', 'server fault; the request may be retried', parsed.req.rid);
+        }
+        this.stats.latency(performance.now() - t0);
+      }
+    } finally {
+      conn.busy = false;
+    }
+  }
+
+  private async handle(conn: Conn, req: Request): Promise<void> {
+    if (req.op === 'login') return this.login(conn, req);
+    if (req.op === 'ping') return this.ping(conn, req);
+    if (!conn.loggedIn) {
+      conn.error('not_logged_in', `log in before "${req.op}"`, req.rid);
+      return;
+    }
+    switch (req.op) {
+      case 'logout':
+        return this.logout(conn, req);
+      case 'send':
+        return this.send(conn, req);
+      case 'ack':
+        return this.ack(conn, req);
+      case 'sync':
+        return this.sync(conn, req);
+      default:
+        conn.error('unknown_op', `unknown op "${req.op}"`, req.rid);
+    }
+  }
+
+  private async onClose(conn: Conn): Promise<void> {
+    this.conns.delete(conn);
+    conn.closing = true;
+    const user = conn.user;
+    if (user === undefined) return;
+    this.unregister(conn);
+    if (conn.push) {
+      try {
+        await this.ctx.store.removeSession(user, conn.device, conn.gen);
+      } catch {
+        // the lease expires and the manager removes it
+      }
+      this.status({ k: 'logout', user, device: conn.device, server: this.id, gen: conn.gen, ts: Date.now() });
+    }
+  }
+
+  private register(conn: Conn): void {
+    let set = this.byUser.get(conn.user!);
+    if (!set) this.byUser.set(conn.user!, (set = new Set()));
+    set.add(conn);
+  }
+
+  private unregister(conn: Conn): void {
+    const set = this.byUser.get(conn.user!);
+    if (!set) return;
+    set.delete(conn);
+    if (set.size === 0) this.byUser.delete(conn.user!);
+  }
+
+  private status(item: ClientStatusItem): void {
+    this.pub.add(this.ctx.channels.clientStatus, item);
+  }
+
+  // ---- ops -----------------------------------------------------------------
+
+  async login(conn: Conn, req: LoginReq): Promise<void> {
+    if (conn.loggedIn) {
+      conn.error('bad_request', 'already logged in on this connection', req.rid);
+      return;
+    }
+    if (this.ctx.auth.mode === 'token') {
+      const v = verifyToken(this.ctx.auth.secret, req.token, req.user);
+      if (!v.ok) {
+        conn.error('auth_failed', v.reason, req.rid);
+        conn.closing = true;
+        conn.sock.end();
+        return;
+      }
+    }
+    // Login writes before it reads: the directory entry, then head and backlog.
+    const res = await this.ctx.store.login({ user: req.user, device: req.device, server: this.id, boot: this.boot, push: req.push });
+    if (conn.closing) {
+      if (req.push) await this.ctx.store.removeSession(req.user, req.device, res.gen).catch(() => false);
+      return;
+    }
+    conn.user = req.user;
+    conn.device = req.device;
+    conn.push = req.push;
+    conn.gen = res.gen;
+    const head = res.head;
+    const from = Math.max(res.acked, head.first - 1);
+    if (req.push) {
+      conn.hold(head.seq + 1);
+      this.register(conn);
+      this.replaceOlder(req.user, req.device, res.gen, res.replaced);
+    }
+    conn.reply({ op: 'ok', rid: req.rid, user: req.user, device: req.device, server: this.id, seq: head.seq, acked: res.acked, first: head.first, epoch: head.epoch });
+    if (!req.push) return;
+    this.status({ k: 'login', user: req.user, device: req.device, server: this.id, gen: res.gen, ts: Date.now() });
+    // The backlog, oldest first, at most loginPush; the rest is for sync.
+    try {
+      const want = Math.min(this.ctx.settings.loginPush, head.seq - from);
+      let after = from;
+      let left = want;
+      while (left > 0 && !conn.closing) {
+        const { messages } = await this.ctx.store.readInbox(req.user, after, Math.min(left, 1000));
+        if (messages.length === 0) break;
+        for (const m of messages) {
+          if (m.seq > head.seq) break;
+          conn.write(msgFrame(m));
+        }
+        this.stats.countOut(messages.length);
+        after = messages[messages.length - 1]!.seq;
+        left -= messages.length;
+      }
+    } finally {
+      conn.release(head.seq + 1);
+    }
+  }
+
+  /** Ends local sessions of user+device older than `gen`, and asks the server of the replaced entry to do the same. */
+  private replaceOlder(user: string, device: string, gen: number, replaced?: DirEntry): void {
+    this.kickOlder(user, device, gen);
+    if (replaced && (replaced.server !== this.id || replaced.boot !== this.boot)) {
+      const item: DeliverItem = { k: 'kick', user, device, gen };
+      this.pub.add(this.ctx.channels.deliver(replaced.server), item);
+    }
+  }
+
+  private kickOlder(user: string, device: string, gen: number): void {
+    const set = this.byUser.get(user);
+    if (!set) return;
+    for (const c of set) {
+      if (c.device === device && c.push && c.gen < gen) {
+        this.unregister(c);
+        c.kick('replaced');
+        this.status({ k: 'kick', user, device, server: this.id, gen: c.gen, reason: 'replaced', ts: Date.now() });
+      }
+    }
+  }
+
+  async ping(conn: Conn, req: PingReq): Promise<void> {
+    if (!conn.loggedIn) {
+      conn.reply({ op: 'pong', rid: req.rid });
+      return;
+    }
+    const { head, gen } = await this.ctx.store.check(conn.user!, conn.device);
+    if (conn.push && gen > conn.gen) {
+      // A newer login of this device exists somewhere in the cluster.
+      this.unregister(conn);
+      conn.kick('replaced');
+      return;
+    }
+    // Repair lost pushes before answering, so a pong means "you have it all".
+    if (conn.push) await conn.fill(head.seq);
+    conn.reply({ op: 'pong', rid: req.rid, seq: head.seq });
+  }
+
+  async logout(conn: Conn, req: LogoutReq): Promise<void> {
+    const user = conn.user!;
+    this.unregister(conn);
+    if (conn.push) {
+      await this.ctx.store.removeSession(user, conn.device, conn.gen);
+      this.status({ k: 'logout', user, device: conn.device, server: this.id, gen: conn.gen, ts: Date.now() });
+    }
+    conn.user = undefined;
+    conn.reply({ op: 'ok', rid: req.rid });
+    conn.closing = true;
+    conn.sock.end();
+  }
+
+  async send(conn: Conn, req: SendReq): Promise<void> {
+    const ts = Date.now();
+    const res = await this.ctx.store.appendP2P({ from: conn.user!, to: req.to, mid: newMid(ts), body: req.body, ts, cid: req.cid });
+    conn.reply({ op: 'ok', rid: req.rid, mid: res.mid, seq: res.seq, ts: res.ts });
+    if (res.duplicate) return;
+    const msg: StoredMessage = { seq: res.seq, mid: res.mid, from: conn.user!, to: req.to, body: req.body, ts: res.ts };
+    this.deliverLocal(req.to, msg);
+    if (res.sessions.some((s) => s.server !== this.id)) {
+      const item: SendItem = { origin: this.id, to: req.to, msg };
+      this.pub.add(this.ctx.channels.send, item);
+    }
+  }
+
+  async ack(conn: Conn, req: AckReq): Promise<void> {
+    await this.ctx.store.ack(conn.user!, conn.device, req.seq);
+  }
+
+  async sync(conn: Conn, req: SyncReq): Promise<void> {
+    const { messages, head } = await this.ctx.store.readInbox(conn.user!, req.after, req.limit);
+    for (const m of messages) conn.write(msgFrame(m, req.rid));
+    this.stats.countOut(messages.length);
+    const last = messages.length ? messages[messages.length - 1]!.seq : req.after;
+    const more = last < head.seq && head.first <= head.seq;
+    conn.reply({ op: 'ok', rid: req.rid, last, more, first: head.first, epoch: head.epoch });
+  }
+
+  // ---- pushes from the bus -------------------------------------------------
+
+  deliverLocal(user: string, msg: StoredMessage): void {
+    const set = this.byUser.get(user);
+    if (!set) return;
+    for (const c of set) c.pushMsg(msg);
+  }
+
+  onDeliver = (payload: Uint8Array): void => {
+    for (const item of decodeItems<DeliverItem>(payload)) {
+      if (!item || typeof item !== 'object') continue;
+      if (item.k === 'msg' && typeof item.user === 'string' && item.msg) this.deliverLocal(item.user, asStoredMessage(item.msg));
+      else if (item.k === 'kick' && typeof item.user === 'string') this.kickOlder(item.user, item.device, item.gen);
+    }
+  };
+
+  /** After the bus came back: pushes may have been lost; each session checks the store. */
+  recheckAll(): void {
+    for (const c of this.conns) {
+      if (!c.loggedIn || !c.push) continue;
+      void this.ctx.store
+        .head(c.user!)
+        .then((h) => c.fill(h.seq))
+        .catch(() => undefined);
+    }
+  }
+
+  // ---- liveness, lease, beats ------------------------------------------------
+
+  /** Closes connections from which nothing arrived for 2.5 × heartbeat. */
+  sweepIdle(now: number): void {
+    const limit = this.ctx.settings.heartbeat * 2.5;
+    for (const c of this.conns) {
+      if (now - c.lastSeen > limit) {
+        c.closing = true;
+        c.sock.destroy();
+      }
+    }
+  }
+
+  /** Renews the lease; if it had expired, writes back this server's directory entries. */
+  async renewLease(first: boolean): Promise<void> {
+    const alive = await this.ctx.store.renewLease(this.id, this.boot, this.ctx.settings.beat * 3);
+    if (alive || first) return;
+    this.ctx.log.warn('lease had expired: re-registering local sessions');
+    for (const c of this.conns) {
+      if (!c.loggedIn || !c.push) continue;
+      const ok = await this.ctx.store.restoreSession({ user: c.user!, device: c.device, server: this.id, boot: this.boot, gen: c.gen });
+      if (!ok) {
+        this.unregister(c);
+        c.kick('replaced');
+      }
+    }
+  }
+
+  beat(): Beat {
+    const s = this.stats.take();
+    return { role: 'msg_server', id: this.id, addr: this.addr, pid: process.pid, boot: this.boot, conns: this.conns.size, ts: Date.now(), ...s };
+  }
+
+  /** Drain: kick `draining` to every client, remove their directory entries. */
+  async drainAll(): Promise<void> {
+    this.stopping = true;
+    const removals: Promise<unknown>[] = [];
+    for (const c of this.conns) {
+      if (c.loggedIn && c.push) {
+        this.unregister(c);
+        removals.push(this.ctx.store.removeSession(c.user!, c.device, c.gen).catch(() => false));
+      }
+      c.kick('draining');
+    }
+    await Promise.all(removals);
+  }
+
+  flush(): void {
+    this.pub.flush();
+  }
+}
+
+const TOO_LARGE = new Uint8Array(0);
+const BAD_FRAME = new Uint8Array(0);

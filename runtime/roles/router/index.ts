@@ -1,0 +1,75 @@
+/**
+ * The router role: takes p2p messages from `/sysctrl/send`, finds which
+ * msg_servers hold the recipient in the session directory, and forwards to
+ * each of them on `/sysctrl/deliver/<server-id>` — never to every msg_server.
+ */
+import { randomBytes } from 'node:crypto';
+import { Hono } from 'hono';
+import type { RouterConfig } from '../../cluster/config.js';
+import type { RoleContext, RoleHandle } from '../../cluster/role.js';
+import { joinHostPort, listenError } from '../../platform/address.js';
+import { asStoredMessage, BatchPublisher, decodeItems, encodeItems, type Beat, type DeliverItem, type SendItem } from '../../bus/payloads.js';
+import { RoleStats } from '../../metrics/stats.js';
+
+export async function startRouter(ctx: RoleContext, config: RouterConfig): Promise<RoleHandle> {
+  const stats = new RoleStats();
+  const boot = randomBytes(8).toString('hex');
+  const pub = new BatchPublisher(ctx.bus);
+
+  const route = async (item: SendItem) => {
+    const t0 = performance.now();
+    stats.countIn();
+    const sessions = await ctx.store.sessions(item.to);
+    const servers = new Set<string>();
+    for (const s of sessions) if (s.server !== item.origin) servers.add(s.server);
+    const out: DeliverItem = { k: 'msg', user: item.to, msg: asStoredMessage(item.msg) };
+    for (const server of servers) {
+      pub.add(ctx.channels.deliver(server), out);
+      stats.countOut();
+    }
+    stats.latency(performance.now() - t0);
+  };
+
+  const unsubscribe = await ctx.bus.subscribe(ctx.channels.send, (payload) => {
+    for (const item of decodeItems<SendItem>(payload)) {
+      if (!item || typeof item !== 'object' || typeof item.to !== 'string' || !item.msg) continue;
+      // A lost push is repaired by the recipient's next ping: log, never crash.
+      route(item).catch((err) => ctx.log.warn(`routing to ${item.to} failed: ${(err as Error).message}`));
+    }
+  });
+
+  const app = new Hono();
+  app.get('/health', (c) => c.json({ ok: true, role: 'router', id: config.id }));
+  let http;
+  try {
+    http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
+  } catch (err) {
+    await unsubscribe();
+    throw listenError(err, 'router', config.id, 'HTTP');
+  }
+  const httpAddr = joinHostPort(http.host, http.port);
+  const beat = () => {
+    const b: Beat = { role: 'router', id: config.id, http: httpAddr, pid: process.pid, boot, conns: 0, ts: Date.now(), ...stats.take() };
+    ctx.bus.publish(ctx.channels.monitor, encodeItems([b]));
+  };
+  beat();
+  const timer = setInterval(beat, ctx.settings.beat);
+  timer.unref?.();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    role: 'router',
+    id: config.id,
+    addresses: { http: httpAddr },
+    stop() {
+      stopped ??= (async () => {
+        clearInterval(timer);
+        pub.flush();
+        await unsubscribe();
+        await http.close();
+        stats.stop();
+      })();
+      return stopped;
+    },
+  };
+}

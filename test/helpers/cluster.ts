@@ -1,0 +1,88 @@
+/**
+ * An in-process cluster for tests: in-process bus, SQLite store in a temp
+ * directory, a router, N msg_servers and a gateway, every port from the OS.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { channels } from '../../runtime/bus/bus.js';
+import { createMemoryBus } from '../../runtime/bus/memory.js';
+import { DEFAULT_SETTINGS, type Settings } from '../../runtime/cluster/config.js';
+import type { RoleContext, RoleHandle } from '../../runtime/cluster/role.js';
+import { getPlatform } from '../../runtime/platform/index.js';
+import { openSqliteStore } from '../../runtime/store/sqlite.js';
+import type { Store } from '../../runtime/store/store.js';
+import { startGateway } from '../../runtime/roles/gateway/index.js';
+import { startMsgServer } from '../../runtime/roles/msg_server/index.js';
+import { startRouter } from '../../runtime/roles/router/index.js';
+import { signToken } from '../../runtime/protocol/token.js';
+
+export interface TestCluster {
+  dir: string;
+  secret: string;
+  store: Store;
+  gateway: string;
+  msgServers: RoleHandle[];
+  /** client address of msg_server i */
+  ms(i: number): string;
+  token(user: string, ttlSeconds?: number): string;
+  ctx: RoleContext;
+  /** stops the roles and the store; keeps the directory unless `remove` */
+  stop(remove?: boolean): Promise<void>;
+  /** starts another msg_server on this cluster */
+  addMsgServer(id: string): Promise<RoleHandle>;
+}
+
+export async function startTestCluster(opts: { msgServers?: number; settings?: Partial<Settings>; dir?: string; auth?: 'token' | 'none'; secret?: string } = {}): Promise<TestCluster> {
+  const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'fishchat-test-'));
+  const platform = await getPlatform();
+  const settings: Settings = { ...DEFAULT_SETTINGS, ...opts.settings };
+  const store = await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')), {
+    retentionMs: settings.retentionMs,
+    maxInbox: settings.maxInbox,
+    cidWindowMs: settings.cidWindowMs,
+  });
+  const bus = createMemoryBus();
+  const secret = opts.secret ?? 'test-secret-' + Math.random().toString(36).slice(2);
+  const logs: string[] = [];
+  const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) };
+  const ctx: RoleContext = {
+    cluster: 'test',
+    channels: channels('test'),
+    settings,
+    auth: { mode: opts.auth ?? 'token', secret },
+    bus,
+    store,
+    platform,
+    log,
+  };
+  const roles: RoleHandle[] = [];
+  roles.push(await startRouter(ctx, { role: 'router', id: 'router', httpHost: '127.0.0.1', httpPort: 0 }));
+  const msgServers: RoleHandle[] = [];
+  const addMsgServer = async (id: string) => {
+    const h = await startMsgServer(ctx, { role: 'msg_server', id, host: '127.0.0.1', port: 0, httpHost: '127.0.0.1', httpPort: 0 });
+    msgServers.push(h);
+    roles.push(h);
+    return h;
+  };
+  for (let i = 0; i < (opts.msgServers ?? 2); i++) await addMsgServer(`ms-${i}`);
+  const gw = await startGateway(ctx, { role: 'gateway', id: 'gateway', host: '127.0.0.1', port: 0, httpHost: '127.0.0.1', httpPort: 0, seeds: msgServers.map((m) => m.addresses.tcp!) });
+  roles.push(gw);
+  return {
+    dir,
+    secret,
+    store,
+    gateway: gw.addresses.tcp!,
+    msgServers,
+    ms: (i) => msgServers[i]!.addresses.tcp!,
+    token: (user, ttl) => signToken(secret, user, { ttlSeconds: ttl }),
+    ctx,
+    addMsgServer,
+    async stop(remove = true) {
+      for (const r of roles.reverse()) await r.stop().catch(() => undefined);
+      await bus.close();
+      await store.close();
+      if (remove) rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

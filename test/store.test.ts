@@ -1,0 +1,119 @@
+/**
+ * The Store contract against the embedded SQLite store on a temp file:
+ * better-sqlite3 under Node, bun:sqlite under Bun. Plus what only the SQLite
+ * store has: group-commit failure isolation, WAL mode, the schema version.
+ *
+ *   node --import tsx --test test/store.test.ts
+ *   bun test test/store.test.ts
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { SqliteDatabase } from '../runtime/platform/types.js';
+import { openSqliteStore, SQLITE_SCHEMA_VERSION, type StoreLimits } from '../runtime/store/index.js';
+import { storeContract } from './store-contract.js';
+
+const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
+const { openSqlite }: { openSqlite: (path: string) => SqliteDatabase } = isBun
+  ? await import('../runtime/platform/bun/sqlite.js')
+  : await import('../runtime/platform/node/sqlite.js');
+const driver = isBun ? 'bun:sqlite' : 'better-sqlite3';
+
+async function tempFile(): Promise<{ path: string; remove: () => Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'fishchat-store-'));
+  return { path: join(dir, 'store.db'), remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+storeContract(`sqlite (${driver})`, async (limits?: Partial<StoreLimits>) => {
+  const file = await tempFile();
+  let store = await openSqliteStore(openSqlite(file.path), limits);
+  return {
+    store,
+    reopen: async () => {
+      await store.close();
+      store = await openSqliteStore(openSqlite(file.path), limits);
+      return store;
+    },
+    cleanup: async () => {
+      await store.close();
+      await file.remove();
+    },
+  };
+});
+
+describe(`SqliteStore (${driver})`, () => {
+  it('opens the file in WAL mode with synchronous=NORMAL', async () => {
+    const file = await tempFile();
+    const db = openSqlite(file.path);
+    try {
+      assert.equal(String(db.prepare('PRAGMA journal_mode').get()?.journal_mode).toLowerCase(), 'wal');
+      assert.equal(db.prepare('PRAGMA synchronous').get()?.synchronous, 1);
+      assert.ok(Number(db.prepare('PRAGMA busy_timeout').get()?.timeout) > 0);
+    } finally {
+      db.close();
+      await file.remove();
+    }
+  });
+
+  it('a failing op in a batch rejects only itself; the others keep call order', async () => {
+    const file = await tempFile();
+    const store = await openSqliteStore(openSqlite(file.path));
+    try {
+      const ok = (i: number) =>
+        store.appendP2P({ from: 'a', to: 'b', mid: randomUUID(), body: new Uint8Array([i]), ts: Date.now() });
+      // a body SQLite cannot bind makes that one op throw inside the batch
+      const bad = store.appendP2P({
+        from: 'a',
+        to: 'b',
+        mid: randomUUID(),
+        body: (() => 1) as unknown as Uint8Array,
+        ts: Date.now(),
+      });
+      const results = await Promise.allSettled([ok(1), ok(2), bad, ok(3), store.ack('b', 'd', 9)]);
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled'],
+      );
+      const values = results.map((r) => (r.status === 'fulfilled' ? r.value : undefined));
+      assert.deepEqual(
+        values.slice(0, 2).map((v) => (v as { seq: number }).seq),
+        [1, 2],
+      );
+      assert.equal((values[3] as { seq: number }).seq, 3);
+      assert.equal(values[4], 3);
+      const { messages } = await store.readInbox('b', 0, 10);
+      assert.deepEqual(
+        messages.map((m) => m.body[0]),
+        [1, 2, 3],
+      );
+    } finally {
+      await store.close();
+      await file.remove();
+    }
+  });
+
+  it('refuses a file from a newer schema', async () => {
+    const file = await tempFile();
+    try {
+      const db = openSqlite(file.path);
+      (await openSqliteStore(db)).close();
+      const raw = openSqlite(file.path);
+      raw.prepare('UPDATE schema_version SET version = ?').run(SQLITE_SCHEMA_VERSION + 1);
+      await assert.rejects(openSqliteStore(raw), /schema version/);
+      raw.close();
+    } finally {
+      await file.remove();
+    }
+  });
+
+  it('calls after close reject', async () => {
+    const file = await tempFile();
+    const store = await openSqliteStore(openSqlite(file.path));
+    await store.close();
+    await assert.rejects(store.appendP2P({ from: 'a', to: 'b', mid: 'm', body: new Uint8Array(1), ts: 1 }));
+    await file.remove();
+  });
+});
