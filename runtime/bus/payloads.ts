@@ -3,7 +3,7 @@
  * an array of items per publish, so a busy publisher sends many items in one
  * message (BatchPublisher flushes once per event-loop turn per channel).
  */
-import { Encoder } from 'cbor-x';
+import { Encoder } from 'cbor-x/index-no-eval';
 import type { StoredMessage } from '../store/store.js';
 import type { Bus } from './bus.js';
 

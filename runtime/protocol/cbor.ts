@@ -28,44 +28,76 @@ const U64_LIMIT = 1n << 64n;
 const MAX_ENCODE_DEPTH = 1000;
 const textEncoder = new TextEncoder();
 
+const SLAB = 16384;
+
 /**
- * A growable output buffer with a CBOR writer on top. One writer is shared by
- * encodeCbor/encodeFrame (results are copied out with one `slice`), so the hot
- * path allocates only the returned bytes. Usable on its own to coalesce many
- * frames into one write.
+ * A CBOR writer over a slab of memory. Each value is written after the
+ * previous one (begin() … then view() or copy()), so a value handed out as a
+ * view is never written over. When a value does not fit, only that value moves
+ * to a new slab. One writer is shared by encodeCbor/encodeFrame; it can also be
+ * used on its own (e.g. to coalesce many frames into one write).
  */
 export class CborWriter {
   buf: Uint8Array;
-  view: DataView;
+  dv: DataView;
+  /** where the value being written begins in buf */
+  start = 0;
   pos = 0;
   private depth = 0;
 
-  constructor(initialSize = 16384) {
-    this.buf = new Uint8Array(initialSize);
-    this.view = new DataView(this.buf.buffer);
+  constructor(private readonly slabSize = SLAB) {
+    this.buf = new Uint8Array(slabSize);
+    this.dv = new DataView(this.buf.buffer);
   }
 
-  /** Forgets what was written (keeps the buffer). */
-  reset(): void {
-    this.pos = 0;
+  /** Starts a new value (what was written since the last view()/copy() is dropped). */
+  begin(): void {
+    this.pos = this.start;
     this.depth = 0;
+    const left = this.buf.length - this.pos;
+    // a fresh slab when this one is nearly full, or oversized after a huge value
+    if (left < 512 || this.buf.length > 64 * this.slabSize) this.slab(0);
   }
 
-  /** A copy of the bytes written since reset(). */
-  take(): Uint8Array {
-    return this.buf.slice(0, this.pos);
+  /** Bytes written since begin(). */
+  get length(): number {
+    return this.pos - this.start;
   }
 
-  /** Makes room for n more bytes. */
+  /**
+   * The bytes written since begin(), as a view of the slab (no copy). Shares
+   * its ArrayBuffer with other values from this writer: fine for bytes that are
+   * written out and dropped; use copy() for bytes kept long.
+   */
+  view(): Uint8Array {
+    const out = new Uint8Array(this.buf.buffer, this.buf.byteOffset + this.start, this.pos - this.start);
+    this.start = this.pos;
+    return out;
+  }
+
+  /** A copy of the bytes written since begin() (its own ArrayBuffer); the slab space is reused. */
+  copy(): Uint8Array {
+    const out = this.buf.slice(this.start, this.pos);
+    this.pos = this.start;
+    return out;
+  }
+
+  /** Makes room for n more bytes (may move the current value to a new slab: keep offsets relative to start). */
   ensure(n: number): void {
-    const need = this.pos + n;
-    if (need <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < need) size *= 2;
+    if (this.pos + n <= this.buf.length) return;
+    this.slab(n);
+  }
+
+  private slab(extra: number): void {
+    const used = this.pos - this.start;
+    let size = this.slabSize;
+    while (size < used + extra) size *= 2;
     const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
+    if (used > 0) next.set(this.buf.subarray(this.start, this.pos));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.dv = new DataView(next.buffer);
+    this.start = 0;
+    this.pos = used;
   }
 
   /** Writes a head (major type + argument) with the shortest encoding; 0 <= n <= 2^53. */
@@ -84,12 +116,12 @@ export class CborWriter {
       b[this.pos++] = n & 0xff;
     } else if (n < TWO_32) {
       b[this.pos++] = m | 26;
-      this.view.setUint32(this.pos, n);
+      this.dv.setUint32(this.pos, n);
       this.pos += 4;
     } else {
       b[this.pos++] = m | 27;
-      this.view.setUint32(this.pos, Math.floor(n / TWO_32));
-      this.view.setUint32(this.pos + 4, n >>> 0);
+      this.dv.setUint32(this.pos, Math.floor(n / TWO_32));
+      this.dv.setUint32(this.pos + 4, n >>> 0);
       this.pos += 8;
     }
   }
@@ -125,13 +157,6 @@ export class CborWriter {
       this.buf[this.pos++] = 0xf6;
       return;
     }
-    if (value instanceof Uint8Array) {
-      this.head(2, value.length);
-      this.ensure(value.length);
-      this.buf.set(value, this.pos);
-      this.pos += value.length;
-      return;
-    }
     if (value instanceof RawCbor) {
       const bytes = value.bytes;
       this.ensure(bytes.length);
@@ -139,8 +164,14 @@ export class CborWriter {
       this.pos += bytes.length;
       return;
     }
+    if (value instanceof Uint8Array) {
+      this.head(2, value.length);
+      this.ensure(value.length);
+      this.buf.set(value, this.pos);
+      this.pos += value.length;
+      return;
+    }
     if (++this.depth > MAX_ENCODE_DEPTH) {
-      this.depth = 0;
       throw new RangeError('value nested too deep (cyclic?) to encode as CBOR');
     }
     if (Array.isArray(value)) {
@@ -160,7 +191,7 @@ export class CborWriter {
     if (n < 24) {
       // The count fits the 1-byte head whatever it ends up being: patch it after.
       this.ensure(1);
-      const at = this.pos++;
+      const at = this.pos++ - this.start; // relative: ensure() may move the value
       let count = 0;
       for (let i = 0; i < n; i++) {
         const k = keys[i] as string;
@@ -170,7 +201,7 @@ export class CborWriter {
         this.write(v);
         count++;
       }
-      this.buf[at] = 0xa0 | count;
+      this.buf[this.start + at] = 0xa0 | count;
       return;
     }
     let count = 0;
@@ -193,7 +224,7 @@ export class CborWriter {
     }
     this.ensure(9);
     this.buf[this.pos++] = 0xfb;
-    this.view.setFloat64(this.pos, v);
+    this.dv.setFloat64(this.pos, v);
     this.pos += 8;
   }
 
@@ -210,40 +241,40 @@ export class CborWriter {
     }
     this.ensure(9);
     this.buf[this.pos++] = (major << 5) | 27;
-    this.view.setBigUint64(this.pos, v);
+    this.dv.setBigUint64(this.pos, v);
     this.pos += 8;
   }
 
   text(s: string): void {
     const n = s.length;
-    if (n < 128) {
-      // Short strings (every key, most values): count UTF-8 bytes, then write by hand.
-      let blen = n;
-      let ascii = true;
-      for (let i = 0; i < n; i++) {
+    if (n < 24) {
+      // Most keys and values: short ASCII, written in one pass (head byte = 0x60 | n).
+      this.ensure(1 + n);
+      const b = this.buf;
+      let p = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
         const c = s.charCodeAt(i);
-        if (c >= 0x80) {
-          ascii = false;
-          break;
-        }
+        if (c >= 0x80) break;
+        b[p++] = c;
       }
-      if (!ascii) blen = utf8Length(s);
+      if (i === n) {
+        b[this.pos] = 0x60 | n;
+        this.pos = p;
+        return;
+      }
+    }
+    if (n < 128) {
+      const blen = utf8Length(s);
       this.head(3, blen);
       this.ensure(blen);
-      const b = this.buf;
-      let p = this.pos;
-      if (ascii) {
-        for (let i = 0; i < n; i++) b[p++] = s.charCodeAt(i);
-      } else {
-        p = writeUtf8(s, b, p);
-      }
-      this.pos = p;
+      this.pos = writeUtf8(s, this.buf, this.pos);
       return;
     }
     // Long strings: encodeInto after a head sized for the worst case, then close the gap.
     const max = n * 3;
     const reserved = headSize(max);
-    this.ensure(9 + max); // so head() below never reallocates (which would drop the text)
+    this.ensure(9 + max); // so head() below never moves the buffer (which would drop the text)
     const start = this.pos + reserved;
     const { written } = textEncoder.encodeInto(s, this.buf.subarray(start, start + max));
     const actual = headSize(written);
@@ -307,25 +338,26 @@ function writeUtf8(s: string, b: Uint8Array, p: number): number {
   return p;
 }
 
-let shared: CborWriter | null = new CborWriter();
+const shared = new CborWriter();
+let sharedBusy = false;
 
 /**
- * Runs fn with the shared writer (reset), or a fresh one if the shared writer
- * is in use (re-entrant call) — so results never alias.
+ * The shared writer, begun, or a fresh one if it is in use (a re-entrant call,
+ * e.g. from a getter) so results never alias. Pair with releaseWriter().
  */
-export function withWriter<T>(fn: (w: CborWriter) => T): T {
-  const w = shared ?? new CborWriter(256);
-  const mine = shared === w;
-  if (mine) shared = null;
-  w.reset();
-  try {
-    return fn(w);
-  } finally {
-    if (mine) {
-      // Do not keep a huge buffer alive after an unusually large value.
-      shared = w.buf.length > 1 << 20 ? new CborWriter() : w;
-    }
+export function acquireWriter(): CborWriter {
+  if (sharedBusy) {
+    const w = new CborWriter(1024);
+    w.begin();
+    return w;
   }
+  sharedBusy = true;
+  shared.begin();
+  return shared;
+}
+
+export function releaseWriter(w: CborWriter): void {
+  if (w === shared) sharedBusy = false;
 }
 
 /**
@@ -336,13 +368,16 @@ export function withWriter<T>(fn: (w: CborWriter) => T): T {
  * - string: UTF-8 text; Uint8Array: byte string; arrays; plain objects: maps
  *   with text keys, keys whose value is undefined omitted;
  * - RawCbor: its bytes verbatim.
- * Returns a new Uint8Array owned by the caller.
+ * Returns a new Uint8Array with its own ArrayBuffer (safe to keep).
  */
 export function encodeCbor(value: WireValue): Uint8Array {
-  return withWriter((w) => {
+  const w = acquireWriter();
+  try {
     w.write(value);
-    return w.take();
-  });
+    return w.copy();
+  } finally {
+    releaseWriter(w);
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -3,7 +3,12 @@
  * clients and tests. (Servers validate requests with validate.ts and encode
  * frames with cbor.ts/frame.ts; they never run cbor-x over client input.)
  */
-import { Decoder, Encoder, type Options } from 'cbor-x';
+// The no-eval build of cbor-x: a self-contained copy of cbor-x that never
+// loads the optional native string extractor (cbor-extract). Under Bun 1.4
+// that N-API addon returns garbage or crashes the process (segfault/abort)
+// when a frame holds text of a few thousand bytes or more; the 'cbor-x'
+// entry point loads it whenever it is installed.
+import { Decoder, Encoder, type Options } from 'cbor-x/index-no-eval';
 
 // cbor-x 1.6 options (see node_modules/cbor-x/README.md "Options"):
 // - useRecords: false — no record extension; maps are plain CBOR maps;

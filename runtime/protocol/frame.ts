@@ -1,22 +1,28 @@
 /**
  * Framing of PROTOCOL.md §1: uint32 big-endian length L || L bytes of CBOR.
  */
-import { withWriter, type WireValue } from './cbor.js';
+import { acquireWriter, releaseWriter, type WireValue } from './cbor.js';
 
 /**
  * Encodes one frame: the 4-byte big-endian length, then the map as CBOR
  * (see encodeCbor for the value rules; keys whose value is undefined are
- * omitted). One allocation: the returned bytes.
+ * omitted). No copy and usually no allocation but the returned view: it is
+ * written straight into a shared 16 KiB slab and returned as a view of it
+ * (a plain Uint8Array; later frames never overwrite it). Meant to be written
+ * to a socket and dropped; to keep frame bytes for long, keep a copy
+ * (`frame.slice()`), so one kept frame does not pin a whole slab.
  */
 export function encodeFrame(map: { [k: string]: WireValue | undefined }): Uint8Array {
-  return withWriter((w) => {
+  const w = acquireWriter();
+  try {
     w.ensure(4);
-    w.pos = 4;
+    w.pos += 4;
     w.map(map);
-    const len = w.pos - 4;
-    w.view.setUint32(0, len);
-    return w.take();
-  });
+    w.dv.setUint32(w.start, w.length - 4);
+    return w.view();
+  } finally {
+    releaseWriter(w);
+  }
 }
 
 /**

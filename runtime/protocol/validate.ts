@@ -5,7 +5,7 @@
  */
 import { scanCbor } from './cbor.js';
 import type { ErrorCode } from './errors.js';
-import type { Op, Request } from './types.js';
+import type { LoginReq, Op, Request, SendReq, TopicMembersReq, TopicSendReq } from './types.js';
 
 export type ParseResult = { ok: true; req: Request } | { ok: false; code: ErrorCode; message: string; rid?: number };
 
@@ -71,7 +71,8 @@ function fail(code: ErrorCode, message: string, rid?: number): ParseResult {
 /**
  * Reads the head at p. Returns the argument (as a number; above 2^53 it is
  * approximate, which callers treat as "too big"), -1 for indefinite; sets
- * headEnd. Only used on bytes scanCbor accepted.
+ * headEnd. No bounds checks: only for heads known to be complete (scanned, or
+ * checked by readHeadChecked).
  */
 let headEnd = 0;
 function readArg(b: Uint8Array, p: number): number {
@@ -99,7 +100,7 @@ function readArg(b: Uint8Array, p: number): number {
     return hi * TWO_32 + lo;
   }
   headEnd = p + 1;
-  return -1; // 31 (28..30 never get past scanCbor)
+  return -1; // 31 (28..30 are filtered out before)
 }
 
 /** An unsigned integer item (major 0, no tag, no float) at [p, end): its value (maybe > 2^53), or NOT_UINT. */
@@ -114,7 +115,7 @@ function readUint(b: Uint8Array, p: number, end: number): number {
  * [p, end) as a "binary string" (one char per byte: cheap, exact, never
  * fails), or null if the item is not text.
  */
-function readTextBinary(b: Uint8Array, p: number, end: number): string | null {
+function readTextBinary(b: Uint8Array, p: number, _end: number): string | null {
   if ((b[p] as number) >> 5 !== 3) return null;
   const len = readArg(b, p);
   let q = headEnd;
@@ -126,7 +127,6 @@ function readTextBinary(b: Uint8Array, p: number, end: number): string | null {
     s += binary(b, q, q + clen);
     q += clen;
   }
-  void end;
   return s;
 }
 
@@ -195,7 +195,8 @@ const NAME_RULE = 'must be 1 to 64 characters of [A-Za-z0-9_.@-]';
  * - duplicate top-level keys: `bad_request`;
  * - an op not in PROTOCOL.md or not in opts.ops: `unknown_op`;
  * - field rules of PROTOCOL.md §3–4: `bad_request` naming the field.
- * Unknown fields are ignored. `body` is a copy of the raw bytes of its item.
+ * Unknown fields are ignored. `body` is a copy of the raw bytes of its item
+ * (it outlives the payload buffer).
  */
 export function parseRequest(payload: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }): ParseResult {
   try {
@@ -206,51 +207,150 @@ export function parseRequest(payload: Uint8Array, opts: { ops: ReadonlySet<Op>; 
   }
 }
 
+// Scratch for parse() (synchronous, never re-entered): where each known field's value is.
+const starts = new Int32Array(N_FIELDS);
+const ends = new Int32Array(N_FIELDS);
+const FIELD_NAMES = [...FIELD_SLOTS.keys()];
+
+/** Slot of a known key given its UTF-8 bytes [p, p+len), or -1. */
+function keySlot(b: Uint8Array, p: number, len: number): number {
+  const c0 = b[p];
+  switch (len) {
+    case 2:
+      if (c0 === 0x6f && b[p + 1] === 0x70) return F_OP; // op
+      if (c0 === 0x74 && b[p + 1] === 0x6f) return F_TO; // to
+      return -1;
+    case 3:
+      if (c0 === 0x72 && b[p + 1] === 0x69 && b[p + 2] === 0x64) return F_RID; // rid
+      if (c0 === 0x63 && b[p + 1] === 0x69 && b[p + 2] === 0x64) return F_CID; // cid
+      if (c0 === 0x73 && b[p + 1] === 0x65 && b[p + 2] === 0x71) return F_SEQ; // seq
+      return -1;
+    case 4:
+    case 5:
+    case 6: {
+      // rare enough: compare as a string
+      let s = '';
+      for (let i = 0; i < len; i++) s += String.fromCharCode(b[p + i] as number);
+      return FIELD_SLOTS.get(s) ?? -1;
+    }
+    default:
+      return -1;
+  }
+}
+
+/** Reads a head with bounds checks: the argument (-1: indefinite), or -2 if truncated/reserved. Sets headEnd. */
+function readHeadChecked(b: Uint8Array, p: number, end: number): number {
+  const ai = (b[p] as number) & 0x1f;
+  const size = ai < 24 ? 1 : ai === 24 ? 2 : ai === 25 ? 3 : ai === 26 ? 5 : ai === 27 ? 9 : ai === 31 ? 1 : 0;
+  if (size === 0 || p + size > end) return -2;
+  return readArg(b, p);
+}
+
+function nameAt(b: Uint8Array, slot: number): string | null {
+  const s = readTextBinary(b, starts[slot] as number, ends[slot] as number);
+  return s !== null && isName(s) ? s : null;
+}
+
+/** A text value decoded as UTF-8, or null if not text / not valid UTF-8. */
+function textAt(b: Uint8Array, slot: number): string | null {
+  const raw = readTextBinary(b, starts[slot] as number, ends[slot] as number);
+  return raw === null ? null : fromBinary(raw);
+}
+
+function uintAt(b: Uint8Array, slot: number): number {
+  return readUint(b, starts[slot] as number, ends[slot] as number);
+}
+
+/** Number of Unicode code points of s. */
+function codePoints(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+const BAD_FRAME_MSG = 'frame is not exactly one well-formed CBOR map (or is nested deeper than 64)';
+const UINT_RULE = 'must be an unsigned integer (at most 2^53-1)';
+const LIMIT_RULE = 'must be an integer from 1 to 1000';
+
 function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }): ParseResult {
   const end = b.length;
-  if (end === 0 || scanCbor(b, 0, end, MAX_DEPTH) !== end) {
-    return fail('bad_frame', 'frame is not exactly one well-formed CBOR item (or is nested deeper than 64)');
+  if (end === 0 || (b[0] as number) >> 5 !== 5) {
+    if (end > 0 && scanCbor(b, 0, end, MAX_DEPTH) === end) return fail('bad_frame', 'frame is not a CBOR map');
+    return fail('bad_frame', BAD_FRAME_MSG);
   }
-  if ((b[0] as number) >> 5 !== 5) return fail('bad_frame', 'frame is not a CBOR map');
 
-  // Walk the top-level entries, remembering where each known field's value is.
-  const starts = new Array<number>(N_FIELDS).fill(-1);
-  const ends = new Array<number>(N_FIELDS).fill(-1);
+  // One pass over the top-level entries: keys must be text; each value is
+  // checked for well-formedness (and depth: the frame map is level 1) and its
+  // range remembered.
+  starts.fill(-1);
   let dupKey: string | null = null;
   let unknownKeys: Set<string> | null = null;
-  const count = readArg(b, 0);
+  const count = readHeadChecked(b, 0, end);
+  if (count === -2) return fail('bad_frame', BAD_FRAME_MSG);
   let p = headEnd;
-  for (let i = 0; count < 0 ? b[p] !== 0xff : i < count; i++) {
-    const keyEnd = scanCbor(b, p, end, MAX_DEPTH);
-    const key = readTextBinary(b, p, keyEnd);
-    if (key === null) return fail('bad_frame', 'frame map has a key that is not a text string');
-    const valEnd = scanCbor(b, keyEnd, end, MAX_DEPTH);
-    const slot = FIELD_SLOTS.get(key);
-    if (slot !== undefined) {
-      if (starts[slot] !== -1) dupKey ??= key;
+  for (let i = 0; ; i++) {
+    if (count >= 0) {
+      if (i >= count) break;
+    } else {
+      if (p >= end) return fail('bad_frame', BAD_FRAME_MSG);
+      if (b[p] === 0xff) {
+        p++;
+        break;
+      }
+    }
+    if (p >= end) return fail('bad_frame', BAD_FRAME_MSG);
+    if ((b[p] as number) >> 5 !== 3) {
+      // not text (or not even well-formed): bad_frame either way
+      return fail('bad_frame', 'frame map has a key that is not a text string');
+    }
+    let keyEnd: number;
+    let slot: number;
+    let key: string | null = null;
+    const klen = readHeadChecked(b, p, end);
+    if (klen >= 0) {
+      keyEnd = headEnd + klen;
+      if (keyEnd > end) return fail('bad_frame', BAD_FRAME_MSG);
+      slot = keySlot(b, headEnd, klen);
+    } else {
+      keyEnd = klen === -2 ? -1 : scanCbor(b, p, end, 1);
+      if (keyEnd < 0) return fail('bad_frame', BAD_FRAME_MSG);
+      key = readTextBinary(b, p, keyEnd) as string;
+      slot = FIELD_SLOTS.get(key) ?? -1;
+    }
+    const valEnd = scanCbor(b, keyEnd, end, MAX_DEPTH - 1);
+    if (valEnd < 0) return fail('bad_frame', BAD_FRAME_MSG);
+    if (slot >= 0) {
+      if (starts[slot] !== -1) dupKey ??= FIELD_NAMES[slot] as string;
       else {
         starts[slot] = keyEnd;
         ends[slot] = valEnd;
       }
     } else {
+      key ??= readTextBinary(b, p, keyEnd) as string;
       unknownKeys ??= new Set();
       if (unknownKeys.has(key)) dupKey ??= key;
       else unknownKeys.add(key);
     }
     p = valEnd;
   }
+  if (p !== end) return fail('bad_frame', 'trailing bytes after the frame map');
 
   // op: text, else bad_frame
-  const opStart = starts[F_OP] as number;
-  const opRaw = opStart < 0 ? null : readTextBinary(b, opStart, ends[F_OP] as number);
+  const opRaw = starts[F_OP] < 0 ? null : readTextBinary(b, starts[F_OP] as number, ends[F_OP] as number);
   if (opRaw === null) return fail('bad_frame', 'frame map has no text "op"');
 
   // rid
   let rid: number | undefined;
-  const ridStart = starts[F_RID] as number;
-  if (ridStart >= 0) {
+  if (starts[F_RID] >= 0) {
     if (dupKey === 'rid') return fail('bad_request', 'duplicate key "rid"');
-    const v = readUint(b, ridStart, ends[F_RID] as number);
+    const v = uintAt(b, F_RID);
     if (v < 0 || v >= TWO_32) return fail('bad_request', 'rid must be an unsigned integer below 2^32');
     rid = v;
   }
@@ -260,168 +360,122 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
     return fail('unknown_op', `unknown op ${show(opRaw)}`, rid);
   }
   const op = opRaw as Op;
+  const req = buildRequest(b, op, opts.maxFrame);
+  if (typeof req === 'string') return fail('bad_request', req, rid);
+  if (rid !== undefined) req.rid = rid;
+  return { ok: true, req };
+}
 
-  // Field readers (return an error message, or set the value through the closure).
-  const has = (slot: number) => (starts[slot] as number) >= 0;
-  const name = (slot: number, field: string): string | ParseResult => {
-    const s = readTextBinary(b, starts[slot] as number, ends[slot] as number);
-    if (s === null || !isName(s)) return fail('bad_request', `${field} ${NAME_RULE}`, rid);
-    return s;
-  };
-  const uint = (slot: number, field: string, min: number, max: number, rule: string): number | ParseResult => {
-    const v = readUint(b, starts[slot] as number, ends[slot] as number);
-    if (v < min || v > max) return fail('bad_request', `${field} must be ${rule}`, rid);
-    return v;
-  };
-  const cid = (): string | undefined | ParseResult => {
-    if (!has(F_CID)) return undefined;
-    const raw = readTextBinary(b, starts[F_CID] as number, ends[F_CID] as number);
-    const s = raw === null ? null : fromBinary(raw);
-    if (s === null || s.length < 1 || [...s].length > 64) {
-      return fail('bad_request', 'cid must be text of 1 to 64 characters', rid);
-    }
-    return s;
-  };
-  const body = (): Uint8Array | ParseResult => {
-    if (!has(F_BODY)) return fail('bad_request', 'body is required', rid);
-    const s = starts[F_BODY] as number;
-    const e = ends[F_BODY] as number;
-    if (e - s > opts.maxFrame - BODY_OVERHEAD) {
-      return fail('bad_request', `body must be at most ${opts.maxFrame - BODY_OVERHEAD} bytes of CBOR`, rid);
-    }
-    return b.slice(s, e);
-  };
-  const required = (slot: number, field: string): ParseResult | null =>
-    has(slot) ? null : fail('bad_request', `${field} is required`, rid);
-
-  const withRid = <T extends object>(req: T): ParseResult => {
-    if (rid !== undefined) (req as { rid?: number }).rid = rid;
-    return { ok: true, req: req as unknown as Request };
-  };
-  const isErr = (v: unknown): v is ParseResult => typeof v === 'object' && v !== null && 'ok' in v;
-
+/** The request of a known op from the remembered fields, or a bad_request message. */
+function buildRequest(b: Uint8Array, op: Op, maxFrame: number): Request | string {
   switch (op) {
     case 'ping':
     case 'logout':
-      return withRid({ op });
+      return { op };
 
     case 'route': {
-      if (!has(F_USER)) return withRid({ op });
-      const user = name(F_USER, 'user');
-      if (isErr(user)) return user;
-      return withRid({ op, user });
+      if (starts[F_USER] < 0) return { op };
+      const user = nameAt(b, F_USER);
+      return user === null ? `user ${NAME_RULE}` : { op, user };
     }
 
     case 'login': {
-      const r = required(F_USER, 'user');
-      if (r) return r;
-      const user = name(F_USER, 'user');
-      if (isErr(user)) return user;
+      if (starts[F_USER] < 0) return 'user is required';
+      const user = nameAt(b, F_USER);
+      if (user === null) return `user ${NAME_RULE}`;
       let device = 'default';
-      if (has(F_DEVICE)) {
-        const d = name(F_DEVICE, 'device');
-        if (isErr(d)) return d;
+      if (starts[F_DEVICE] >= 0) {
+        const d = nameAt(b, F_DEVICE);
+        if (d === null) return `device ${NAME_RULE}`;
         device = d;
       }
-      let token: string | undefined;
-      if (has(F_TOKEN)) {
-        const raw = readTextBinary(b, starts[F_TOKEN] as number, ends[F_TOKEN] as number);
-        const t = raw === null ? null : fromBinary(raw);
-        if (t === null) return fail('bad_request', 'token must be text', rid);
-        token = t;
-      }
       let push = true;
-      if (has(F_PUSH)) {
+      if (starts[F_PUSH] >= 0) {
         const v = b[starts[F_PUSH] as number];
-        if (v === 0xf5) push = true;
-        else if (v === 0xf4) push = false;
-        else return fail('bad_request', 'push must be a boolean', rid);
+        if (ends[F_PUSH] - starts[F_PUSH] !== 1 || (v !== 0xf4 && v !== 0xf5)) return 'push must be a boolean';
+        push = v === 0xf5;
       }
-      const req: { op: 'login'; user: string; token?: string; device: string; push: boolean } = { op, user, device, push };
-      if (token !== undefined) req.token = token;
-      return withRid(req);
+      const req: LoginReq = { op, user, device, push };
+      if (starts[F_TOKEN] >= 0) {
+        const t = textAt(b, F_TOKEN);
+        if (t === null) return 'token must be text';
+        req.token = t;
+      }
+      return req;
     }
 
-    case 'send': {
-      const r = required(F_TO, 'to');
-      if (r) return r;
-      const to = name(F_TO, 'to');
-      if (isErr(to)) return to;
-      const bd = body();
-      if (isErr(bd)) return bd;
-      const c = cid();
-      if (isErr(c)) return c;
-      const req: { op: 'send'; to: string; body: Uint8Array; cid?: string } = { op, to, body: bd };
-      if (c !== undefined) req.cid = c;
-      return withRid(req);
+    case 'send':
+    case 'topic_send': {
+      let target: string | null;
+      if (op === 'send') {
+        if (starts[F_TO] < 0) return 'to is required';
+        target = nameAt(b, F_TO);
+        if (target === null) return `to ${NAME_RULE}`;
+      } else {
+        if (starts[F_TOPIC] < 0) return 'topic is required';
+        target = nameAt(b, F_TOPIC);
+        if (target === null) return `topic ${NAME_RULE}`;
+      }
+      if (starts[F_BODY] < 0) return 'body is required';
+      const bs = starts[F_BODY] as number;
+      const be = ends[F_BODY] as number;
+      if (be - bs > maxFrame - BODY_OVERHEAD) return `body must be at most ${maxFrame - BODY_OVERHEAD} bytes of CBOR`;
+      let cid: string | undefined;
+      if (starts[F_CID] >= 0) {
+        const c = textAt(b, F_CID);
+        if (c === null || c.length === 0 || codePoints(c) > 64) return 'cid must be text of 1 to 64 characters';
+        cid = c;
+      }
+      const body = b.slice(bs, be);
+      const req: SendReq | TopicSendReq =
+        op === 'send' ? { op, to: target, body } : { op, topic: target, body };
+      if (cid !== undefined) req.cid = cid;
+      return req;
     }
 
     case 'ack': {
-      const r = required(F_SEQ, 'seq');
-      if (r) return r;
-      const seq = uint(F_SEQ, 'seq', 0, Number.MAX_SAFE_INTEGER, 'an unsigned integer (at most 2^53-1)');
-      if (isErr(seq)) return seq;
-      return withRid({ op, seq });
+      if (starts[F_SEQ] < 0) return 'seq is required';
+      const seq = uintAt(b, F_SEQ);
+      if (seq < 0 || seq > Number.MAX_SAFE_INTEGER) return `seq ${UINT_RULE}`;
+      return { op, seq };
     }
 
     case 'sync': {
-      const r = required(F_AFTER, 'after');
-      if (r) return r;
-      const after = uint(F_AFTER, 'after', 0, Number.MAX_SAFE_INTEGER, 'an unsigned integer (at most 2^53-1)');
-      if (isErr(after)) return after;
+      if (starts[F_AFTER] < 0) return 'after is required';
+      const after = uintAt(b, F_AFTER);
+      if (after < 0 || after > Number.MAX_SAFE_INTEGER) return `after ${UINT_RULE}`;
       let limit = 100;
-      if (has(F_LIMIT)) {
-        const l = uint(F_LIMIT, 'limit', 1, 1000, 'an integer from 1 to 1000');
-        if (isErr(l)) return l;
-        limit = l;
+      if (starts[F_LIMIT] >= 0) {
+        limit = uintAt(b, F_LIMIT);
+        if (limit < 1 || limit > 1000) return `limit ${LIMIT_RULE}`;
       }
-      return withRid({ op, after, limit });
+      return { op, after, limit };
     }
 
     case 'topic_create':
     case 'topic_join':
     case 'topic_leave': {
-      const r = required(F_TOPIC, 'topic');
-      if (r) return r;
-      const topic = name(F_TOPIC, 'topic');
-      if (isErr(topic)) return topic;
-      return withRid({ op, topic });
-    }
-
-    case 'topic_send': {
-      const r = required(F_TOPIC, 'topic');
-      if (r) return r;
-      const topic = name(F_TOPIC, 'topic');
-      if (isErr(topic)) return topic;
-      const bd = body();
-      if (isErr(bd)) return bd;
-      const c = cid();
-      if (isErr(c)) return c;
-      const req: { op: 'topic_send'; topic: string; body: Uint8Array; cid?: string } = { op, topic, body: bd };
-      if (c !== undefined) req.cid = c;
-      return withRid(req);
+      if (starts[F_TOPIC] < 0) return 'topic is required';
+      const topic = nameAt(b, F_TOPIC);
+      return topic === null ? `topic ${NAME_RULE}` : { op, topic };
     }
 
     case 'topic_members': {
-      const r = required(F_TOPIC, 'topic');
-      if (r) return r;
-      const topic = name(F_TOPIC, 'topic');
-      if (isErr(topic)) return topic;
-      let after: string | undefined;
-      if (has(F_AFTER)) {
-        const a = name(F_AFTER, 'after');
-        if (isErr(a)) return a;
-        after = a;
-      }
+      if (starts[F_TOPIC] < 0) return 'topic is required';
+      const topic = nameAt(b, F_TOPIC);
+      if (topic === null) return `topic ${NAME_RULE}`;
       let limit = 1000;
-      if (has(F_LIMIT)) {
-        const l = uint(F_LIMIT, 'limit', 1, 1000, 'an integer from 1 to 1000');
-        if (isErr(l)) return l;
-        limit = l;
+      if (starts[F_LIMIT] >= 0) {
+        limit = uintAt(b, F_LIMIT);
+        if (limit < 1 || limit > 1000) return `limit ${LIMIT_RULE}`;
       }
-      const req: { op: 'topic_members'; topic: string; after?: string; limit: number } = { op, topic, limit };
-      if (after !== undefined) req.after = after;
-      return withRid(req);
+      const req: TopicMembersReq = { op, topic, limit };
+      if (starts[F_AFTER] >= 0) {
+        const after = nameAt(b, F_AFTER);
+        if (after === null) return `after ${NAME_RULE}`;
+        req.after = after;
+      }
+      return req;
     }
   }
 }
