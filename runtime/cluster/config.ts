@@ -71,6 +71,22 @@ export interface RouterConfig {
   httpPort: number;
 }
 
+export interface ManagerConfig {
+  role: 'manager';
+  id: string;
+  /** admin HTTP API; binds 127.0.0.1 unless configured otherwise */
+  httpHost: string;
+  httpPort: number;
+}
+
+export interface MonitorConfig {
+  role: 'monitor';
+  id: string;
+  /** /status, /metrics, /events, dashboard; binds 127.0.0.1 unless configured otherwise */
+  httpHost: string;
+  httpPort: number;
+}
+
 export type RoleConfig = GatewayConfig | MsgServerConfig | RouterConfig;
 
 export interface ClusterConfig {

@@ -1,0 +1,37 @@
+import { Flags } from '@oclif/core';
+import { initCluster, MAX_MSG_SERVERS } from '../../runtime/cluster/index.js';
+import { BaseCommand, binName, clusterDir, dirArg, dirHint, shown } from '../base.js';
+
+export default class Init extends BaseCommand {
+  static override summary = 'Write a cluster directory: fishchat.json, one JSON file per role, and a random secret.';
+  static override description = `Writes fishchat.json (the cluster: roles, redis, runtime, auth, settings), gateway.json, one msg_server.<port>.json per msg_server and router.json, from the templates of this package, and a random secret in .fishchat/secret (mode 0600).
+
+Refuses to overwrite existing files unless --force; an existing secret is always kept, so tokens stay valid.`;
+  static override examples = [
+    { description: 'Write a cluster into the current directory', command: '<%= config.bin %> <%= command.id %>' },
+    { description: 'Write one with three msg_servers into ./chat', command: '<%= config.bin %> <%= command.id %> chat --msg-servers 3' },
+    { description: 'Rewrite the configuration files (the secret is kept)', command: '<%= config.bin %> <%= command.id %> --force' },
+  ];
+  static override args = { dir: dirArg };
+  static override flags = {
+    'msg-servers': Flags.integer({
+      description: `how many msg_servers (ports 19000, 19001, …; HTTP 19100, 19101, …)`,
+      default: 2,
+      min: 1,
+      max: MAX_MSG_SERVERS,
+    }),
+    force: Flags.boolean({ description: 'overwrite existing configuration files', default: false }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(Init);
+    const dir = clusterDir(args.dir);
+    const result = await initCluster(dir, { msgServers: flags['msg-servers'], force: flags.force });
+    for (const f of result.written) {
+      this.log(`wrote  ${shown(f.path)}${f.mode === undefined ? '' : `  (mode ${f.mode.toString(8).padStart(4, '0')})`}`);
+    }
+    if (result.secret.kept) this.log(`kept   ${shown(result.secret.path)}  (the existing secret)`);
+    this.log('');
+    this.log(`next:  ${binName()} up${dirHint(result.dir)}`);
+  }
+}

@@ -1,0 +1,413 @@
+/**
+ * The CLI end to end, as a user runs it: `node bin/run.js …` child processes
+ * (the compiled dist/, so `npm run build` first; `npm test` does), real
+ * sockets, ports from the OS. The CLI always runs on Node, also when this
+ * file runs under Bun.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { verifyToken } from '../runtime/protocol/token.js';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = join(ROOT, 'bin', 'run.js');
+/** Node itself: under `bun test`, process.execPath is bun. */
+const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
+const READY_TIMEOUT_MS = 20_000;
+/** What the CLI must not inherit from the test run (npm_command=exec makes hints say `npx fishchat`). */
+const CLEAN_ENV = { FISHCHAT_SECRET: '', NODE_ENV: '', DEBUG: '', npm_command: '' };
+
+interface Result {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `node bin/run.js ...args` to its end. */
+function fishchat(args: string[], opts: { input?: string; env?: Record<string, string>; cwd?: string } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(NODE, [BIN, ...args], {
+      cwd: opts.cwd ?? ROOT,
+      env: { ...process.env, ...CLEAN_ENV, ...opts.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr });
+    });
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+/** `fishchat up` as a child process, with its output collected as it comes. */
+class Up {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(dir: string) {
+    this.child = spawn(NODE, [BIN, 'up', dir], {
+      cwd: ROOT,
+      env: { ...process.env, ...CLEAN_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  /** Resolves with the output once `pattern` appears on stdout; rejects on exit or timeout. */
+  async waitFor(pattern: RegExp, timeoutMs = READY_TIMEOUT_MS): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    let exited = false;
+    void this.exited.then(() => (exited = true));
+    while (!pattern.test(this.stdout)) {
+      if (exited) throw new Error(`fishchat up exited before ${pattern}:\n${this.stdout}\n${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${this.stdout}\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return this.stdout;
+  }
+
+  /** Stops it; resolves with how it exited. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM') {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
+    try {
+      return await this.exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const dirs: string[] = [];
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'fishchat-cli-'));
+  dirs.push(dir);
+  return dir;
+}
+
+/** A cluster directory from `init`, every listener on port 0 (any free port). */
+async function initPortZero(): Promise<string> {
+  const dir = await tempDir();
+  const r = await fishchat(['init', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { roles: string[] };
+  for (const file of cluster.roles) {
+    const role = JSON.parse(await readFile(join(dir, file), 'utf8')) as Record<string, unknown>;
+    if ('port' in role) role.port = 0;
+    role.httpPort = 0;
+    await writeFile(join(dir, file), JSON.stringify(role, null, 2));
+  }
+  return dir;
+}
+
+/** A port nothing listens on (taken from the OS, then released). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((r) => server.close(() => r()));
+  return port;
+}
+
+const READY_LINE = /^ready {2}(\S+)\s+(\S+)\s+(.*)$/gm;
+
+before(() => {
+  assert.ok(
+    existsSync(join(ROOT, 'dist', 'cli', 'commands', 'up.js')),
+    'dist/ is missing: run `npm run build` first (`npm test` does)',
+  );
+});
+
+after(async () => {
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+describe('fishchat --help', () => {
+  test('every command has help with examples', async () => {
+    const top = await fishchat(['--help']);
+    assert.equal(top.code, 0, top.stderr);
+    for (const cmd of ['init', 'up', 'send', 'token']) {
+      assert.match(top.stdout, new RegExp(`^\\s+${cmd}\\s`, 'm'), `top-level help lists ${cmd}`);
+      const r = await fishchat([cmd, '--help']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /USAGE/);
+      assert.match(r.stdout, /EXAMPLES/);
+    }
+  });
+
+  test('an unknown flag is a usage error without a stack trace', async () => {
+    const r = await fishchat(['init', '--nope']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /--nope/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+});
+
+describe('fishchat init', () => {
+  test('writes fishchat.json, the role files and a 0600 secret, and says what to run next', async () => {
+    const dir = await tempDir();
+    const r = await fishchat(['init', dir]);
+    assert.equal(r.code, 0, r.stderr);
+    const files = ['fishchat.json', 'gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json'];
+    for (const f of files) {
+      assert.ok(existsSync(join(dir, f)), `${f} written`);
+      assert.match(r.stdout, new RegExp(`wrote .*${f.replace(/\./g, '\\.')}`));
+    }
+    const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8'));
+    assert.equal(cluster.auth, 'token');
+    assert.deepEqual(cluster.roles, files.slice(1));
+    const ms = JSON.parse(await readFile(join(dir, 'msg_server.19001.json'), 'utf8'));
+    assert.deepEqual(ms, { role: 'msg_server', id: 'ms-19001', host: '127.0.0.1', port: 19001, httpHost: '127.0.0.1', httpPort: 19101 });
+
+    const secretFile = join(dir, '.fishchat', 'secret');
+    assert.equal((await stat(secretFile)).mode & 0o777, 0o600);
+    assert.match((await readFile(secretFile, 'utf8')).trim(), /^[A-Za-z0-9_-]{43}$/);
+    assert.match(r.stdout, /secret.*0600/);
+    assert.match(r.stdout, /next: +fishchat up /);
+  });
+
+  test('two inits make two different secrets', async () => {
+    const [a, b] = [await tempDir(), await tempDir()];
+    await fishchat(['init', a]);
+    await fishchat(['init', b]);
+    assert.notEqual(await readFile(join(a, '.fishchat', 'secret'), 'utf8'), await readFile(join(b, '.fishchat', 'secret'), 'utf8'));
+  });
+
+  test('refuses to overwrite without --force (exit 2, nothing changed); --force overwrites and keeps the secret', async () => {
+    const dir = await tempDir();
+    await fishchat(['init', dir]);
+    await writeFile(join(dir, 'gateway.json'), '{"edited": true}');
+    const secret = await readFile(join(dir, '.fishchat', 'secret'), 'utf8');
+
+    const refused = await fishchat(['init', dir]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /already holds/);
+    assert.match(refused.stderr, /--force/);
+    assert.doesNotMatch(refused.stderr, /\n\s+at /);
+    assert.equal(await readFile(join(dir, 'gateway.json'), 'utf8'), '{"edited": true}');
+
+    const forced = await fishchat(['init', dir, '--force', '--msg-servers', '3']);
+    assert.equal(forced.code, 0, forced.stderr);
+    assert.equal(JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8')).port, 17000);
+    assert.ok(existsSync(join(dir, 'msg_server.19002.json')));
+    assert.equal(await readFile(join(dir, '.fishchat', 'secret'), 'utf8'), secret);
+    assert.match(forced.stdout, /kept/);
+  });
+});
+
+describe('fishchat token', () => {
+  test('prints a token signed with the cluster secret; --admin adds adm', async () => {
+    const dir = await tempDir();
+    await fishchat(['init', dir]);
+    const secret = (await readFile(join(dir, '.fishchat', 'secret'), 'utf8')).trim();
+    const r = await fishchat(['token', 'alice', '--dir', dir, '--ttl', '60']);
+    assert.equal(r.code, 0, r.stderr);
+    const v = verifyToken(secret, r.stdout.trim(), 'alice');
+    assert.ok(v.ok, JSON.stringify(v));
+    assert.ok(v.claims.exp - Date.now() / 1000 <= 61);
+    assert.equal(v.claims.adm, undefined);
+
+    const adm = await fishchat(['token', 'ops', '--admin', '--dir', dir]);
+    const va = verifyToken(secret, adm.stdout.trim(), 'ops');
+    assert.ok(va.ok && va.claims.adm === true);
+  });
+
+  test('without a secret: a clear error, exit 2', async () => {
+    const r = await fishchat(['token', 'alice', '--dir', await tempDir()]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /secret/);
+    assert.match(r.stderr, /fishchat init/);
+  });
+});
+
+describe('fishchat up and send', () => {
+  let dir: string;
+  let up: Up;
+
+  before(async () => {
+    dir = await initPortZero();
+    up = new Up(dir);
+  });
+
+  after(async () => {
+    await up?.stop('SIGKILL');
+  });
+
+  test('up prints the mode, one ready line per role with its addresses, and is ready fast', async () => {
+    const out = await up.waitFor(/^cluster ready in \d+ ms/m);
+    assert.match(out, /^mode: embedded \(.+\)$/m);
+    const ready = [...out.matchAll(READY_LINE)].map((m) => ({ role: m[1], id: m[2], addrs: m[3] }));
+    assert.deepEqual(
+      ready.map((r) => [r.role, r.id]),
+      [
+        ['router', 'router'],
+        ['msg_server', 'ms-19000'],
+        ['msg_server', 'ms-19001'],
+        ['gateway', 'gateway'],
+      ],
+    );
+    for (const r of ready) {
+      if (r.role === 'router') assert.match(r.addrs!, /^http 127\.0\.0\.1:[1-9]\d*$/);
+      else assert.match(r.addrs!, /^tcp 127\.0\.0\.1:[1-9]\d* {2}http 127\.0\.0\.1:[1-9]\d*$/);
+    }
+    const ms = Number(/^cluster ready in (\d+) ms/m.exec(out)![1]);
+    assert.ok(ms < 1500, `ready in ${ms} ms`);
+
+    const run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8'));
+    assert.equal(run.pid, up.child.pid);
+    assert.equal(run.mode, 'embedded');
+    const gatewayLine = ready.find((r) => r.role === 'gateway')!;
+    assert.equal(`tcp ${run.gateway}`, gatewayLine.addrs!.split('  ')[0]);
+    assert.equal(run.roles.length, 4);
+  });
+
+  test('send: exit 0 on ok, --json prints mid, seq, ts, to', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const before = Date.now();
+    const r = await fishchat(['send', '--dir', dir, '--as', 'alice', '--to', 'bob', '--json', 'hello bob']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.equal(lines.length, 1);
+    const ok = JSON.parse(lines[0]!);
+    assert.deepEqual(Object.keys(ok).sort(), ['mid', 'seq', 'to', 'ts']);
+    assert.equal(typeof ok.mid, 'string');
+    assert.equal(ok.seq, 1);
+    assert.equal(ok.to, 'bob');
+    assert.ok(ok.ts >= before - 5000 && ok.ts <= Date.now() + 5000);
+
+    const plain = await fishchat(['send', '--dir', dir, '--as', 'carol', '--to', 'bob', 'hi again']);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /seq 2/);
+  });
+
+  test('send --cid: a repeat returns the first mid and seq', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const args = ['send', '--dir', dir, '--as', 'alice', '--to', 'dave', '--cid', 'job-1', '--json', 'once'];
+    const a = JSON.parse((await fishchat(args)).stdout);
+    const b = JSON.parse((await fishchat(args)).stdout);
+    assert.equal(b.mid, a.mid);
+    assert.equal(b.seq, a.seq);
+  });
+
+  test('send -: one message per stdin line, in order', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const r = await fishchat(['send', '--dir', dir, '--as', 'alice', '--to', 'erin', '--json', '-'], { input: 'one\ntwo\n\nthree\n' });
+    assert.equal(r.code, 0, r.stderr);
+    const oks = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(
+      oks.map((o) => o.seq),
+      [1, 2, 3],
+    );
+    assert.equal(new Set(oks.map((o) => o.mid)).size, 3);
+  });
+
+  test('send: the server error is printed with its code, exit non-zero', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const r = await fishchat(['send', '--dir', dir, '--as', 'bad id!', '--to', 'bob', 'x']);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /bad_request/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+
+    const to = await fishchat(['send', '--dir', dir, '--as', 'alice', '--to', 'bad id!', 'x']);
+    assert.equal(to.code, 1, to.stdout + to.stderr);
+    assert.match(to.stderr, /bad_request/);
+  });
+
+  test('send with a token of another cluster fails with auth_failed', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8'));
+    const r = await fishchat(['send', '--dir', await tempDir(), '--gateway', run.gateway, '--as', 'alice', '--to', 'bob', 'x'], {
+      env: { FISHCHAT_SECRET: 'another-cluster-secret-0123456789' },
+    });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /auth_failed/);
+  });
+
+  test('a second up on the same directory is refused', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const r = await fishchat(['up', dir]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /already running/);
+  });
+
+  test('SIGTERM stops up cleanly: exit 0, run.json removed', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const { code, signal } = await up.stop('SIGTERM');
+    assert.equal(signal, null, up.stdout + up.stderr);
+    assert.equal(code, 0, up.stdout + up.stderr);
+    assert.match(up.stdout, /^stopped$/m);
+    assert.ok(!existsSync(join(dir, '.fishchat', 'run.json')), 'run.json removed');
+  });
+});
+
+describe('fishchat send without a cluster', () => {
+  test('a gateway nobody listens on: exit 3 with a clear message', async () => {
+    const dir = await tempDir();
+    await fishchat(['init', dir]);
+    const port = await freePort();
+    const r = await fishchat(['send', '--dir', dir, '--gateway', `127.0.0.1:${port}`, '--as', 'alice', '--to', 'bob', 'x']);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`cannot reach the gateway at 127\\.0\\.0\\.1:${port}`));
+    assert.match(r.stderr, /fishchat up/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  test('no TEXT: a usage error', async () => {
+    const dir = await tempDir();
+    await fishchat(['init', dir]);
+    const r = await fishchat(['send', '--dir', dir, '--as', 'alice', '--to', 'bob']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /TEXT/);
+  });
+});
+
+describe('fishchat up errors', () => {
+  test('a taken port names the port and the role; exit non-zero', async () => {
+    const dir = await initPortZero();
+    const blocker: Server = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as { port: number }).port;
+    try {
+      const gw = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8'));
+      gw.port = port;
+      await writeFile(join(dir, 'gateway.json'), JSON.stringify(gw));
+      const r = await fishchat(['up', dir]);
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, new RegExp(`${port}`));
+      assert.match(r.stderr, /gateway/);
+      assert.match(r.stderr, /in use/);
+      assert.doesNotMatch(r.stderr, /\n\s+at /);
+      assert.ok(!existsSync(join(dir, '.fishchat', 'run.json')));
+    } finally {
+      await new Promise<void>((r) => blocker.close(() => r()));
+    }
+  });
+
+  test('a bad configuration names the file and the field; exit 2', async () => {
+    const dir = await initPortZero();
+    const ms = JSON.parse(await readFile(join(dir, 'msg_server.19001.json'), 'utf8'));
+    ms.port = 'abc';
+    await writeFile(join(dir, 'msg_server.19001.json'), JSON.stringify(ms));
+    const r = await fishchat(['up', dir]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /msg_server\.19001\.json: "port" must be an integer 0–65535, found "abc"/);
+  });
+});
+
