@@ -3,7 +3,11 @@
  * concurrent appenders (each awaits its append, then sends the next), so the
  * group commit sees what a busy msg_server gives it.
  *
- *   node --import tsx bench/store-append.ts [appenders=1000] [seconds=5] [bodyBytes=100]
+ * Each line is a fresh database; recipients are spread evenly. What limits
+ * it is how many distinct inbox pages a batch dirties: about one per
+ * distinct recipient in the batch, so few recipients go much faster.
+ *
+ *   node --import tsx bench/store-append.ts [appenders=1000] [seconds=3] [bodyBytes=100] [recipients=100,1000,10000]
  *   bun bench/store-append.ts ...
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -19,11 +23,11 @@ const { openSqlite }: { openSqlite: (path: string) => SqliteDatabase } = isBun
   : await import('../runtime/platform/node/sqlite.js');
 
 const appenders = Number(process.argv[2] ?? 1000);
-const seconds = Number(process.argv[3] ?? 5);
+const seconds = Number(process.argv[3] ?? 3);
 const bodyBytes = Number(process.argv[4] ?? 100);
-const USERS = 10_000;
+const recipientCounts = (process.argv[5] ?? '100,1000,10000').split(',').map(Number);
 
-async function run(store: Store, label: string, withCid: boolean): Promise<void> {
+async function run(store: Store, label: string, users: number, withCid: boolean): Promise<void> {
   const body = new Uint8Array(bodyBytes).fill(7);
   const midPrefix = randomUUID();
   let count = 0;
@@ -32,7 +36,7 @@ async function run(store: Store, label: string, withCid: boolean): Promise<void>
   async function appender(i: number): Promise<void> {
     let n = 0;
     while (running) {
-      const to = `user${(i * 7919 + n) % USERS}`;
+      const to = `user${(i * 7919 + n) % users}`;
       const t0 = performance.now();
       await store.appendP2P({
         from: `sender${i}`,
@@ -61,21 +65,24 @@ async function run(store: Store, label: string, withCid: boolean): Promise<void>
   const p = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!.toFixed(2);
   console.log(
     `${label}: ${Math.round(done / elapsed).toLocaleString('en-US')} appends/s ` +
-      `(${appenders} appenders, ${bodyBytes} B bodies; latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms)`,
+      `(${appenders} appenders, ${users} recipients, ${bodyBytes} B bodies; latency p50 ${p(0.5)} ms, p99 ${p(0.99)} ms)`,
   );
 }
 
-const dir = await mkdtemp(join(tmpdir(), 'fishchat-bench-'));
-try {
-  const store = await openSqliteStore(openSqlite(join(dir, 'store.db')));
-  // a tenth of the recipients are online, so appends also read directory entries
-  for (let u = 0; u < USERS; u += 10) {
-    await store.login({ user: `user${u}`, device: 'phone', server: 'ms1', boot: 'b1', push: true });
+const rt = isBun ? 'bun' : `node ${process.version}`;
+for (const users of recipientCounts) {
+  for (const withCid of [false, true]) {
+    const dir = await mkdtemp(join(tmpdir(), 'fishchat-bench-'));
+    try {
+      const store = await openSqliteStore(openSqlite(join(dir, 'store.db')));
+      // a tenth of the recipients are online, so appends also read directory entries
+      for (let u = 0; u < users; u += 10) {
+        await store.login({ user: `user${u}`, device: 'phone', server: 'ms1', boot: 'b1', push: true });
+      }
+      await run(store, `${rt} appendP2P${withCid ? ' with cid' : ''}`, users, withCid);
+      await store.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   }
-  const rt = isBun ? 'bun' : `node ${process.version}`;
-  await run(store, `${rt} appendP2P`, false);
-  await run(store, `${rt} appendP2P with cid`, true);
-  await store.close();
-} finally {
-  await rm(dir, { recursive: true, force: true });
 }

@@ -294,6 +294,32 @@ export function storeContract(name: string, open: OpenStore): void {
           assert.equal((await store.readInbox('bob', 1, 1)).messages[0]!.seq, 5);
         }));
 
+      it('by count over many appends: always exactly the newest maxInbox', () =>
+        withStore({ maxInbox: 5 }, async (store) => {
+          const now = Date.now();
+          for (let i = 1; i <= 200; i++) {
+            await store.appendP2P(msg('alice', 'bob', { body: bytes(`${i}`), ts: now }));
+            if (i % 37 === 0 || i > 190) {
+              const { messages, head } = await store.readInbox('bob', 0, 100);
+              assert.deepEqual(head.seq, i);
+              assert.deepEqual(head.first, Math.max(1, i - 4));
+              assert.deepEqual(
+                messages.map((m) => text(m.body)),
+                Array.from({ length: Math.min(i, 5) }, (_, k) => `${Math.max(1, i - 4) + k}`),
+              );
+            }
+          }
+          // what went by count is not counted again by trim
+          assert.equal(await store.trim(now), 0);
+          assert.equal((await store.head('bob')).first, 196);
+          assert.equal(await store.trim(now + 8 * 24 * 3600_000), 5);
+          const head = await store.head('bob');
+          assert.equal(head.seq, 200);
+          assert.equal(head.first, 201);
+          assert.deepEqual((await store.readInbox('bob', 0, 100)).messages, []);
+          assert.equal((await store.appendP2P(msg('alice', 'bob'))).seq, 201);
+        }));
+
       it('by age (trim): oldest first, seq and epoch kept', () =>
         withStore({ retentionMs: 10_000, cidWindowMs: 5_000 }, async (store) => {
           const now = Date.now();

@@ -99,7 +99,7 @@ describe(`SqliteStore (${driver})`, () => {
     const file = await tempFile();
     try {
       const db = openSqlite(file.path);
-      (await openSqliteStore(db)).close();
+      await (await openSqliteStore(db)).close();
       const raw = openSqlite(file.path);
       raw.prepare('UPDATE schema_version SET version = ?').run(SQLITE_SCHEMA_VERSION + 1);
       await assert.rejects(openSqliteStore(raw), /schema version/);
@@ -113,7 +113,11 @@ describe(`SqliteStore (${driver})`, () => {
     const file = await tempFile();
     const store = await openSqliteStore(openSqlite(file.path));
     await store.close();
-    await assert.rejects(store.appendP2P({ from: 'a', to: 'b', mid: 'm', body: new Uint8Array(1), ts: 1 }));
+    await assert.rejects(store.appendP2P({ from: 'a', to: 'b', mid: 'm', body: new Uint8Array(1), ts: 1 }), /closed/);
+    await assert.rejects(store.readInbox('b', 0, 10), /closed/);
+    await assert.rejects(store.head('b'), /closed/);
+    await assert.rejects(store.sessions('b'), /closed/);
+    await store.close(); // twice is fine
     await file.remove();
   });
 });

@@ -31,6 +31,12 @@ export const SQLITE_SCHEMA_VERSION = 1;
 
 /** Users per trim step, cid rows per trim step: keeps each step short. */
 const TRIM_USERS_PER_STEP = 1000;
+/**
+ * Trimming by count is logical at once (reads and `first` hide every seq at
+ * or below head.seq - maxInbox) and physical every this many appends per
+ * user: one DELETE of a run of old rows instead of one dirty page per append.
+ */
+const COUNT_TRIM_EVERY = 64;
 const TRIM_CIDS_PER_STEP = 10_000;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 const EMPTY = new Uint8Array(0);
@@ -105,7 +111,7 @@ const SQL = {
   head: `SELECT seq, epoch,
     (SELECT i.seq FROM inbox i WHERE i.user = users.user ORDER BY i.seq LIMIT 1) AS first
     FROM users WHERE user = ?`,
-  usersAfter: `SELECT user FROM users WHERE user > ? ORDER BY user LIMIT ?`,
+  usersAfter: `SELECT user, seq FROM users WHERE user > ? ORDER BY user LIMIT ?`,
 
   inboxPut: `INSERT INTO inbox (user, seq, mid, sender, recipient, topic, tseq, body, ts)
     VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)`,
@@ -170,6 +176,8 @@ interface DirRow {
   gen: number;
 }
 
+const closedError = () => new Error('the store is closed');
+
 interface Op {
   run: () => unknown;
   resolve: (value: unknown) => void;
@@ -192,7 +200,11 @@ export class SqliteStore implements Store {
   ) {
     const l = { ...DEFAULT_LIMITS, ...limits };
     // PROTOCOL.md 4.2: the cid window is at most the retention window.
-    this.limits = { ...l, cidWindowMs: Math.min(l.cidWindowMs, l.retentionMs) };
+    this.limits = {
+      retentionMs: l.retentionMs,
+      maxInbox: Math.max(1, Math.floor(l.maxInbox)),
+      cidWindowMs: Math.min(l.cidWindowMs, l.retentionMs),
+    };
     const st = {} as Statements;
     for (const key of Object.keys(SQL) as (keyof typeof SQL)[]) st[key] = db.prepare(SQL[key]);
     this.st = st;
@@ -219,7 +231,7 @@ export class SqliteStore implements Store {
   // ---- group commit -------------------------------------------------------
 
   private write<T>(run: () => T): Promise<T> {
-    if (this.closed) return Promise.reject(new Error('the store is closed'));
+    if (this.closed) return Promise.reject(closedError());
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ run, resolve: resolve as (value: unknown) => void, reject });
       if (!this.scheduled) {
@@ -256,10 +268,16 @@ export class SqliteStore implements Store {
 
   // ---- helpers (run inside a batch or as a direct read) ---------------------
 
+  private mustBeOpen(): void {
+    if (this.closed) throw closedError();
+  }
+
   private readHead(user: string): InboxHead | undefined {
     const row = this.st.head.get(user) as HeadRow | undefined;
     if (row === undefined) return undefined;
-    return { seq: row.seq, first: row.first ?? row.seq + 1, epoch: row.epoch };
+    // rows at or below seq - maxInbox may still be on disk (see COUNT_TRIM_EVERY)
+    const first = row.first === null ? row.seq + 1 : Math.max(row.first, row.seq - this.limits.maxInbox + 1);
+    return { seq: row.seq, first, epoch: row.epoch };
   }
 
   /** Inside a batch: the head, creating the user (and its epoch) if new. */
@@ -307,7 +325,7 @@ export class SqliteStore implements Store {
     st.inboxPut.run(m.to, seq, m.mid, m.from, m.to, m.body, m.ts);
     if (m.cid !== undefined) st.cidPut.run(m.from, m.to, m.cid, m.mid, seq, m.ts);
     const cut = seq - this.limits.maxInbox;
-    if (cut > 0) st.inboxTrimCount.run(m.to, cut);
+    if (cut > 0 && cut % COUNT_TRIM_EVERY === 0) st.inboxTrimCount.run(m.to, cut);
     return { mid: m.mid, seq, ts: m.ts, duplicate: false, sessions: this.dirOf(m.to) };
   }
 
@@ -316,8 +334,20 @@ export class SqliteStore implements Store {
     after: number,
     limit: number,
   ): Promise<{ messages: StoredMessage[]; head: InboxHead }> {
-    // Messages first, then the head: head.seq is never below the last message.
-    const rows = this.st.inboxRead.all(user, after, Math.max(0, limit)) as unknown as MessageRow[];
+    this.mustBeOpen();
+    const head = this.readHead(user);
+    if (head !== undefined) return { messages: this.readMessages(user, after, limit, head), head };
+    // a new user: its epoch is made in the write queue, and the read with it
+    return this.write(() => {
+      const created = this.headOrCreate(user);
+      return { messages: this.readMessages(user, after, limit, created), head: created };
+    });
+  }
+
+  private readMessages(user: string, after: number, limit: number, head: InboxHead): StoredMessage[] {
+    // Nothing at or below first - 1: trimmed by count (maybe not yet deleted).
+    const from = Math.max(after, head.first - 1);
+    const rows = this.st.inboxRead.all(user, from, Math.max(0, limit)) as unknown as MessageRow[];
     const messages = new Array<StoredMessage>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
@@ -329,10 +359,11 @@ export class SqliteStore implements Store {
       }
       messages[i] = m;
     }
-    return { messages, head: await this.headDirect(user) };
+    return messages;
   }
 
   async head(user: string): Promise<InboxHead> {
+    this.mustBeOpen();
     return this.headDirect(user);
   }
 
@@ -341,7 +372,7 @@ export class SqliteStore implements Store {
       const cursor = this.acked(user, device);
       const top = (this.st.userSeq.get(user)?.seq as number | undefined) ?? 0;
       const want = Math.min(seq, top);
-      if (want <= cursor) return cursor;
+      if (!(want > cursor)) return cursor; // also refuses NaN
       this.st.ackPut.run(user, device, want);
       return want;
     });
@@ -367,6 +398,7 @@ export class SqliteStore implements Store {
   }
 
   async check(user: string, device: string): Promise<{ head: InboxHead; gen: number }> {
+    this.mustBeOpen();
     const gen = (this.st.genGet.get(user, device)?.gen as number | undefined) ?? 0;
     return { head: await this.headDirect(user), gen };
   }
@@ -385,6 +417,7 @@ export class SqliteStore implements Store {
   }
 
   async sessions(user: string): Promise<DirEntry[]> {
+    this.mustBeOpen();
     return this.dirOf(user);
   }
 
@@ -402,6 +435,7 @@ export class SqliteStore implements Store {
   }
 
   async expiredLeases(now: number): Promise<{ server: string; boot: string }[]> {
+    this.mustBeOpen();
     return (this.st.leasesExpired.all(now) as { server: string; boot: string }[]).map((r) => ({
       server: r.server,
       boot: r.boot,
@@ -427,9 +461,13 @@ export class SqliteStore implements Store {
     let after = '';
     for (;;) {
       const step = await this.write(() => {
-        const users = this.st.usersAfter.all(after, TRIM_USERS_PER_STEP) as { user: string }[];
+        const users = this.st.usersAfter.all(after, TRIM_USERS_PER_STEP) as { user: string; seq: number }[];
         let n = 0;
-        for (const { user } of users) n += this.st.inboxTrimAge.run(user, user, inboxCutoff).changes;
+        for (const { user, seq } of users) {
+          // what is past maxInbox is gone already (logically): not counted
+          if (seq > this.limits.maxInbox) this.st.inboxTrimCount.run(user, seq - this.limits.maxInbox);
+          n += this.st.inboxTrimAge.run(user, user, inboxCutoff).changes;
+        }
         return { n, last: users.length === TRIM_USERS_PER_STEP ? users[users.length - 1]!.user : undefined };
       });
       removed += step.n;
@@ -453,6 +491,12 @@ export class SqliteStore implements Store {
  * (`platform.openSqlite(path)`); creates the tables on first use.
  */
 export async function openSqliteStore(db: SqliteDatabase, limits?: Partial<StoreLimits>): Promise<Store> {
+  // Appends to many users dirty one inbox page each per batch: checkpoint less
+  // often, so a page written by many batches is copied back once (measured:
+  // ~1.7x appends/s with 1000 recipients), and keep the hot pages cached.
+  db.exec('PRAGMA wal_autocheckpoint = 10000');
+  db.exec('PRAGMA journal_size_limit = 67108864');
+  db.exec('PRAGMA cache_size = -65536');
   SqliteStore.migrate(db);
   return new SqliteStore(db, limits);
 }
