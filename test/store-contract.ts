@@ -13,7 +13,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { AppendP2P, AppendResult, DirEntry, Store, StoreLimits } from '../runtime/store/store.js';
+import type { AppendP2P, AppendResult, DirEntry, FanoutCopy, Store, StoreLimits, TopicAppend } from '../runtime/store/store.js';
 
 export interface StoreHandle {
   store: Store;
@@ -30,6 +30,24 @@ const text = (body: Uint8Array) => new TextDecoder().decode(body);
 function msg(from: string, to: string, extra: Partial<AppendP2P> = {}): AppendP2P {
   return { from, to, mid: randomUUID(), body: bytes(`${from}->${to}`), ts: Date.now(), ...extra };
 }
+
+function tmsg(topic: string, from: string, extra: Partial<TopicAppend> = {}): TopicAppend {
+  return { topic, from, mid: randomUUID(), body: bytes(`${from}@${topic}`), ts: Date.now(), ...extra };
+}
+
+/** Runs the topic's fan-out to the end in steps of `limit`; returns every copy made. */
+async function fanAll(store: Store, topic: string, limit = 1000): Promise<FanoutCopy[]> {
+  const copies: FanoutCopy[] = [];
+  for (let i = 0; i < 10_000; i++) {
+    const { messages, done } = await store.topicFanout(topic, limit);
+    for (const m of messages) copies.push(...m.copies);
+    if (done) return copies;
+  }
+  throw new Error('the fan-out never finished');
+}
+
+/** (user, tseq) pairs, sorted, to compare sets of copies. */
+const pairs = (copies: FanoutCopy[]) => copies.map((c) => `${c.user}#${c.tseq}`).sort();
 
 const sortDir = (entries: DirEntry[]) =>
   [...entries].sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
@@ -569,6 +587,417 @@ export function storeContract(name: string, open: OpenStore): void {
           const again = await store.login({ user: 'bob', device: 'phone', server: 'ms1', boot: 'new', push: true });
           assert.equal(again.gen, 2);
           assert.equal(again.replaced, undefined);
+        }));
+    });
+
+    describe('topics', () => {
+      it('create: the creator is the first member; false if it exists; missing topics', () =>
+        withStore(undefined, async (store) => {
+          assert.equal(await store.topicCreate('general', 'alice', 1000), true);
+          assert.equal(await store.topicCreate('general', 'bob', 2000), false);
+          assert.deepEqual(await store.topicInfo('general'), {
+            topic: 'general',
+            creator: 'alice',
+            created: 1000,
+            members: 1,
+            tseq: 0,
+            fanned: 0,
+          });
+          assert.deepEqual(await store.topicMembers('general', undefined, 10), { members: ['alice'], more: false });
+          assert.equal(await store.topicInfo('nope'), null);
+          assert.equal(await store.topicJoin('nope', 'bob'), null);
+          assert.equal(await store.topicLeave('nope', 'bob'), 'no_such_topic');
+          assert.equal(await store.topicMembers('nope', undefined, 10), null);
+          assert.deepEqual(await store.topicAppend(tmsg('nope', 'alice')), { code: 'no_such_topic' });
+          // the topic namespace is apart from users
+          assert.equal((await store.head('general')).seq, 0);
+        }));
+
+      it('join is idempotent and counts; leave; members page in byte order', () =>
+        withStore(undefined, async (store) => {
+          await store.topicCreate('t', 'm', 1);
+          assert.equal(await store.topicJoin('t', 'b'), 2);
+          assert.equal(await store.topicJoin('t', 'b'), 2);
+          for (const u of ['a', 'Z', '_x', '-y', '0', 'B']) await store.topicJoin('t', u);
+          assert.equal(await store.topicJoin('t', 'zz'), 9);
+          assert.equal(await store.topicLeave('t', 'zz'), 'ok');
+          assert.equal(await store.topicLeave('t', 'zz'), 'not_a_member');
+          assert.equal(await store.topicLeave('t', 'never'), 'not_a_member');
+          assert.equal((await store.topicInfo('t'))!.members, 8);
+          const all: string[] = [];
+          let after: string | undefined;
+          for (;;) {
+            const page = (await store.topicMembers('t', after, 3))!;
+            assert.ok(page.members.length <= 3);
+            all.push(...page.members);
+            if (!page.more) break;
+            after = page.members.at(-1);
+          }
+          assert.deepEqual(all, ['-y', '0', 'B', 'Z', '_x', 'a', 'b', 'm']);
+          // after any name, member or not
+          assert.deepEqual(await store.topicMembers('t', 'C', 2), { members: ['Z', '_x'], more: true });
+          assert.deepEqual(await store.topicMembers('t', 'b', 5), { members: ['m'], more: false });
+          assert.deepEqual(await store.topicMembers('t', 'm', 5), { members: [], more: false });
+          assert.deepEqual(await store.topicMembers('t', undefined, 8), { members: all, more: false });
+        }));
+
+      it('append: members only, tseq 1, 2, 3 per topic', () =>
+        withStore(undefined, async (store) => {
+          await store.topicCreate('t', 'alice', 1);
+          await store.topicCreate('u', 'alice', 1);
+          assert.deepEqual(await store.topicAppend(tmsg('t', 'bob')), { code: 'not_a_member' });
+          await store.topicJoin('t', 'bob');
+          const r = [];
+          for (const from of ['alice', 'bob', 'alice']) {
+            const m = tmsg('t', from, { ts: 5000 + r.length });
+            const res = await store.topicAppend(m);
+            assert.deepEqual(res, { code: 'ok', mid: m.mid, tseq: r.length + 1, ts: m.ts, duplicate: false });
+            r.push(res);
+          }
+          const u = await store.topicAppend(tmsg('u', 'alice'));
+          assert.equal(u.code === 'ok' && u.tseq, 1);
+          await store.topicLeave('t', 'bob');
+          assert.deepEqual(await store.topicAppend(tmsg('t', 'bob')), { code: 'not_a_member' });
+          assert.equal((await store.topicInfo('t'))!.tseq, 3);
+        }));
+
+      it('cid is scoped to (sender, topic); a repeat returns the first mid, tseq, ts', () =>
+        withStore({ cidWindowMs: 60_000 }, async (store) => {
+          await store.topicCreate('t', 'alice', 1);
+          await store.topicCreate('u', 'alice', 1);
+          await store.topicJoin('t', 'bob');
+          const first = tmsg('t', 'alice', { cid: 'c1', ts: 1_000_000 });
+          const a = await store.topicAppend(first);
+          const again = await store.topicAppend(tmsg('t', 'alice', { cid: 'c1', ts: 1_000_500 }));
+          assert.deepEqual(again, { code: 'ok', mid: first.mid, tseq: 1, ts: first.ts, duplicate: true });
+          assert.ok(a.code === 'ok' && !a.duplicate);
+          const other = await store.topicAppend(tmsg('t', 'bob', { cid: 'c1', ts: 1_000_600 }));
+          assert.ok(other.code === 'ok' && !other.duplicate && other.tseq === 2);
+          const otherTopic = await store.topicAppend(tmsg('u', 'alice', { cid: 'c1', ts: 1_000_700 }));
+          assert.ok(otherTopic.code === 'ok' && !otherTopic.duplicate && otherTopic.tseq === 1);
+          // a p2p cid is apart from topic cids
+          assert.equal((await store.appendP2P(msg('alice', 't', { cid: 'c1' }))).duplicate, false);
+          // in one batch
+          const [x, y] = await Promise.all([
+            store.topicAppend(tmsg('t', 'alice', { cid: 'c2', ts: 1_001_000 })),
+            store.topicAppend(tmsg('t', 'alice', { cid: 'c2', ts: 1_001_000 })),
+          ]);
+          assert.ok(x.code === 'ok' && y.code === 'ok' && !x.duplicate && y.duplicate && x.tseq === y.tseq && x.mid === y.mid);
+          // past the cid window: another message
+          const late = await store.topicAppend(tmsg('t', 'alice', { cid: 'c1', ts: 1_000_000 + 60_001 }));
+          assert.ok(late.code === 'ok' && !late.duplicate && late.tseq === 4);
+        }));
+
+      it('fan-out: each member of the moment gets one copy with its own next seq, sender included', () =>
+        withStore(undefined, async (store) => {
+          await store.topicCreate('t', 'alice', 1);
+          await store.topicJoin('t', 'bob');
+          await store.topicJoin('t', 'carol');
+          await store.appendP2P(msg('x', 'bob')); // bob seq 1
+          const m1 = tmsg('t', 'alice', { body: new Uint8Array([1, 2, 3]), ts: 1_700_000_000_001 });
+          await store.topicAppend(m1);
+          assert.deepEqual(await store.topicsBehind(), ['t']);
+          // dave joins after message 1 (before its fan-out): not a member of 1
+          await store.topicJoin('t', 'dave');
+          const m2 = tmsg('t', 'bob', { ts: 1_700_000_000_002 });
+          await store.topicAppend(m2);
+          // carol leaves after message 2 (before its fan-out): still a member of 2
+          assert.equal(await store.topicLeave('t', 'carol'), 'ok');
+          const r1 = await store.topicFanout('t', 1000);
+          assert.equal(r1.done, true);
+          assert.deepEqual(
+            r1.messages.map((m) => [m.tseq, m.mid, m.from, [...m.body], m.ts, m.topic]),
+            [
+              [1, m1.mid, 'alice', [1, 2, 3], m1.ts, 't'],
+              [2, m2.mid, 'bob', [...m2.body], m2.ts, 't'],
+            ],
+          );
+          assert.deepEqual(
+            r1.messages[0]!.copies.map((c) => [c.user, c.seq, c.tseq, c.mid]).sort(),
+            [
+              ['alice', 1, 1, m1.mid],
+              ['bob', 2, 1, m1.mid],
+              ['carol', 1, 1, m1.mid],
+            ],
+          );
+          assert.deepEqual(
+            r1.messages[1]!.copies.map((c) => [c.user, c.seq]).sort(),
+            [
+              ['alice', 2],
+              ['bob', 3],
+              ['carol', 2],
+              ['dave', 1],
+            ],
+          );
+          assert.deepEqual(await store.topicsBehind(), []);
+          await store.appendP2P(msg('x', 'bob')); // bob seq 4
+          const m3 = tmsg('t', 'dave');
+          await store.topicAppend(m3);
+          const copies = await fanAll(store, 't');
+          assert.deepEqual(
+            copies.map((c) => [c.user, c.seq]).sort(),
+            [
+              ['alice', 3],
+              ['bob', 5],
+              ['dave', 2],
+            ],
+          );
+          // a second run has nothing left to do
+          assert.deepEqual(await store.topicFanout('t', 1000), { messages: [], done: true });
+          const { messages, head } = await store.readInbox('bob', 0, 10);
+          assert.equal(head.seq, 5);
+          assert.deepEqual(
+            messages.map((m) => [m.seq, m.topic ?? null, m.tseq ?? null, m.to ?? null, m.from]),
+            [
+              [1, null, null, 'bob', 'x'],
+              [2, 't', 1, null, 'alice'],
+              [3, 't', 2, null, 'bob'],
+              [4, null, null, 'bob', 'x'],
+              [5, 't', 3, null, 'dave'],
+            ],
+          );
+          const c1 = messages[1]!;
+          assert.equal(c1.mid, m1.mid);
+          assert.equal(c1.ts, m1.ts);
+          assert.ok(c1.body instanceof Uint8Array);
+          assert.deepEqual([...c1.body], [1, 2, 3]);
+          assert.equal(text(messages[4]!.body), 'dave@t');
+          assert.deepEqual(
+            (await store.readInbox('carol', 0, 10)).messages.map((m) => m.tseq),
+            [1, 2],
+          );
+          assert.deepEqual(
+            (await store.readInbox('dave', 0, 10)).messages.map((m) => m.tseq),
+            [2, 3],
+          );
+          assert.deepEqual(await store.topicInfo('t'), {
+            topic: 't',
+            creator: 'alice',
+            created: 1,
+            members: 3,
+            tseq: 3,
+            fanned: 3,
+          });
+        }));
+
+      it('a re-join keeps what the old membership is owed, and nothing between', () =>
+        withStore(undefined, async (store) => {
+          await store.topicCreate('t', 'alice', 1);
+          await store.topicJoin('t', 'bob');
+          await store.topicJoin('t', 'carol');
+          await store.topicAppend(tmsg('t', 'alice')); // 1: bob, carol
+          await store.topicLeave('t', 'bob');
+          await store.topicLeave('t', 'carol');
+          await store.topicJoin('t', 'carol'); // nothing sent since the leave
+          await store.topicAppend(tmsg('t', 'alice')); // 2: carol, not bob
+          assert.equal(await store.topicJoin('t', 'bob'), 3);
+          await store.topicAppend(tmsg('t', 'alice')); // 3: bob, carol
+          await fanAll(store, 't', 1);
+          const tseqs = async (u: string) => (await store.readInbox(u, 0, 10)).messages.map((m) => [m.seq, m.tseq]);
+          assert.deepEqual(await tseqs('alice'), [
+            [1, 1],
+            [2, 2],
+            [3, 3],
+          ]);
+          assert.deepEqual(await tseqs('bob'), [
+            [1, 1],
+            [2, 3],
+          ]);
+          assert.deepEqual(await tseqs('carol'), [
+            [1, 1],
+            [2, 2],
+            [3, 3],
+          ]);
+        }));
+
+      it('fan-out in small steps resumes, across a reopen too, with no duplicate and no miss', async (t) => {
+        await withStore(undefined, async (first, handle) => {
+          let store = first;
+          const users = Array.from({ length: 10 }, (_, i) => `u${i}`);
+          await store.topicCreate('t', 'u0', 1);
+          for (const u of users) await store.topicJoin('t', u);
+          for (let i = 0; i < 5; i++) {
+            await store.appendP2P(msg('x', 'u3'));
+            await store.topicAppend(tmsg('t', users[i * 2]!, { body: bytes(`m${i + 1}`) }));
+          }
+          const copies: FanoutCopy[] = [];
+          let steps = 0;
+          for (;;) {
+            const { messages, done } = await store.topicFanout('t', 3);
+            const n = messages.reduce((sum, m) => sum + m.copies.length, 0);
+            assert.ok(n <= 4, `a step of limit 3 made ${n} copies`);
+            for (const m of messages) copies.push(...m.copies);
+            steps++;
+            if (done) break;
+            if (steps === 7 && handle.reopen) store = await handle.reopen();
+            else if (steps === 7) t.diagnostic('this store cannot be reopened');
+          }
+          assert.ok(steps >= 10);
+          const expected = users.flatMap((u) => [1, 2, 3, 4, 5].map((ts) => `${u}#${ts}`)).sort();
+          assert.deepEqual(pairs(copies), expected);
+          for (const u of users) {
+            const { messages, head } = await store.readInbox(u, 0, 100);
+            const topicOnes = messages.filter((m) => m.topic === 't');
+            assert.deepEqual(
+              topicOnes.map((m) => [m.tseq, text(m.body)]),
+              [1, 2, 3, 4, 5].map((i) => [i, `m${i}`]),
+            );
+            assert.deepEqual(
+              messages.map((m) => m.seq),
+              Array.from({ length: head.seq }, (_, i) => i + 1),
+            );
+            assert.equal(head.seq, u === 'u3' ? 10 : 5);
+          }
+          assert.deepEqual(await store.topicsBehind(), []);
+        });
+      });
+
+      it('concurrent fan-outs of one topic make no duplicate', () =>
+        withStore(undefined, async (store) => {
+          await store.topicCreate('t', 'a', 1);
+          const users = Array.from({ length: 25 }, (_, i) => `m${String(i).padStart(2, '0')}`);
+          for (const u of users) await store.topicJoin('t', u);
+          for (let i = 0; i < 4; i++) await store.topicAppend(tmsg('t', 'a'));
+          const [x, y, z] = await Promise.all([fanAll(store, 't', 7), fanAll(store, 't', 5), fanAll(store, 't', 1000)]);
+          const all = [...x, ...y, ...z];
+          const expected = ['a', ...users].flatMap((u) => [1, 2, 3, 4].map((ts) => `${u}#${ts}`)).sort();
+          assert.deepEqual(pairs(all), expected);
+          for (const u of ['a', ...users]) {
+            const { messages } = await store.readInbox(u, 0, 100);
+            assert.deepEqual(
+              messages.map((m) => [m.seq, m.tseq]),
+              [1, 2, 3, 4].map((i) => [i, i]),
+            );
+          }
+        }));
+
+      it('topicsBehind lists a topic until it is fanned out; listTopics pages by name', () =>
+        withStore(undefined, async (store) => {
+          for (const tp of ['b', 'a', 'c']) await store.topicCreate(tp, 'alice', 1);
+          await store.topicJoin('a', 'bob');
+          await store.topicAppend(tmsg('c', 'alice'));
+          await store.topicAppend(tmsg('a', 'alice'));
+          assert.deepEqual([...(await store.topicsBehind())].sort(), ['a', 'c']);
+          await store.topicFanout('a', 1); // alice of message 1 only
+          assert.deepEqual([...(await store.topicsBehind())].sort(), ['a', 'c']);
+          assert.equal((await store.topicInfo('a'))!.fanned, 0);
+          await fanAll(store, 'a');
+          assert.deepEqual(await store.topicsBehind(), ['c']);
+          await fanAll(store, 'c');
+          assert.deepEqual(await store.topicsBehind(), []);
+          const page1 = await store.listTopics(undefined, 2);
+          assert.deepEqual(
+            page1.map((i) => [i.topic, i.members, i.tseq, i.fanned]),
+            [
+              ['a', 2, 1, 1],
+              ['b', 1, 0, 0],
+            ],
+          );
+          assert.deepEqual(
+            (await store.listTopics('b', 2)).map((i) => i.topic),
+            ['c'],
+          );
+        }));
+
+      it('trim keeps log rows not yet fanned out', () =>
+        withStore(undefined, async (store) => {
+          const now = Date.now();
+          await store.topicCreate('t', 'alice', now);
+          await store.topicJoin('t', 'bob');
+          await store.topicAppend(tmsg('t', 'alice', { ts: now, body: bytes('old') }));
+          await fanAll(store, 't');
+          await store.topicAppend(tmsg('t', 'alice', { ts: now + 1, body: bytes('pending') }));
+          const later = now + 8 * 24 * 3600_000;
+          assert.ok((await store.trim(later)) >= 2); // the copies of message 1 at least
+          assert.equal((await store.readInbox('bob', 0, 10)).messages.length, 0);
+          const copies = await fanAll(store, 't');
+          assert.deepEqual(pairs(copies), ['alice#2', 'bob#2']);
+          const { messages } = await store.readInbox('bob', 0, 10);
+          assert.deepEqual(
+            messages.map((m) => [m.seq, m.tseq, text(m.body)]),
+            [[2, 2, 'pending']],
+          );
+          // trimming within retention keeps everything
+          assert.equal(await store.trim(now), 0);
+          assert.equal((await store.readInbox('alice', 0, 10)).messages.length, 1);
+        }));
+    });
+
+    describe('user records and the directory for the manager', () => {
+      it('recordUserEvent keeps first/last seen and each device’s last event', () =>
+        withStore(undefined, async (store) => {
+          assert.equal(await store.userRecord('bob'), null);
+          await store.recordUserEvent({ k: 'login', user: 'bob', device: 'phone', server: 'ms1', ts: 1000 });
+          await store.recordUserEvent({ k: 'login', user: 'bob', device: 'laptop', server: 'ms2', ts: 2000 });
+          let r = (await store.userRecord('bob'))!;
+          assert.equal(r.user, 'bob');
+          assert.equal(r.firstSeen, 1000);
+          assert.equal(r.lastSeen, 2000);
+          assert.equal(r.online, true);
+          const byDevice = (rec: typeof r) => [...rec.devices].sort((a, b) => (a.device < b.device ? -1 : 1));
+          assert.deepEqual(byDevice(r), [
+            { device: 'laptop', lastSeen: 2000, online: true, server: 'ms2' },
+            { device: 'phone', lastSeen: 1000, online: true, server: 'ms1' },
+          ]);
+          await store.recordUserEvent({ k: 'logout', user: 'bob', device: 'phone', server: 'ms1', ts: 3000 });
+          r = (await store.userRecord('bob'))!;
+          assert.equal(r.online, true);
+          await store.recordUserEvent({ k: 'kick', user: 'bob', device: 'laptop', server: 'ms2', ts: 4000 });
+          r = (await store.userRecord('bob'))!;
+          assert.equal(r.online, false);
+          assert.equal(r.lastSeen, 4000);
+          assert.equal(r.firstSeen, 1000);
+          assert.deepEqual(
+            byDevice(r).map((d) => [d.device, d.lastSeen, d.online]),
+            [
+              ['laptop', 4000, false],
+              ['phone', 3000, false],
+            ],
+          );
+          assert.equal(await store.userRecord('carol'), null);
+        }));
+
+      it('listSessions pages the whole directory by (user, device); deviceAcks', () =>
+        withStore(undefined, async (store) => {
+          const logins: [string, string][] = [
+            ['bob', 'phone'],
+            ['alice', 'b'],
+            ['alice', 'a'],
+            ['carol', 'x'],
+            ['bob', 'laptop'],
+          ];
+          for (const [user, device] of logins) await store.login({ user, device, server: 'ms1', boot: 'b1', push: true });
+          const all = await store.listSessions(undefined, 100);
+          assert.deepEqual(
+            all.map((e) => `${e.user}/${e.device}`),
+            ['alice/a', 'alice/b', 'bob/laptop', 'bob/phone', 'carol/x'],
+          );
+          assert.deepEqual(all[0], { user: 'alice', device: 'a', server: 'ms1', boot: 'b1', gen: 1 });
+          assert.deepEqual(
+            (await store.listSessions(undefined, 2)).map((e) => e.device),
+            ['a', 'b'],
+          );
+          // after a user name: the entries of later users
+          assert.deepEqual(
+            (await store.listSessions('alice', 100)).map((e) => `${e.user}/${e.device}`),
+            ['bob/laptop', 'bob/phone', 'carol/x'],
+          );
+          // after a "user/device" cursor: the entries after that one
+          assert.deepEqual(
+            (await store.listSessions('bob/laptop', 2)).map((e) => `${e.user}/${e.device}`),
+            ['bob/phone', 'carol/x'],
+          );
+          assert.deepEqual(await store.listSessions('carol', 10), []);
+
+          for (let i = 0; i < 5; i++) await store.appendP2P(msg('x', 'bob'));
+          await store.ack('bob', 'phone', 3);
+          await store.ack('bob', 'laptop', 5);
+          const acks = [...(await store.deviceAcks('bob'))].sort((a, b) => (a.device < b.device ? -1 : 1));
+          assert.deepEqual(acks, [
+            { device: 'laptop', acked: 5 },
+            { device: 'phone', acked: 3 },
+          ]);
+          assert.deepEqual(await store.deviceAcks('nobody'), []);
         }));
     });
 

@@ -109,6 +109,65 @@ describe(`SqliteStore (${driver})`, () => {
     }
   });
 
+  it('upgrades a version 1 file in place: p2p data kept, topics usable', async () => {
+    const file = await tempFile();
+    try {
+      const store = await openSqliteStore(openSqlite(file.path));
+      await store.appendP2P({ from: 'a', to: 'b', mid: 'm1', body: new Uint8Array([7]), ts: Date.now() });
+      await store.close();
+      // back to what version 1 had
+      const raw = openSqlite(file.path);
+      raw.exec(`DROP INDEX inbox_topic; DROP TABLE topics; DROP TABLE topic_members; DROP TABLE topic_log;
+        DROP TABLE topic_cids; DROP TABLE user_records; DROP TABLE user_devices; UPDATE schema_version SET version = 1`);
+      const again = await openSqliteStore(raw);
+      try {
+        assert.equal(raw.prepare('SELECT version FROM schema_version').get()?.version, SQLITE_SCHEMA_VERSION);
+        assert.deepEqual((await again.readInbox('b', 0, 10)).messages.map((m) => [m.seq, m.mid]), [[1, 'm1']]);
+        assert.equal(await again.topicCreate('t', 'b', 1), true);
+        await again.topicAppend({ topic: 't', from: 'b', mid: 'm2', body: new Uint8Array([8]), ts: Date.now() });
+        await again.topicFanout('t', 10);
+        const { messages } = await again.readInbox('b', 0, 10);
+        assert.deepEqual(
+          messages.map((m) => [m.seq, m.mid, m.topic ?? null, [...m.body]]),
+          [
+            [1, 'm1', null, [7]],
+            [2, 'm2', 't', [8]],
+          ],
+        );
+      } finally {
+        await again.close();
+      }
+    } finally {
+      await file.remove();
+    }
+  });
+
+  it('topic copies store no body; lookups use the indexes', async () => {
+    const file = await tempFile();
+    const db = openSqlite(file.path);
+    const store = await openSqliteStore(db);
+    try {
+      await store.topicCreate('t', 'a', 1);
+      await store.topicAppend({ topic: 't', from: 'a', mid: 'm', body: new Uint8Array(100), ts: Date.now() });
+      await store.topicFanout('t', 10);
+      assert.equal(db.prepare('SELECT body FROM inbox WHERE user = ?').get('a')?.body, null);
+      const plan = (sql: string) =>
+        db
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all()
+          .map((r) => String(r.detail))
+          .join('; ');
+      assert.match(plan("SELECT 1 FROM inbox WHERE user = 'a' AND topic = 't' AND tseq = 1"), /inbox_topic/);
+      assert.doesNotMatch(
+        plan("SELECT user FROM topic_members WHERE topic = 't' AND user > '' AND joined_tseq < 1 AND (left_tseq IS NULL OR left_tseq >= 1) ORDER BY user LIMIT 5"),
+        /SCAN|TEMP B-TREE/,
+      );
+    } finally {
+      await store.close();
+      await file.remove();
+    }
+  });
+
   it('calls after close reject', async () => {
     const file = await tempFile();
     const store = await openSqliteStore(openSqlite(file.path));

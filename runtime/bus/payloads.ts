@@ -4,7 +4,7 @@
  * message (BatchPublisher flushes once per event-loop turn per channel).
  */
 import { Encoder } from 'cbor-x/index-no-eval';
-import type { StoredMessage } from '../store/store.js';
+import type { FanoutMessage, StoredMessage } from '../store/store.js';
 import type { Bus } from './bus.js';
 
 /** `/sysctrl/send`: a p2p message whose recipient has sessions on other msg_servers. */
@@ -17,8 +17,25 @@ export interface SendItem {
 /** `/sysctrl/deliver/<server-id>`: what a msg_server must do for its local connections. */
 export type DeliverItem =
   | { k: 'msg'; user: string; msg: StoredMessage }
+  /** a topic message fanned out; `msg.copies` lists only this server's users */
+  | { k: 'topic'; msg: FanoutMessage }
   /** end local sessions of user+device whose gen is below `gen` (`replaced`) */
   | { k: 'kick'; user: string; device: string; gen: number };
+
+/** `/sysctrl/topic-sync`: topic messages now in members' inboxes, for the router to push (body once, copies per member). */
+export interface TopicSyncItem {
+  origin: string;
+  msg: FanoutMessage;
+}
+
+/** `/sysctrl/topic-status` */
+export interface TopicStatusItem {
+  k: 'create' | 'join' | 'leave';
+  topic: string;
+  user: string;
+  server: string;
+  ts: number;
+}
 
 /** `/sysctrl/client-status` */
 export interface ClientStatusItem {

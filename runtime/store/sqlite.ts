@@ -18,18 +18,24 @@ import {
   type AppendP2P,
   type AppendResult,
   type DirEntry,
+  type FanoutCopy,
+  type FanoutMessage,
   type InboxHead,
   type LoginArgs,
   type LoginResult,
   type Store,
   type StoreLimits,
   type StoredMessage,
+  type TopicAppend,
+  type TopicAppendResult,
+  type TopicInfo,
+  type UserRecord,
 } from './store.js';
 
 /** Bumped when the tables change; a file from a newer version is refused. */
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
 
-/** Users per trim step, cid rows per trim step: keeps each step short. */
+/** Users (and topics) per trim step, cid rows per trim step: keeps each step short. */
 const TRIM_USERS_PER_STEP = 1000;
 /**
  * Trimming by count is logical at once (reads and `first` hide every seq at
@@ -39,6 +45,8 @@ const TRIM_USERS_PER_STEP = 1000;
 const COUNT_TRIM_EVERY = 64;
 const TRIM_CIDS_PER_STEP = 10_000;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
+/** A fan-out budget that is no limit (bound as a SQL LIMIT, so a plain integer). */
+const UNLIMITED = 1 << 30;
 const EMPTY = new Uint8Array(0);
 
 const SCHEMA = `
@@ -97,6 +105,59 @@ CREATE TABLE IF NOT EXISTS leases (
   expires INTEGER NOT NULL,
   PRIMARY KEY (server, boot)
 ) WITHOUT ROWID;
+-- version 2: topics (DESIGN.md "Topics: log, then fan-out") and user records
+-- topic copies in inboxes: (topic, tseq) once per user; body NULL (in topic_log)
+CREATE UNIQUE INDEX IF NOT EXISTS inbox_topic ON inbox (user, topic, tseq) WHERE topic IS NOT NULL;
+CREATE TABLE IF NOT EXISTS topics (
+  topic TEXT NOT NULL PRIMARY KEY,
+  creator TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  members INTEGER NOT NULL,    -- current members (left_tseq IS NULL)
+  tseq INTEGER NOT NULL,       -- newest tseq given
+  fanned INTEGER NOT NULL,     -- highest tseq fully fanned out
+  fan_member TEXT NOT NULL     -- last member done within tseq fanned + 1; '' when none
+) WITHOUT ROWID;
+-- a member of message T: joined_tseq < T AND (left_tseq IS NULL OR left_tseq >= T);
+-- a leave keeps the row (tombstone) until the fan-out has passed left_tseq
+CREATE TABLE IF NOT EXISTS topic_members (
+  topic TEXT NOT NULL,
+  user TEXT NOT NULL,
+  joined_tseq INTEGER NOT NULL,
+  left_tseq INTEGER,
+  PRIMARY KEY (topic, user)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topic_log (
+  topic TEXT NOT NULL,
+  tseq INTEGER NOT NULL,
+  mid TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  body BLOB NOT NULL,
+  ts INTEGER NOT NULL,
+  PRIMARY KEY (topic, tseq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS topic_cids (
+  sender TEXT NOT NULL,
+  topic TEXT NOT NULL,
+  cid TEXT NOT NULL,
+  mid TEXT NOT NULL,
+  tseq INTEGER NOT NULL,
+  ts INTEGER NOT NULL,
+  PRIMARY KEY (sender, topic, cid)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS topic_cids_ts ON topic_cids (ts);
+CREATE TABLE IF NOT EXISTS user_records (
+  user TEXT NOT NULL PRIMARY KEY,
+  first_seen INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS user_devices (
+  user TEXT NOT NULL,
+  device TEXT NOT NULL,
+  last_seen INTEGER NOT NULL,
+  online INTEGER NOT NULL,
+  server TEXT NOT NULL,
+  PRIMARY KEY (user, device)
+) WITHOUT ROWID;
 `;
 
 /** A new user's epoch: 16 random hex characters, made by SQLite on insert. */
@@ -115,8 +176,15 @@ const SQL = {
 
   inboxPut: `INSERT INTO inbox (user, seq, mid, sender, recipient, topic, tseq, body, ts)
     VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)`,
-  inboxRead: `SELECT seq, mid, sender, recipient, topic, tseq, body, ts FROM inbox
+  // topic copies carry no body: it is read from the topic's log
+  inboxRead: `SELECT seq, mid, sender, recipient, topic, tseq,
+    CASE WHEN topic IS NULL THEN body
+      ELSE (SELECT l.body FROM topic_log l WHERE l.topic = inbox.topic AND l.tseq = inbox.tseq) END AS body,
+    ts FROM inbox
     WHERE user = ? AND seq > ? ORDER BY seq LIMIT ?`,
+  inboxPutTopic: `INSERT INTO inbox (user, seq, mid, sender, recipient, topic, tseq, body, ts)
+    VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, ?)`,
+  inboxHasTopic: `SELECT 1 AS x FROM inbox WHERE user = ? AND topic = ? AND tseq = ?`,
   inboxTrimCount: `DELETE FROM inbox WHERE user = ? AND seq <= ?`,
   // By age, oldest first and without holes: drops the run of messages before
   // the user's first one that is still within retention.
@@ -145,6 +213,60 @@ const SQL = {
   leasePut: `INSERT OR REPLACE INTO leases (server, boot, expires) VALUES (?, ?, ?)`,
   leaseDel: `DELETE FROM leases WHERE server = ? AND boot = ?`,
   leasesExpired: `SELECT server, boot FROM leases WHERE expires <= ?`,
+
+  topicGet: `SELECT topic, creator, created, members, tseq, fanned, fan_member FROM topics WHERE topic = ?`,
+  topicPut: `INSERT INTO topics (topic, creator, created, members, tseq, fanned, fan_member)
+    VALUES (?, ?, ?, 1, 0, 0, '') ON CONFLICT (topic) DO NOTHING`,
+  topicsAfter: `SELECT topic, creator, created, members, tseq, fanned FROM topics
+    WHERE topic > ? ORDER BY topic LIMIT ?`,
+  topicNamesAfter: `SELECT topic, fanned FROM topics WHERE topic > ? ORDER BY topic LIMIT ?`,
+  topicsBehind: `SELECT topic FROM topics WHERE fanned < tseq ORDER BY topic`,
+  topicMembersAdd: `UPDATE topics SET members = members + ? WHERE topic = ?`,
+  topicNextTseq: `UPDATE topics SET tseq = tseq + 1 WHERE topic = ? RETURNING tseq`,
+  topicPosition: `UPDATE topics SET fanned = ?, fan_member = ? WHERE topic = ?`,
+
+  memberGet: `SELECT joined_tseq, left_tseq FROM topic_members WHERE topic = ? AND user = ?`,
+  memberPut: `INSERT OR REPLACE INTO topic_members (topic, user, joined_tseq, left_tseq) VALUES (?, ?, ?, NULL)`,
+  memberRejoin: `UPDATE topic_members SET left_tseq = NULL WHERE topic = ? AND user = ?`,
+  memberLeave: `UPDATE topic_members SET left_tseq = ? WHERE topic = ? AND user = ?`,
+  membersPage: `SELECT user FROM topic_members WHERE topic = ? AND user > ? AND left_tseq IS NULL
+    ORDER BY user LIMIT ?`,
+  // the members of the moment of message T (params: topic, after, T, T, limit)
+  membersAt: `SELECT user FROM topic_members WHERE topic = ? AND user > ?
+    AND joined_tseq < ? AND (left_tseq IS NULL OR left_tseq >= ?) ORDER BY user LIMIT ?`,
+  memberDel: `DELETE FROM topic_members WHERE topic = ? AND user = ?`,
+  membersTrim: `DELETE FROM topic_members WHERE topic = ? AND left_tseq IS NOT NULL AND left_tseq <= ?`,
+
+  logGet: `SELECT mid, sender, body, ts FROM topic_log WHERE topic = ? AND tseq = ?`,
+  logPut: `INSERT INTO topic_log (topic, tseq, mid, sender, body, ts) VALUES (?, ?, ?, ?, ?, ?)`,
+  // by age, oldest first and without holes, never past the fan-out position
+  // (params: topic, fanned, topic, cutoff)
+  logTrimAge: `DELETE FROM topic_log WHERE topic = ? AND tseq <= ? AND tseq < coalesce(
+    (SELECT tseq FROM topic_log WHERE topic = ? AND ts >= ? ORDER BY tseq LIMIT 1), ${MAX_SEQ})`,
+
+  topicCidGet: `SELECT mid, tseq, ts FROM topic_cids WHERE sender = ? AND topic = ? AND cid = ?`,
+  topicCidPut: `INSERT OR REPLACE INTO topic_cids (sender, topic, cid, mid, tseq, ts) VALUES (?, ?, ?, ?, ?, ?)`,
+  topicCidTrim: `DELETE FROM topic_cids WHERE (sender, topic, cid) IN
+    (SELECT sender, topic, cid FROM topic_cids WHERE ts < ? LIMIT ${TRIM_CIDS_PER_STEP})`,
+
+  recordPut: `INSERT INTO user_records (user, first_seen, last_seen) VALUES (?, ?, ?)
+    ON CONFLICT (user) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
+      last_seen = max(last_seen, excluded.last_seen)`,
+  recordGet: `SELECT first_seen, last_seen FROM user_records WHERE user = ?`,
+  deviceLogin: `INSERT INTO user_devices (user, device, last_seen, online, server) VALUES (?, ?, ?, 1, ?)
+    ON CONFLICT (user, device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
+      online = 1, server = excluded.server`,
+  // a logout or kick from a server the device has since left does not take it offline
+  deviceLogout: `INSERT INTO user_devices (user, device, last_seen, online, server) VALUES (?, ?, ?, 0, ?)
+    ON CONFLICT (user, device) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
+      online = CASE WHEN server = excluded.server THEN 0 ELSE online END`,
+  devicesOf: `SELECT device, last_seen, online, server FROM user_devices WHERE user = ? ORDER BY device`,
+
+  dirAfterUser: `SELECT user, device, server, boot, gen FROM directory WHERE user > ?
+    ORDER BY user, device LIMIT ?`,
+  dirAfterEntry: `SELECT user, device, server, boot, gen FROM directory WHERE (user, device) > (?, ?)
+    ORDER BY user, device LIMIT ?`,
+  acksOf: `SELECT device, seq FROM acks WHERE user = ? ORDER BY device`,
 } as const;
 
 type Statements = { -readonly [K in keyof typeof SQL]: SqliteStatement };
@@ -175,6 +297,34 @@ interface DirRow {
   boot: string;
   gen: number;
 }
+interface TopicRow {
+  topic: string;
+  creator: string;
+  created: number;
+  members: number;
+  tseq: number;
+  fanned: number;
+  fan_member: string;
+}
+interface MemberRow {
+  joined_tseq: number;
+  left_tseq: number | null;
+}
+interface LogRow {
+  mid: string;
+  sender: string;
+  body: Uint8Array;
+  ts: number;
+}
+
+const topicInfoOf = (r: Omit<TopicRow, 'fan_member'>): TopicInfo => ({
+  topic: r.topic,
+  creator: r.creator,
+  created: r.created,
+  members: r.members,
+  tseq: r.tseq,
+  fanned: r.fanned,
+});
 
 const closedError = () => new Error('the store is closed');
 
@@ -474,8 +624,228 @@ export class SqliteStore implements Store {
       if (step.last === undefined) break;
       after = step.last;
     }
+    // topic logs by age, never past the fan-out position; member tombstones
+    // the fan-out has passed
+    after = '';
+    for (;;) {
+      const step = await this.write(() => {
+        const topics = this.st.topicNamesAfter.all(after, TRIM_USERS_PER_STEP) as { topic: string; fanned: number }[];
+        let n = 0;
+        for (const { topic, fanned } of topics) {
+          n += this.st.logTrimAge.run(topic, fanned, topic, inboxCutoff).changes;
+          this.st.membersTrim.run(topic, fanned);
+        }
+        return { n, last: topics.length === TRIM_USERS_PER_STEP ? topics[topics.length - 1]!.topic : undefined };
+      });
+      removed += step.n;
+      if (step.last === undefined) break;
+      after = step.last;
+    }
     while ((await this.write(() => this.st.cidTrim.run(cidCutoff).changes)) === TRIM_CIDS_PER_STEP);
+    while ((await this.write(() => this.st.topicCidTrim.run(cidCutoff).changes)) === TRIM_CIDS_PER_STEP);
     return removed;
+  }
+
+  // ---- topics (DESIGN.md "Topics: log, then fan-out") ------------------------
+
+  private topicRow(topic: string): TopicRow | undefined {
+    return this.st.topicGet.get(topic) as TopicRow | undefined;
+  }
+
+  topicCreate(topic: string, creator: string, ts: number): Promise<boolean> {
+    return this.write(() => {
+      if (this.st.topicPut.run(topic, creator, ts).changes === 0) return false;
+      this.st.memberPut.run(topic, creator, 0);
+      return true;
+    });
+  }
+
+  topicJoin(topic: string, user: string): Promise<number | null> {
+    return this.write(() => {
+      const st = this.st;
+      const t = this.topicRow(topic);
+      if (t === undefined) return null;
+      const m = st.memberGet.get(topic, user) as MemberRow | undefined;
+      if (m !== undefined && m.left_tseq === null) return t.members;
+      if (m !== undefined && m.left_tseq! >= t.tseq) {
+        // no message since the leave: the old membership simply goes on
+        st.memberRejoin.run(topic, user);
+      } else {
+        // One row holds one membership: first give the leaver what it is
+        // still owed (messages up to its leave), then start anew.
+        if (m !== undefined && m.left_tseq! > t.fanned) this.fanoutNow(topic, UNLIMITED, m.left_tseq!);
+        st.memberPut.run(topic, user, t.tseq);
+      }
+      st.topicMembersAdd.run(1, topic);
+      return t.members + 1;
+    });
+  }
+
+  topicLeave(topic: string, user: string): Promise<'ok' | 'no_such_topic' | 'not_a_member'> {
+    return this.write(() => {
+      const st = this.st;
+      const t = this.topicRow(topic);
+      if (t === undefined) return 'no_such_topic';
+      const m = st.memberGet.get(topic, user) as MemberRow | undefined;
+      if (m === undefined || m.left_tseq !== null) return 'not_a_member';
+      // the members of messages not yet fanned out still include this user
+      if (t.fanned >= t.tseq) st.memberDel.run(topic, user);
+      else st.memberLeave.run(t.tseq, topic, user);
+      st.topicMembersAdd.run(-1, topic);
+      return 'ok';
+    });
+  }
+
+  async topicMembers(
+    topic: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ members: string[]; more: boolean } | null> {
+    this.mustBeOpen();
+    if (this.topicRow(topic) === undefined) return null;
+    const n = Math.max(0, Math.floor(limit));
+    const rows = this.st.membersPage.all(topic, after ?? '', n + 1) as { user: string }[];
+    const more = rows.length > n;
+    const members = new Array<string>(Math.min(n, rows.length));
+    for (let i = 0; i < members.length; i++) members[i] = rows[i]!.user;
+    return { members, more };
+  }
+
+  topicAppend(msg: TopicAppend): Promise<TopicAppendResult> {
+    return this.write((): TopicAppendResult => {
+      const st = this.st;
+      const { topic, from } = msg;
+      if (this.topicRow(topic) === undefined) return { code: 'no_such_topic' };
+      const m = st.memberGet.get(topic, from) as MemberRow | undefined;
+      if (m === undefined || m.left_tseq !== null) return { code: 'not_a_member' };
+      if (msg.cid !== undefined) {
+        const hit = st.topicCidGet.get(from, topic, msg.cid) as { mid: string; tseq: number; ts: number } | undefined;
+        if (hit !== undefined && hit.ts > msg.ts - this.limits.cidWindowMs) {
+          return { code: 'ok', mid: hit.mid, tseq: hit.tseq, ts: hit.ts, duplicate: true };
+        }
+      }
+      const tseq = st.topicNextTseq.get(topic)!.tseq as number;
+      st.logPut.run(topic, tseq, msg.mid, from, msg.body, msg.ts);
+      if (msg.cid !== undefined) st.topicCidPut.run(from, topic, msg.cid, msg.mid, tseq, msg.ts);
+      return { code: 'ok', mid: msg.mid, tseq, ts: msg.ts, duplicate: false };
+    });
+  }
+
+  topicFanout(topic: string, limit: number): Promise<{ messages: FanoutMessage[]; done: boolean }> {
+    return this.write(() => this.fanoutNow(topic, Math.max(1, Math.floor(limit) || 1)));
+  }
+
+  /**
+   * Inside a batch: one fan-out step from the stored position, at most
+   * `limit` members served, up to tseq `until` (default: the newest), then
+   * the new position is stored. Batches run one at a time, so two steps of
+   * one topic never overlap: the second starts where the first stopped.
+   */
+  private fanoutNow(
+    topic: string,
+    limit: number,
+    until?: number,
+  ): { messages: FanoutMessage[]; done: boolean } {
+    const st = this.st;
+    const t = this.topicRow(topic);
+    if (t === undefined) return { messages: [], done: true };
+    const last = until === undefined ? t.tseq : Math.min(until, t.tseq);
+    let fanned = t.fanned;
+    let member = t.fan_member;
+    let budget = limit;
+    const messages: FanoutMessage[] = [];
+    const maxInbox = this.limits.maxInbox;
+    while (fanned < last && budget > 0) {
+      const tseq = fanned + 1;
+      const log = st.logGet.get(topic, tseq) as LogRow | undefined;
+      if (log === undefined) {
+        // trimmed: nothing left to hand out
+        fanned = tseq;
+        member = '';
+        continue;
+      }
+      const rows = st.membersAt.all(topic, member, tseq, tseq, budget + 1) as { user: string }[];
+      const take = Math.min(rows.length, budget);
+      const copies: FanoutCopy[] = [];
+      for (let i = 0; i < take; i++) {
+        const user = rows[i]!.user;
+        if (st.inboxHasTopic.get(user, topic, tseq) !== undefined) continue; // has it already
+        const seq = st.userNextSeq.get(user)!.seq as number;
+        st.inboxPutTopic.run(user, seq, log.mid, log.sender, topic, tseq, log.ts);
+        const cut = seq - maxInbox;
+        if (cut > 0 && cut % COUNT_TRIM_EVERY === 0) st.inboxTrimCount.run(user, cut);
+        copies.push({ user, seq, tseq, mid: log.mid });
+      }
+      if (copies.length > 0) {
+        messages.push({ topic, tseq, mid: log.mid, from: log.sender, body: log.body, ts: log.ts, copies });
+      }
+      budget -= take;
+      if (rows.length > take) {
+        member = rows[take - 1]!.user; // more members of this message: resume after this one
+        break;
+      }
+      fanned = tseq;
+      member = '';
+    }
+    if (fanned !== t.fanned || member !== t.fan_member) st.topicPosition.run(fanned, member, topic);
+    return { messages, done: fanned >= t.tseq };
+  }
+
+  async topicsBehind(): Promise<string[]> {
+    this.mustBeOpen();
+    return (this.st.topicsBehind.all() as { topic: string }[]).map((r) => r.topic);
+  }
+
+  async topicInfo(topic: string): Promise<TopicInfo | null> {
+    this.mustBeOpen();
+    const row = this.topicRow(topic);
+    return row === undefined ? null : topicInfoOf(row);
+  }
+
+  async listTopics(after: string | undefined, limit: number): Promise<TopicInfo[]> {
+    this.mustBeOpen();
+    const rows = this.st.topicsAfter.all(after ?? '', Math.max(0, Math.floor(limit))) as unknown as TopicRow[];
+    return rows.map(topicInfoOf);
+  }
+
+  // ---- user records and the directory, for the manager ----------------------
+
+  recordUserEvent(e: { k: 'login' | 'logout' | 'kick'; user: string; device: string; server: string; ts: number }): Promise<void> {
+    return this.write(() => {
+      this.st.recordPut.run(e.user, e.ts, e.ts);
+      if (e.k === 'login') this.st.deviceLogin.run(e.user, e.device, e.ts, e.server);
+      else this.st.deviceLogout.run(e.user, e.device, e.ts, e.server);
+    });
+  }
+
+  async userRecord(user: string): Promise<UserRecord | null> {
+    this.mustBeOpen();
+    const rec = this.st.recordGet.get(user) as { first_seen: number; last_seen: number } | undefined;
+    if (rec === undefined) return null;
+    const rows = this.st.devicesOf.all(user) as { device: string; last_seen: number; online: number; server: string }[];
+    const devices: UserRecord['devices'] = rows.map((r) => {
+      const d: UserRecord['devices'][number] = { device: r.device, lastSeen: r.last_seen, online: r.online === 1 };
+      if (r.server !== '') d.server = r.server;
+      return d;
+    });
+    return { user, firstSeen: rec.first_seen, lastSeen: rec.last_seen, devices, online: devices.some((d) => d.online) };
+  }
+
+  async listSessions(after: string | undefined, limit: number): Promise<DirEntry[]> {
+    this.mustBeOpen();
+    const n = Math.max(0, Math.floor(limit));
+    const slash = after === undefined ? -1 : after.indexOf('/');
+    const rows = (
+      slash >= 0
+        ? this.st.dirAfterEntry.all(after!.slice(0, slash), after!.slice(slash + 1), n)
+        : this.st.dirAfterUser.all(after ?? '', n)
+    ) as unknown as (DirRow & { user: string })[];
+    return rows.map((r) => ({ user: r.user, device: r.device, server: r.server, boot: r.boot, gen: r.gen }));
+  }
+
+  async deviceAcks(user: string): Promise<{ device: string; acked: number }[]> {
+    this.mustBeOpen();
+    return (this.st.acksOf.all(user) as { device: string; seq: number }[]).map((r) => ({ device: r.device, acked: r.seq }));
   }
 
   async close(): Promise<void> {

@@ -92,7 +92,63 @@ export const DEFAULT_LIMITS: StoreLimits = {
   cidWindowMs: 24 * 3600_000,
 };
 
-export interface Store {
+// ---- topics (PROTOCOL.md §4.3, DESIGN.md "Topics: log, then fan-out") ----
+
+export interface TopicAppend {
+  topic: string;
+  from: string;
+  mid: string;
+  body: Uint8Array;
+  ts: number;
+  cid?: string;
+}
+
+export type TopicAppendResult =
+  | { code: 'ok'; mid: string; tseq: number; ts: number; duplicate: boolean }
+  | { code: 'no_such_topic' | 'not_a_member' };
+
+/** One member's inbox copy of a topic message, made by a fan-out step. */
+export interface FanoutCopy {
+  user: string;
+  seq: number;
+  tseq: number;
+  mid: string;
+}
+
+export interface FanoutMessage {
+  topic: string;
+  tseq: number;
+  mid: string;
+  from: string;
+  body: Uint8Array;
+  ts: number;
+  /** the copies this step appended (members already holding it are not listed again) */
+  copies: FanoutCopy[];
+}
+
+export interface TopicInfo {
+  topic: string;
+  creator: string;
+  created: number;
+  members: number;
+  /** newest tseq given */
+  tseq: number;
+  /** tseq fully fanned out to members' inboxes */
+  fanned: number;
+}
+
+// ---- user records (kept by the manager from /sysctrl/client-status) ----
+
+export interface UserRecord {
+  user: string;
+  firstSeen: number;
+  lastSeen: number;
+  /** devices ever seen, with their last event */
+  devices: { device: string; lastSeen: number; online: boolean; server?: string }[];
+  online: boolean;
+}
+
+export interface Store extends StoreTopics {
   readonly kind: 'sqlite' | 'redis';
 
   /**
@@ -140,8 +196,59 @@ export interface Store {
   /** Removes every directory entry of server+boot and its lease; returns how many entries went. */
   removeServerSessions(server: string, boot: string): Promise<number>;
 
-  /** Trims inboxes and cid records past the retention and cid windows; returns messages removed. */
+  /** Trims inboxes, topic logs and cid records past the retention and cid windows; returns messages removed. */
   trim(now: number): Promise<number>;
 
   close(): Promise<void>;
+}
+
+/** Topic and user-record methods (issue 2/6); part of Store (Store extends it), kept as its own interface for existing imports. */
+export interface StoreTopics {
+  // ---- topics ----
+
+  /** Creates the topic with its creator as the first member; false if it exists. */
+  topicCreate(topic: string, creator: string, ts: number): Promise<boolean>;
+
+  /** Adds a member (idempotent); the member count, or null if there is no such topic. Messages after this moment reach it. */
+  topicJoin(topic: string, user: string): Promise<number | null>;
+
+  topicLeave(topic: string, user: string): Promise<'ok' | 'no_such_topic' | 'not_a_member'>;
+
+  /** Members in byte order of their names after `after`, at most `limit`; null if there is no such topic. */
+  topicMembers(topic: string, after: string | undefined, limit: number): Promise<{ members: string[]; more: boolean } | null>;
+
+  /**
+   * Appends once to the topic's log: membership check, cid check (scoped to
+   * from+topic), next tseq, the body, in one atomic step. The members of this
+   * moment are the ones the fan-out serves.
+   */
+  topicAppend(msg: TopicAppend): Promise<TopicAppendResult>;
+
+  /**
+   * One fan-out step from the stored position: appends a reference (topic,
+   * tseq, mid) to the inbox of each member of the moment of each message,
+   * idempotent per member by mid, at most about `limit` copies, and stores the
+   * new position. Safe to run concurrently and to resume after a crash.
+   */
+  topicFanout(topic: string, limit: number): Promise<{ messages: FanoutMessage[]; done: boolean }>;
+
+  /** Topics whose fan-out position is behind their newest tseq (to resume after a crash). */
+  topicsBehind(): Promise<string[]>;
+
+  topicInfo(topic: string): Promise<TopicInfo | null>;
+  listTopics(after: string | undefined, limit: number): Promise<TopicInfo[]>;
+
+  // ---- user records and the directory, for the manager ----
+
+  /** Records a client-status event (login, logout, kick) in the user's record. */
+  recordUserEvent(e: { k: 'login' | 'logout' | 'kick'; user: string; device: string; server: string; ts: number }): Promise<void>;
+  userRecord(user: string): Promise<UserRecord | null>;
+  /**
+   * Every directory entry, ordered by (user, device), at most `limit`, after
+   * `after`: a user name (entries of later users) or a "user/device" cursor
+   * (entries after that one).
+   */
+  listSessions(after: string | undefined, limit: number): Promise<DirEntry[]>;
+  /** The ack cursor of every device of a user. */
+  deviceAcks(user: string): Promise<{ device: string; acked: number }[]>;
 }

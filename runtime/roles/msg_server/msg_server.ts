@@ -4,18 +4,40 @@
  * messages for users on other msg_servers to the router.
  */
 import { randomBytes } from 'node:crypto';
-import { parseRequest, verifyToken, type Op, type Request } from '../../protocol/index.js';
-import type { LoginReq, SendReq, SyncReq, AckReq, PingReq, LogoutReq } from '../../protocol/types.js';
+import { MSG_SERVER_OPS, parseRequest, verifyToken, type Request } from '../../protocol/index.js';
+import type {
+  AckReq,
+  LoginReq,
+  LogoutReq,
+  PingReq,
+  SendReq,
+  SyncReq,
+  TopicCreateReq,
+  TopicJoinReq,
+  TopicLeaveReq,
+  TopicMembersReq,
+  TopicSendReq,
+} from '../../protocol/types.js';
 import type { MsgServerConfig } from '../../cluster/config.js';
 import type { RoleContext } from '../../cluster/role.js';
 import type { TcpSocket } from '../../platform/types.js';
-import type { DirEntry, StoredMessage } from '../../store/store.js';
-import { asStoredMessage, BatchPublisher, decodeItems, type Beat, type ClientStatusItem, type DeliverItem, type SendItem } from '../../bus/payloads.js';
+import type { DirEntry, FanoutMessage, Store, StoreTopics, StoredMessage } from '../../store/store.js';
+import {
+  asStoredMessage,
+  BatchPublisher,
+  decodeItems,
+  type Beat,
+  type ClientStatusItem,
+  type DeliverItem,
+  type SendItem,
+  type TopicStatusItem,
+  type TopicSyncItem,
+} from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
-import { Conn, msgFrame } from './connection.js';
+import { Conn, msgFrame, TopicFrame, type PushMessage } from './connection.js';
 
-/** Ops this msg_server serves (topics arrive with the topic store). */
-export const SERVED_OPS: ReadonlySet<Op> = new Set<Op>(['login', 'ping', 'logout', 'send', 'ack', 'sync']);
+/** Copies a fan-out step appends per store call. */
+const FANOUT_STEP = 2000;
 
 /** A mid unique in the cluster forever: time-ordered prefix + 64 random bits. */
 let midCounter = 0;
@@ -100,7 +122,7 @@ export class MsgServer {
         }
         const t0 = performance.now();
         this.stats.countIn();
-        const parsed = parseRequest(payload, { ops: SERVED_OPS, maxFrame: this.ctx.settings.maxFrame });
+        const parsed = parseRequest(payload, { ops: MSG_SERVER_OPS, maxFrame: this.ctx.settings.maxFrame });
         if (!parsed.ok) {
           conn.error(parsed.code, parsed.message, parsed.rid);
           if (parsed.code === 'bad_frame' || parsed.code === 'frame_too_large') {
@@ -139,6 +161,16 @@ export class MsgServer {
         return this.ack(conn, req);
       case 'sync':
         return this.sync(conn, req);
+      case 'topic_create':
+        return this.topicCreate(conn, req);
+      case 'topic_join':
+        return this.topicJoin(conn, req);
+      case 'topic_leave':
+        return this.topicLeave(conn, req);
+      case 'topic_members':
+        return this.topicMembers(conn, req);
+      case 'topic_send':
+        return this.topicSend(conn, req);
       default:
         conn.error('unknown_op', `unknown op "${req.op}"`, req.rid);
     }
@@ -311,6 +343,111 @@ export class MsgServer {
     conn.reply({ op: 'ok', rid: req.rid, last, more, first: head.first, epoch: head.epoch });
   }
 
+  // ---- topics --------------------------------------------------------------
+
+  private topicStatus(k: TopicStatusItem['k'], topic: string, user: string): void {
+    this.pub.add(this.ctx.channels.topicStatus, { k, topic, user, server: this.id, ts: Date.now() } satisfies TopicStatusItem);
+  }
+
+  async topicCreate(conn: Conn, req: TopicCreateReq): Promise<void> {
+    if (!(await this.topics.topicCreate(req.topic, conn.user!, Date.now()))) {
+      conn.error('topic_exists', `topic "${req.topic}" exists`, req.rid);
+      return;
+    }
+    conn.reply({ op: 'ok', rid: req.rid });
+    this.topicStatus('create', req.topic, conn.user!);
+  }
+
+  async topicJoin(conn: Conn, req: TopicJoinReq): Promise<void> {
+    const members = await this.topics.topicJoin(req.topic, conn.user!);
+    if (members === null) {
+      conn.error('no_such_topic', `no topic "${req.topic}"`, req.rid);
+      return;
+    }
+    conn.reply({ op: 'ok', rid: req.rid, members });
+    this.topicStatus('join', req.topic, conn.user!);
+  }
+
+  async topicLeave(conn: Conn, req: TopicLeaveReq): Promise<void> {
+    const r = await this.topics.topicLeave(req.topic, conn.user!);
+    if (r === 'no_such_topic') conn.error('no_such_topic', `no topic "${req.topic}"`, req.rid);
+    else if (r === 'not_a_member') conn.error('not_a_member', `not a member of "${req.topic}"`, req.rid);
+    else {
+      conn.reply({ op: 'ok', rid: req.rid });
+      this.topicStatus('leave', req.topic, conn.user!);
+    }
+  }
+
+  async topicMembers(conn: Conn, req: TopicMembersReq): Promise<void> {
+    const page = await this.topics.topicMembers(req.topic, req.after, req.limit);
+    if (!page) conn.error('no_such_topic', `no topic "${req.topic}"`, req.rid);
+    else conn.reply({ op: 'ok', rid: req.rid, members: page.members, more: page.more });
+  }
+
+  async topicSend(conn: Conn, req: TopicSendReq): Promise<void> {
+    const ts = Date.now();
+    const r = await this.topics.topicAppend({ topic: req.topic, from: conn.user!, mid: newMid(ts), body: req.body, ts, cid: req.cid });
+    if (r.code !== 'ok') {
+      conn.error(r.code, r.code === 'no_such_topic' ? `no topic "${req.topic}"` : `not a member of "${req.topic}"`, req.rid);
+      return;
+    }
+    conn.reply({ op: 'ok', rid: req.rid, mid: r.mid, tseq: r.tseq, ts: r.ts });
+    // A repeat (cid) may still find its fan-out unfinished: running it is harmless.
+    this.fanout(req.topic);
+  }
+
+  private get topics(): Store & StoreTopics {
+    return this.ctx.store;
+  }
+
+  private readonly fanouts = new Map<string, { again: boolean }>();
+
+  /** Runs the topic's fan-out to the end; a send during a run makes it go once more. */
+  fanout(topic: string): void {
+    const running = this.fanouts.get(topic);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.fanouts.set(topic, state);
+    void (async () => {
+      try {
+        do {
+          state.again = false;
+          for (let step = 0; step < 10_000; step++) {
+            const { messages, done } = await this.topics.topicFanout(topic, FANOUT_STEP);
+            for (const msg of messages) this.pushTopic(msg);
+            if (done) break;
+          }
+        } while (state.again);
+      } catch (err) {
+        // The stored position is where the manager resumes it.
+        this.ctx.log.warn(`fan-out of ${topic} stopped: ${(err as Error).message}`);
+      } finally {
+        this.fanouts.delete(topic);
+      }
+    })();
+  }
+
+  /** Pushes a fan-out step: to local members directly, to the others through the router. */
+  private pushTopic(msg: FanoutMessage): void {
+    if (msg.copies.length === 0) return;
+    this.deliverTopic(msg);
+    this.pub.add(this.ctx.channels.topicSync, { origin: this.id, msg } satisfies TopicSyncItem);
+  }
+
+  private deliverTopic(msg: FanoutMessage): void {
+    let tpl: TopicFrame | undefined;
+    for (const copy of msg.copies) {
+      const set = this.byUser.get(copy.user);
+      if (!set) continue;
+      tpl ??= new TopicFrame(msg);
+      const m: PushMessage = { seq: copy.seq, mid: msg.mid, from: msg.from, topic: msg.topic, tseq: msg.tseq, body: msg.body, ts: msg.ts, tpl };
+      for (const c of set) c.pushMsg(m);
+    }
+  }
+
   // ---- pushes from the bus -------------------------------------------------
 
   deliverLocal(user: string, msg: StoredMessage): void {
@@ -323,6 +460,7 @@ export class MsgServer {
     for (const item of decodeItems<DeliverItem>(payload)) {
       if (!item || typeof item !== 'object') continue;
       if (item.k === 'msg' && typeof item.user === 'string' && item.msg) this.deliverLocal(item.user, asStoredMessage(item.msg));
+      else if (item.k === 'topic' && item.msg && Array.isArray(item.msg.copies)) this.deliverTopic(asFanout(item.msg));
       else if (item.k === 'kick' && typeof item.user === 'string') this.kickOlder(item.user, item.device, item.gen);
     }
   };
@@ -388,6 +526,11 @@ export class MsgServer {
   flush(): void {
     this.pub.flush();
   }
+}
+
+function asFanout(m: FanoutMessage): FanoutMessage {
+  if (!(m.body instanceof Uint8Array)) m.body = new Uint8Array(0);
+  return m;
 }
 
 const TOO_LARGE = new Uint8Array(0);

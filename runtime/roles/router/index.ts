@@ -8,7 +8,8 @@ import { Hono } from 'hono';
 import type { RouterConfig } from '../../cluster/config.js';
 import type { RoleContext, RoleHandle } from '../../cluster/role.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
-import { asStoredMessage, BatchPublisher, decodeItems, encodeItems, type Beat, type DeliverItem, type SendItem } from '../../bus/payloads.js';
+import { asStoredMessage, BatchPublisher, decodeItems, encodeItems, type Beat, type DeliverItem, type SendItem, type TopicSyncItem } from '../../bus/payloads.js';
+import type { FanoutCopy } from '../../store/store.js';
 import { RoleStats } from '../../metrics/stats.js';
 
 export async function startRouter(ctx: RoleContext, config: RouterConfig): Promise<RoleHandle> {
@@ -38,6 +39,38 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
     }
   });
 
+  /** A topic fan-out step: one publish per msg_server holding members, each with only its members' copies. */
+  const routeTopic = async (item: TopicSyncItem) => {
+    const t0 = performance.now();
+    stats.countIn();
+    const { msg } = item;
+    const byServer = new Map<string, FanoutCopy[]>();
+    const lookups = await Promise.all(msg.copies.map((copy) => ctx.store.sessions(copy.user)));
+    msg.copies.forEach((copy, i) => {
+      const seen = new Set<string>();
+      for (const s of lookups[i]!) {
+        if (s.server === item.origin || seen.has(s.server)) continue;
+        seen.add(s.server);
+        let list = byServer.get(s.server);
+        if (!list) byServer.set(s.server, (list = []));
+        list.push(copy);
+      }
+    });
+    for (const [server, copies] of byServer) {
+      const out: DeliverItem = { k: 'topic', msg: { ...msg, copies } };
+      pub.add(ctx.channels.deliver(server), out);
+      stats.countOut();
+    }
+    stats.latency(performance.now() - t0);
+  };
+
+  const unsubscribeTopics = await ctx.bus.subscribe(ctx.channels.topicSync, (payload) => {
+    for (const item of decodeItems<TopicSyncItem>(payload)) {
+      if (!item || typeof item !== 'object' || !item.msg || !Array.isArray(item.msg.copies)) continue;
+      routeTopic(item).catch((err) => ctx.log.warn(`topic push of ${item.msg.topic} failed: ${(err as Error).message}`));
+    }
+  });
+
   const app = new Hono();
   app.get('/health', (c) => c.json({ ok: true, role: 'router', id: config.id }));
   let http;
@@ -45,6 +78,7 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
     http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
   } catch (err) {
     await unsubscribe();
+    await unsubscribeTopics();
     throw listenError(err, 'router', config.id, 'HTTP');
   }
   const httpAddr = joinHostPort(http.host, http.port);
@@ -66,6 +100,7 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
         clearInterval(timer);
         pub.flush();
         await unsubscribe();
+        await unsubscribeTopics();
         await http.close();
         stats.stop();
       })();

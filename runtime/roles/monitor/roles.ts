@@ -1,0 +1,123 @@
+/**
+ * The monitor's picture of the cluster: every role ever seen, by (role, id),
+ * with its last beat. A role is up while its last beat is at most
+ * MISSED_BEATS beat intervals old (by this process's clock, so the clocks of
+ * other machines do not matter).
+ */
+import type { Beat } from '../../bus/payloads.js';
+
+/** Beats missed before a role is taken as down. */
+export const MISSED_BEATS = 3;
+
+/** Roles kept at most; past it, the role down the longest is forgotten. */
+const MAX_ROLES = 4096;
+const MAX_TEXT = 256;
+
+/** One role as /status shows it. */
+export interface RoleState {
+  role: string;
+  id: string;
+  addr?: string;
+  http?: string;
+  up: boolean;
+  /** when its last beat arrived, ms since the Unix epoch */
+  lastBeat: number;
+  pid: number;
+  boot: string;
+  uptime: number;
+  conns: number;
+  inRate: number;
+  outRate: number;
+  p50: number;
+  p99: number;
+  rss: number;
+  loop: number;
+}
+
+export type SeenBeat = Omit<RoleState, 'up'>;
+
+export class RoleTable {
+  private readonly seen = new Map<string, SeenBeat>();
+
+  constructor(private readonly beatMs: number) {}
+
+  /** Takes in a decoded bus item; returns it cleaned, or null when it is no beat. */
+  onBeat(item: unknown, now = Date.now()): SeenBeat | null {
+    const b = cleanBeat(item, now);
+    if (!b) return null;
+    const key = `${b.role}\u0000${b.id}`;
+    this.seen.delete(key); // re-insert: the map stays ordered by last beat
+    this.seen.set(key, b);
+    if (this.seen.size > MAX_ROLES) this.forgetOne(now);
+    return b;
+  }
+
+  isUp(lastBeat: number, now = Date.now()): boolean {
+    return now - lastBeat <= this.beatMs * MISSED_BEATS;
+  }
+
+  /** Every role ever seen, by role then id. */
+  list(now = Date.now()): RoleState[] {
+    const out: RoleState[] = [];
+    for (const b of this.seen.values()) {
+      const { role, id, addr, http, lastBeat, ...rest } = b;
+      out.push({ role, id, addr, http, up: this.isUp(lastBeat, now), lastBeat, ...rest });
+    }
+    out.sort((a, b) => cmp(a.role, b.role) || cmp(a.id, b.id));
+    return out;
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+
+  private forgetOne(now: number): void {
+    // The first entry is the one whose last beat is oldest.
+    for (const [key, b] of this.seen) {
+      if (!this.isUp(b.lastBeat, now)) this.seen.delete(key);
+      return;
+    }
+  }
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function text(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v.slice(0, MAX_TEXT) : undefined;
+}
+
+function num(v: unknown): number {
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  return typeof n === 'number' && Number.isFinite(n) ? n : 0;
+}
+
+/** A beat as the monitor keeps it: known fields only, numbers finite, text bounded. */
+export function cleanBeat(item: unknown, now: number): SeenBeat | null {
+  if (!item || typeof item !== 'object') return null;
+  const b = item as Partial<Record<keyof Beat, unknown>>;
+  const role = text(b.role);
+  const id = text(b.id);
+  if (!role || !id) return null;
+  const out: SeenBeat = {
+    role,
+    id,
+    lastBeat: now,
+    pid: num(b.pid),
+    boot: text(b.boot) ?? '',
+    uptime: num(b.uptime),
+    conns: num(b.conns),
+    inRate: num(b.inRate),
+    outRate: num(b.outRate),
+    p50: num(b.p50),
+    p99: num(b.p99),
+    rss: num(b.rss),
+    loop: num(b.loop),
+  };
+  const addr = text(b.addr);
+  const http = text(b.http);
+  if (addr) out.addr = addr;
+  if (http) out.http = http;
+  return out;
+}
