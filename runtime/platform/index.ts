@@ -6,10 +6,8 @@ import type { Platform } from './types.js';
 
 export * from './types.js';
 
-export type RuntimeName = Platform['name'];
-
 /** Which runtime this process runs on. */
-export function detectRuntime(): RuntimeName {
+export function detectRuntime(): Platform['name'] {
   const g = globalThis as { Bun?: unknown; Deno?: unknown };
   if (g.Bun !== undefined) return 'bun';
   if (g.Deno !== undefined) return 'deno';

@@ -3,8 +3,11 @@
  *
  * Writes are coalesced per event-loop turn: write() only queues, and one
  * setImmediate per turn hands the whole queue to the kernel as one buffer.
- * (Measured on loopback with 80-byte frames: Buffer.concat + one write is
- * ~1.3x faster than cork()/uncork() and ~20x faster than a write per frame.)
+ * (Measured on loopback with 80-byte frames, 200 per turn: Buffer.concat +
+ * one write is 1.1-1.9x faster than cork()/uncork() and ~25x faster than one
+ * socket.write per frame; setImmediate and process.nextTick scheduling are
+ * equally fast, and setImmediate also coalesces writes made by the several
+ * I/O callbacks of one loop iteration.)
  */
 import net from 'node:net';
 import { AddressInUseError, type ListenTcpOptions, type TcpListener, type TcpSocket } from '../types.js';

@@ -1,0 +1,227 @@
+/**
+ * One client TCP connection to a gateway or a msg_server: framing, pipelined
+ * requests matched by `rid` with a timeout each, and everything the server
+ * sends unasked (pushed `msg`, `kick`, errors without `rid`) handed on.
+ * It knows nothing of sessions or reconnects (client.ts does).
+ */
+import { getPlatform, type TcpSocket } from '../platform/index.js';
+import { decodeFrame, encodeFrame, FrameDecoder, type WireValue } from '../protocol/index.js';
+import { FishError } from './errors.js';
+
+/** A decoded server frame. */
+export interface Frame {
+  op: string;
+  rid?: number;
+  [field: string]: unknown;
+}
+
+export type Fields = { [k: string]: WireValue | undefined };
+
+export interface ConnectionOptions {
+  /** default timeout of request(), ms */
+  requestTimeoutMs: number;
+  /**
+   * Largest frame accepted from the server. The server's own maxFrame is a
+   * cluster setting the client does not know, so this is generous.
+   */
+  maxFrame?: number;
+  /** A frame without `rid` (or whose `rid` is no longer awaited), other than `error`. */
+  onPush?(frame: Frame): void;
+  /** An `error` frame without `rid` (bad_frame, overloaded, ...), or a frame we cannot read. */
+  onError?(error: FishError): void;
+  /** Called once when the connection is gone, after the pending requests were rejected. */
+  onClose?(): void;
+}
+
+export interface RequestOptions {
+  /** ms; default: the connection's requestTimeoutMs */
+  timeoutMs?: number;
+  /** `msg` frames carrying this request's rid (the pages of a `sync`) */
+  onMsg?(frame: Frame): void;
+  /**
+   * Called with the `ok` reply synchronously, before any later frame is read
+   * (the promise resolves only after the whole chunk was read): login uses it
+   * to know its state before the backlog that follows the reply.
+   */
+  onOk?(frame: Frame): void;
+}
+
+interface Pending {
+  resolve(frame: Frame): void;
+  reject(err: FishError): void;
+  timer: ReturnType<typeof setTimeout>;
+  onMsg?: (frame: Frame) => void;
+  onOk?: (frame: Frame) => void;
+}
+
+export const DEFAULT_CLIENT_MAX_FRAME = 16 * 1024 * 1024;
+const RID_LIMIT = 0xffff_ffff;
+
+/** Splits `host:port` (or `[v6]:port`). */
+export function parseAddr(addr: string): { host: string; port: number } {
+  const at = addr.lastIndexOf(':');
+  const port = Number(addr.slice(at + 1));
+  let host = at > 0 ? addr.slice(0, at) : '';
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new FishError('bad_request', `not a host:port address: ${JSON.stringify(addr)}`);
+  }
+  return { host, port };
+}
+
+export class Connection {
+  readonly addr: string;
+  readonly #sock: TcpSocket;
+  readonly #opts: ConnectionOptions;
+  readonly #decoder: FrameDecoder;
+  readonly #pending = new Map<number, Pending>();
+  #nextRid = 1;
+  #closed = false;
+
+  /** Connects to `host:port`. */
+  static async open(addr: string, opts: ConnectionOptions): Promise<Connection> {
+    const { host, port } = parseAddr(addr);
+    const platform = await getPlatform();
+    const sock = await platform.connectTcp(host, port);
+    return new Connection(addr, sock, opts);
+  }
+
+  constructor(addr: string, sock: TcpSocket, opts: ConnectionOptions) {
+    this.addr = addr;
+    this.#sock = sock;
+    this.#opts = opts;
+    this.#decoder = new FrameDecoder(opts.maxFrame ?? DEFAULT_CLIENT_MAX_FRAME);
+    sock.onData((chunk) => this.#onData(chunk));
+    sock.onClose(() => this.#onClosed());
+    if (sock.closed) this.#onClosed();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Requests awaiting their reply. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Sends `{op, rid, ...fields}` and resolves with the `ok` (or `pong`) reply;
+   * rejects with a FishError: the server's `error`, or `internal` when the
+   * reply does not come in time or the connection is lost first.
+   */
+  request(op: string, fields: Fields = {}, ro: RequestOptions = {}): Promise<Frame> {
+    if (this.#closed) {
+      return Promise.reject(new FishError('internal', `not connected to ${this.addr}`, 'disconnected'));
+    }
+    const rid = this.#takeRid();
+    const timeoutMs = ro.timeoutMs ?? this.#opts.requestTimeoutMs;
+    return new Promise<Frame>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(rid);
+        reject(new FishError('internal', `no reply to ${op} from ${this.addr} within ${timeoutMs} ms`, 'timeout'));
+      }, timeoutMs);
+      this.#pending.set(rid, { resolve, reject, timer, onMsg: ro.onMsg, onOk: ro.onOk });
+      this.#sock.write(encodeFrame({ ...fields, op, rid }));
+    });
+  }
+
+  /** Sends a frame that has no reply (`ack`). Dropped when closed. */
+  send(op: string, fields: Fields = {}): void {
+    if (this.#closed) return;
+    this.#sock.write(encodeFrame({ ...fields, op }));
+  }
+
+  /** Flushes what is written, then closes. */
+  end(): void {
+    this.#sock.end();
+  }
+
+  /** Closes at once. */
+  destroy(): void {
+    this.#sock.destroy();
+    this.#onClosed();
+  }
+
+  #takeRid(): number {
+    let rid = this.#nextRid;
+    while (this.#pending.has(rid)) rid = rid >= RID_LIMIT ? 1 : rid + 1;
+    this.#nextRid = rid >= RID_LIMIT ? 1 : rid + 1;
+    return rid;
+  }
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#closed) return;
+    const err = this.#decoder.feed(chunk, (payload) => this.#onFrame(payload));
+    if (err !== null) this.#fail(new FishError(err, `unreadable frame from ${this.addr}: ${err}`));
+  }
+
+  #onFrame(payload: Uint8Array): void {
+    if (this.#closed) return;
+    let frame: Frame;
+    try {
+      const map = decodeFrame(payload);
+      if (typeof map.op !== 'string') throw new Error('no op');
+      frame = map as Frame;
+    } catch {
+      this.#fail(new FishError('bad_frame', `unreadable frame from ${this.addr}`));
+      return;
+    }
+    try {
+      this.#dispatch(frame);
+    } catch (err) {
+      this.#opts.onError?.(new FishError('internal', `handling ${frame.op} from ${this.addr} failed: ${String(err)}`));
+    }
+  }
+
+  #dispatch(frame: Frame): void {
+    const rid = typeof frame.rid === 'number' ? frame.rid : undefined;
+    if (rid !== undefined) {
+      const p = this.#pending.get(rid);
+      // A frame whose rid is no longer awaited (a late reply after a
+      // timeout, a late sync page) is dropped: it is not a push.
+      if (p === undefined) return;
+      if (frame.op === 'msg') {
+        p.onMsg?.(frame);
+        return;
+      }
+      this.#pending.delete(rid);
+      clearTimeout(p.timer);
+      if (frame.op === 'error') {
+        p.reject(errorOf(frame));
+        return;
+      }
+      try {
+        p.onOk?.(frame);
+      } finally {
+        p.resolve(frame);
+      }
+      return;
+    }
+    if (frame.op === 'error') this.#opts.onError?.(errorOf(frame));
+    else this.#opts.onPush?.(frame);
+  }
+
+  #fail(err: FishError): void {
+    this.#opts.onError?.(err);
+    this.destroy();
+  }
+
+  #onClosed(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.reject(new FishError('internal', `connection to ${this.addr} lost before the reply`, 'disconnected'));
+    }
+    this.#opts.onClose?.();
+  }
+}
+
+function errorOf(frame: Frame): FishError {
+  const code = typeof frame.code === 'string' ? frame.code : 'internal';
+  const message = typeof frame.message === 'string' ? frame.message : code;
+  return new FishError(code, message);
+}
