@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -143,7 +144,7 @@ describe('fishchat --help', () => {
   test('every command has help with examples', async () => {
     const top = await fishchat(['--help']);
     assert.equal(top.code, 0, top.stderr);
-    for (const cmd of ['init', 'up', 'send', 'token']) {
+    for (const cmd of ['init', 'up', 'send', 'token', 'status']) {
       assert.match(top.stdout, new RegExp(`^\\s+${cmd}\\s`, 'm'), `top-level help lists ${cmd}`);
       const r = await fishchat([cmd, '--help']);
       assert.equal(r.code, 0, r.stderr);
@@ -165,7 +166,7 @@ describe('fishchat init', () => {
     const dir = await tempDir();
     const r = await fishchat(['init', dir]);
     assert.equal(r.code, 0, r.stderr);
-    const files = ['fishchat.json', 'gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json'];
+    const files = ['fishchat.json', 'gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json', 'manager.json', 'monitor.json'];
     for (const f of files) {
       assert.ok(existsSync(join(dir, f)), `${f} written`);
       assert.match(r.stdout, new RegExp(`wrote .*${f.replace(/\./g, '\\.')}`));
@@ -175,6 +176,10 @@ describe('fishchat init', () => {
     assert.deepEqual(cluster.roles, files.slice(1));
     const ms = JSON.parse(await readFile(join(dir, 'msg_server.19001.json'), 'utf8'));
     assert.deepEqual(ms, { role: 'msg_server', id: 'ms-19001', host: '127.0.0.1', port: 19001, httpHost: '127.0.0.1', httpPort: 19101 });
+    const manager = JSON.parse(await readFile(join(dir, 'manager.json'), 'utf8'));
+    assert.deepEqual(manager, { role: 'manager', id: 'manager', httpHost: '127.0.0.1', httpPort: 18000 });
+    const monitor = JSON.parse(await readFile(join(dir, 'monitor.json'), 'utf8'));
+    assert.deepEqual(monitor, { role: 'monitor', id: 'monitor', httpHost: '127.0.0.1', httpPort: 21000 });
 
     const secretFile = join(dir, '.fishchat', 'secret');
     assert.equal((await stat(secretFile)).mode & 0o777, 0o600);
@@ -257,14 +262,16 @@ describe('fishchat up and send', () => {
     assert.deepEqual(
       ready.map((r) => [r.role, r.id]),
       [
+        ['monitor', 'monitor'],
         ['router', 'router'],
+        ['manager', 'manager'],
         ['msg_server', 'ms-19000'],
         ['msg_server', 'ms-19001'],
         ['gateway', 'gateway'],
       ],
     );
     for (const r of ready) {
-      if (r.role === 'router') assert.match(r.addrs!, /^http 127\.0\.0\.1:[1-9]\d*$/);
+      if (['router', 'manager', 'monitor'].includes(r.role!)) assert.match(r.addrs!, /^http 127\.0\.0\.1:[1-9]\d*$/);
       else assert.match(r.addrs!, /^tcp 127\.0\.0\.1:[1-9]\d* {2}http 127\.0\.0\.1:[1-9]\d*$/);
     }
     const ms = Number(/^cluster ready in (\d+) ms/m.exec(out)![1]);
@@ -275,7 +282,64 @@ describe('fishchat up and send', () => {
     assert.equal(run.mode, 'embedded');
     const gatewayLine = ready.find((r) => r.role === 'gateway')!;
     assert.equal(`tcp ${run.gateway}`, gatewayLine.addrs!.split('  ')[0]);
-    assert.equal(run.roles.length, 4);
+    assert.deepEqual(
+      run.roles.map((r: { role: string; id: string }) => [r.role, r.id]),
+      ready.map((r) => [r.role, r.id]),
+    );
+    for (const [i, r] of ready.entries()) {
+      const addrs = run.roles[i].addresses as { tcp?: string; http?: string };
+      assert.equal([addrs.tcp && `tcp ${addrs.tcp}`, addrs.http && `http ${addrs.http}`].filter(Boolean).join('  '), r.addrs);
+    }
+    assert.equal(`http ${run.monitor}`, ready.find((r) => r.role === 'monitor')!.addrs);
+  });
+
+  test('status --json: every role up, from the monitor', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const expected = ['gateway/gateway', 'manager/manager', 'monitor/monitor', 'msg_server/ms-19000', 'msg_server/ms-19001', 'router/router'];
+    // The first beats take a moment to arrive: ask again for up to a few seconds.
+    const deadline = Date.now() + 8000;
+    let r: Result;
+    let report: { cluster: string; ts: number; roles: { role: string; id: string; up: boolean; addr?: string; http?: string; rss: number }[] };
+    for (;;) {
+      r = await fishchat(['status', '--dir', dir, '--json']);
+      assert.ok(r.code === 0 || r.code === 1, r.stdout + r.stderr);
+      report = JSON.parse(r.stdout);
+      const seen = report.roles.filter((x) => x.up).map((x) => `${x.role}/${x.id}`).sort();
+      if (r.code === 0 && JSON.stringify(seen) === JSON.stringify(expected)) break;
+      if (Date.now() > deadline) assert.fail(`not every role up within 8 s: ${r.stdout}${r.stderr}`);
+      await new Promise((res) => setTimeout(res, 250));
+    }
+    assert.equal(report.cluster, 'local');
+    assert.ok(Math.abs(report.ts - Date.now()) < 10_000);
+    const run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8'));
+    for (const role of report.roles) {
+      const inRun = run.roles.find((x: { role: string; id: string }) => x.role === role.role && x.id === role.id);
+      assert.ok(inRun, `${role.role} ${role.id} is in run.json`);
+      assert.equal(role.http, inRun.addresses.http);
+      if (inRun.addresses.tcp) assert.equal(role.addr, inRun.addresses.tcp);
+      assert.ok(role.rss > 0);
+    }
+  });
+
+  test('status: one table with every role, up', async () => {
+    await up.waitFor(/^cluster ready/m);
+    const r = await fishchat(['status', '--dir', dir]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const [header, ...rows] = r.stdout.trimEnd().split('\n');
+    assert.match(header!, /^ROLE +ID +ADDRESS +STATE +CONNS +MSGS\/S +MEMORY +UPTIME$/);
+    const cells = rows.map((row) => row.trim().split(/ {2,}/));
+    assert.deepEqual(
+      cells.map((c) => `${c[0]}/${c[1]}`).sort(),
+      ['gateway/gateway', 'manager/manager', 'monitor/monitor', 'msg_server/ms-19000', 'msg_server/ms-19001', 'router/router'],
+    );
+    for (const c of cells) {
+      assert.match(c[2]!, /^127\.0\.0\.1:[1-9]\d*$/);
+      assert.equal(c[3], 'up');
+      assert.match(c[4]!, /^\d+$/);
+      assert.match(c[5]!, /^\d+(\.\d)?$/);
+      assert.match(c[6]!, /^\d+(\.\d)? (B|KiB|MiB|GiB)$/);
+      assert.match(c[7]!, /^(\d+s|\d+m\d\ds|\d+h\d\dm)$/);
+    }
   });
 
   test('send: exit 0 on ok, --json prints mid, seq, ts, to', async () => {
@@ -375,6 +439,73 @@ describe('fishchat send without a cluster', () => {
     const r = await fishchat(['send', '--dir', dir, '--as', 'alice', '--to', 'bob']);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /TEXT/);
+  });
+});
+
+describe('fishchat status without a cluster', () => {
+  test('no run.json and monitor port 0: exit 3, says to start the cluster', async () => {
+    const dir = await initPortZero();
+    const r = await fishchat(['status', '--dir', dir]);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, /is `fishchat up` running in /);
+    assert.match(r.stderr, /--monitor/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  test('a monitor nobody listens on (from monitor.json, or --monitor): exit 3 naming the address', async () => {
+    const dir = await tempDir();
+    await fishchat(['init', dir]);
+    const port = await freePort();
+    const monitor = JSON.parse(await readFile(join(dir, 'monitor.json'), 'utf8'));
+    monitor.httpPort = port;
+    await writeFile(join(dir, 'monitor.json'), JSON.stringify(monitor));
+    const r = await fishchat(['status', '--dir', dir]);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`cannot reach the monitor at 127\\.0\\.0\\.1:${port}`));
+    assert.match(r.stderr, /is `fishchat up` running in /);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+
+    const other = await freePort();
+    const flag = await fishchat(['status', '--dir', dir, '--json', '--monitor', `127.0.0.1:${other}`]);
+    assert.equal(flag.code, 3, flag.stdout + flag.stderr);
+    assert.match(flag.stderr, new RegExp(`127\\.0\\.0\\.1:${other}`));
+    assert.equal(flag.stdout, '');
+  });
+
+  test('a role down: shown as down, exit 1; the request carries an admin token of the cluster', async () => {
+    const dir = await tempDir();
+    await fishchat(['init', dir]);
+    const secret = (await readFile(join(dir, '.fishchat', 'secret'), 'utf8')).trim();
+    const now = Date.now();
+    const role = (role: string, id: string, up: boolean) => ({
+      role, id, http: '127.0.0.1:1', up, lastBeat: up ? now : now - 9000, pid: 1, boot: 'b', uptime: 192,
+      conns: 3, inRate: 12.4, outRate: 0, p50: 0, p99: 0, rss: 48.2 * 1024 * 1024, loop: 0,
+    });
+    const body = { cluster: 'local', ts: now, roles: [role('monitor', 'monitor', true), role('msg_server', 'ms-1', false)] };
+    let auth: string | undefined;
+    const server = createHttpServer((req: IncomingMessage, res) => {
+      auth = req.headers.authorization;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify(req.url === '/status' ? body : {}));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const r = await fishchat(['status', '--dir', dir, '--monitor', `127.0.0.1:${port}`]);
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout, /^monitor +monitor +127\.0\.0\.1:1 +up +3 +12 +48\.2 MiB +3m12s$/m);
+      assert.match(r.stdout, /^msg_server +ms-1 +127\.0\.0\.1:1 +down /m);
+      assert.match(r.stderr, /1 role is down: msg_server ms-1 \(last beat \d+s ago\)/);
+      const token = /^Bearer (\S+)$/.exec(auth ?? '')?.[1];
+      const v = verifyToken(secret, token);
+      assert.ok(v.ok && v.claims.adm === true, JSON.stringify(v));
+
+      const json = await fishchat(['status', '--dir', dir, '--monitor', `127.0.0.1:${port}`, '--json']);
+      assert.equal(json.code, 1);
+      assert.deepEqual(JSON.parse(json.stdout), body);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 });
 

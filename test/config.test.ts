@@ -105,6 +105,8 @@ describe('defaults', () => {
       { role: 'msg_server', id: 'ms-19001', host: '127.0.0.1', port: 19001, httpHost: '127.0.0.1', httpPort: 19101 },
     ]);
     assert.deepEqual(c.router, { role: 'router', id: 'router', httpHost: '127.0.0.1', httpPort: 20000 });
+    assert.deepEqual(c.manager, { role: 'manager', id: 'manager', httpHost: '127.0.0.1', httpPort: 18000 });
+    assert.deepEqual(c.monitor, { role: 'monitor', id: 'monitor', httpHost: '127.0.0.1', httpPort: 21000 });
 
     // The second load reads the same secret.
     const again = await loadCluster(dir, { env: {}, createSecret: true, onSecretCreated: () => assert.fail('created twice') });
@@ -153,6 +155,8 @@ describe('defaults', () => {
     }
     const c = await loadFiles(files);
     assert.equal(c.gateway.port, 0);
+    assert.equal(c.manager.httpPort, 0);
+    assert.equal(c.monitor.httpPort, 0);
     assert.deepEqual(
       c.msgServers.map((m) => [m.port, m.httpPort]),
       [
@@ -178,6 +182,27 @@ describe('init', () => {
     const fromDefaults = await loadCluster(await tempDir(), { env: {}, secret: fromInit.secret });
     const strip = (c: typeof fromInit) => ({ ...c, dir: '', secretFile: '', dataDir: '' });
     assert.deepEqual(strip(fromInit), strip(fromDefaults));
+  });
+
+  test('writes manager.json and monitor.json and lists them in fishchat.json "roles"', async () => {
+    const dir = await tempDir();
+    const result = await initCluster(dir);
+    for (const f of ['manager.json', 'monitor.json']) assert.ok(result.written.some((w) => w.path === join(dir, f)), `${f} written`);
+    const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8'));
+    assert.deepEqual(cluster.roles, defaultRoleFiles().map((r) => r.file));
+    assert.deepEqual(cluster.roles.slice(-2), ['manager.json', 'monitor.json']);
+    assert.deepEqual(JSON.parse(await readFile(join(dir, 'manager.json'), 'utf8')), {
+      role: 'manager',
+      id: 'manager',
+      httpHost: '127.0.0.1',
+      httpPort: 18000,
+    });
+    assert.deepEqual(JSON.parse(await readFile(join(dir, 'monitor.json'), 'utf8')), {
+      role: 'monitor',
+      id: 'monitor',
+      httpHost: '127.0.0.1',
+      httpPort: 21000,
+    });
   });
 
   test('--msg-servers N writes N msg_server files on consecutive ports', async () => {
@@ -366,6 +391,100 @@ describe('validation names the file, the field, the expectation and what was fou
     obj(files4, 'msg_server.19001.json').host = '127.0.0.2';
     obj(files4, 'msg_server.19001.json').httpHost = '127.0.0.2';
     await loadFiles(files4);
+  });
+});
+
+describe('manager and monitor', () => {
+  const withoutAdminRoles = () => {
+    const files = defaultFiles();
+    delete files['manager.json'];
+    delete files['monitor.json'];
+    obj(files, 'fishchat.json').roles = ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json'];
+    return files;
+  };
+
+  test('a fishchat.json from before them (roles without manager and monitor) loads, with both at their defaults', async () => {
+    const c = await loadFiles(withoutAdminRoles());
+    assert.deepEqual(c.manager, { role: 'manager', id: 'manager', httpHost: '127.0.0.1', httpPort: 18000 });
+    assert.deepEqual(c.monitor, { role: 'monitor', id: 'monitor', httpHost: '127.0.0.1', httpPort: 21000 });
+    // Only one of them listed: the other one is the default.
+    const files = defaultFiles();
+    obj(files, 'fishchat.json').roles = (obj(files, 'fishchat.json').roles as string[]).filter((f) => f !== 'monitor.json');
+    obj(files, 'manager.json').httpPort = 18500;
+    const one = await loadFiles(files);
+    assert.equal(one.manager.httpPort, 18500);
+    assert.equal(one.monitor.httpPort, 21000);
+  });
+
+  test('their HTTP binds 127.0.0.1 unless configured otherwise', async () => {
+    const files = defaultFiles();
+    delete obj(files, 'manager.json').httpHost;
+    obj(files, 'monitor.json').httpHost = '0.0.0.0';
+    const c = await loadFiles(files);
+    assert.equal(c.manager.httpHost, '127.0.0.1');
+    assert.equal(c.monitor.httpHost, '0.0.0.0');
+  });
+
+  test('the role comes from the file name; any file name works with "role"', async () => {
+    const files = defaultFiles();
+    delete obj(files, 'monitor.json').role;
+    files['admin-api.json'] = { ...obj(files, 'manager.json'), id: 'mgr-1' };
+    delete files['manager.json'];
+    obj(files, 'fishchat.json').roles = (obj(files, 'fishchat.json').roles as string[]).map((f) => (f === 'manager.json' ? 'admin-api.json' : f));
+    const c = await loadFiles(files);
+    assert.equal(c.manager.id, 'mgr-1');
+    assert.equal(c.monitor.id, 'monitor');
+  });
+
+  test('their fields are validated like the other role files', async () => {
+    let files = defaultFiles();
+    obj(files, 'manager.json').httpPort = 'abc';
+    await expectError(files, 'manager.json', 'httpPort', 'must be an integer 0–65535', 'found "abc"');
+    files = defaultFiles();
+    delete obj(files, 'monitor.json').httpPort;
+    await expectError(files, 'monitor.json', 'httpPort', 'must be an integer 0–65535', 'found nothing');
+    files = defaultFiles();
+    obj(files, 'monitor.json').httpHost = 'not a host';
+    await expectError(files, 'monitor.json', 'httpHost', 'must be a host name or IP address', 'found "not a host"');
+    files = defaultFiles();
+    obj(files, 'manager.json').port = 18001;
+    await expectError(files, 'manager.json', 'port', 'is not a known field', 'known fields: role, id, httpHost, httpPort');
+    files = defaultFiles();
+    obj(files, 'monitor.json').httpPrt = 1;
+    await expectError(files, 'monitor.json', 'httpPrt', 'did you mean "httpPort"?');
+    files = defaultFiles();
+    obj(files, 'monitor.json').id = 'bad id';
+    await expectError(files, 'monitor.json', 'id', 'must be 1 to 64 characters');
+    files = defaultFiles();
+    obj(files, 'monitor.json').role = 'monitr';
+    await expectError(files, 'monitor.json', 'role', '"manager", "monitor"', 'found "monitr"');
+  });
+
+  test('at most one manager and one monitor', async () => {
+    const files = defaultFiles();
+    files['monitor2.json'] = { ...obj(files, 'monitor.json'), id: 'monitor2', httpPort: 21001 };
+    obj(files, 'fishchat.json').roles = [...(obj(files, 'fishchat.json').roles as string[]), 'monitor2.json'];
+    await expectError(files, 'fishchat.json', 'roles', 'at most one monitor', 'found 2', 'monitor.json, monitor2.json');
+    const files2 = defaultFiles();
+    files2['manager2.json'] = { ...obj(files2, 'manager.json'), id: 'manager2', httpPort: 18001 };
+    obj(files2, 'fishchat.json').roles = [...(obj(files2, 'fishchat.json').roles as string[]), 'manager2.json'];
+    await expectError(files2, 'fishchat.json', 'roles', 'at most one manager', 'found 2');
+  });
+
+  test('ids and ports must not clash with theirs; a clash with a default names the listed file', async () => {
+    let files = defaultFiles();
+    obj(files, 'router.json').httpPort = 21000;
+    await expectError(files, 'monitor.json', 'httpPort', 'found 21000', 'router.json "httpPort"');
+    files = defaultFiles();
+    obj(files, 'manager.json').id = 'router';
+    await expectError(files, 'manager.json', 'id', 'unique', 'router.json');
+    // Not listed: the defaults take part in the checks, and the error names the file that is.
+    files = withoutAdminRoles();
+    obj(files, 'router.json').httpPort = 18000;
+    await expectError(files, 'router.json', 'httpPort', 'found 18000', `the default manager's "httpPort"`, 'no manager file is listed in fishchat.json "roles"');
+    files = withoutAdminRoles();
+    obj(files, 'router.json').id = 'monitor';
+    await expectError(files, 'router.json', 'id', 'unique', `the default monitor's "id"`);
   });
 });
 

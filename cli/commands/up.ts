@@ -9,10 +9,10 @@ const STOP_TIMEOUT_MS = 15_000;
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export default class Up extends BaseCommand {
-  static override summary = 'Start the whole cluster: gateway, msg_servers and router.';
-  static override description = `Runs the cluster of DIR in embedded mode: every role in this process, an in-process bus, and the store in SQLite under the cluster directory (.fishchat/data), so a restart loses nothing. A directory without fishchat.json runs with the defaults (gateway 17000, msg_servers 19000 and 19001, router 20000, all on 127.0.0.1) and gets a secret in .fishchat/secret on first start.
+  static override summary = 'Start the whole cluster: monitor, router, manager, msg_servers and gateway.';
+  static override description = `Runs the cluster of DIR in embedded mode: every role in this process, an in-process bus, and the store in SQLite under the cluster directory (.fishchat/data), so a restart loses nothing. A directory without fishchat.json runs with the defaults (gateway 17000, msg_servers 19000 and 19001, manager 18000, router 20000, monitor 21000, all on 127.0.0.1) and gets a secret in .fishchat/secret on first start.
 
-Prints one ready line per role with its addresses, then the roles' log lines prefixed with role and id. Ctrl-C (SIGINT) or SIGTERM stops it cleanly: the msg_servers kick their clients with "draining", the store is closed, and the exit code is 0.`;
+Prints one ready line per role with its addresses, then the roles' log lines prefixed with role and id; the addresses are also written to .fishchat/run.json, where \`fishchat send\` and \`fishchat status\` find them. Ctrl-C (SIGINT) or SIGTERM stops it cleanly, in the reverse of the start order: the msg_servers kick their clients with "draining", the store is closed, and the exit code is 0.`;
   static override examples = [
     { description: 'Start the cluster of the current directory', command: '<%= config.bin %> <%= command.id %>' },
     { description: 'Start the cluster written by `fishchat init chat`', command: '<%= config.bin %> <%= command.id %> chat' },
@@ -43,7 +43,7 @@ Prints one ready line per role with its addresses, then the roles' log lines pre
       this.log(`note: "runtime": "${config.runtime}" applies to role processes; embedded mode runs in this ${detectRuntime()} process`);
     }
 
-    const roleIds = [config.router.id, ...config.msgServers.map((m) => m.id), config.gateway.id];
+    const roleIds = [config.monitor.id, config.router.id, config.manager.id, ...config.msgServers.map((m) => m.id), config.gateway.id];
     const idWidth = Math.max(...roleIds.map((id) => id.length));
     const prefix = (role: string, id: string) => `${role.padEnd(10)}  ${id.padEnd(idWidth)}`;
 
@@ -74,7 +74,9 @@ Prints one ready line per role with its addresses, then the roles' log lines pre
     }
     const ms = Math.round(performance.now() - started);
     this.log(`cluster ready in ${ms} ms: clients connect to the gateway at ${cluster.gateway}; stop with Ctrl-C`);
-    this.log(`try:   ${binName()} send --as alice --to bob "hello"${dirHint(dir) ? ` --dir${dirHint(dir)}` : ''}`);
+    const dirFlag = dirHint(dir) ? ` --dir${dirHint(dir)}` : '';
+    this.log(`try:   ${binName()} send --as alice --to bob "hello"${dirFlag}`);
+    this.log(`       ${binName()} status${dirFlag}`);
 
     if (signalled === undefined) await new Promise<void>((resolve) => (wake = resolve));
     this.log(`stopping (${signalled}) …`);

@@ -87,7 +87,7 @@ export interface MonitorConfig {
   httpPort: number;
 }
 
-export type RoleConfig = GatewayConfig | MsgServerConfig | RouterConfig;
+export type RoleConfig = GatewayConfig | MsgServerConfig | RouterConfig | ManagerConfig | MonitorConfig;
 
 export interface ClusterConfig {
   /** absolute path of the cluster directory */
@@ -108,4 +108,6 @@ export interface ClusterConfig {
   gateway: GatewayConfig;
   msgServers: MsgServerConfig[];
   router: RouterConfig;
+  manager: ManagerConfig;
+  monitor: MonitorConfig;
 }

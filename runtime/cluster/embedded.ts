@@ -1,9 +1,13 @@
 /**
  * Embedded mode (DESIGN.md "Three ways to run", 3): every role in this
  * process, an in-process bus, the SQLite store at <dataDir>/fishchat.db.
- * Start order: router, msg_servers, gateway (seeded with the msg_servers'
- * real addresses); stop order: gateway, msg_servers (they kick `draining`),
- * router, bus, store.
+ *
+ * Start order: monitor (so it hears every other role's first beat, and
+ * `fishchat status` is complete as soon as the cluster is ready), router,
+ * manager (before the msg_servers, so it hears every login), msg_servers,
+ * gateway (seeded with the msg_servers' real addresses). Stop order is the
+ * reverse: gateway, msg_servers (they kick `draining`; the manager still
+ * hears the logouts), manager, router, monitor, then the bus and the store.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -11,6 +15,8 @@ import { channels } from '../bus/bus.js';
 import { createMemoryBus } from '../bus/memory.js';
 import { AddressInUseError, getPlatform } from '../platform/index.js';
 import { startGateway } from '../roles/gateway/index.js';
+import { startManager } from '../roles/manager/index.js';
+import { startMonitor } from '../roles/monitor/index.js';
 import { startMsgServer } from '../roles/msg_server/index.js';
 import { startRouter } from '../roles/router/index.js';
 import type { Bus } from '../bus/bus.js';
@@ -21,10 +27,12 @@ import { joinHostPort, processAlive, runFilePath, type RunInfo } from './load.js
 import type { Logger, RoleContext, RoleHandle } from './role.js';
 
 export interface EmbeddedCluster {
-  /** in start order: router, msg_servers, gateway */
+  /** in start order: monitor, router, manager, msg_servers, gateway */
   roles: RoleHandle[];
   /** the gateway's client address, host:port */
   gateway: string;
+  /** the monitor's HTTP address, host:port */
+  monitor: string;
   /** Stops every role and closes the store; resolves when all is down. Idempotent. */
   stop(): Promise<void>;
 }
@@ -111,32 +119,45 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
     return handle;
   };
 
+  // Groups in start order; stopped group by group in the reverse order.
+  const groups: RoleHandle[][] = [];
+  const one = async <C extends RoleConfig>(c: C, fn: (ctx: RoleContext, c: C) => Promise<RoleHandle>) => {
+    const handle = await start(c, fn);
+    groups.push([handle]);
+    return handle;
+  };
   let gateway: RoleHandle;
-  const servers: RoleHandle[] = [];
+  let monitor: RoleHandle;
   try {
-    await start(config.router, startRouter);
+    monitor = await one(config.monitor, startMonitor);
+    await one(config.router, startRouter);
+    await one(config.manager, startManager);
+    const servers: RoleHandle[] = [];
+    groups.push(servers);
     for (const ms of config.msgServers) servers.push(await start(ms, startMsgServer));
     const seeds = config.msgServers.map(
       (ms, i) => ms.advertise ?? servers[i]!.addresses.tcp ?? joinHostPort(ms.host, ms.port),
     );
-    gateway = await start({ ...config.gateway, seeds }, startGateway);
+    gateway = await one({ ...config.gateway, seeds }, startGateway);
   } catch (err) {
-    await shutdown([...started].reverse(), bus, store).catch(() => {});
+    await stopGroups(groups, bus, store).catch(() => {});
     throw err;
   }
 
   const gatewayAddr = gateway.addresses.tcp ?? joinHostPort(config.gateway.host, config.gateway.port);
+  const monitorAddr = monitor.addresses.http ?? joinHostPort(config.monitor.httpHost, config.monitor.httpPort);
   const info: RunInfo = {
     pid: process.pid,
     mode: 'embedded',
     gateway: gatewayAddr,
+    monitor: monitorAddr,
     roles: started.map((r) => ({ role: r.role, id: r.id, addresses: { ...r.addresses } })),
     startedAt: new Date().toISOString(),
   };
   try {
     await writeRunFile(runFile, info);
   } catch (err) {
-    await shutdown([...started].reverse(), bus, store).catch(() => {});
+    await stopGroups(groups, bus, store).catch(() => {});
     throw new Error(`cannot write ${runFile}: ${(err as Error).message}`);
   }
 
@@ -144,13 +165,11 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
   return {
     roles: started,
     gateway: gatewayAddr,
+    monitor: monitorAddr,
     stop() {
       stopping ??= (async () => {
-        const router = started.filter((r) => r.role === 'router');
         try {
-          await shutdown([gateway], undefined, undefined);
-          await shutdown(servers, undefined, undefined);
-          await shutdown(router, bus, store);
+          await stopGroups(groups, bus, store);
         } finally {
           await removeRunFile(runFile);
         }
@@ -160,12 +179,23 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
   };
 }
 
-/** Stops the given roles together, then the bus and the store; throws the first failure after trying everything. */
-async function shutdown(roles: RoleHandle[], bus: Bus | undefined, store: Store | undefined): Promise<void> {
-  const results = await Promise.allSettled(roles.map((r) => r.stop()));
-  const errors = results.flatMap((r, i) => (r.status === 'rejected' ? [named(r.reason, roles[i]!)] : []));
-  if (bus) await bus.close().catch((err: unknown) => errors.push(err as Error));
-  if (store) await store.close().catch((err: unknown) => errors.push(err as Error));
+/**
+ * Stops the groups last first (the roles of one group together), then the
+ * bus and the store. Between groups the bus delivers what the stopped group
+ * published last (a msg_server's logouts reach the manager before it stops).
+ * Tries everything; throws the first failure.
+ */
+async function stopGroups(groups: RoleHandle[][], bus: Bus, store: Store): Promise<void> {
+  const errors: Error[] = [];
+  for (const group of [...groups].reverse()) {
+    const results = await Promise.allSettled(group.map((r) => r.stop()));
+    results.forEach((r, i) => {
+      if (r.status === 'rejected') errors.push(named(r.reason, group[i]!));
+    });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+  await bus.close().catch((err: unknown) => errors.push(err as Error));
+  await store.close().catch((err: unknown) => errors.push(err as Error));
   if (errors.length > 0) throw errors[0];
 }
 
@@ -185,7 +215,7 @@ function roleLogger(role: string, id: string, log: EmbeddedOptions['log']): Logg
 function portError(err: unknown, c: RoleConfig): unknown {
   if (!(err instanceof AddressInUseError) && (err as { code?: string } | undefined)?.code !== 'EADDRINUSE') return err;
   const e = err as Partial<AddressInUseError>;
-  const tcp = c.role !== 'router' && e.port === c.port && c.port !== 0;
+  const tcp = (c.role === 'gateway' || c.role === 'msg_server') && e.port === c.port && c.port !== 0;
   const host = tcp ? (c as { host: string }).host : c.httpHost;
   return new PortInUseError(c.role, c.id, tcp ? 'tcp' : 'http', e.host ?? host, e.port ?? (tcp ? (c as { port: number }).port : c.httpPort));
 }

@@ -1,7 +1,8 @@
 /**
  * `fishchat init`: writes a cluster directory from templates/ — fishchat.json,
- * one file per role (msg_server.<port>.json per msg_server, from the
- * templates/msg_server.json pattern) and a random secret (mode 0600).
+ * one file per role (gateway.json, msg_server.<port>.json per msg_server from
+ * the templates/msg_server.json pattern, router.json, manager.json,
+ * monitor.json) and a random secret (mode 0600).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -61,6 +62,8 @@ export async function initCluster(dir: string, opts: InitOptions = {}): Promise<
   const gateway = await read('gateway.json');
   const msgServer = await read('msg_server.json');
   const router = await read('router.json');
+  const manager = await read('manager.json');
+  const monitor = await read('monitor.json');
 
   const files: { name: string; json: Json }[] = [{ name: 'gateway.json', json: gateway }];
   for (let i = 0; i < n; i++) {
@@ -68,7 +71,7 @@ export async function initCluster(dir: string, opts: InitOptions = {}): Promise<
     const json = { ...msgServer, id: `ms-${port}`, port, httpPort: (msgServer.httpPort as number) + i };
     files.push({ name: `msg_server.${port}.json`, json });
   }
-  files.push({ name: 'router.json', json: router });
+  files.push({ name: 'router.json', json: router }, { name: 'manager.json', json: manager }, { name: 'monitor.json', json: monitor });
   files.unshift({ name: CLUSTER_FILE, json: { ...cluster, roles: files.map((f) => f.name) } });
 
   const existing = files.filter((f) => existsSync(join(root, f.name))).map((f) => f.name);

@@ -1,8 +1,10 @@
 /**
  * Loads and validates a cluster directory: fishchat.json (cluster-wide) and
  * one JSON file per role, as in the original FishChat (gateway.json,
- * msg_server.19000.json, msg_server.19001.json, router.json). A directory
- * without fishchat.json runs with the defaults below (DESIGN.md "Roles").
+ * msg_server.19000.json, msg_server.19001.json, router.json, manager.json,
+ * monitor.json). A directory without fishchat.json runs with the defaults
+ * below (DESIGN.md "Roles"); a fishchat.json whose "roles" list predates the
+ * manager and the monitor gets the default manager and monitor.
  *
  * Every field is checked on load; a ConfigError names the file, the field,
  * what was expected and what was found.
@@ -15,6 +17,8 @@ import {
   type AuthMode,
   type ClusterConfig,
   type GatewayConfig,
+  type ManagerConfig,
+  type MonitorConfig,
   type MsgServerConfig,
   type RoleConfig,
   type RouterConfig,
@@ -35,6 +39,8 @@ export const DEFAULT_PORTS = {
   msgServer: 19000,
   msgServerHttp: 19100,
   router: 20000,
+  manager: 18000,
+  monitor: 21000,
 } as const;
 /** `fishchat init --msg-servers` range: beyond 100 the msg_server ports would reach the HTTP ones. */
 export const MAX_MSG_SERVERS = 100;
@@ -82,11 +88,22 @@ export function defaultRoleFiles(msgServers = 2): { file: string; config: RoleFi
       },
     });
   }
-  files.push({
-    file: 'router.json',
-    config: { role: 'router', id: 'router', httpHost: DEFAULT_HOST, httpPort: DEFAULT_PORTS.router },
-  });
+  files.push(
+    {
+      file: 'router.json',
+      config: { role: 'router', id: 'router', httpHost: DEFAULT_HOST, httpPort: DEFAULT_PORTS.router },
+    },
+    ...DEFAULT_ADMIN_ROLES.map((role) => defaultAdminRoleFile(role)),
+  );
   return files;
+}
+
+/** Roles a "roles" list written before them may leave out: they then run with their defaults. */
+const DEFAULT_ADMIN_ROLES = ['manager', 'monitor'] as const;
+
+/** manager.json / monitor.json as `init` writes them: HTTP on 127.0.0.1 (DESIGN.md "Security"). */
+function defaultAdminRoleFile(role: (typeof DEFAULT_ADMIN_ROLES)[number]): { file: string; config: RoleFile } {
+  return { file: `${role}.json`, config: { role, id: role, httpHost: DEFAULT_HOST, httpPort: DEFAULT_PORTS[role] } };
 }
 
 /** fishchat.json as written on disk (every field optional when loading). */
@@ -145,7 +162,8 @@ export interface LoadOverrides {
 
 const RUNTIMES: readonly RuntimeName[] = ['node', 'bun', 'deno'];
 const AUTH_MODES: readonly AuthMode[] = ['token', 'none'];
-const ROLES = ['gateway', 'msg_server', 'router'] as const;
+const ROLES = ['gateway', 'msg_server', 'router', 'manager', 'monitor'] as const;
+const ROLE_NAMES = ROLES.map((r) => JSON.stringify(r)).join(', ');
 type Role = (typeof ROLES)[number];
 /** Ids name bus channels (`/sysctrl/deliver/<server-id>`): the protocol's id alphabet. */
 const ID_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
@@ -157,7 +175,17 @@ const ROLE_FIELDS: Record<Role, string[]> = {
   gateway: ['role', 'id', 'host', 'port', 'httpHost', 'httpPort', 'seeds'],
   msg_server: ['role', 'id', 'host', 'port', 'advertise', 'httpHost', 'httpPort'],
   router: ['role', 'id', 'httpHost', 'httpPort'],
+  manager: ['role', 'id', 'httpHost', 'httpPort'],
+  monitor: ['role', 'id', 'httpHost', 'httpPort'],
 };
+
+/** A role as loaded: its file, or a default standing in for a file the "roles" list does not name. */
+interface RoleEntry {
+  file: string;
+  config: RoleConfig;
+  /** not listed in fishchat.json "roles": runs with its defaults */
+  defaulted?: boolean;
+}
 
 /**
  * Loads the cluster in `dir`: fishchat.json and its role files, or the
@@ -179,7 +207,14 @@ export async function loadCluster(dir: string, overrides: LoadOverrides = {}): P
   const gateway = pickRoles(roles, 'gateway', 'exactly one')[0] as { file: string; config: GatewayConfig };
   const msgServers = pickRoles(roles, 'msg_server', 'at least one') as { file: string; config: MsgServerConfig }[];
   const router = pickRoles(roles, 'router', 'exactly one')[0] as { file: string; config: RouterConfig };
-  checkUnique(roles);
+  // A "roles" list from before the manager and the monitor existed still loads: they run with their defaults.
+  const [manager, monitor] = DEFAULT_ADMIN_ROLES.map((role): RoleEntry => {
+    const listed = pickRoles(roles, role, 'at most one')[0];
+    if (listed) return listed;
+    const { file, config } = defaultAdminRoleFile(role);
+    return { file, config: checkRoleFile(file, config), defaulted: true };
+  }) as [{ file: string; config: ManagerConfig }, { file: string; config: MonitorConfig }];
+  checkUnique([...roles, ...[manager, monitor].filter((r: RoleEntry) => r.defaulted)]);
 
   if (gateway.config.seeds.length === 0) {
     gateway.config.seeds = msgServers.map((m) => m.config.advertise ?? joinHostPort(m.config.host, m.config.port));
@@ -224,6 +259,8 @@ export async function loadCluster(dir: string, overrides: LoadOverrides = {}): P
     gateway: gateway.config,
     msgServers: msgServers.map((m) => m.config),
     router: router.config,
+    manager: manager.config,
+    monitor: monitor.config,
   };
 }
 
@@ -285,8 +322,8 @@ async function readJson(root: string, file: string, optional: boolean, listedAs?
 }
 
 /** One by one, so the first bad file in the list is the one reported. */
-async function readRoleFiles(root: string, files: string[]): Promise<{ file: string; config: RoleConfig }[]> {
-  const out: { file: string; config: RoleConfig }[] = [];
+async function readRoleFiles(root: string, files: string[]): Promise<RoleEntry[]> {
+  const out: RoleEntry[] = [];
   for (const [i, file] of files.entries()) {
     out.push({ file, config: checkRoleFile(file, await readJson(root, file, false, `roles[${i}]`)) });
   }
@@ -369,9 +406,9 @@ function checkRoleFile(file: string, raw: unknown): RoleConfig {
   const o = checkObject(file, undefined, raw);
   const fromName = ROLES.find((r) => baseName(file).startsWith(`${r}.`));
   if (o.role === undefined && fromName === undefined) {
-    fail(file, 'role', 'must be one of "gateway", "msg_server", "router" (or the file name must start with one)', o.role);
+    fail(file, 'role', `must be one of ${ROLE_NAMES} (or the file name must start with one)`, o.role);
   }
-  if (o.role !== undefined && !ROLES.includes(o.role as Role)) fail(file, 'role', 'must be one of "gateway", "msg_server", "router"', o.role);
+  if (o.role !== undefined && !ROLES.includes(o.role as Role)) fail(file, 'role', `must be one of ${ROLE_NAMES}`, o.role);
   const role = (o.role ?? fromName) as Role;
   checkKnown(file, '', o, ROLE_FIELDS[role]);
   if (typeof o.id !== 'string' || !ID_RE.test(o.id)) fail(file, 'id', 'must be 1 to 64 characters of A-Z a-z 0-9 _ . @ -', o.id);
@@ -398,33 +435,44 @@ function checkRoleFile(file: string, raw: unknown): RoleConfig {
     }
     case 'router':
       return { role, id, httpHost: httpHost(DEFAULT_HOST), httpPort: httpPort() };
+    // The admin HTTP APIs bind 127.0.0.1 unless configured otherwise (DESIGN.md "Security").
+    case 'manager':
+    case 'monitor':
+      return { role, id, httpHost: httpHost(DEFAULT_HOST), httpPort: httpPort() };
   }
 }
 
-function pickRoles(roles: { file: string; config: RoleConfig }[], role: RoleConfig['role'], want: 'exactly one' | 'at least one') {
+function pickRoles(roles: RoleEntry[], role: RoleConfig['role'], want: 'exactly one' | 'at least one' | 'at most one') {
   const found = roles.filter((r) => r.config.role === role);
-  if (found.length === 0 || (want === 'exactly one' && found.length > 1)) {
+  if ((found.length === 0 && want !== 'at most one') || (want !== 'at least one' && found.length > 1)) {
     const names = found.length ? ` (${found.map((r) => r.file).join(', ')})` : '';
     throw new ConfigError(CLUSTER_FILE, 'roles', `must list ${want} ${role} file, found ${found.length}${names}`);
   }
   return found;
 }
 
-/** Ids unique; no two listeners on one port of one host (port 0 = any free port, never a clash). */
-function checkUnique(roles: { file: string; config: RoleConfig }[]): void {
+/**
+ * Ids unique; no two listeners on one port of one host (port 0 = any free
+ * port, never a clash). Defaulted roles are taken first, so a clash is
+ * reported on the file that can be changed.
+ */
+function checkUnique(roles: RoleEntry[]): void {
   const ids = new Map<string, string>();
   const ports = new Map<number, { host: string; where: string }[]>();
-  for (const { file, config } of roles) {
+  const ordered = [...roles.filter((r) => r.defaulted), ...roles.filter((r) => !r.defaulted)];
+  for (const { file, config, defaulted } of ordered) {
+    const where = (field: string) =>
+      defaulted ? `the default ${config.role}'s "${field}" (no ${config.role} file is listed in ${CLUSTER_FILE} "roles"; list one, such as ${config.role}.json, to change it)` : `${file} "${field}"`;
     const other = ids.get(config.id);
-    if (other) throw new ConfigError(file, 'id', `must be unique in the cluster, found ${JSON.stringify(config.id)}, also the id in ${other}`);
-    ids.set(config.id, file);
+    if (other) throw new ConfigError(file, 'id', `must be unique in the cluster, found ${JSON.stringify(config.id)}, also ${other}`);
+    ids.set(config.id, defaulted ? where('id') : `the id in ${file}`);
     const listeners: { field: string; host: string; port: number }[] = [{ field: 'httpPort', host: config.httpHost, port: config.httpPort }];
-    if (config.role !== 'router') listeners.unshift({ field: 'port', host: config.host, port: config.port });
+    if (config.role === 'gateway' || config.role === 'msg_server') listeners.unshift({ field: 'port', host: config.host, port: config.port });
     for (const l of listeners) {
       if (l.port === 0) continue;
       const taken = (ports.get(l.port) ?? []).find((p) => p.host === l.host || isWildcard(p.host) || isWildcard(l.host));
       if (taken) throw new ConfigError(file, l.field, `must not clash with another listener, found ${l.port}, also used by ${taken.where}`);
-      ports.set(l.port, [...(ports.get(l.port) ?? []), { host: l.host, where: `${file} "${l.field}"` }]);
+      ports.set(l.port, [...(ports.get(l.port) ?? []), { host: l.host, where: where(l.field) }]);
     }
   }
 }
@@ -544,6 +592,9 @@ export interface RunInfo {
   mode: 'embedded';
   /** the gateway's client address, host:port */
   gateway: string;
+  /** the monitor's HTTP address, host:port (`fishchat status` asks it) */
+  monitor?: string;
+  /** every role, in start order, with where it listens */
   roles: { role: string; id: string; addresses: { tcp?: string; http?: string } }[];
   /** ISO 8601 */
   startedAt: string;
