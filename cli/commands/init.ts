@@ -4,7 +4,7 @@ import { BaseCommand, binName, clusterDir, dirArg, dirHint, shown } from '../bas
 
 export default class Init extends BaseCommand {
   static override summary = 'Write a cluster directory: fishchat.json, one JSON file per role, and a random secret.';
-  static override description = `Writes fishchat.json (the cluster: roles, redis, runtime, auth, settings), gateway.json, one msg_server.<port>.json per msg_server and router.json, from the templates of this package, and a random secret in .fishchat/secret (mode 0600).
+  static override description = `Writes fishchat.json (the cluster: roles, redis, runtime, auth, settings), gateway.json, one msg_server.<port>.json per msg_server, router.json, manager.json and monitor.json, from the templates of this package, and a random secret in .fishchat/secret (mode 0600).
 
 Refuses to overwrite existing files unless --force; an existing secret is always kept, so tokens stay valid.`;
   static override examples = [
