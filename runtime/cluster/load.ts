@@ -10,7 +10,7 @@
  * what was expected and what was found.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { isIP } from '../platform/address.js';
 import { isAbsolute, join, resolve } from 'node:path';
 import {
   DEFAULT_SETTINGS,

@@ -30,3 +30,6 @@ export function listenError(err: unknown, role: string, id: string, what: string
   }
   return err instanceof Error ? err : new Error(String(err));
 }
+
+/** 4 for an IPv4 address, 6 for IPv6, 0 for anything else (as node:net isIP; works on every runtime). */
+export { isIP } from 'node:net';
