@@ -2,43 +2,13 @@ import { Flags } from '@oclif/core';
 import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../../runtime/cluster/index.js';
 import { dialHost } from '../../runtime/platform/address.js';
 import { signToken } from '../../runtime/protocol/token.js';
+import type { RoleState, StatusReport } from '../../runtime/roles/monitor/roles.js';
 import { BaseCommand, binName, clusterDir, dirFlag, EXIT, shown } from '../base.js';
 
 /** How long the monitor may take to answer. */
 const TIMEOUT_MS = 5000;
 /** The admin token is minted for this one request. */
 const TOKEN_TTL_S = 60;
-
-/** One role as the monitor's GET /status lists it. */
-export interface StatusRole {
-  role: string;
-  id: string;
-  /** client address (gateway, msg_server) */
-  addr?: string;
-  /** HTTP address */
-  http?: string;
-  up: boolean;
-  /** when its last beat arrived, ms since the Unix epoch */
-  lastBeat: number;
-  pid: number;
-  /** seconds */
-  uptime: number;
-  conns: number;
-  /** messages in per second */
-  inRate: number;
-  outRate: number;
-  p50: number;
-  p99: number;
-  /** bytes */
-  rss: number;
-  loop: number;
-}
-
-export interface StatusReport {
-  cluster: string;
-  ts: number;
-  roles: StatusRole[];
-}
 
 export default class Status extends BaseCommand {
   static override summary = 'Print every role of the cluster, up or down, from the monitor.';
@@ -161,7 +131,7 @@ const COLUMNS = ['ROLE', 'ID', 'ADDRESS', 'STATE', 'CONNS', 'MSGS/S', 'MEMORY', 
 const RIGHT = new Set<string>(['CONNS', 'MSGS/S', 'MEMORY', 'UPTIME']);
 
 /** The roles as an aligned text table; a down role's figures are its last beat's, so they are left out. */
-export function table(roles: StatusRole[]): string {
+export function table(roles: RoleState[]): string {
   const rows = roles.map((r) => [
     r.role,
     r.id,

@@ -6,6 +6,7 @@
 import { scanCbor } from './cbor.js';
 import type { ErrorCode } from './errors.js';
 import type { LoginReq, Op, Request, SendReq, TopicMembersReq, TopicSendReq } from './types.js';
+import { GATEWAY_OPS, MSG_SERVER_OPS } from './types.js';
 
 export type ParseResult = { ok: true; req: Request } | { ok: false; code: ErrorCode; message: string; rid?: number };
 
@@ -14,20 +15,7 @@ export const MAX_DEPTH = 64;
 /** `body` may take at most maxFrame − BODY_OVERHEAD bytes. */
 export const BODY_OVERHEAD = 512;
 
-const ALL_OPS: ReadonlySet<string> = new Set<Op>([
-  'route',
-  'login',
-  'ping',
-  'logout',
-  'send',
-  'ack',
-  'sync',
-  'topic_create',
-  'topic_join',
-  'topic_leave',
-  'topic_send',
-  'topic_members',
-]);
+const ALL_OPS: ReadonlySet<string> = new Set<Op>([...GATEWAY_OPS, ...MSG_SERVER_OPS]);
 
 // Top-level fields we read, by slot.
 const F_OP = 0;

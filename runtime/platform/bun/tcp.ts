@@ -6,6 +6,7 @@
  * Writes are coalesced per event-loop turn like on Node: write() only queues,
  * one setImmediate per turn hands the whole queue over as one buffer.
  */
+import { SocketBase } from '../socket.js';
 import { AddressInUseError, type ListenTcpOptions, type TcpListener, type TcpSocket } from '../types.js';
 
 /** A connect that gets no answer fails after this long. */
@@ -25,104 +26,38 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-class BunTcpSocket implements TcpSocket {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-
+class BunTcpSocket extends SocketBase {
   readonly #sock: RawSocket;
-  /** written this turn, not yet handed to the kernel */
-  #queue: Uint8Array[] = [];
-  #queued = 0;
   /** the part of the last write the kernel did not take; waits for `drain` */
   #pending: Uint8Array | null = null;
-  #scheduled = false;
-  /** buffered went above 0 since the last onDrain call */
-  #owing = false;
-  #ending = false;
-  #endTimer: ReturnType<typeof setTimeout> | undefined;
-  #closed = false;
-  #destroyed = false;
-  #closeFired = false;
-  #early: Uint8Array[] | null = [];
-  #dataHandler: ((chunk: Uint8Array) => void) | null = null;
-  #closeHandler: (() => void) | null = null;
-  #drainHandler: (() => void) | null = null;
 
   constructor(sock: RawSocket) {
+    super(sock.remoteAddress ?? '', sock.remotePort ?? 0);
     this.#sock = sock;
-    this.remoteAddress = sock.remoteAddress ?? '';
-    this.remotePort = sock.remotePort ?? 0;
     sock.setNoDelay(true);
   }
 
   get buffered(): number {
-    return this.#queued + (this.#pending?.length ?? 0);
-  }
-
-  get closed(): boolean {
-    return this.#closed;
-  }
-
-  write(data: Uint8Array): void {
-    if (this.#closed || this.#ending || data.length === 0) return;
-    this.#queue.push(data);
-    this.#queued += data.length;
-    this.#owing = true;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      setImmediate(this.#flush);
-    }
+    return this.queued + (this.#pending?.length ?? 0);
   }
 
   end(): void {
-    if (this.#closed || this.#ending) return;
-    this.#ending = true;
-    this.#endTimer = setTimeout(() => this.destroy(), END_TIMEOUT_MS);
-    this.#endTimer.unref();
+    if (this.isClosed || this.ending) return;
+    this.ending = true;
+    this.endTimer = setTimeout(() => this.destroy(), END_TIMEOUT_MS);
+    this.endTimer.unref?.();
     this.#pump();
   }
 
-  destroy(): void {
-    if (this.#destroyed) return;
-    this.#destroyed = true;
-    this.#closed = true;
-    this.#queue = [];
-    this.#queued = 0;
+  protected terminate(): void {
     this.#pending = null;
     this.#sock.terminate();
-  }
-
-  onData(handler: (chunk: Uint8Array) => void): void {
-    const first = this.#dataHandler === null;
-    this.#dataHandler = handler;
-    if (!first || this.#early === null) return;
-    if (this.#early.length === 0) {
-      this.#early = null;
-      return;
-    }
-    // Chunks that arrive before this runs join #early, so order is kept.
-    queueMicrotask(() => {
-      const early = this.#early ?? [];
-      for (let i = 0; i < early.length && !this.#destroyed; i++) this.#call(this.#dataHandler!, early[i]!);
-      this.#early = null;
-    });
-  }
-
-  onClose(handler: () => void): void {
-    this.#closeHandler = handler;
-    if (this.#closeFired) queueMicrotask(handler);
-  }
-
-  onDrain(handler: () => void): void {
-    this.#drainHandler = handler;
   }
 
   // --- called by the shared Bun handlers ---
 
   handleData(chunk: Uint8Array): void {
-    if (this.#destroyed) return;
-    if (this.#early) this.#early.push(chunk);
-    else this.#call(this.#dataHandler!, chunk);
+    this.received(chunk);
   }
 
   handleDrain(): void {
@@ -130,31 +65,24 @@ class BunTcpSocket implements TcpSocket {
   }
 
   handleClosed(): void {
-    clearTimeout(this.#endTimer);
-    this.#closed = true;
-    this.#queue = [];
-    this.#queued = 0;
     this.#pending = null;
-    if (this.#closeFired) return;
-    this.#closeFired = true;
-    if (this.#closeHandler) this.#call(this.#closeHandler);
+    this.closedNow();
   }
 
-  readonly #flush = (): void => {
-    this.#scheduled = false;
+  protected flush(): void {
     // With a write pending, the kernel is full: `drain` calls #pump.
     if (this.#pending === null) this.#pump();
-  };
+  }
 
   /** Hands pending, then queued, bytes to the kernel until it stops taking them. */
   #pump(): void {
-    if (this.#closed) return;
+    if (this.isClosed) return;
     for (;;) {
       if (this.#pending === null) {
-        if (this.#queue.length === 0) break;
-        this.#pending = this.#queue.length === 1 ? this.#queue[0]! : concat(this.#queue, this.#queued);
-        this.#queue = [];
-        this.#queued = 0;
+        if (this.queue.length === 0) break;
+        this.#pending = this.queue.length === 1 ? this.queue[0]! : concat(this.queue, this.queued);
+        this.queue = [];
+        this.queued = 0;
       }
       const n = this.#sock.write(this.#pending);
       if (n < 0) return; // closed: `close` follows
@@ -164,24 +92,11 @@ class BunTcpSocket implements TcpSocket {
       }
       this.#pending = null;
     }
-    if (this.#ending) {
+    if (this.ending) {
       this.#sock.end();
       return;
     }
-    if (this.#owing) {
-      this.#owing = false;
-      if (this.#drainHandler) this.#call(this.#drainHandler);
-    }
-  }
-
-  /** A handler that throws takes down its own connection, not the process. */
-  #call<A extends unknown[]>(fn: (...args: A) => void, ...args: A): void {
-    try {
-      fn(...args);
-    } catch (err) {
-      console.error('fishchat: a TCP socket handler threw; closing that connection:', err);
-      this.destroy();
-    }
+    this.drained();
   }
 }
 

@@ -10,8 +10,9 @@ import type { GatewayConfig } from '../../cluster/config.js';
 import type { RoleContext, RoleHandle } from '../../cluster/role.js';
 import type { TcpSocket } from '../../platform/types.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
-import { decodeItems, encodeItems, type Beat } from '../../bus/payloads.js';
+import { decodeItems, type Beat } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
+import { makeBeat, MISSED_BEATS, startBeats } from '../../metrics/beat.js';
 
 interface Known {
   id: string;
@@ -22,8 +23,6 @@ interface Known {
   seed: boolean;
 }
 
-/** Beats missed before a msg_server is taken as down. */
-const MISSED_BEATS = 3;
 
 export class ServerList {
   private readonly known = new Map<string, Known>();
@@ -136,16 +135,12 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
   const addr = joinHostPort(tcp.host, tcp.port);
   const httpAddr = joinHostPort(http.host, http.port);
 
-  const beat = () => {
-    const b: Beat = { role: 'gateway', id: config.id, addr, http: httpAddr, pid: process.pid, boot, conns: socks.size, ts: Date.now(), ...stats.take() };
-    ctx.bus.publish(ctx.channels.monitor, encodeItems([b]));
+  const sweepIdle = () => {
     const idleLimit = ctx.settings.heartbeat * 2.5;
     const now = Date.now();
     for (const s of socks) if (now - s.lastSeen > idleLimit) s.sock.destroy();
   };
-  beat();
-  const timer = setInterval(beat, ctx.settings.beat);
-  timer.unref?.();
+  const stopBeats = startBeats(ctx, () => makeBeat({ role: 'gateway', id: config.id, addr, http: httpAddr, boot, conns: socks.size }, stats), sweepIdle);
 
   let stopped: Promise<void> | undefined;
   return {
@@ -154,7 +149,7 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
     addresses: { tcp: addr, http: httpAddr },
     stop() {
       stopped ??= (async () => {
-        clearInterval(timer);
+        stopBeats();
         await tcp.close();
         for (const s of socks) s.sock.end();
         await http.close();

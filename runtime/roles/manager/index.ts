@@ -8,8 +8,9 @@ import { randomBytes } from 'node:crypto';
 import type { ManagerConfig } from '../../cluster/config.js';
 import type { RoleContext, RoleHandle } from '../../cluster/role.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
-import { decodeItems, encodeItems, type Beat, type ClientStatusItem, type TopicStatusItem } from '../../bus/payloads.js';
+import { decodeItems, type ClientStatusItem, type TopicStatusItem } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
+import { makeBeat, startBeats } from '../../metrics/beat.js';
 import type { Store, StoreTopics } from '../../store/store.js';
 import { managerApi } from './api.js';
 import { Housekeeping } from './housekeeping.js';
@@ -75,14 +76,7 @@ export async function startManager(ctx: RoleContext & { store: Store & StoreTopi
   }
   const httpAddr = joinHostPort(http.host, http.port);
 
-  const beat = () => {
-    const b: Beat = { role: 'manager', id: config.id, http: httpAddr, pid: process.pid, boot, conns: 0, ts: Date.now(), ...stats.take() };
-    ctx.bus.publish(ctx.channels.monitor, encodeItems([b]));
-    housekeeping.tick();
-  };
-  beat();
-  const timer = setInterval(beat, ctx.settings.beat);
-  timer.unref?.();
+  const stopBeats = startBeats(ctx, () => makeBeat({ role: 'manager', id: config.id, http: httpAddr, boot, conns: 0 }, stats), () => housekeeping.tick());
 
   let stopped: Promise<void> | undefined;
   return {
@@ -91,7 +85,7 @@ export async function startManager(ctx: RoleContext & { store: Store & StoreTopi
     addresses: { http: httpAddr },
     stop() {
       stopped ??= (async () => {
-        clearInterval(timer);
+        stopBeats();
         await unsubscribeAll();
         await housekeeping.stop();
         await Promise.all(chains.values());

@@ -9,11 +9,12 @@ import { Hono } from 'hono';
 import type { MonitorConfig } from '../../cluster/config.js';
 import type { RoleContext, RoleHandle } from '../../cluster/role.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
-import { decodeItems, encodeItems, type Beat } from '../../bus/payloads.js';
+import { decodeItems } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
+import { makeBeat, startBeats } from '../../metrics/beat.js';
 import { PROMETHEUS_CONTENT_TYPE } from '../../metrics/prometheus.js';
 import { jsonError, requireAdmin } from '../../http/admin.js';
-import { RoleTable } from './roles.js';
+import { RoleTable, type StatusReport } from './roles.js';
 import { EventHub } from './events.js';
 import { metricsText } from './metrics.js';
 
@@ -54,7 +55,7 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
   const admin = requireAdmin(ctx.auth.secret);
   app.get('/health', (c) => c.json({ ok: true, role: 'monitor', id: config.id }));
   app.get('/metrics', (c) => c.body(metricsText(table.list()), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE }));
-  app.get('/status', admin, (c) => c.json({ cluster: ctx.cluster, ts: Date.now(), roles: table.list() }));
+  app.get('/status', admin, (c) => c.json({ cluster: ctx.cluster, ts: Date.now(), roles: table.list() } satisfies StatusReport));
   app.get('/events', admin, (c) => hub.serve(c));
   app.notFound((c) => jsonError(c, 404, 'not_found', `no such endpoint: ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
@@ -71,13 +72,7 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
   }
   const httpAddr = joinHostPort(http.host, http.port);
 
-  const beat = () => {
-    const b: Beat = { role: 'monitor', id: config.id, http: httpAddr, pid: process.pid, boot, conns: hub.size, ts: Date.now(), ...stats.take() };
-    ctx.bus.publish(ctx.channels.monitor, encodeItems([b]));
-  };
-  beat();
-  const timer = setInterval(beat, ctx.settings.beat);
-  timer.unref?.();
+  const stopBeats = startBeats(ctx, () => makeBeat({ role: 'monitor', id: config.id, http: httpAddr, boot, conns: hub.size }, stats));
 
   let stopped: Promise<void> | undefined;
   return {
@@ -86,7 +81,7 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
     addresses: { http: httpAddr },
     stop() {
       stopped ??= (async () => {
-        clearInterval(timer);
+        stopBeats();
         await unsubscribeAll();
         hub.closeAll();
         await http.close();

@@ -6,8 +6,9 @@
  */
 import type { Beat } from '../../bus/payloads.js';
 
-/** Beats missed before a role is taken as down. */
-export const MISSED_BEATS = 3;
+import { MISSED_BEATS } from '../../metrics/beat.js';
+
+export { MISSED_BEATS };
 
 /** Roles kept at most; past it, the role down the longest is forgotten. */
 const MAX_ROLES = 4096;
@@ -35,6 +36,13 @@ export interface RoleState {
 }
 
 export type SeenBeat = Omit<RoleState, 'up'>;
+
+/** The body of the monitor's GET /status (read by `fishchat status`). */
+export interface StatusReport {
+  cluster: string;
+  ts: number;
+  roles: RoleState[];
+}
 
 export class RoleTable {
   private readonly seen = new Map<string, SeenBeat>();

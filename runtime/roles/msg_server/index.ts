@@ -2,7 +2,7 @@ import { Hono } from 'hono';
 import type { MsgServerConfig } from '../../cluster/config.js';
 import type { RoleContext, RoleHandle } from '../../cluster/role.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
-import { encodeItems, type Beat } from '../../bus/payloads.js';
+import { startBeats } from '../../metrics/beat.js';
 import { MsgServer } from './msg_server.js';
 
 export { MsgServer } from './msg_server.js';
@@ -34,24 +34,23 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
     throw listenError(err, 'msg_server', config.id, 'HTTP');
   }
 
-  const publishBeat = () => ctx.bus.publish(ctx.channels.monitor, encodeBeat(server.beat(), joinHostPort(http.host, http.port)));
-  publishBeat();
-  const beatTimer = setInterval(() => {
-    publishBeat();
-    server.renewLease(false).catch((err) => ctx.log.warn(`lease renewal failed: ${(err as Error).message}`));
-  }, ctx.settings.beat);
+  const httpAddr = joinHostPort(http.host, http.port);
+  const stopBeats = startBeats(
+    ctx,
+    () => ({ ...server.beat(), http: httpAddr }),
+    () => void server.renewLease(false).catch((err) => ctx.log.warn(`lease renewal failed: ${(err as Error).message}`)),
+  );
   const sweepTimer = setInterval(() => server.sweepIdle(Date.now()), Math.max(250, Math.min(5000, ctx.settings.heartbeat / 2)));
-  beatTimer.unref?.();
   sweepTimer.unref?.();
 
   let stopped: Promise<void> | undefined;
   return {
     role: 'msg_server',
     id: config.id,
-    addresses: { tcp: server.addr, http: joinHostPort(http.host, http.port) },
+    addresses: { tcp: server.addr, http: httpAddr },
     stop() {
       stopped ??= (async () => {
-        clearInterval(beatTimer);
+        stopBeats();
         clearInterval(sweepTimer);
         await tcp.close();
         await server.drainAll();
@@ -64,8 +63,4 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
       return stopped;
     },
   };
-}
-
-function encodeBeat(beat: Beat, http: string): Uint8Array {
-  return encodeItems([{ ...beat, http }]);
 }

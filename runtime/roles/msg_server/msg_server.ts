@@ -34,6 +34,7 @@ import {
   type TopicSyncItem,
 } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
+import { makeBeat } from '../../metrics/beat.js';
 import { Conn, msgFrame, TopicFrame, type PushMessage } from './connection.js';
 
 /** Copies a fan-out step appends per store call. */
@@ -505,8 +506,7 @@ export class MsgServer {
   }
 
   beat(): Beat {
-    const s = this.stats.take();
-    return { role: 'msg_server', id: this.id, addr: this.addr, pid: process.pid, boot: this.boot, conns: this.conns.size, ts: Date.now(), ...s };
+    return makeBeat({ role: 'msg_server', id: this.id, addr: this.addr, boot: this.boot, conns: this.conns.size }, this.stats);
   }
 
   /** Drain: kick `draining` to every client, remove their directory entries. */

@@ -8,9 +8,10 @@ import { Hono } from 'hono';
 import type { RouterConfig } from '../../cluster/config.js';
 import type { RoleContext, RoleHandle } from '../../cluster/role.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
-import { asStoredMessage, BatchPublisher, decodeItems, encodeItems, type Beat, type DeliverItem, type SendItem, type TopicSyncItem } from '../../bus/payloads.js';
+import { asStoredMessage, BatchPublisher, decodeItems, type DeliverItem, type SendItem, type TopicSyncItem } from '../../bus/payloads.js';
 import type { FanoutCopy } from '../../store/store.js';
 import { RoleStats } from '../../metrics/stats.js';
+import { makeBeat, startBeats } from '../../metrics/beat.js';
 
 export async function startRouter(ctx: RoleContext, config: RouterConfig): Promise<RoleHandle> {
   const stats = new RoleStats();
@@ -82,13 +83,7 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
     throw listenError(err, 'router', config.id, 'HTTP');
   }
   const httpAddr = joinHostPort(http.host, http.port);
-  const beat = () => {
-    const b: Beat = { role: 'router', id: config.id, http: httpAddr, pid: process.pid, boot, conns: 0, ts: Date.now(), ...stats.take() };
-    ctx.bus.publish(ctx.channels.monitor, encodeItems([b]));
-  };
-  beat();
-  const timer = setInterval(beat, ctx.settings.beat);
-  timer.unref?.();
+  const stopBeats = startBeats(ctx, () => makeBeat({ role: 'router', id: config.id, http: httpAddr, boot, conns: 0 }, stats));
 
   let stopped: Promise<void> | undefined;
   return {
@@ -97,7 +92,7 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
     addresses: { http: httpAddr },
     stop() {
       stopped ??= (async () => {
-        clearInterval(timer);
+        stopBeats();
         pub.flush();
         await unsubscribe();
         await unsubscribeTopics();
