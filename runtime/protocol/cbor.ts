@@ -391,6 +391,30 @@ const INDEF_MAP_VALUE = -3; // next item is a value (a break is malformed)
 
 let scanStack = new Float64Array(80);
 
+/** Where the head argument read by readArg ended (saves an allocation per item). */
+export let argEnd = 0;
+
+/**
+ * Reads the argument of a head whose additional info is `ai` (not 31) from
+ * buf[p..end); sets argEnd. -1 when truncated or reserved (28..30). Above
+ * 2^53 it loses precision: only ever compared with the bytes left.
+ */
+export function readArg(buf: Uint8Array, p: number, end: number, ai: number): number {
+  if (ai < 24) {
+    argEnd = p;
+    return ai;
+  }
+  const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : 0;
+  if (n === 0 || p + n > end) return -1;
+  argEnd = p + n;
+  if (n === 1) return buf[p] as number;
+  if (n === 2) return ((buf[p] as number) << 8) | (buf[p + 1] as number);
+  const hi = (buf[p] as number) * 0x1000000 + (((buf[p + 1] as number) << 16) | ((buf[p + 2] as number) << 8) | (buf[p + 3] as number));
+  if (n === 4) return hi;
+  const lo = (buf[p + 4] as number) * 0x1000000 + (((buf[p + 5] as number) << 16) | ((buf[p + 6] as number) << 8) | (buf[p + 7] as number));
+  return hi * TWO_32 + lo;
+}
+
 /**
  * Well-formedness check per RFC 8949 §5.3.1 / Appendix C (not validity: text
  * is not checked for UTF-8, tags are not interpreted).
@@ -432,30 +456,12 @@ function scan(buf: Uint8Array, start: number, end: number, maxDepth: number): nu
       // the container is complete: fall through to "item done"
     } else {
       let arg: number;
-      if (ai < 24) arg = ai;
-      else if (ai === 24) {
-        if (p + 1 > end) return -1;
-        arg = buf[p] as number;
-        p += 1;
-      } else if (ai === 25) {
-        if (p + 2 > end) return -1;
-        arg = ((buf[p] as number) << 8) | (buf[p + 1] as number);
-        p += 2;
-      } else if (ai === 26) {
-        if (p + 4 > end) return -1;
-        arg = ((buf[p] as number) * 0x1000000) + (((buf[p + 1] as number) << 16) | ((buf[p + 2] as number) << 8) | (buf[p + 3] as number));
-        p += 4;
-      } else if (ai === 27) {
-        if (p + 8 > end) return -1;
-        const hi = ((buf[p] as number) * 0x1000000) + (((buf[p + 1] as number) << 16) | ((buf[p + 2] as number) << 8) | (buf[p + 3] as number));
-        const lo = ((buf[p + 4] as number) * 0x1000000) + (((buf[p + 5] as number) << 16) | ((buf[p + 6] as number) << 8) | (buf[p + 7] as number));
-        // May lose precision above 2^53; only ever compared with the bytes left.
-        arg = hi * TWO_32 + lo;
-        p += 8;
-      } else if (ai === 31) {
+      if (ai === 31) {
         arg = -1; // indefinite
       } else {
-        return -1; // 28..30 reserved
+        arg = readArg(buf, p, end, ai);
+        if (arg < 0) return -1; // truncated, or 28..30 reserved
+        p = argEnd;
       }
 
       switch (major) {
@@ -476,26 +482,10 @@ function scan(buf: Uint8Array, start: number, end: number, maxDepth: number): nu
               if (cb === 0xff) break;
               if (cb >> 5 !== major) return -1;
               const cai = cb & 0x1f;
-              let clen: number;
-              if (cai < 24) clen = cai;
-              else if (cai === 24) {
-                if (p + 1 > end) return -1;
-                clen = buf[p] as number;
-                p += 1;
-              } else if (cai === 25) {
-                if (p + 2 > end) return -1;
-                clen = ((buf[p] as number) << 8) | (buf[p + 1] as number);
-                p += 2;
-              } else if (cai === 26) {
-                if (p + 4 > end) return -1;
-                clen = ((buf[p] as number) * 0x1000000) + (((buf[p + 1] as number) << 16) | ((buf[p + 2] as number) << 8) | (buf[p + 3] as number));
-                p += 4;
-              } else if (cai === 27) {
-                if (p + 8 > end) return -1;
-                if (buf[p] !== 0 || buf[p + 1] !== 0 || buf[p + 2] !== 0 || buf[p + 3] !== 0) return -1;
-                clen = ((buf[p + 4] as number) * 0x1000000) + (((buf[p + 5] as number) << 16) | ((buf[p + 6] as number) << 8) | (buf[p + 7] as number));
-                p += 8;
-              } else return -1; // reserved, or a nested indefinite chunk
+              if (cai === 31) return -1; // a nested indefinite chunk
+              const clen = readArg(buf, p, end, cai);
+              if (clen < 0) return -1;
+              p = argEnd;
               if (clen > end - p) return -1;
               p += clen;
             }

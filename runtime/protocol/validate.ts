@@ -3,7 +3,7 @@
  * Request or a protocol error out. The top level is read by hand on top of
  * scanCbor; `body` is kept as the raw bytes of its item.
  */
-import { scanCbor } from './cbor.js';
+import { argEnd, readArg, scanCbor } from './cbor.js';
 import type { ErrorCode } from './errors.js';
 import type { LoginReq, Op, Request, SendReq, TopicMembersReq, TopicSendReq } from './types.js';
 import { GATEWAY_OPS, MSG_SERVER_OPS } from './types.js';
@@ -56,45 +56,29 @@ function fail(code: ErrorCode, message: string, rid?: number): ParseResult {
   return rid === undefined ? { ok: false, code, message } : { ok: false, code, message, rid };
 }
 
+let headEnd = 0;
+
 /**
  * Reads the head at p. Returns the argument (as a number; above 2^53 it is
  * approximate, which callers treat as "too big"), -1 for indefinite; sets
- * headEnd. No bounds checks: only for heads known to be complete (scanned, or
- * checked by readHeadChecked).
+ * headEnd. Only for heads known to be complete (scanned, or checked by
+ * readHeadChecked).
  */
-let headEnd = 0;
-function readArg(b: Uint8Array, p: number): number {
+function readHead(b: Uint8Array, p: number): number {
   const ai = (b[p] as number) & 0x1f;
-  if (ai < 24) {
+  if (ai === 31) {
     headEnd = p + 1;
-    return ai;
+    return -1;
   }
-  if (ai === 24) {
-    headEnd = p + 2;
-    return b[p + 1] as number;
-  }
-  if (ai === 25) {
-    headEnd = p + 3;
-    return ((b[p + 1] as number) << 8) | (b[p + 2] as number);
-  }
-  if (ai === 26) {
-    headEnd = p + 5;
-    return (b[p + 1] as number) * 0x1000000 + (((b[p + 2] as number) << 16) | ((b[p + 3] as number) << 8) | (b[p + 4] as number));
-  }
-  if (ai === 27) {
-    headEnd = p + 9;
-    const hi = (b[p + 1] as number) * 0x1000000 + (((b[p + 2] as number) << 16) | ((b[p + 3] as number) << 8) | (b[p + 4] as number));
-    const lo = (b[p + 5] as number) * 0x1000000 + (((b[p + 6] as number) << 16) | ((b[p + 7] as number) << 8) | (b[p + 8] as number));
-    return hi * TWO_32 + lo;
-  }
-  headEnd = p + 1;
-  return -1; // 31 (28..30 are filtered out before)
+  const v = readArg(b, p + 1, b.length, ai);
+  headEnd = argEnd;
+  return v;
 }
 
 /** An unsigned integer item (major 0, no tag, no float) at [p, end): its value (maybe > 2^53), or NOT_UINT. */
 function readUint(b: Uint8Array, p: number, end: number): number {
   if ((b[p] as number) >> 5 !== 0) return NOT_UINT;
-  const v = readArg(b, p);
+  const v = readHead(b, p);
   return headEnd === end ? v : NOT_UINT;
 }
 
@@ -105,12 +89,12 @@ function readUint(b: Uint8Array, p: number, end: number): number {
  */
 function readTextBinary(b: Uint8Array, p: number, _end: number): string | null {
   if ((b[p] as number) >> 5 !== 3) return null;
-  const len = readArg(b, p);
+  const len = readHead(b, p);
   let q = headEnd;
   if (len >= 0) return binary(b, q, q + len);
   let s = '';
   while (b[q] !== 0xff) {
-    const clen = readArg(b, q);
+    const clen = readHead(b, q);
     q = headEnd;
     s += binary(b, q, q + clen);
     q += clen;
@@ -231,7 +215,7 @@ function readHeadChecked(b: Uint8Array, p: number, end: number): number {
   const ai = (b[p] as number) & 0x1f;
   const size = ai < 24 ? 1 : ai === 24 ? 2 : ai === 25 ? 3 : ai === 26 ? 5 : ai === 27 ? 9 : ai === 31 ? 1 : 0;
   if (size === 0 || p + size > end) return -2;
-  return readArg(b, p);
+  return readHead(b, p);
 }
 
 function nameAt(b: Uint8Array, slot: number): string | null {
