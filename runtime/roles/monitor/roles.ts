@@ -14,26 +14,12 @@ export { MISSED_BEATS };
 const MAX_ROLES = 4096;
 const MAX_TEXT = 256;
 
-/** One role as /status shows it. */
-export interface RoleState {
-  role: string;
-  id: string;
-  addr?: string;
-  http?: string;
+/** One role as /status shows it: its last beat, and whether it is up. */
+export type RoleState = Omit<Beat, 'ts'> & {
   up: boolean;
   /** when its last beat arrived, ms since the Unix epoch */
   lastBeat: number;
-  pid: number;
-  boot: string;
-  uptime: number;
-  conns: number;
-  inRate: number;
-  outRate: number;
-  p50: number;
-  p99: number;
-  rss: number;
-  loop: number;
-}
+};
 
 export type SeenBeat = Omit<RoleState, 'up'>;
 
