@@ -1,0 +1,267 @@
+/**
+ * The Bus contract against the in-process bus and the Redis bus (the Redis
+ * at 127.0.0.1:6379, or REDIS_URL; every case on its own channel prefix),
+ * plus what only the Redis bus has: resubscription after Redis restarts,
+ * publishes while Redis is down, sharded pub/sub on a Redis Cluster.
+ *
+ *   node --import tsx --test test/bus.test.ts
+ *   bun test test/bus.test.ts
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import net from 'node:net';
+import { Redis } from 'ioredis';
+import { createMemoryBus } from '../runtime/bus/memory.js';
+import { createRedisBus } from '../runtime/bus/redis.js';
+import { busContract, until } from './bus-contract.js';
+import { startRedisCluster } from './helpers/redis-server.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (payload: Uint8Array) => new TextDecoder().decode(payload);
+
+/** Does a Redis answer PING at `url`? */
+async function reachable(url: string): Promise<boolean> {
+  const r = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+  r.on('error', () => {});
+  try {
+    await r.connect();
+    return (await r.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    r.disconnect();
+  }
+}
+
+const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+const sharedRedis = await reachable(REDIS_URL);
+
+busContract('memory', async () => ({ bus: createMemoryBus(), cleanup: async () => {} }));
+
+if (sharedRedis) {
+  busContract(`redis (${REDIS_URL})`, async () => {
+    const logs: string[] = [];
+    const bus = await createRedisBus({ url: REDIS_URL, log: (m) => logs.push(m) });
+    return { bus, cleanup: async () => {} };
+  });
+} else {
+  describe('Bus contract: redis', () => {
+    it('runs against a Redis', { skip: `no Redis answers at ${REDIS_URL}` }, () => {});
+  });
+}
+
+// ---- private redis-server processes ------------------------------------------
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForPing(port: number, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => s.write('PING\r\n'));
+      s.once('data', (d) => {
+        s.destroy();
+        resolve(d.toString().startsWith('+PONG'));
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`redis-server on port ${port} did not answer PING within ${ms} ms`);
+    await sleep(25);
+  }
+}
+
+/** A redis-server on `port` without persistence, started now. */
+async function startRedisServer(port: number): Promise<ChildProcess> {
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    stdio: 'ignore',
+  });
+  await waitForPing(port);
+  return proc;
+}
+
+/** Stops the process by its PID and waits until it is gone. */
+async function stopByPid(proc: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  process.kill(proc.pid, signal);
+  await exited;
+}
+
+describe('RedisBus', () => {
+  it(
+    'after redis-server restarts: onResubscribe fires and later publishes arrive; publishes while down never throw',
+    { skip: hasRedisServer ? false : 'redis-server is not on PATH', timeout: 90_000 },
+    async () => {
+      const port = await freePort();
+      let server = await startRedisServer(port);
+      const logs: string[] = [];
+      const bus = await createRedisBus({ url: `redis://127.0.0.1:${port}`, log: (m) => logs.push(m), maxQueued: 5 });
+      try {
+        const ch = `fishchat:test-${randomUUID()}:/sysctrl/deliver/ms1`;
+        const a: string[] = [];
+        const b: string[] = [];
+        let resubscribed = 0;
+        bus.onResubscribe(() => resubscribed++);
+        await bus.subscribe(ch, (p) => a.push(text(p)));
+        await bus.subscribe(ch, (p) => b.push(text(p)));
+        bus.publish(ch, bytes('before'));
+        await until(() => a.length === 1 && b.length === 1, 'the first payload');
+        assert.equal(resubscribed, 0);
+
+        await stopByPid(server);
+        await sleep(100);
+        // Redis is down: publish must not throw, and must not hold more than maxQueued
+        for (let i = 0; i < 50; i++) bus.publish(ch, bytes(`during ${i}`));
+        await until(() => logs.some((l) => /dropping/.test(l)), 'a log line about dropped publishes');
+
+        server = await startRedisServer(port);
+        await until(() => resubscribed >= 1, 'onResubscribe', 15_000);
+        // what was queued while down went out; at most maxQueued of the 50
+        await sleep(200);
+        assert.ok(a.filter((m) => m.startsWith('during')).length <= 5, `at most 5 queued publishes, got ${a.length - 1}`);
+
+        bus.publish(ch, bytes('after'));
+        await until(() => a.includes('after') && b.includes('after'), 'a publish after the restart', 10_000);
+        assert.equal(a[0], 'before');
+        assert.equal(a.at(-1), 'after');
+        // the subscription is one Redis subscription, counted once
+        const probe = new Redis(`redis://127.0.0.1:${port}`);
+        try {
+          const counts = (await probe.call('PUBSUB', 'NUMSUB', ch)) as [string, number];
+          assert.equal(Number(counts[1]), 1);
+        } finally {
+          probe.disconnect();
+        }
+      } finally {
+        await bus.close();
+        await stopByPid(server);
+      }
+    },
+  );
+
+  it(
+    'many subscribe() calls share one Redis subscription, dropped with the last handler',
+    { skip: sharedRedis ? false : `no Redis answers at ${REDIS_URL}` },
+    async () => {
+      const bus = await createRedisBus({ url: REDIS_URL, log: () => {} });
+      const probe = new Redis(REDIS_URL);
+      const numsub = async (ch: string) => Number(((await probe.call('PUBSUB', 'NUMSUB', ch)) as [string, number])[1]);
+      try {
+        const ch = `fishchat:test-${randomUUID()}:/sysctrl/send`;
+        const offs = await Promise.all(Array.from({ length: 5 }, () => bus.subscribe(ch, () => {})));
+        assert.equal(await numsub(ch), 1);
+        for (const off of offs.slice(1)) await off();
+        assert.equal(await numsub(ch), 1);
+        await offs[0]!();
+        assert.equal(await numsub(ch), 0);
+      } finally {
+        probe.disconnect();
+        await bus.close();
+      }
+    },
+  );
+
+  it(
+    'batches: a burst of publishes in one turn goes out as one pipeline, in order',
+    { skip: sharedRedis ? false : `no Redis answers at ${REDIS_URL}`, timeout: 60_000 },
+    async () => {
+      const bus = await createRedisBus({ url: REDIS_URL, log: () => {} });
+      try {
+        const ch = `fishchat:test-${randomUUID()}:/sysctrl/topic-sync`;
+        const got: number[] = [];
+        await bus.subscribe(ch, (p) => got.push(new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(0)));
+        const t0 = performance.now();
+        for (let i = 0; i < 20_000; i++) {
+          const b = new Uint8Array(4);
+          new DataView(b.buffer).setUint32(0, i);
+          bus.publish(ch, b);
+        }
+        await until(() => got.length === 20_000, '20 000 payloads', 20_000);
+        const ms = performance.now() - t0;
+        assert.deepEqual(got, Array.from({ length: 20_000 }, (_, i) => i));
+        // one round trip per batch, not per message: far below 20 000 RTTs
+        assert.ok(ms < 10_000, `20 000 publishes took ${ms.toFixed(0)} ms`);
+      } finally {
+        await bus.close();
+      }
+    },
+  );
+
+  it('createRedisBus rejects, leaving nothing open, when Redis cannot be reached', async () => {
+    const port = await freePort();
+    await assert.rejects(createRedisBus({ url: `redis://127.0.0.1:${port}`, log: () => {} }), /cannot connect to Redis/);
+  });
+
+  it(
+    'on a Redis Cluster: sharded pub/sub across the slots of every node, in order, binary, unsubscribe',
+    { skip: hasRedisServer ? false : 'redis-server is not on PATH', timeout: 90_000 },
+    async (t) => {
+      let cluster: Awaited<ReturnType<typeof startRedisCluster>>;
+      try {
+        cluster = await startRedisCluster();
+      } catch (err) {
+        t.skip(`a Redis Cluster could not be started here: ${err instanceof Error ? err.message : String(err)}`);
+        return;
+      }
+      const logs: string[] = [];
+      let bus: Awaited<ReturnType<typeof createRedisBus>> | undefined;
+      try {
+        bus = await createRedisBus({ url: cluster.nodes.map((n) => n.url).join(','), cluster: true, log: (m) => logs.push(m) });
+        const prefix = `fishchat:test-${randomUUID()}:/sysctrl/deliver/`;
+        // 30 channels: their slots fall on all three masters
+        const names = Array.from({ length: 30 }, (_, i) => `${prefix}ms${i}`);
+        const got = new Map<string, string[]>(names.map((n) => [n, []]));
+        const offs = await Promise.all(names.map((n) => bus!.subscribe(n, (p) => got.get(n)!.push(text(p)))));
+        const all = new Uint8Array(256).map((_, i) => i);
+        let binary: Uint8Array | undefined;
+        await bus.subscribe(names[0]!, (p) => {
+          if (p.byteLength === 256) binary = p;
+        });
+        for (let i = 0; i < 100; i++) for (const n of names) bus.publish(n, bytes(String(i)));
+        bus.publish(names[0]!, all);
+        await until(() => names.every((n) => got.get(n)!.length >= 100) && binary !== undefined, 'every channel', 15_000);
+        for (const n of names) assert.deepEqual(got.get(n)!.slice(0, 100), Array.from({ length: 100 }, (_, i) => String(i)));
+        assert.deepEqual([...binary!], [...all]);
+
+        await offs[1]!();
+        bus.publish(names[1]!, bytes('gone'));
+        bus.publish(names[2]!, bytes('still'));
+        await until(() => got.get(names[2]!)!.includes('still'), 'the remaining channel');
+        await sleep(50);
+        assert.ok(!got.get(names[1]!)!.includes('gone'));
+
+        // a master restarts: its sharded subscriber is made again and resubscribed
+        let resubscribed = 0;
+        bus.onResubscribe(() => resubscribed++);
+        await cluster.nodes[1]!.restart('SIGKILL');
+        await until(() => resubscribed >= 1, 'onResubscribe', 20_000);
+        const live = names.filter((_, i) => i !== 1);
+        await until(
+          () => {
+            for (const n of live) bus!.publish(n, bytes('after'));
+            return live.every((n) => got.get(n)!.includes('after'));
+          },
+          'publishes on every channel after the restart',
+          20_000,
+        );
+      } finally {
+        await bus?.close();
+        await cluster.destroy();
+      }
+    },
+  );
+});
