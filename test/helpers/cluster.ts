@@ -4,7 +4,8 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import type { Bus } from '../../runtime/bus/bus.js';
 import { channels } from '../../runtime/bus/bus.js';
 import { createMemoryBus } from '../../runtime/bus/memory.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../runtime/cluster/config.js';
@@ -33,22 +34,45 @@ export interface TestCluster {
   addMsgServer(id: string): Promise<RoleHandle>;
 }
 
-export async function startTestCluster(opts: { msgServers?: number; settings?: Partial<Settings>; dir?: string; auth?: 'token' | 'none'; secret?: string } = {}): Promise<TestCluster> {
+export interface TestClusterOptions {
+  msgServers?: number;
+  settings?: Partial<Settings>;
+  dir?: string;
+  auth?: 'token' | 'none';
+  secret?: string;
+  /**
+   * Where the bus and the store live: embedded (memory bus + SQLite in `dir`),
+   * or Redis at `url` (`cluster`: a Redis Cluster). Default: embedded, unless
+   * FISHCHAT_TEST_REDIS names a Redis URL — then the same suites run on Redis.
+   */
+  redis?: { url: string; cluster?: boolean; name?: string };
+}
+
+export async function startTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'fishchat-test-'));
   const platform = await getPlatform();
   const settings: Settings = { ...DEFAULT_SETTINGS, ...opts.settings };
-  const store = await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')), {
-    retentionMs: settings.retentionMs,
-    maxInbox: settings.maxInbox,
-    cidWindowMs: settings.cidWindowMs,
-  });
-  const bus = createMemoryBus();
+  const limits = { retentionMs: settings.retentionMs, maxInbox: settings.maxInbox, cidWindowMs: settings.cidWindowMs };
+  const redis = opts.redis ?? (process.env.FISHCHAT_TEST_REDIS ? { url: process.env.FISHCHAT_TEST_REDIS } : undefined);
+  // A restart of a Redis test cluster must find the same keys: the name is kept in `dir`.
+  const name = redis ? (redis.name ?? `t${basename(dir).replace(/[^A-Za-z0-9]/g, '')}`) : 'test';
+  let store: Store;
+  let bus: Bus;
+  if (redis) {
+    const { openRedisStore } = await import('../../runtime/store/redis.js');
+    const { createRedisBus } = await import('../../runtime/bus/redis.js');
+    store = await openRedisStore({ url: redis.url, prefix: `fishchat:${name}:`, limits, cluster: redis.cluster });
+    bus = await createRedisBus({ url: redis.url, cluster: redis.cluster });
+  } else {
+    store = await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')), limits);
+    bus = createMemoryBus();
+  }
   const secret = opts.secret ?? 'test-secret-' + Math.random().toString(36).slice(2);
   const logs: string[] = [];
   const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) };
   const ctx: RoleContext = {
-    cluster: 'test',
-    channels: channels('test'),
+    cluster: name,
+    channels: channels(name),
     settings,
     auth: { mode: opts.auth ?? 'token', secret },
     bus,
@@ -82,7 +106,34 @@ export async function startTestCluster(opts: { msgServers?: number; settings?: P
       for (const r of roles.reverse()) await r.stop().catch(() => undefined);
       await bus.close();
       await store.close();
-      if (remove) rmSync(dir, { recursive: true, force: true });
+      if (remove) {
+        rmSync(dir, { recursive: true, force: true });
+        if (redis) await deleteKeys(redis.url, `fishchat:${name}:`, redis.cluster);
+      }
     },
   };
+}
+
+/** Deletes every key under `prefix` (on every master of a Redis Cluster). */
+export async function deleteKeys(url: string, prefix: string, cluster = false): Promise<void> {
+  const { Redis, Cluster } = await import('ioredis');
+  const u = new URL(url);
+  const root = cluster ? new Cluster([{ host: u.hostname, port: Number(u.port) }]) : new Redis(url, { maxRetriesPerRequest: 2 });
+  try {
+    if (cluster) await new Promise<void>((resolve, reject) => {
+      root.once('ready', () => resolve());
+      root.once('error', reject);
+    });
+    const clients = root instanceof Cluster ? root.nodes('master') : [root];
+    for (const c of clients) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await c.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+        cursor = next;
+        for (const k of keys) await c.del(k);
+      } while (cursor !== '0');
+    }
+  } finally {
+    root.disconnect();
+  }
 }
