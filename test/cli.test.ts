@@ -61,7 +61,8 @@ class Up {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(dir: string) {
-    this.child = spawn(NODE, [BIN, 'up', dir], {
+    // --embedded: with redis-server on PATH, a bare `up` would run managed Redis (test/redis-mode.test.ts covers that).
+    this.child = spawn(NODE, [BIN, 'up', dir, '--embedded'], {
       cwd: ROOT,
       env: { ...process.env, ...CLEAN_ENV },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -144,7 +145,7 @@ describe('fishchat --help', () => {
   test('every command has help with examples', async () => {
     const top = await fishchat(['--help']);
     assert.equal(top.code, 0, top.stderr);
-    for (const cmd of ['init', 'up', 'send', 'token', 'status']) {
+    for (const cmd of ['init', 'up', 'send', 'token', 'status', 'serve']) {
       assert.match(top.stdout, new RegExp(`^\\s+${cmd}\\s`, 'm'), `top-level help lists ${cmd}`);
       const r = await fishchat([cmd, '--help']);
       assert.equal(r.code, 0, r.stderr);
@@ -406,9 +407,13 @@ describe('fishchat up and send', () => {
 
   test('a second up on the same directory is refused', async () => {
     await up.waitFor(/^cluster ready/m);
-    const r = await fishchat(['up', dir]);
+    const r = await fishchat(['up', dir, '--embedded']);
     assert.equal(r.code, 2, r.stdout + r.stderr);
     assert.match(r.stderr, /already running/);
+    // Whatever the mode: a second up is refused before it starts anything.
+    const redis = await fishchat(['up', dir, '--redis', 'redis://127.0.0.1:1']);
+    assert.equal(redis.code, 2, redis.stdout + redis.stderr);
+    assert.match(redis.stderr, /already running/);
   });
 
   test('SIGTERM stops up cleanly: exit 0, run.json removed', async () => {
@@ -519,7 +524,7 @@ describe('fishchat up errors', () => {
       const gw = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8'));
       gw.port = port;
       await writeFile(join(dir, 'gateway.json'), JSON.stringify(gw));
-      const r = await fishchat(['up', dir]);
+      const r = await fishchat(['up', dir, '--embedded']);
       assert.notEqual(r.code, 0);
       assert.match(r.stderr, new RegExp(`${port}`));
       assert.match(r.stderr, /gateway/);
@@ -542,3 +547,45 @@ describe('fishchat up errors', () => {
   });
 });
 
+describe('fishchat up: the mode', () => {
+  test('--embedded and --redis together: a usage error', async () => {
+    const dir = await initPortZero();
+    const r = await fishchat(['up', dir, '--embedded', '--redis', 'redis://127.0.0.1:6379']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /--embedded|--redis/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  test('a bad --redis URL names the flag; exit 2', async () => {
+    const dir = await initPortZero();
+    const r = await fishchat(['up', dir, '--redis', 'http://x']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /--redis/);
+  });
+});
+
+describe('fishchat serve', () => {
+  test('without Redis: refused with a clear message, exit 2', async () => {
+    const dir = await initPortZero();
+    const r = await fishchat(['serve', 'router', '--dir', dir], { env: { FISHCHAT_REDIS: '' } });
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /needs Redis/);
+    assert.match(r.stderr, /FISHCHAT_REDIS/);
+    assert.match(r.stderr, /fishchat up --embedded/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  });
+
+  test('several msg_servers and no --id: says which ids there are; exit 2', async () => {
+    const dir = await initPortZero();
+    const r = await fishchat(['serve', 'msg_server', '--dir', dir, '--redis', 'redis://127.0.0.1:1']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /--id/);
+    assert.match(r.stderr, /ms-19000, ms-19001/);
+  });
+
+  test('an unknown role: a usage error', async () => {
+    const r = await fishchat(['serve', 'nope']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /nope/);
+  });
+});

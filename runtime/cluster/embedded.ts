@@ -10,9 +10,8 @@
  * hears the logouts), manager, router, monitor, then the bus and the store.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { channels } from '../bus/bus.js';
-import { createMemoryBus } from '../bus/memory.js';
 import { AddressInUseError, getPlatform } from '../platform/index.js';
 import { startGateway } from '../roles/gateway/index.js';
 import { startManager } from '../roles/manager/index.js';
@@ -20,8 +19,8 @@ import { startMonitor } from '../roles/monitor/index.js';
 import { startMsgServer } from '../roles/msg_server/index.js';
 import { startRouter } from '../roles/router/index.js';
 import type { Bus } from '../bus/bus.js';
-import { openSqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/store.js';
+import { openBackends } from './backends.js';
 import type { ClusterConfig, RoleConfig } from './config.js';
 import { joinHostPort, processAlive, runFilePath, type RunInfo } from './load.js';
 import type { Logger, RoleContext, RoleHandle } from './role.js';
@@ -81,20 +80,7 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
   if (running && running.pid !== process.pid) throw new AlreadyRunningError(config.dir, running);
 
   const platform = await getPlatform();
-  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
-  const db = platform.openSqlite(join(config.dataDir, 'fishchat.db'));
-  let store: Store;
-  try {
-    store = await openSqliteStore(db, {
-      retentionMs: config.settings.retentionMs,
-      maxInbox: config.settings.maxInbox,
-      cidWindowMs: config.settings.cidWindowMs,
-    });
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-  const bus = createMemoryBus();
+  const { bus, store } = await openBackends(config, { platform, kind: 'embedded' });
   const ctx = (role: string, id: string): RoleContext => ({
     cluster: config.cluster,
     channels: channels(config.cluster),
@@ -203,7 +189,7 @@ function named(err: unknown, role: RoleHandle): Error {
   return new Error(`${role.role} ${role.id} did not stop cleanly: ${(err as Error)?.message ?? String(err)}`);
 }
 
-function roleLogger(role: string, id: string, log: EmbeddedOptions['log']): Logger {
+export function roleLogger(role: string, id: string, log: EmbeddedOptions['log']): Logger {
   return {
     info: (m) => log(role, id, m),
     warn: (m) => log(role, id, `warning: ${m}`),
@@ -212,7 +198,7 @@ function roleLogger(role: string, id: string, log: EmbeddedOptions['log']): Logg
 }
 
 /** An AddressInUseError that a role let through, as an error naming the role and the port. */
-function portError(err: unknown, c: RoleConfig): unknown {
+export function portError(err: unknown, c: RoleConfig): unknown {
   if (!(err instanceof AddressInUseError) && (err as { code?: string } | undefined)?.code !== 'EADDRINUSE') return err;
   const e = err as Partial<AddressInUseError>;
   const tcp = (c.role === 'gateway' || c.role === 'msg_server') && e.port === c.port && c.port !== 0;
@@ -222,7 +208,7 @@ function portError(err: unknown, c: RoleConfig): unknown {
 
 // ---------------------------------------------------------------- run.json
 
-async function readLiveRunFile(path: string): Promise<RunInfo | undefined> {
+export async function readLiveRunFile(path: string): Promise<RunInfo | undefined> {
   try {
     const info = JSON.parse(await readFile(path, 'utf8')) as RunInfo;
     return typeof info?.pid === 'number' && processAlive(info.pid) ? info : undefined;
@@ -231,7 +217,7 @@ async function readLiveRunFile(path: string): Promise<RunInfo | undefined> {
   }
 }
 
-async function writeRunFile(path: string, info: RunInfo): Promise<void> {
+export async function writeRunFile(path: string, info: RunInfo): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(info, null, 2)}\n`);
@@ -239,7 +225,7 @@ async function writeRunFile(path: string, info: RunInfo): Promise<void> {
 }
 
 /** Removes the run file if it is still ours. */
-async function removeRunFile(path: string): Promise<void> {
+export async function removeRunFile(path: string): Promise<void> {
   try {
     const info = JSON.parse(await readFile(path, 'utf8')) as RunInfo;
     if (info.pid === process.pid) await rm(path, { force: true });

@@ -1,7 +1,11 @@
-/** Cluster directories: configuration, secret, `init`, and the embedded launcher. */
+/** Cluster directories: configuration, secret, `init`, the embedded launcher and the Redis modes. */
 export * from './config.js';
 export * from './load.js';
 export * from './secret.js';
 export * from './init.js';
 export * from './embedded.js';
+export * from './backends.js';
+export * from './supervisor.js';
+export * from './managed-redis.js';
+export { serveRole, formatAddresses, parseReadyLine, ServeUsageError, ROLE_NAMES, type RoleName, type ServeRoleOptions, type ServedRole } from './role-main.js';
 export type { Logger, RoleContext, RoleHandle } from './role.js';

@@ -11,7 +11,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { isIP } from '../platform/address.js';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import {
   DEFAULT_SETTINGS,
   type AuthMode,
@@ -158,6 +158,8 @@ export interface LoadOverrides {
   redis?: string | null;
   /** runtime instead of fishchat.json's "runtime" */
   runtime?: RuntimeName;
+  /** cluster name instead of fishchat.json's "cluster" (FISHCHAT_CLUSTER for `fishchat serve`) */
+  cluster?: string;
 }
 
 const RUNTIMES: readonly RuntimeName[] = ['node', 'bun', 'deno'];
@@ -246,9 +248,15 @@ export async function loadCluster(dir: string, overrides: LoadOverrides = {}): P
   const dataDir = resolve(root, cf?.dataDir ?? join('.fishchat', 'data'));
   const secret = await loadSecret(root, secretFile, auth, overrides);
 
+  let cluster = cf?.cluster ?? 'local';
+  if (overrides.cluster !== undefined) {
+    if (!CLUSTER_RE.test(overrides.cluster)) fail('FISHCHAT_CLUSTER', undefined, 'must be 1 to 64 characters of A-Z a-z 0-9 _ . -', overrides.cluster);
+    cluster = overrides.cluster;
+  }
+
   return {
     dir: root,
-    cluster: cf?.cluster ?? 'local',
+    cluster,
     runtime,
     redis,
     auth,
@@ -319,6 +327,16 @@ async function readJson(root: string, file: string, optional: boolean, listedAs?
   } catch (err) {
     throw new ConfigError(file, undefined, `is not valid JSON: ${(err as Error).message}`);
   }
+}
+
+/**
+ * One role file on its own (`fishchat serve ROLE --config FILE`), checked as
+ * when it is listed in fishchat.json. Throws ConfigError naming the file.
+ */
+export async function loadRoleFile(path: string): Promise<RoleConfig> {
+  const abs = resolve(path);
+  const raw = await readJson(dirname(abs), abs, false);
+  return checkRoleFile(path, raw);
 }
 
 /** One by one, so the first bad file in the list is the one reported. */
@@ -586,16 +604,25 @@ function displayPath(root: string, path: string): string {
 
 // ---------------------------------------------------------------- run.json
 
+/** How `fishchat up` runs a cluster (DESIGN.md "Three ways to run"). */
+export type RunMode = 'embedded' | 'redis' | 'managed';
+
 /** What `fishchat up` records in DIR/.fishchat/run.json while the cluster runs. */
 export interface RunInfo {
+  /** the `fishchat up` process (embedded: it runs every role; Redis modes: it supervises them) */
   pid: number;
-  mode: 'embedded';
+  /** embedded: one process; redis: an external Redis; managed: a private redis-server started by `up` */
+  mode: RunMode;
+  /** Redis modes: the URL the roles use; managed: also the redis-server's pid and data directory */
+  redis?: { url: string; pid?: number; dir?: string };
+  /** Redis modes: the runtime of the role processes */
+  runtime?: 'node' | 'bun' | 'deno';
   /** the gateway's client address, host:port */
   gateway: string;
   /** the monitor's HTTP address, host:port (`fishchat status` asks it) */
   monitor?: string;
   /** every role, in start order, with where it listens */
-  roles: { role: string; id: string; addresses: { tcp?: string; http?: string } }[];
+  roles: { role: string; id: string; addresses: { tcp?: string; http?: string }; pid?: number }[];
   /** ISO 8601 */
   startedAt: string;
 }

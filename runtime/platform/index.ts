@@ -25,11 +25,8 @@ async function load(): Promise<Platform> {
   switch (detectRuntime()) {
     case 'bun':
       return (await import('./bun/index.js')).platform;
-    case 'deno': {
-      // Deno runs the Node adapter through its node: modules for now.
-      const { platform } = await import('./node/index.js');
-      return { ...platform, name: 'deno' };
-    }
+    case 'deno':
+      return (await import('./deno/index.js')).platform;
     case 'node':
       return (await import('./node/index.js')).platform;
   }

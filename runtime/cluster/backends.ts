@@ -1,0 +1,164 @@
+/**
+ * The bus and the store of a cluster, for whichever mode it runs in
+ * (DESIGN.md "Three ways to run, one code path"): Redis pub/sub and the Redis
+ * store when the cluster has a Redis URL, else the in-process bus and the
+ * SQLite store under the data directory. Roles get the two through their
+ * RoleContext and never learn which they got.
+ *
+ * The Redis implementations are imported only when asked for, so embedded
+ * mode never loads ioredis, and a Redis role process (which may run on Deno)
+ * never loads SQLite.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Bus } from '../bus/bus.js';
+import type { Platform } from '../platform/types.js';
+import type { Store, StoreLimits } from '../store/store.js';
+import type { ClusterConfig } from './config.js';
+
+export type BackendKind = 'redis' | 'embedded';
+
+export interface Backends {
+  readonly kind: BackendKind;
+  readonly bus: Bus;
+  readonly store: Store;
+  /** Closes the bus, then the store. Tries both; throws the first failure. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface BackendOptions {
+  /** the platform, for SQLite (embedded) */
+  platform: Platform;
+  /** 'redis' refuses a cluster without a Redis URL; 'embedded' ignores any URL; default: by the config */
+  kind?: BackendKind;
+  /** log lines of the bus (reconnects, resubscribes) */
+  log?: (msg: string) => void;
+}
+
+/** The store key and bus channel prefix of a cluster (DESIGN.md "Internal channels"). */
+export function clusterPrefix(cluster: string): string {
+  return `fishchat:${cluster}:`;
+}
+
+/** The cluster needs Redis, and has none configured. */
+export class NoRedisError extends Error {
+  constructor(what: string, hint = '') {
+    super(`${what} needs Redis, but none is configured: set "redis" in fishchat.json, or FISHCHAT_REDIS, or --redis${hint}`);
+    this.name = 'NoRedisError';
+  }
+}
+
+export function storeLimits(config: ClusterConfig): StoreLimits {
+  return {
+    retentionMs: config.settings.retentionMs,
+    maxInbox: config.settings.maxInbox,
+    cidWindowMs: config.settings.cidWindowMs,
+  };
+}
+
+/**
+ * A Redis URL as given, and whether it names a Redis Cluster: a `cluster=1`
+ * (or `true`, `yes`) query parameter says so and is removed from the URL.
+ */
+export function parseRedisUrl(url: string): { url: string; cluster: boolean } {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return { url, cluster: false };
+  }
+  const flag = u.searchParams.get('cluster');
+  if (flag === null) return { url, cluster: false };
+  u.searchParams.delete('cluster');
+  return { url: u.toString(), cluster: /^(1|true|yes)$/i.test(flag) };
+}
+
+/** A Redis URL with its password hidden, for log lines. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString().replace(/\/$/, '');
+  } catch {
+    return url;
+  }
+}
+
+export async function openBackends(config: ClusterConfig, opts: BackendOptions): Promise<Backends> {
+  const kind = opts.kind ?? (config.redis !== undefined ? 'redis' : 'embedded');
+  if (kind === 'redis') {
+    if (config.redis === undefined) throw new NoRedisError('this cluster');
+    return openRedisBackends(config.redis, config, opts);
+  }
+  return openEmbeddedBackends(config, opts);
+}
+
+async function openRedisBackends(redisUrl: string, config: ClusterConfig, opts: BackendOptions): Promise<Backends> {
+  const { url, cluster } = parseRedisUrl(redisUrl);
+  const [{ createRedisBus }, { openRedisStore }] = await Promise.all([import('../bus/redis.js'), import('../store/redis.js')]);
+  const bus = await createRedisBus({ url, cluster, log: opts.log });
+  let store: Store;
+  try {
+    store = await openRedisStore({ url, prefix: clusterPrefix(config.cluster), limits: storeLimits(config), cluster });
+  } catch (err) {
+    await bus.close().catch(() => {});
+    throw err;
+  }
+  return withClose('redis', bus, store);
+}
+
+async function openEmbeddedBackends(config: ClusterConfig, opts: BackendOptions): Promise<Backends> {
+  const [{ createMemoryBus }, { openSqliteStore }] = await Promise.all([import('../bus/memory.js'), import('../store/sqlite.js')]);
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const db = opts.platform.openSqlite(join(config.dataDir, 'fishchat.db'));
+  let store: Store;
+  try {
+    store = await openSqliteStore(db, storeLimits(config));
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return withClose('embedded', createMemoryBus(), store);
+}
+
+function withClose(kind: BackendKind, bus: Bus, store: Store): Backends {
+  let closing: Promise<void> | undefined;
+  return {
+    kind,
+    bus,
+    store,
+    close() {
+      closing ??= (async () => {
+        const errors: unknown[] = [];
+        await bus.close().catch((err: unknown) => errors.push(err));
+        await store.close().catch((err: unknown) => errors.push(err));
+        if (errors.length > 0) throw errors[0];
+      })();
+      return closing;
+    },
+  };
+}
+
+/**
+ * Whether the Redis at `url` persists with appendonly (DESIGN.md: `fishchat
+ * serve` warns when it does not). undefined when it cannot tell (CONFIG is
+ * disabled on many hosted Redis services, or Redis is unreachable).
+ */
+export async function redisAppendonly(redisUrl: string, timeoutMs = 3000): Promise<boolean | undefined> {
+  const { url } = parseRedisUrl(redisUrl);
+  const { Redis } = await import('ioredis');
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  client.on('error', () => {});
+  try {
+    await client.connect();
+    const reply = (await Promise.race([
+      client.config('GET', 'appendonly'),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), timeoutMs).unref?.()),
+    ])) as string[];
+    return reply[1] === undefined ? undefined : reply[1] === 'yes';
+  } catch {
+    return undefined;
+  } finally {
+    client.disconnect();
+  }
+}
