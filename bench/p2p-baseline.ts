@@ -1,10 +1,12 @@
 /**
- * Baseline p2p throughput of an embedded cluster (issue 1/6), before the
- * performance work of issue 5/6 (`fishchat bench`).
+ * Baseline p2p throughput, before the performance work of issue 5/6
+ * (`fishchat bench`).
  *
  *   node --import tsx bench/p2p-baseline.ts [pairs=100] [seconds=5] [inflight=8] [cross=1]
+ *   FISHCHAT_BENCH_REDIS=redis://127.0.0.1:6379 node --import tsx bench/p2p-baseline.ts ...
  *
- * Starts `fishchat up` (embedded, ports from the OS) as a child process, then
+ * Starts `fishchat up` (embedded, or on the given Redis with one process per
+ * role; ports from the OS, a cluster name of its own) as a child process, then
  * runs `pairs` sender/receiver pairs from this process with the client
  * library: each sender keeps `inflight` sends outstanding; a send counts when
  * its receiver got it. Prints delivered msgs/s and end-to-end latency
@@ -33,7 +35,13 @@ for (const f of ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json
     /* role file absent in this version */
   }
 }
-const up = spawn(process.execPath, [bin, 'up', dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+{
+  const f = join(dir, 'fishchat.json');
+  const j = JSON.parse(readFileSync(f, 'utf8'));
+  j.cluster = `bench${process.pid}`;
+  writeFileSync(f, JSON.stringify(j));
+}
+const up = spawn(process.execPath, [bin, 'up', dir, ...(process.env.FISHCHAT_BENCH_REDIS ? ['--redis', process.env.FISHCHAT_BENCH_REDIS] : ['--embedded'])], { stdio: ['ignore', 'pipe', 'inherit'] });
 let out = '';
 await new Promise<void>((resolve, reject) => {
   const t = setTimeout(() => reject(new Error('up not ready in 20 s')), 20_000);
