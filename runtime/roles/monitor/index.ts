@@ -2,7 +2,8 @@
  * The monitor role: hears every role's beat on `/sysctrl/monitor` and the
  * client-status and topic-status events, and serves them over HTTP:
  * GET /health and GET /metrics (Prometheus text) open, GET /status (JSON)
- * and GET /events (server-sent events) with an admin token.
+ * and GET /events (server-sent events) with an admin token. GET / is the web
+ * dashboard (dashboard.ts): the page is open, the data it reads is not.
  */
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
@@ -17,6 +18,7 @@ import { jsonError, requireAdmin } from '../../http/admin.js';
 import { RoleTable, type StatusReport } from './roles.js';
 import { EventHub } from './events.js';
 import { metricsText } from './metrics.js';
+import { dashboardResponse } from './dashboard.js';
 
 export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Promise<RoleHandle> {
   const stats = new RoleStats();
@@ -53,6 +55,7 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
 
   const app = new Hono();
   const admin = requireAdmin(ctx.auth.secret);
+  app.get('/', () => dashboardResponse());
   app.get('/health', (c) => c.json({ ok: true, role: 'monitor', id: config.id }));
   app.get('/metrics', (c) => c.body(metricsText(table.list()), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE }));
   app.get('/status', admin, (c) => c.json({ cluster: ctx.cluster, ts: Date.now(), roles: table.list() } satisfies StatusReport));
