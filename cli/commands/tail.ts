@@ -1,0 +1,268 @@
+import { Flags } from '@oclif/core';
+import { render } from 'ink';
+import { createElement } from 'react';
+import { EventStream, EventStreamError, networkReason, type SseEvent } from '../../runtime/client/events.js';
+import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../../runtime/cluster/index.js';
+import { dialHost } from '../../runtime/platform/address.js';
+import { signToken } from '../../runtime/protocol/token.js';
+import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
+import { BaseCommand, binName, clusterDir, dirFlag, EXIT, shown } from '../base.js';
+import { Tail as TailView } from '../ui/Tail.js';
+import { TailStore } from '../ui/TailStore.js';
+
+/** How long the monitor may take to answer at start. */
+const TIMEOUT_MS = 5000;
+/** Admin tokens are minted per request (and per reconnect), for this long. */
+const TOKEN_TTL_S = 300;
+/** The view redraws at most this often under a flood of events. */
+const THROTTLE_MS = 100;
+
+export default class Tail extends BaseCommand {
+  static override summary = 'Watch the cluster live: roles, rates, latency and events, from the monitor.';
+  static override description = `Follows the monitor's event stream (GET /events, seeded from GET /status) and shows, in the terminal: every role with its state, connections, messages in and out per second (with a sparkline of the last 30 beats), p50/p99 latency and memory; and below it a scrolling log of logins, logouts, kicks, topic creates/joins/leaves and roles coming and going.
+
+Keys: q or Ctrl-C quit; p pause/resume the log (new events are kept and counted meanwhile); f filter the log (type text, Enter applies, Esc clears).
+
+When stdout is not a terminal, or with --json, it prints one JSON object per line instead, so \`fishchat tail | jq\` works: first {"event":"status",...} (the monitor's /status), then one line per event: {"event":"beat",...}, {"event":"client-status",...}, {"event":"topic-status",...}. --filter then keeps the event lines whose JSON contains TEXT (case-insensitive).
+
+If the stream drops, it reconnects with backoff (the view shows it; in JSON mode a line on stderr says so).
+
+The monitor's address comes from the running cluster (.fishchat/run.json in the cluster directory), else from its monitor.json, unless --monitor is given; requests carry short-lived admin tokens minted from the cluster secret (or FISHCHAT_SECRET).
+
+Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 1 the monitor refused the token; 2 bad arguments or configuration; 3 the monitor cannot be reached at start.`;
+  static override examples = [
+    { description: 'Watch the cluster of the current directory', command: '<%= config.bin %> <%= command.id %>' },
+    { description: 'The cluster started with `fishchat up chat`, only events about alice', command: '<%= config.bin %> <%= command.id %> --dir chat --filter alice' },
+    {
+      description: 'Logins as JSON lines, for scripts',
+      command: `<%= config.bin %> <%= command.id %> --json | jq -c 'select(.event == "client-status")'`,
+    },
+    { description: 'Messages in per second of every msg_server, one line per beat', command: `<%= config.bin %> <%= command.id %> | jq -r 'select(.event == "beat" and .role == "msg_server") | "\\(.id) \\(.inRate)"'` },
+    { description: 'A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)', command: '<%= config.bin %> <%= command.id %> --monitor 10.0.0.5:21000' },
+  ];
+  static override flags = {
+    dir: dirFlag,
+    monitor: Flags.string({ description: "the monitor's HTTP address (default: from the cluster directory)", helpValue: 'HOST:PORT' }),
+    json: Flags.boolean({ description: 'one JSON object per line and event instead of the live view (the default when stdout is not a terminal)', default: false }),
+    filter: Flags.string({ description: 'show only events whose text contains TEXT (user, device, topic, server, role)', helpValue: 'TEXT' }),
+  };
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Tail);
+    const dir = clusterDir(flags.dir);
+    const config = await loadCluster(dir);
+    const where = dir === process.cwd() ? 'this directory' : shown(dir);
+    const hint = `is \`${binName()} up\` running in ${where}?`;
+
+    let monitor: string;
+    if (flags.monitor !== undefined) {
+      if (!parseHostPort(flags.monitor)) this.fail(`--monitor must be HOST:PORT, found ${JSON.stringify(flags.monitor)}`, EXIT.usage);
+      monitor = flags.monitor;
+    } else {
+      const running = await readRunInfo(dir);
+      const fromRun = running?.monitor ?? running?.roles?.find((r) => r.role === 'monitor')?.addresses?.http;
+      if (fromRun) monitor = fromRun;
+      else if (config.monitor.httpPort === 0) {
+        this.fail(
+          `no cluster is running in ${where} (no .fishchat/run.json) and its monitor port is 0 (any free port), ` +
+            `so there is no monitor address to ask — ${hint} Or pass --monitor HOST:PORT`,
+          EXIT.unreachable,
+        );
+      } else monitor = joinHostPort(dialHost(config.monitor.httpHost), config.monitor.httpPort);
+    }
+
+    const auth = () => ({ authorization: `Bearer ${signToken(config.secret, 'fishchat-cli', { admin: true, ttlSeconds: TOKEN_TTL_S })}` });
+    const unreachable: (reason: string) => never = (reason) => this.fail(`cannot reach the monitor at ${monitor} (${reason}) — ${hint}`, EXIT.unreachable);
+    const refused: (status: number, body: string) => never = (status, body) => {
+      const reason = errorMessage(body) ?? `HTTP ${status}`;
+      if (status === 401) {
+        this.fail(
+          `the monitor at ${monitor} refused the admin token: ${reason} — is ${shown(config.secretFile)} (or FISHCHAT_SECRET) the secret of that cluster?`,
+          EXIT.failed,
+        );
+      }
+      this.fail(`the monitor at ${monitor} answered HTTP ${status}: ${reason}`, EXIT.failed);
+    };
+
+    // The picture to start from.
+    let res: Response;
+    try {
+      res = await fetch(`http://${monitor}/status`, { headers: auth(), signal: AbortSignal.timeout(TIMEOUT_MS) });
+    } catch (err) {
+      const e = err as { name?: string };
+      unreachable(e?.name === 'TimeoutError' || e?.name === 'AbortError' ? `no answer within ${TIMEOUT_MS / 1000} s` : networkReason(err));
+    }
+    const text = await res.text().catch(() => '');
+    if (!res.ok) refused(res.status, text);
+    const report = parseReport(text);
+    if (!report) this.fail(`the monitor at ${monitor} answered something that is not a FishChat status (is it the monitor?)`, EXIT.failed);
+
+    const filter = (flags.filter ?? '').trim();
+    const json = flags.json || !process.stdout.isTTY;
+    const open = async (stream: EventStream) => {
+      try {
+        await stream.open();
+      } catch (err) {
+        if (err instanceof EventStreamError && err.status !== undefined) refused(err.status, err.body ?? '');
+        unreachable(err instanceof Error ? err.message : String(err));
+      }
+    };
+
+    if (json) await this.tailJson(monitor, auth, report, filter, open);
+    else await this.tailView(monitor, auth, report, filter, open);
+    // Exit now: an idle keep-alive socket of fetch's pool would hold the process for seconds.
+    this.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok);
+  }
+
+  /** JSON lines on stdout until SIGINT/SIGTERM or the reader goes away. */
+  private async tailJson(
+    monitor: string,
+    auth: () => Record<string, string>,
+    report: StatusReport,
+    filter: string,
+    open: (s: EventStream) => Promise<void>,
+  ): Promise<void> {
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    // `tail | head -1`: the reader is gone, which is how a pipe ends, not an error.
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') done();
+      else {
+        this.logToStderr(`Error: cannot write to stdout: ${err.message}`);
+        process.exitCode = EXIT.failed;
+        done();
+      }
+    });
+    let closed = false;
+    // Events that come while the stream opens wait for the status line, which goes first.
+    let held: string[] | undefined = [];
+    const write = (line: string) => {
+      if (closed) return;
+      if (held) held.push(line);
+      // One write per line; a pipe gets each line as it comes.
+      else process.stdout.write(line + '\n');
+    };
+    const needle = filter.toLowerCase();
+
+    const stream = new EventStream(
+      { url: `http://${monitor}/events`, headers: auth },
+      {
+        event: (e: SseEvent) => {
+          const line = jsonLine(e);
+          if (line === undefined) return;
+          if (needle && !line.toLowerCase().includes(needle)) return;
+          write(line);
+        },
+        open: ({ reconnect }) => {
+          if (reconnect) this.logToStderr(`tail: reconnected to the monitor at ${monitor}`);
+        },
+        disconnect: ({ reason, retryInMs, attempt }) => {
+          this.logToStderr(`tail: lost the monitor at ${monitor} (${reason}); reconnecting in ${(retryInMs / 1000).toFixed(1)} s (attempt ${attempt})`);
+        },
+      },
+    );
+    await open(stream);
+    // Once the status line is out, the stream is open: nothing after it is missed.
+    const waiting = held;
+    held = undefined;
+    write(JSON.stringify({ event: 'status', ...report }));
+    for (const line of waiting) write(line);
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const s of signals) process.once(s, done);
+    try {
+      await finished;
+    } finally {
+      closed = true;
+      stream.close();
+      for (const s of signals) process.off(s, done);
+    }
+  }
+
+  /** The live Ink view until q, Ctrl-C or SIGTERM. */
+  private async tailView(
+    monitor: string,
+    auth: () => Record<string, string>,
+    report: StatusReport,
+    filter: string,
+    open: (s: EventStream) => Promise<void>,
+  ): Promise<void> {
+    const store = new TailStore({ cluster: report.cluster, monitor, throttleMs: THROTTLE_MS });
+    store.seed(report);
+    const stream = new EventStream(
+      { url: `http://${monitor}/events`, headers: auth },
+      {
+        event: (e: SseEvent) => {
+          let data: unknown;
+          try {
+            data = JSON.parse(e.data);
+          } catch {
+            return;
+          }
+          store.handle(e.event, data);
+        },
+        open: () => store.setConnection({ state: 'live' }),
+        disconnect: ({ reason, retryInMs, attempt }) => store.setConnection({ state: 'reconnecting', reason, retryInMs, attempt }),
+      },
+    );
+    await open(stream);
+
+    const ticker = setInterval(() => store.tick(), 1000);
+    // The alternate screen, as full-screen terminal tools do: the shell comes back as it was on quit.
+    const alt = process.stdout.isTTY === true;
+    if (alt) process.stdout.write('\x1b[?1049h\x1b[H');
+    const ink = render(
+      createElement(TailView, {
+        store,
+        initialFilter: filter,
+        interactive: process.stdin.isTTY === true,
+        onQuit: () => ink.unmount(),
+      }),
+      { exitOnCtrlC: true, patchConsole: false },
+    );
+    const quit = () => ink.unmount();
+    const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+    for (const s of signals) process.once(s, quit);
+    try {
+      await ink.waitUntilExit();
+    } finally {
+      for (const s of signals) process.off(s, quit);
+      clearInterval(ticker);
+      stream.close();
+      store.dispose();
+      if (alt) process.stdout.write('\x1b[?1049l');
+    }
+  }
+}
+
+/** `{"event": NAME, ...data}`; undefined when the data is no JSON. */
+function jsonLine(e: SseEvent): string | undefined {
+  let data: unknown;
+  try {
+    data = JSON.parse(e.data);
+  } catch {
+    return undefined;
+  }
+  const body = data && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : { data };
+  return JSON.stringify({ event: e.event, ...body });
+}
+
+function parseReport(text: string): StatusReport | undefined {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const b = body as Partial<StatusReport> | null;
+  if (!b || typeof b !== 'object' || !Array.isArray(b.roles)) return undefined;
+  return b as StatusReport;
+}
+
+function errorMessage(text: string): string | undefined {
+  try {
+    const m = (JSON.parse(text) as { error?: { message?: unknown } })?.error?.message;
+    return typeof m === 'string' ? m : undefined;
+  } catch {
+    return undefined;
+  }
+}
