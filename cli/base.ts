@@ -18,7 +18,7 @@ export const EXIT = {
 } as const;
 
 /** Errors that are the user's to fix: printed as their message, exit code `usage`. */
-const USAGE_ERRORS = new Set(['ConfigError', 'InitRefusedError', 'AlreadyRunningError', 'NoRedisError', 'ServeUsageError', 'RuntimeMissingError']);
+const USAGE_ERRORS = new Set(['ConfigError', 'InitRefusedError', 'AlreadyRunningError', 'AlreadyStartingError', 'NoRedisError', 'ServeUsageError', 'RuntimeMissingError']);
 
 export const dirArg = Args.string({
   name: 'DIR',

@@ -589,3 +589,40 @@ describe('fishchat serve', () => {
     assert.match(r.stderr, /nope/);
   });
 });
+
+describe('fishchat down and init: help and flags', () => {
+  test('down --help and up --help: usage, --detach / --timeout, examples', async () => {
+    const top = await fishchat(['--help']);
+    assert.match(top.stdout, /^\s+down\s/m, 'top-level help lists down');
+    const down = await fishchat(['down', '--help']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stdout, /USAGE/);
+    assert.match(down.stdout, /--timeout=SECONDS/);
+    assert.match(down.stdout, /EXAMPLES/);
+    assert.match(down.stdout, /fishchat down chat/);
+    const up = await fishchat(['up', '--help']);
+    assert.match(up.stdout, /--detach/);
+    assert.match(up.stdout, /--ready-timeout=SECONDS/);
+    assert.match(up.stdout, /fishchat up chat --detach/);
+    const init = await fishchat(['init', '--help']);
+    assert.match(init.stdout, /--redis=URL/);
+    assert.match(init.stdout, /--msg-servers=/);
+    assert.match(init.stdout, /fishchat init chat --redis redis:\/\/127\.0\.0\.1:6379/);
+  });
+
+  test('init --msg-servers 1 writes one msg_server; 0 and 101 are usage errors that write nothing', async () => {
+    const dir = await tempDir();
+    const r = await fishchat(['init', dir, '--msg-servers', '1']);
+    assert.equal(r.code, 0, r.stderr);
+    const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8'));
+    assert.deepEqual(cluster.roles, ['gateway.json', 'msg_server.19000.json', 'router.json', 'manager.json', 'monitor.json']);
+    assert.ok(!existsSync(join(dir, 'msg_server.19001.json')));
+    for (const n of ['0', '101', 'two']) {
+      const other = await tempDir();
+      const bad = await fishchat(['init', other, '--msg-servers', n]);
+      assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+      assert.match(bad.stderr, /msg-servers/);
+      assert.ok(!existsSync(join(other, 'fishchat.json')));
+    }
+  });
+});

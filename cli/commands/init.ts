@@ -1,24 +1,32 @@
 import { Flags } from '@oclif/core';
-import { initCluster, MAX_MSG_SERVERS } from '../../runtime/cluster/index.js';
+import { CLUSTER_FILE, initCluster, MAX_MSG_SERVERS, redactRedisUrl } from '../../runtime/cluster/index.js';
 import { BaseCommand, binName, clusterDir, dirArg, dirHint, shown } from '../base.js';
 
 export default class Init extends BaseCommand {
   static override summary = 'Write a cluster directory: fishchat.json, one JSON file per role, and a random secret.';
   static override description = `Writes fishchat.json (the cluster: roles, redis, runtime, auth, settings), gateway.json, one msg_server.<port>.json per msg_server, router.json, manager.json and monitor.json, from the templates of this package, and a random secret in .fishchat/secret (mode 0600).
 
-Refuses to overwrite existing files unless --force; an existing secret is always kept, so tokens stay valid.`;
+With --redis URL, fishchat.json gets "redis": URL, so \`fishchat up\` runs every role in its own process over that Redis (and \`fishchat serve\` finds it); without it, "redis" is null and \`up\` picks managed Redis or embedded mode.
+
+Refuses to overwrite existing files unless --force (exit code 2, nothing written); an existing secret is always kept, so tokens stay valid.`;
   static override examples = [
     { description: 'Write a cluster into the current directory', command: '<%= config.bin %> <%= command.id %>' },
     { description: 'Write one with three msg_servers into ./chat', command: '<%= config.bin %> <%= command.id %> chat --msg-servers 3' },
+    { description: 'A cluster over a Redis you run: every role its own process', command: '<%= config.bin %> <%= command.id %> chat --redis redis://127.0.0.1:6379' },
     { description: 'Rewrite the configuration files (the secret is kept)', command: '<%= config.bin %> <%= command.id %> --force' },
   ];
   static override args = { dir: dirArg };
   static override flags = {
     'msg-servers': Flags.integer({
-      description: `how many msg_servers (ports 19000, 19001, …; HTTP 19100, 19101, …)`,
+      description: `how many msg_servers, 1–${MAX_MSG_SERVERS} (ports 19000, 19001, …; HTTP 19100, 19101, …)`,
+      helpValue: 'N',
       default: 2,
       min: 1,
       max: MAX_MSG_SERVERS,
+    }),
+    redis: Flags.string({
+      description: `"redis" in ${CLUSTER_FILE}: the Redis every role uses (redis://host:port, or rediss:// for TLS)`,
+      helpValue: 'URL',
     }),
     force: Flags.boolean({ description: 'overwrite existing configuration files', default: false }),
   };
@@ -26,12 +34,16 @@ Refuses to overwrite existing files unless --force; an existing secret is always
   async run(): Promise<void> {
     const { args, flags } = await this.parse(Init);
     const dir = clusterDir(args.dir);
-    const result = await initCluster(dir, { msgServers: flags['msg-servers'], force: flags.force });
+    const result = await initCluster(dir, { msgServers: flags['msg-servers'], force: flags.force, redis: flags.redis });
     for (const f of result.written) {
       this.log(`wrote  ${shown(f.path)}${f.mode === undefined ? '' : `  (mode ${f.mode.toString(8).padStart(4, '0')})`}`);
     }
     if (result.secret.kept) this.log(`kept   ${shown(result.secret.path)}  (the existing secret)`);
+    if (flags.redis !== undefined) {
+      this.log(`redis  ${redactRedisUrl(flags.redis)}  ("redis" in ${CLUSTER_FILE}: every role its own process, over this Redis)`);
+    }
     this.log('');
     this.log(`next:  ${binName()} up${dirHint(result.dir)}`);
+    this.log(`       ${binName()} up${dirHint(result.dir)} --detach   (in the background; ${binName()} down${dirHint(result.dir)} stops it)`);
   }
 }

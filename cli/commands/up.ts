@@ -1,8 +1,21 @@
 import { Flags } from '@oclif/core';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  acquireUpLock,
   AlreadyRunningError,
+  AlreadyStartingError,
+  DETACHED_ENV,
+  lastLines,
+  LogFollower,
+  openUpLog,
+  processRunning,
+  readFrom,
+  readRunFileRaw,
+  readUpLock,
+  signalProcess,
+  waitForExit,
   CLUSTER_FILE,
   findRedisServer,
   loadCluster,
@@ -33,6 +46,10 @@ const STOP_TIMEOUT_MS = 15_000;
 /** Redis modes: the roles stop one group after the other, each with its own timeout. */
 const REDIS_STOP_TIMEOUT_MS = 60_000;
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** --detach: how long the background cluster may take to get ready (seconds), by default. */
+const DETACH_READY_TIMEOUT_S = 120;
+/** Lines of up.log shown when a background start fails. */
+const LOG_TAIL_LINES = 20;
 
 export default class Up extends BaseCommand {
   static override summary = 'Start the whole cluster: monitor, router, manager, msg_servers and gateway.';
@@ -44,13 +61,19 @@ export default class Up extends BaseCommand {
 
 A directory without fishchat.json runs with the defaults (gateway 17000, msg_servers 19000 and 19001, manager 18000, router 20000, monitor 21000, all on 127.0.0.1) and gets a secret in .fishchat/secret on first start.
 
-Prints one ready line per role with its addresses, then the roles' log lines prefixed with role and id; the addresses are also written to .fishchat/run.json, where \`fishchat send\` and \`fishchat status\` find them. In the Redis modes a role process that dies is restarted with backoff. Ctrl-C (SIGINT) or SIGTERM stops the cluster cleanly, in the reverse of the start order: the msg_servers kick their clients with "draining", the store is closed, and the exit code is 0.`;
+Prints one ready line per role with its addresses, then the roles' log lines prefixed with role and id; the addresses are also written to .fishchat/run.json, where \`fishchat send\` and \`fishchat status\` find them. In the Redis modes a role process that dies is restarted with backoff. Ctrl-C (SIGINT) or SIGTERM stops the cluster cleanly, in the reverse of the start order: the msg_servers kick their clients with "draining", the store is closed, and the exit code is 0.
+
+With --detach the same cluster runs in the background: \`fishchat up\` starts itself again without --detach in a session of its own, its output (the same prefixed lines) appended to .fishchat/logs/up.log, waits until it is ready (its pid is in .fishchat/run.json), prints the ready lines and exits 0; \`fishchat down\` stops it. Not ready within --ready-timeout: the last lines of the log are printed, the background process is stopped, and the exit code is 1.
+
+Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.pid holds its pid); a second one is refused with exit code 2.`;
   static override examples = [
     { description: 'Start the cluster of the current directory (mode chosen as above)', command: '<%= config.bin %> <%= command.id %>' },
     { description: 'Start the cluster written by `fishchat init chat`', command: '<%= config.bin %> <%= command.id %> chat' },
     { description: 'Every role its own process, over a Redis you run', command: '<%= config.bin %> <%= command.id %> --redis redis://127.0.0.1:6379' },
     { description: 'The role processes on Bun', command: '<%= config.bin %> <%= command.id %> --redis redis://127.0.0.1:6379 --runtime bun' },
     { description: 'Everything in this process, even with redis-server on PATH', command: '<%= config.bin %> <%= command.id %> --embedded' },
+    { description: 'Start the cluster of ./chat in the background; stop it with `fishchat down chat`', command: '<%= config.bin %> <%= command.id %> chat --detach' },
+    { description: 'In the background over Redis, waiting up to 30 s for it to get ready', command: '<%= config.bin %> <%= command.id %> chat --detach --redis redis://127.0.0.1:6379 --ready-timeout 30' },
   ];
   static override args = { dir: dirArg };
   static override flags = {
@@ -67,6 +90,16 @@ Prints one ready line per role with its addresses, then the roles' log lines pre
       description: 'runtime of the role processes in the Redis modes (default: fishchat.json "runtime", else node)',
       options: ['node', 'bun', 'deno'],
     }),
+    detach: Flags.boolean({
+      description: 'run the cluster in the background (output in .fishchat/logs/up.log); exit once it is ready; `fishchat down` stops it',
+      // no default: --ready-timeout depends on it being given
+    }),
+    'ready-timeout': Flags.integer({
+      description: `with --detach: seconds to wait for the cluster to get ready (default ${DETACH_READY_TIMEOUT_S})`,
+      helpValue: 'SECONDS',
+      min: 1,
+      dependsOn: ['detach'],
+    }),
   };
 
   async run(): Promise<void> {
@@ -81,8 +114,32 @@ Prints one ready line per role with its addresses, then the roles' log lines pre
       runtime: flags.runtime as RuntimeName | undefined,
     });
     const running = await readLiveRunFile(runFilePath(dir));
-    if (running && running.pid !== process.pid) throw new AlreadyRunningError(dir, running);
+    if (running && running.pid !== process.pid) throw alreadyRunning(dir, running);
 
+    if (flags.detach) {
+      if (createdSecret) this.log(`created ${shown(createdSecret)}  (the cluster secret, mode 0600)`);
+      return this.runDetached(dir, flags);
+    }
+    // Started by `up --detach`: say how to stop it; the role processes need not know.
+    const detached = process.env[DETACHED_ENV] === '1';
+    delete process.env[DETACHED_ENV];
+    const lock = acquireUpLock(dir);
+    try {
+      await this.runForeground(dir, config, flags, { started, createdSecret, detached });
+    } finally {
+      lock.release();
+    }
+    // Everything is closed; should a stray handle keep the event loop alive, do not hang.
+    setTimeout(() => process.exit(EXIT.ok), 2000).unref();
+  }
+
+  private async runForeground(
+    dir: string,
+    config: ClusterConfig,
+    flags: { redis?: string; embedded: boolean; runtime?: string },
+    o: { started: number; createdSecret?: string; detached: boolean },
+  ): Promise<void> {
+    const { started, createdSecret } = o;
     const defaults = existsSync(join(dir, CLUSTER_FILE)) ? '' : ` (no ${CLUSTER_FILE}: the defaults)`;
     this.log(`fishchat up: cluster "${config.cluster}" in ${shown(dir)}${defaults}`);
     if (createdSecret) this.log(`created ${shown(createdSecret)}  (the cluster secret, mode 0600)`);
@@ -112,7 +169,8 @@ Prints one ready line per role with its addresses, then the roles' log lines pre
       return signalled!;
     };
     const ready = (ms: number, gateway: string) => {
-      this.log(`cluster ready in ${ms} ms: clients connect to the gateway at ${gateway}; stop with Ctrl-C`);
+      const stop = o.detached ? `stop with: ${binName()} down${dirHint(dir)}` : 'stop with Ctrl-C';
+      this.log(`cluster ready in ${ms} ms: clients connect to the gateway at ${gateway}; ${stop}`);
       const dirFlag = dirHint(dir) ? ` --dir${dirHint(dir)}` : '';
       this.log(`try:   ${binName()} send --as alice --to bob "hello"${dirFlag}`);
       this.log(`       ${binName()} status${dirFlag}`);
@@ -127,8 +185,112 @@ Prints one ready line per role with its addresses, then the roles' log lines pre
     } finally {
       for (const s of SIGNALS) process.off(s, onSignal);
     }
-    // Everything is closed; should a stray handle keep the event loop alive, do not hang.
-    setTimeout(() => process.exit(EXIT.ok), 2000).unref();
+  }
+
+  /**
+   * --detach: starts `fishchat up DIR …` (these flags, without --detach) in
+   * the background, its output appended to up.log, and waits for it to be
+   * ready. Prints its lines up to its "cluster ready" line as they come.
+   */
+  private async runDetached(
+    dir: string,
+    flags: { redis?: string; embedded: boolean; runtime?: string; 'ready-timeout'?: number },
+  ): Promise<void> {
+    const starting = readUpLock(dir);
+    if (starting !== undefined) throw new AlreadyStartingError(dir, starting);
+    const timeoutS = flags['ready-timeout'] ?? DETACH_READY_TIMEOUT_S;
+
+    const args = ['up', dir];
+    if (flags.redis !== undefined) args.push('--redis', flags.redis);
+    if (flags.embedded) args.push('--embedded');
+    if (flags.runtime !== undefined) args.push('--runtime', flags.runtime);
+    // The entry that runs us (bin/run.js, or bin/dev.js with its loader in execArgv).
+    const entry = process.argv[1] ?? join(this.config.root, 'bin', 'run.js');
+
+    const log = openUpLog(dir);
+    let pid: number;
+    let exited: { code: number | null; signal: NodeJS.Signals | null; error?: string } | undefined;
+    try {
+      writeSync(log.fd, `==> ${new Date().toISOString()}  fishchat ${args.join(' ')}  (started by fishchat up --detach)\n`);
+      const child = spawn(process.execPath, [...process.execArgv, entry, ...args], {
+        cwd: process.cwd(),
+        env: { ...process.env, [DETACHED_ENV]: '1' },
+        stdio: ['ignore', log.fd, log.fd],
+        detached: true,
+      });
+      child.on('error', (err) => (exited = { code: null, signal: null, error: err.message }));
+      child.on('exit', (code, signal) => (exited ??= { code, signal }));
+      child.unref();
+      if (child.pid === undefined) {
+        await new Promise((r) => setImmediate(r));
+        this.fail(`cannot start ${process.execPath} ${entry} up: ${exited?.error ?? 'no pid'}`);
+      }
+      pid = child.pid;
+    } finally {
+      closeSync(log.fd);
+    }
+
+    const logShown = shown(log.path);
+    const tail = () => lastLines(readFrom(log.path, log.offset), LOG_TAIL_LINES).map((l) => `  ${l}`);
+    // Ctrl-C while waiting cancels the start: the background `up` stops as soon as it is up.
+    let cancelled: string | undefined;
+    const onSignal = (signal: string) => (cancelled ??= signal);
+    for (const s of SIGNALS) process.on(s, onSignal);
+
+    const runFile = runFilePath(dir);
+    const follower = new LogFollower(log.path, log.offset);
+    const deadline = Date.now() + timeoutS * 1000;
+    let readyLine = false;
+    const show = (lines: string[]) => {
+      for (const line of lines) {
+        if (readyLine || line.startsWith('==> ')) continue;
+        this.log(line);
+        if (/^cluster ready in /.test(line)) readyLine = true;
+      }
+    };
+    try {
+      for (;;) {
+        show(follower.poll());
+        if (readyLine && readRunFileRaw(runFile)?.pid === pid) break;
+        if (exited !== undefined || !processRunning(pid)) {
+          await new Promise((r) => setTimeout(r, 50)); // its last words
+          show(follower.flush());
+          const how = exited?.error
+            ? `could not be started: ${exited.error}`
+            : exited?.signal
+              ? `was killed by ${exited.signal}`
+              : `exited with code ${exited?.code ?? '?'}`;
+          this.logToStderr(`Error: the background fishchat up (pid ${pid}) ${how} before the cluster was ready; the last lines of ${logShown}:`);
+          for (const l of tail()) this.logToStderr(l);
+          const code = exited?.code;
+          this.exit(code === EXIT.usage || code === EXIT.unreachable ? code : EXIT.failed);
+        }
+        if (cancelled !== undefined || Date.now() >= deadline) {
+          show(follower.flush());
+          const why = cancelled !== undefined ? `${cancelled}: cancelled` : `the cluster was not ready within ${timeoutS} s`;
+          this.logToStderr(`Error: ${why}; stopping the background fishchat up (pid ${pid})`);
+          if (cancelled === undefined) {
+            this.logToStderr(`the last lines of ${logShown}:`);
+            for (const l of tail()) this.logToStderr(l);
+          }
+          signalProcess(pid, 'SIGTERM');
+          if (!(await waitForExit(pid, REDIS_STOP_TIMEOUT_MS + 5000))) {
+            this.logToStderr(`it did not stop: killing it (SIGKILL)`);
+            signalProcess(pid, 'SIGKILL');
+            await waitForExit(pid, 5000);
+          }
+          this.exit(EXIT.failed);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    } finally {
+      for (const s of SIGNALS) process.off(s, onSignal);
+    }
+
+    const dirFlag = dirHint(dir) ? ` --dir${dirHint(dir)}` : '';
+    this.log(`running in the background: pid ${pid}, logs in ${logShown}`);
+    this.log(`try:   ${binName()} send --as alice --to bob "hello"${dirFlag}`);
+    this.log(`       ${binName()} status${dirFlag}`);
   }
 
   private async runEmbedded(config: ClusterConfig, why: string, runtimeGiven: boolean, h: Helpers): Promise<void> {
@@ -268,6 +430,15 @@ Prints one ready line per role with its addresses, then the roles' log lines pre
     this.log('stopped');
     if (redisDied) this.exit(EXIT.failed);
   }
+}
+
+/** AlreadyRunningError, saying how to stop what runs. */
+function alreadyRunning(dir: string, info: RunInfo): AlreadyRunningError {
+  const err = new AlreadyRunningError(dir, info);
+  err.message =
+    `a cluster is already running in ${dir} (fishchat up, pid ${info.pid}, gateway ${info.gateway}); ` +
+    `stop it first with: ${binName()} down${dirHint(dir)} (or Ctrl-C where it runs)`;
+  return err;
 }
 
 interface Helpers {

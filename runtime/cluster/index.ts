@@ -7,5 +7,6 @@ export * from './embedded.js';
 export * from './backends.js';
 export * from './supervisor.js';
 export * from './managed-redis.js';
+export * from './detach.js';
 export { serveRole, formatAddresses, parseReadyLine, ServeUsageError, ROLE_NAMES, type RoleName, type ServeRoleOptions, type ServedRole } from './role-main.js';
 export type { Logger, RoleContext, RoleHandle } from './role.js';

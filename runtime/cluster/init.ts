@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLUSTER_FILE, MAX_MSG_SERVERS } from './load.js';
+import { CLUSTER_FILE, ConfigError, describeValue, MAX_MSG_SERVERS } from './load.js';
 import { createSecret, readSecret } from './secret.js';
 
 export interface InitOptions {
@@ -16,6 +16,31 @@ export interface InitOptions {
   msgServers?: number;
   /** overwrite existing configuration files (an existing secret is always kept) */
   force?: boolean;
+  /** "redis" in fishchat.json: redis://host:port or rediss://… (checked with checkRedisUrl) */
+  redis?: string;
+}
+
+/**
+ * A Redis URL as `init --redis` takes it: redis:// or rediss://, a host, an
+ * optional port 1–65535 (ioredis's URL form: user, password, /db and
+ * ?cluster=1 allowed). Throws ConfigError naming `source`.
+ */
+export function checkRedisUrl(url: string, source = '--redis'): string {
+  const expected = 'must be a URL "redis://host:port" (or rediss:// for TLS), such as redis://127.0.0.1:6379';
+  let u: URL | undefined;
+  try {
+    u = /\s/.test(url) ? undefined : new URL(url);
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '') {
+    throw new ConfigError(source, undefined, `${expected}, found ${describeValue(url)}`);
+  }
+  if (u.port !== '' && Number(u.port) === 0) throw new ConfigError(source, undefined, `${expected} (port 1–65535), found ${describeValue(url)}`);
+  if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) {
+    throw new ConfigError(source, undefined, `${expected}; the path may only be a database number (/0), found ${describeValue(url)}`);
+  }
+  return url;
 }
 
 export interface InitResult {
@@ -56,6 +81,7 @@ export async function initCluster(dir: string, opts: InitOptions = {}): Promise<
   if (!Number.isInteger(n) || n < 1 || n > MAX_MSG_SERVERS) {
     throw new RangeError(`the number of msg_servers must be an integer 1–${MAX_MSG_SERVERS}, found ${n}`);
   }
+  if (opts.redis !== undefined) checkRedisUrl(opts.redis);
   const tpl = templatesDir();
   const read = async (name: string) => JSON.parse(await readFile(join(tpl, name), 'utf8')) as Json;
   const cluster = await read(CLUSTER_FILE);
@@ -72,7 +98,9 @@ export async function initCluster(dir: string, opts: InitOptions = {}): Promise<
     files.push({ name: `msg_server.${port}.json`, json });
   }
   files.push({ name: 'router.json', json: router }, { name: 'manager.json', json: manager }, { name: 'monitor.json', json: monitor });
-  files.unshift({ name: CLUSTER_FILE, json: { ...cluster, roles: files.map((f) => f.name) } });
+  const clusterJson: Json = { ...cluster, roles: files.map((f) => f.name) };
+  if (opts.redis !== undefined) clusterJson.redis = opts.redis;
+  files.unshift({ name: CLUSTER_FILE, json: clusterJson });
 
   const existing = files.filter((f) => existsSync(join(root, f.name))).map((f) => f.name);
   if (existing.length > 0 && !opts.force) throw new InitRefusedError(root, existing);
