@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DEFAULT_SETTINGS } from '../runtime/cluster/config.js';
-import { initCluster, InitRefusedError } from '../runtime/cluster/init.js';
+import { initCluster, InitRefusedError, templatesDir } from '../runtime/cluster/init.js';
 import {
   ConfigError,
   defaultClusterFile,
@@ -166,6 +166,21 @@ describe('defaults', () => {
     );
   });
 
+  test('limits: defaults, and sendRate set in part', async () => {
+    assert.equal(DEFAULT_SETTINGS.loginTimeout, 10_000);
+    assert.deepEqual(DEFAULT_SETTINGS.sendRate, { rate: 200, burst: 400 });
+    assert.equal(DEFAULT_SETTINGS.maxConnections, 50_000);
+    assert.equal(DEFAULT_SETTINGS.maxTopicMembers, 10_000);
+    const files = defaultFiles();
+    obj(files, 'fishchat.json').settings = { loginTimeout: 500, maxConnections: 3, maxTopicMembers: 7, sendRate: { rate: 1000 } };
+    const c = await loadFiles(files);
+    assert.deepEqual(c.settings, { ...DEFAULT_SETTINGS, loginTimeout: 500, maxConnections: 3, maxTopicMembers: 7, sendRate: { rate: 1000, burst: 2000 } });
+    obj(files, 'fishchat.json').settings = { sendRate: { burst: 50 } };
+    assert.deepEqual((await loadFiles(files)).settings.sendRate, { rate: 200, burst: 50 });
+    obj(files, 'fishchat.json').settings = { maxFrame: 1024, maxOutBuffer: 1024 };
+    assert.equal((await loadFiles(files)).settings.maxOutBuffer, 1024);
+  });
+
   test('a shorter retention takes the unset cid window down with it', async () => {
     const files = defaultFiles();
     obj(files, 'fishchat.json').settings = { retentionMs: 3_600_000 };
@@ -182,6 +197,11 @@ describe('init', () => {
     const fromDefaults = await loadCluster(await tempDir(), { env: {}, secret: fromInit.secret });
     const strip = (c: typeof fromInit) => ({ ...c, dir: '', secretFile: '', dataDir: '' });
     assert.deepEqual(strip(fromInit), strip(fromDefaults));
+  });
+
+  test('templates/fishchat.json spells out every setting with its default', async () => {
+    const tpl = JSON.parse(await readFile(join(templatesDir(), 'fishchat.json'), 'utf8'));
+    assert.deepEqual(tpl.settings, DEFAULT_SETTINGS);
   });
 
   test('writes manager.json and monitor.json and lists them in fishchat.json "roles"', async () => {
@@ -310,6 +330,13 @@ describe('validation names the file, the field, the expectation and what was fou
     ['maxInbox', -5, 'found -5'],
     ['beat', {}, 'found an object'],
     ['heartbeet', 1000, 'did you mean "settings.heartbeat"'],
+    ['loginTimeout', 0, 'integer 10–3600000 (ms)', 'found 0'],
+    ['loginTimeout', '10s', 'found "10s"'],
+    ['maxConnections', 0, 'integer 1–10000000', 'found 0'],
+    ['maxConnections', 2.5, 'found 2.5'],
+    ['maxTopicMembers', -1, 'integer 1–100000000', 'found -1'],
+    ['sendRate', 200, 'JSON object', 'found 200'],
+    ['maxConections', 10, 'did you mean "settings.maxConnections"'],
   ];
   for (const [key, value, ...parts] of settingCases) {
     test(`fishchat.json "settings.${key}" = ${JSON.stringify(value)}`, async () => {
@@ -327,6 +354,26 @@ describe('validation names the file, the field, the expectation and what was fou
     await expectError(files, 'fishchat.json', 'settings.backoff.max', 'at least settings.backoff.base (5000)', 'found 100');
     obj(files, 'fishchat.json').settings = { backoff: { min: 1 } };
     await expectError(files, 'fishchat.json', 'settings.backoff.min', 'not a known field');
+  });
+
+  test('settings.sendRate: rate and burst are checked', async () => {
+    const files = defaultFiles();
+    obj(files, 'fishchat.json').settings = { sendRate: { rate: 0 } };
+    await expectError(files, 'fishchat.json', 'settings.sendRate.rate', 'integer 1–1000000 (per second)', 'found 0');
+    obj(files, 'fishchat.json').settings = { sendRate: { rate: 10, burst: 1.5 } };
+    await expectError(files, 'fishchat.json', 'settings.sendRate.burst', 'found 1.5');
+    obj(files, 'fishchat.json').settings = { sendRate: { rate: 10, burst: 0 } };
+    await expectError(files, 'fishchat.json', 'settings.sendRate.burst', 'found 0');
+    obj(files, 'fishchat.json').settings = { sendRate: { rate: 10, bursts: 5 } };
+    await expectError(files, 'fishchat.json', 'settings.sendRate.bursts', 'did you mean "settings.sendRate.burst"');
+  });
+
+  test('settings.maxOutBuffer must hold at least one frame of settings.maxFrame', async () => {
+    const files = defaultFiles();
+    obj(files, 'fishchat.json').settings = { maxFrame: 2 * 1024 * 1024 };
+    await expectError(files, 'fishchat.json', 'settings.maxOutBuffer', 'at least settings.maxFrame (2097152)', 'found 1048576');
+    obj(files, 'fishchat.json').settings = { maxFrame: 4096, maxOutBuffer: 2048 };
+    await expectError(files, 'fishchat.json', 'settings.maxOutBuffer', 'at least settings.maxFrame (4096)', 'found 2048');
   });
 
   test('settings.cidWindowMs must fit in settings.retentionMs', async () => {

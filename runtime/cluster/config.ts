@@ -26,6 +26,14 @@ export interface Settings {
   cidWindowMs: number;
   /** interval of monitor beats and lease renewals, ms; a lease lasts 3 beats */
   beat: number;
+  /** a connection not logged in within this many ms is closed (a pre-login ping does not extend it) */
+  loginTimeout: number;
+  /** per-connection token bucket over send and topic_send: `rate` per second, up to `burst` at once; over it: rate_limited */
+  sendRate: { rate: number; burst: number };
+  /** client connections per msg_server; one more gets `overloaded` and is closed */
+  maxConnections: number;
+  /** members per topic; a topic_join beyond it gets bad_request ("topic is full") */
+  maxTopicMembers: number;
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -38,6 +46,10 @@ export const DEFAULT_SETTINGS: Settings = {
   maxInbox: 10_000,
   cidWindowMs: 24 * 3600_000,
   beat: 2000,
+  loginTimeout: 10_000,
+  sendRate: { rate: 200, burst: 400 },
+  maxConnections: 50_000,
+  maxTopicMembers: 10_000,
 };
 
 export interface GatewayConfig {

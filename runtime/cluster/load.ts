@@ -399,6 +399,17 @@ function checkSettings(raw: unknown): Partial<Settings> {
   int('maxInbox', 1, 100_000_000);
   int('cidWindowMs', 0, 10 * 365 * 24 * 3600_000, ' (ms)');
   int('beat', 10, 600_000, ' (ms)');
+  int('loginTimeout', 10, 3_600_000, ' (ms)');
+  int('maxConnections', 1, 10_000_000);
+  int('maxTopicMembers', 1, 100_000_000);
+  if (o.sendRate !== undefined) {
+    const r = checkObject(f, 'settings.sendRate', o.sendRate);
+    checkKnown(f, 'settings.sendRate.', r, ['rate', 'burst']);
+    const rate = r.rate === undefined ? DEFAULT_SETTINGS.sendRate.rate : checkInt(f, 'settings.sendRate.rate', r.rate, 1, 1_000_000, ' (per second)');
+    // An unset burst is twice the rate (the default's ratio), so `{ "rate": 1000 }` alone does not starve on the default burst.
+    const burst = r.burst === undefined ? Math.max(rate * 2, 1) : checkInt(f, 'settings.sendRate.burst', r.burst, 1, 10_000_000);
+    out.sendRate = { rate, burst };
+  }
   if (o.backoff !== undefined) {
     const b = checkObject(f, 'settings.backoff', o.backoff);
     checkKnown(f, 'settings.backoff.', b, ['base', 'max']);
@@ -407,6 +418,10 @@ function checkSettings(raw: unknown): Partial<Settings> {
     if (base > max) fail(f, 'settings.backoff.max', `must be at least settings.backoff.base (${base})`, max);
     out.backoff = { base, max };
   }
+  // One pushed frame can be maxFrame bytes: a buffer cap below it would kick healthy clients `slow`.
+  const maxFrame = out.maxFrame ?? DEFAULT_SETTINGS.maxFrame;
+  const maxOutBuffer = out.maxOutBuffer ?? DEFAULT_SETTINGS.maxOutBuffer;
+  if (maxOutBuffer < maxFrame) fail(f, 'settings.maxOutBuffer', `must be at least settings.maxFrame (${maxFrame})`, maxOutBuffer);
   const retention = out.retentionMs ?? DEFAULT_SETTINGS.retentionMs;
   // Unset, the cid window follows a shorter retention; set, it must fit in it.
   if (out.cidWindowMs === undefined && retention < DEFAULT_SETTINGS.cidWindowMs) out.cidWindowMs = retention;
@@ -417,7 +432,7 @@ function checkSettings(raw: unknown): Partial<Settings> {
 
 function mergeSettings(partial: Partial<Settings> | undefined): Settings {
   const s = structuredClone(DEFAULT_SETTINGS);
-  return partial ? { ...s, ...partial, backoff: { ...(partial.backoff ?? s.backoff) } } : s;
+  return partial ? { ...s, ...partial, backoff: { ...(partial.backoff ?? s.backoff) }, sendRate: { ...(partial.sendRate ?? s.sendRate) } } : s;
 }
 
 function checkRoleFile(file: string, raw: unknown): RoleConfig {

@@ -18,6 +18,8 @@ interface Known {
   id: string;
   addr: string;
   conns: number;
+  /** the msg_server's connection limit (its beat's `max`); Infinity when not told */
+  max: number;
   lastBeat: number;
   /** a seed not (yet) confirmed by a beat */
   seed: boolean;
@@ -32,25 +34,34 @@ export class ServerList {
     seeds: string[],
     now = Date.now(),
   ) {
-    for (const addr of seeds) this.known.set(`seed:${addr}`, { id: addr, addr, conns: 0, lastBeat: now, seed: true });
+    for (const addr of seeds) this.known.set(`seed:${addr}`, { id: addr, addr, conns: 0, max: Infinity, lastBeat: now, seed: true });
   }
 
-  onBeat(b: Beat, now = Date.now()): void {
+  onBeat(b: Beat & { max?: unknown }, now = Date.now()): void {
     if (b.role !== 'msg_server' || typeof b.id !== 'string' || typeof b.addr !== 'string') return;
     this.known.delete(`seed:${b.addr}`);
-    this.known.set(b.id, { id: b.id, addr: b.addr, conns: Number(b.conns) || 0, lastBeat: now, seed: false });
+    const max = typeof b.max === 'number' && b.max > 0 ? b.max : Infinity;
+    this.known.set(b.id, { id: b.id, addr: b.addr, conns: Number(b.conns) || 0, max, lastBeat: now, seed: false });
   }
 
-  /** Live msg_servers, least loaded first. */
+  /** Live msg_servers that are not full (conns < max as of their last beat), least loaded first. */
   live(now = Date.now()): { id: string; addr: string }[] {
+    return this.route(now).servers;
+  }
+
+  /** As `live`, and how many live msg_servers were left out as full. */
+  route(now = Date.now()): { servers: { id: string; addr: string }[]; full: number } {
     const limit = this.beatMs * MISSED_BEATS;
     const out: Known[] = [];
+    let full = 0;
     for (const [key, k] of this.known) {
-      if (now - k.lastBeat <= limit) out.push(k);
-      else if (k.seed) this.known.delete(key);
+      if (now - k.lastBeat <= limit) {
+        if (k.conns >= k.max) full++;
+        else out.push(k);
+      } else if (k.seed) this.known.delete(key);
     }
     out.sort((a, b) => a.conns - b.conns || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return out.map((k) => ({ id: k.id, addr: k.addr }));
+    return { servers: out.map((k) => ({ id: k.id, addr: k.addr })), full };
   }
 }
 
@@ -61,11 +72,17 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
   const unsubscribe = await ctx.bus.subscribe(ctx.channels.monitor, (payload) => {
     for (const b of decodeItems<Beat>(payload)) if (b && typeof b === 'object') list.onBeat(b);
   });
-  const routeFields = () => ({
-    servers: list.live(),
-    heartbeat: ctx.settings.heartbeat,
-    backoff: { base: ctx.settings.backoff.base, max: ctx.settings.backoff.max },
-  });
+  const routeFields = () => {
+    const r = list.route();
+    return {
+      servers: r.servers,
+      heartbeat: ctx.settings.heartbeat,
+      backoff: { base: ctx.settings.backoff.base, max: ctx.settings.backoff.max },
+      full: r.full,
+    };
+  };
+  const noServer = (full: number) =>
+    full > 0 ? `every live msg_server is full (${full}); retry with backoff` : 'no msg_server is alive; retry with backoff';
 
   const socks = new Set<{ sock: TcpSocket; lastSeen: number }>();
   const onConnection = (sock: TcpSocket) => {
@@ -92,8 +109,8 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
         }
         const req = p.req;
         if (req.op === 'route') {
-          const f = routeFields();
-          if (f.servers.length === 0) sock.write(encodeFrame({ op: 'error', rid: req.rid, code: 'overloaded', message: 'no msg_server is alive; retry with backoff' }));
+          const { full, ...f } = routeFields();
+          if (f.servers.length === 0) sock.write(encodeFrame({ op: 'error', rid: req.rid, code: 'overloaded', message: noServer(full) }));
           else sock.write(encodeFrame({ op: 'ok', rid: req.rid, ...f }));
         } else if (req.op === 'ping') {
           sock.write(encodeFrame({ op: 'pong', rid: req.rid }));
@@ -120,8 +137,8 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
   const app = new Hono();
   app.get('/health', (c) => c.json({ ok: true, role: 'gateway', id: config.id }));
   app.get('/v1/route', (c) => {
-    const f = routeFields();
-    if (f.servers.length === 0) return c.json({ error: { code: 'overloaded', message: 'no msg_server is alive; retry with backoff' } }, 503);
+    const { full, ...f } = routeFields();
+    if (f.servers.length === 0) return c.json({ error: { code: 'overloaded', message: noServer(full) } }, 503);
     return c.json(f);
   });
   let http;

@@ -57,6 +57,17 @@ export interface ConnHooks {
 
 const FILL_PAGE = 1000;
 
+/** Per-connection limits (Settings), fixed for the connection's life. */
+export interface ConnLimits {
+  maxFrame: number;
+  /** unsent bytes after which a live push kicks the connection `slow` */
+  maxOutBuffer: number;
+  /** send/topic_send token bucket: refill per second, capacity */
+  sendRate: { rate: number; burst: number };
+  /** how long a paced writer (backlog, sync, gap fill) waits for the client to read before kicking it `slow`, ms */
+  drainTimeout: number;
+}
+
 export class Conn {
   readonly decoder: FrameDecoder;
   user: string | undefined;
@@ -74,14 +85,73 @@ export class Conn {
   private filling = false;
   private held: StoredMessage[] = [];
   private fillTarget = 0;
+  /** send token bucket: tokens left as of `tokenAt` (ms) */
+  private tokens: number;
+  private tokenAt = Date.now();
+  /** closes the connection if no login succeeds in time (cleared at login and close) */
+  loginTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly maxOutBuffer: number;
+  /** paced writers fill the buffer up to here, leaving the rest for live pushes */
+  private readonly paceAt: number;
+  private drainWaiters: (() => void)[] = [];
 
   constructor(
     readonly sock: TcpSocket,
-    maxFrame: number,
     private readonly hooks: ConnHooks,
-    private readonly maxOutBuffer: number,
+    private readonly limits: ConnLimits,
   ) {
-    this.decoder = new FrameDecoder(maxFrame);
+    this.decoder = new FrameDecoder(limits.maxFrame);
+    this.maxOutBuffer = limits.maxOutBuffer;
+    this.paceAt = limits.maxOutBuffer >>> 1;
+    this.tokens = limits.sendRate.burst;
+    sock.onDrain(() => this.wakeDrain());
+  }
+
+  /** Takes one send token; false when the bucket is empty (the request is `rate_limited`). */
+  takeToken(now: number): boolean {
+    const { rate, burst } = this.limits.sendRate;
+    const elapsed = now - this.tokenAt;
+    let t = this.tokens;
+    if (elapsed > 0) {
+      t = Math.min(burst, t + (elapsed * rate) / 1000);
+      this.tokenAt = now;
+    }
+    if (t < 1) {
+      this.tokens = t;
+      return false;
+    }
+    this.tokens = t - 1;
+    return true;
+  }
+
+  /**
+   * For writers that can wait (login backlog, sync, gap fill): resolves at
+   * once when `len` more bytes fit under half of maxOutBuffer, else when the
+   * client has read what is queued. A client that reads nothing for
+   * `drainTimeout` is kicked `slow`; its messages stay in its inbox.
+   */
+  room(len: number): Promise<void> | undefined {
+    const queued = this.sock.buffered;
+    if (queued === 0 || queued + len <= this.paceAt || this.closing) return undefined;
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.hooks.onSlow(this);
+        this.wakeDrain();
+      }, this.limits.drainTimeout);
+      t.unref?.();
+      this.drainWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  /** The socket drained or closed: paced writers go on (or see `closing`). */
+  wakeDrain(): void {
+    if (this.drainWaiters.length === 0) return;
+    const w = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const f of w) f();
   }
 
   get loggedIn(): boolean {
@@ -110,6 +180,7 @@ export class Conn {
     this.sock.end();
     const t = setTimeout(() => this.sock.destroy(), 2000);
     t.unref?.();
+    this.wakeDrain();
   }
 
   /**
@@ -166,8 +237,12 @@ export class Conn {
         let n = 0;
         for (const m of page) {
           if (m.seq < this.next) continue;
+          const f = msgFrame(m);
+          const wait = this.room(f.length);
+          if (wait) await wait;
+          if (this.closing) break;
           // After a trimmed range the first message kept is the next one there is.
-          this.write(msgFrame(m));
+          this.write(f);
           this.next = m.seq + 1;
           n++;
         }

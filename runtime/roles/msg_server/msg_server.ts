@@ -4,7 +4,7 @@
  * messages for users on other msg_servers to the router.
  */
 import { randomBytes } from 'node:crypto';
-import { MSG_SERVER_OPS, parseRequest, verifyToken, type Request } from '../../protocol/index.js';
+import { encodeFrame, MSG_SERVER_OPS, parseRequest, verifyToken, type Request } from '../../protocol/index.js';
 import type {
   AckReq,
   LoginReq,
@@ -80,19 +80,50 @@ export class MsgServer {
       sock.destroy();
       return;
     }
+    const settings = this.ctx.settings;
+    if (this.conns.size >= settings.maxConnections) {
+      // Full: say so before reading anything, and close (PROTOCOL.md §2).
+      this.stats.countOut();
+      sock.onData(() => undefined); // nothing it sends is read, nor kept
+      sock.write(OVERLOADED_FRAME(settings.maxConnections));
+      sock.end();
+      const t = setTimeout(() => sock.destroy(), 2000);
+      t.unref?.();
+      return;
+    }
     const conn = new Conn(
       sock,
-      this.ctx.settings.maxFrame,
       {
         readInbox: async (user, after, limit) => (await this.ctx.store.readInbox(user, after, limit)).messages,
         onPushed: (n) => this.stats.countOut(n),
-        onSlow: (c) => c.kick('slow'),
+        onSlow: (c) => this.kickSlow(c),
       },
-      this.ctx.settings.maxOutBuffer,
+      {
+        maxFrame: settings.maxFrame,
+        maxOutBuffer: settings.maxOutBuffer,
+        sendRate: settings.sendRate,
+        drainTimeout: Math.max(1000, settings.heartbeat),
+      },
     );
     this.conns.add(conn);
+    conn.loginTimer = setTimeout(() => {
+      conn.loginTimer = undefined;
+      if (conn.loggedIn || conn.closing) return;
+      conn.closing = true;
+      conn.sock.end();
+      const t = setTimeout(() => conn.sock.destroy(), 2000);
+      t.unref?.();
+    }, settings.loginTimeout);
+    conn.loginTimer.unref?.();
     sock.onData((chunk) => this.onData(conn, chunk));
     sock.onClose(() => void this.onClose(conn));
+  }
+
+  /** More than maxOutBuffer unsent: kick `slow`; its messages wait in its inbox. */
+  private kickSlow(conn: Conn): void {
+    if (conn.closing) return;
+    if (conn.loggedIn && conn.push) this.status({ k: 'kick', user: conn.user!, device: conn.device, server: this.id, gen: conn.gen, reason: 'slow', ts: Date.now() });
+    conn.kick('slow');
   }
 
   private onData(conn: Conn, chunk: Uint8Array): void {
@@ -153,6 +184,11 @@ export class MsgServer {
       conn.error('not_logged_in', `log in before "${req.op}"`, req.rid);
       return;
     }
+    if ((req.op === 'send' || req.op === 'topic_send') && !conn.takeToken(Date.now())) {
+      const { rate, burst } = this.ctx.settings.sendRate;
+      conn.error('rate_limited', `over the send rate (${rate}/s, burst ${burst}); retry later`, req.rid);
+      return;
+    }
     switch (req.op) {
       case 'logout':
         return this.logout(conn, req);
@@ -180,6 +216,8 @@ export class MsgServer {
   private async onClose(conn: Conn): Promise<void> {
     this.conns.delete(conn);
     conn.closing = true;
+    clearTimeout(conn.loginTimer);
+    conn.wakeDrain();
     const user = conn.user;
     if (user === undefined) return;
     this.unregister(conn);
@@ -236,6 +274,8 @@ export class MsgServer {
     conn.device = req.device;
     conn.push = req.push;
     conn.gen = res.gen;
+    clearTimeout(conn.loginTimer);
+    conn.loginTimer = undefined;
     const head = res.head;
     const from = Math.max(res.acked, head.first - 1);
     if (req.push) {
@@ -256,7 +296,12 @@ export class MsgServer {
         if (messages.length === 0) break;
         for (const m of messages) {
           if (m.seq > head.seq) break;
-          conn.write(msgFrame(m));
+          const f = msgFrame(m);
+          // A large backlog goes out as fast as the client reads it, never over maxOutBuffer.
+          const wait = conn.room(f.length);
+          if (wait) await wait;
+          if (conn.closing) break;
+          conn.write(f);
         }
         this.stats.countOut(messages.length);
         after = messages[messages.length - 1]!.seq;
@@ -337,7 +382,13 @@ export class MsgServer {
 
   async sync(conn: Conn, req: SyncReq): Promise<void> {
     const { messages, head } = await this.ctx.store.readInbox(conn.user!, req.after, req.limit);
-    for (const m of messages) conn.write(msgFrame(m, req.rid));
+    for (const m of messages) {
+      const f = msgFrame(m, req.rid);
+      const wait = conn.room(f.length);
+      if (wait) await wait;
+      if (conn.closing) return;
+      conn.write(f);
+    }
     this.stats.countOut(messages.length);
     const last = messages.length ? messages[messages.length - 1]!.seq : req.after;
     const more = last < head.seq && head.first <= head.seq;
@@ -360,6 +411,19 @@ export class MsgServer {
   }
 
   async topicJoin(conn: Conn, req: TopicJoinReq): Promise<void> {
+    const max = this.ctx.settings.maxTopicMembers;
+    const info = await this.topics.topicInfo(req.topic);
+    if (info === null) {
+      conn.error('no_such_topic', `no topic "${req.topic}"`, req.rid);
+      return;
+    }
+    // Full: a member joining again still gets its ok (join is idempotent); no one else gets in.
+    // (Checked before the join, not in the store's join step: joins racing on a topic one short
+    // of full may pass it by the number of racers.)
+    if (info.members >= max && !(await this.isMember(req.topic, conn.user!))) {
+      conn.error('bad_request', `topic is full (${info.members} members, at most ${max})`, req.rid);
+      return;
+    }
     const members = await this.topics.topicJoin(req.topic, conn.user!);
     if (members === null) {
       conn.error('no_such_topic', `no topic "${req.topic}"`, req.rid);
@@ -367,6 +431,16 @@ export class MsgServer {
     }
     conn.reply({ op: 'ok', rid: req.rid, members });
     this.topicStatus('join', req.topic, conn.user!);
+  }
+
+  /** Whether `user` is a member: the first member sorting after the name just below it. */
+  private async isMember(topic: string, user: string): Promise<boolean> {
+    // Names use [A-Za-z0-9_.@-] (all below 0x7f): every name starting with the last character
+    // lowered sorts before `below`, and `below` sorts before `user`.
+    const last = user.charCodeAt(user.length - 1);
+    const below = user.slice(0, -1) + String.fromCharCode(last - 1) + '\x7f';
+    const page = await this.topics.topicMembers(topic, below, 1);
+    return page?.members[0] === user;
   }
 
   async topicLeave(conn: Conn, req: TopicLeaveReq): Promise<void> {
@@ -505,8 +579,9 @@ export class MsgServer {
     }
   }
 
-  beat(): Beat {
-    return makeBeat({ role: 'msg_server', id: this.id, addr: this.addr, boot: this.boot, conns: this.conns.size }, this.stats);
+  /** The beat, with `max`: the connection limit, so the gateway stops routing to a full msg_server. */
+  beat(): Beat & { max: number } {
+    return { ...makeBeat({ role: 'msg_server', id: this.id, addr: this.addr, boot: this.boot, conns: this.conns.size }, this.stats), max: this.ctx.settings.maxConnections };
   }
 
   /** Drain: kick `draining` to every client, remove their directory entries. */
@@ -534,4 +609,12 @@ function asFanout(m: FanoutMessage): FanoutMessage {
 }
 
 const TOO_LARGE = new Uint8Array(0);
+let overloadedFrame: { max: number; frame: Uint8Array } | undefined;
+/** The `overloaded` error a connection beyond maxConnections gets (encoded once). */
+function OVERLOADED_FRAME(max: number): Uint8Array {
+  if (overloadedFrame?.max !== max) {
+    overloadedFrame = { max, frame: encodeFrame({ op: 'error', code: 'overloaded', message: `this msg_server is full (${max} connections); reconnect elsewhere with backoff` }) };
+  }
+  return overloadedFrame.frame;
+}
 const BAD_FRAME = new Uint8Array(0);
