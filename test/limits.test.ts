@@ -330,3 +330,28 @@ describe('maxFrame', () => {
     }
   });
 });
+
+describe('requests waiting on one connection', () => {
+  it('a client that sends far ahead of the replies is shed with overloaded, not buffered without bound', async () => {
+    const c = await startTestCluster({ msgServers: 1, settings: { sendRate: { rate: 1_000_000, burst: 10_000_000 } } });
+    try {
+      const { conn } = await login(c, c.ms(0), 'flooder');
+      const body = new RawCbor(encodeBody('x'.repeat(1000)));
+      const { encodeFrame } = await import('../runtime/protocol/index.js');
+      const frames = Buffer.concat(Array.from({ length: 20_000 }, (_, i) => encodeFrame({ op: 'send', rid: i + 10, to: 'sink', body })));
+      conn.writeRaw(frames);
+      // The server answers `overloaded` and closes; the close may come as a reset (the
+      // client's unread bytes are still arriving), which can drop the frame on the way.
+      await conn.waitClosed(15_000);
+      const errors = conn.pending().filter((f) => f.op === 'error');
+      for (const e of errors) assert.deepEqual([e.code, e.rid], ['overloaded', undefined]);
+      assert.ok(conn.pending().filter((f) => f.op === 'ok').length < 20_000, 'shed before it handled everything');
+      // the server is fine: another client works
+      const { conn: other } = await login(c, c.ms(0), 'calm');
+      assert.equal((await send(other, 'sink', 'still fine')).op, 'ok');
+      other.close();
+    } finally {
+      await c.stop();
+    }
+  });
+});

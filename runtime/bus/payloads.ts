@@ -59,6 +59,8 @@ export interface Beat {
   boot: string;
   uptime: number;
   conns: number;
+  /** msg_server: its connection limit (the gateway skips a full msg_server) */
+  max?: number;
   /** messages (requests) in and frames out per second over the last beat */
   inRate: number;
   outRate: number;

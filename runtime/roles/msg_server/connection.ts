@@ -80,6 +80,8 @@ export class Conn {
   /** a request is being handled; later ones wait in `requests` */
   busy = false;
   requests: Uint8Array[] = [];
+  /** bytes of the frames waiting in `requests` */
+  queuedBytes = 0;
   closing = false;
   /** pushes wait here while the cursor fills a gap from the store */
   private filling = false;

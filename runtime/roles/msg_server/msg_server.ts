@@ -132,7 +132,17 @@ export class MsgServer {
     const err = conn.decoder.feed(chunk, (payload) => {
       // The payload view is only valid during this call: keep a copy.
       conn.requests.push(payload.slice());
+      conn.queuedBytes += payload.length;
     });
+    if (conn.requests.length > MAX_QUEUED_REQUESTS || conn.queuedBytes > MAX_QUEUED_BYTES) {
+      // A client that sends far ahead of the replies: the server sheds it rather than buffer without bound.
+      conn.requests = [];
+      conn.queuedBytes = 0;
+      conn.error('overloaded', `more than ${MAX_QUEUED_REQUESTS} requests or ${MAX_QUEUED_BYTES >> 20} MiB waiting on this connection; wait for replies before sending more`);
+      conn.closing = true;
+      conn.sock.end();
+      return;
+    }
     if (err) {
       // Replies to frames before the bad one keep their order: queue the error too.
       conn.requests.push(err === 'frame_too_large' ? TOO_LARGE : BAD_FRAME);
@@ -146,6 +156,7 @@ export class MsgServer {
     try {
       while (conn.requests.length && !conn.closing) {
         const payload = conn.requests.shift()!;
+        conn.queuedBytes -= payload.length;
         if (payload === TOO_LARGE || payload === BAD_FRAME) {
           conn.error(payload === TOO_LARGE ? 'frame_too_large' : 'bad_frame', payload === TOO_LARGE ? `frame larger than maxFrame (${this.ctx.settings.maxFrame} bytes)` : 'frame length 0');
           conn.closing = true;
@@ -580,7 +591,7 @@ export class MsgServer {
   }
 
   /** The beat, with `max`: the connection limit, so the gateway stops routing to a full msg_server. */
-  beat(): Beat & { max: number } {
+  beat(): Beat {
     return { ...makeBeat({ role: 'msg_server', id: this.id, addr: this.addr, boot: this.boot, conns: this.conns.size }, this.stats), max: this.ctx.settings.maxConnections };
   }
 
@@ -607,6 +618,10 @@ function asFanout(m: FanoutMessage): FanoutMessage {
   if (!(m.body instanceof Uint8Array)) m.body = new Uint8Array(0);
   return m;
 }
+
+/** Requests a connection may have waiting for their turn before it is shed with `overloaded`. */
+const MAX_QUEUED_REQUESTS = 10_000;
+const MAX_QUEUED_BYTES = 16 << 20;
 
 const TOO_LARGE = new Uint8Array(0);
 let overloadedFrame: { max: number; frame: Uint8Array } | undefined;
