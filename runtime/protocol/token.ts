@@ -6,6 +6,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
 const LEEWAY_S = 30;
+const B64URL = /^[A-Za-z0-9_-]+$/;
 const HEADER = b64url(Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })));
 
 function b64url(buf: Buffer): string {
@@ -45,6 +46,10 @@ export function verifyToken(
   const parts = token.split('.');
   if (parts.length !== 3) return { ok: false, reason: 'token is not a JWT' };
   const [h, p, s] = parts as [string, string, string];
+  // Strict base64url (RFC 7515 §2: no padding, no other alphabet): Buffer's
+  // decoder skips stray characters and ignores the padding bits, so a lenient
+  // check would accept altered copies of a signature.
+  if (!B64URL.test(h) || !B64URL.test(p)) return { ok: false, reason: 'token is not a JWT' };
   let header: unknown;
   let claims: unknown;
   try {
@@ -56,8 +61,9 @@ export function verifyToken(
   if (!header || typeof header !== 'object' || (header as { alg?: unknown }).alg !== 'HS256') {
     return { ok: false, reason: 'token algorithm must be HS256' };
   }
-  const expected = createHmac('sha256', secret).update(`${h}.${p}`).digest();
-  const given = Buffer.from(s, 'base64url');
+  // Compared as text: the one canonical encoding of the expected signature.
+  const expected = Buffer.from(b64url(createHmac('sha256', secret).update(`${h}.${p}`).digest()));
+  const given = Buffer.from(s);
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
     return { ok: false, reason: 'token signature is wrong' };
   }
