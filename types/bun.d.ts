@@ -16,6 +16,8 @@ declare namespace Bun {
     write(data: Uint8Array): number;
     /** Graceful close (FIN). */
     end(): void;
+    /** shutdown(2); with no argument the write side is shut (FIN) and what was sent still reaches the peer. */
+    shutdown(halfClose?: boolean): void;
     /** Closes at once. */
     terminate(): void;
     setNoDelay(noDelay?: boolean): boolean;

@@ -93,7 +93,10 @@ class BunTcpSocket extends SocketBase {
       this.#pending = null;
     }
     if (this.ending) {
-      this.#sock.end();
+      // shutdown, not end(): Bun's end() closes at once and a peer still
+      // writing gets a reset that can discard our last frames (an error or a
+      // kick); after shutdown the peer reads everything, then sees the FIN.
+      this.#sock.shutdown();
       return;
     }
     this.drained();
