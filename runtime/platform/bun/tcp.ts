@@ -60,6 +60,12 @@ class BunTcpSocket extends SocketBase {
     this.received(chunk);
   }
 
+  /** The peer closed its side: after our own half-close, close; else flush ours and close, as Node does. */
+  handlePeerEnd(): void {
+    if (this.ending) this.#sock.end();
+    else this.end();
+  }
+
   handleDrain(): void {
     this.#pump();
   }
@@ -93,10 +99,12 @@ class BunTcpSocket extends SocketBase {
       this.#pending = null;
     }
     if (this.ending) {
-      // shutdown, not end(): Bun's end() closes at once and a peer still
-      // writing gets a reset that can discard our last frames (an error or a
-      // kick); after shutdown the peer reads everything, then sees the FIN.
-      this.#sock.shutdown();
+      // Half-close (FIN, keep reading), not end(): Bun's end() closes both
+      // ways, and a peer still writing then gets a reset that can discard our
+      // last frames (an error or a kick). What arrives from now on is dropped;
+      // the peer's own FIN (handlePeerEnd) or the end timer closes the socket.
+      // (Measured on Bun 1.4.5: shutdown(true) shuts the write side only.)
+      this.#sock.shutdown(true);
       return;
     }
     this.drained();
@@ -117,8 +125,7 @@ function handlers(onOpen: (socket: BunTcpSocket) => void): Bun.SocketHandler<Bun
       raw.data?.handleDrain();
     },
     end(raw) {
-      // The peer closed its side: flush ours and close, as Node does by default.
-      raw.data?.end();
+      raw.data?.handlePeerEnd();
     },
     close(raw) {
       raw.data?.handleClosed();
