@@ -5,6 +5,9 @@
  */
 import { Args, Command, Errors, Flags } from '@oclif/core';
 import { relative, resolve, sep } from 'node:path';
+import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../runtime/cluster/index.js';
+import type { ClusterConfig } from '../runtime/cluster/config.js';
+import { dialHost } from '../runtime/platform/address.js';
 
 /** Exit codes of every command (README "CLI"). */
 export const EXIT = {
@@ -37,6 +40,32 @@ export abstract class BaseCommand extends Command {
    * Prints `Error: message` on one line of stderr (unwrapped, so scripts and
    * logs keep it whole) and exits with `exit`.
    */
+  /**
+   * The monitor's HTTP address for `status` and `tail`: `--monitor`, else the
+   * running cluster's run.json, else the monitor's role file.
+   */
+  protected async findMonitor(dirFlagValue: string | undefined, monitorFlag: string | undefined): Promise<{ dir: string; config: ClusterConfig; where: string; hint: string; monitor: string }> {
+    const dir = clusterDir(dirFlagValue);
+    const config = await loadCluster(dir);
+    const where = dir === process.cwd() ? 'this directory' : shown(dir);
+    const hint = `is \`${binName()} up\` running in ${where}?`;
+    if (monitorFlag !== undefined) {
+      if (!parseHostPort(monitorFlag)) this.fail(`--monitor must be HOST:PORT, found ${JSON.stringify(monitorFlag)}`, EXIT.usage);
+      return { dir, config, where, hint, monitor: monitorFlag };
+    }
+    const running = await readRunInfo(dir);
+    const fromRun = running?.monitor ?? running?.roles?.find((r) => r.role === 'monitor')?.addresses?.http;
+    if (fromRun) return { dir, config, where, hint, monitor: fromRun };
+    if (config.monitor.httpPort === 0) {
+      this.fail(
+        `no cluster is running in ${where} (no .fishchat/run.json) and its monitor port is 0 (any free port), ` +
+          `so there is no monitor address to ask — ${hint} Or pass --monitor HOST:PORT`,
+        EXIT.unreachable,
+      );
+    }
+    return { dir, config, where, hint, monitor: joinHostPort(dialHost(config.monitor.httpHost), config.monitor.httpPort) };
+  }
+
   protected fail(message: string, exit: number = EXIT.failed): never {
     this.logToStderr(`Error: ${message}`);
     this.exit(exit);

@@ -1,9 +1,7 @@
 import { Flags } from '@oclif/core';
-import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../../runtime/cluster/index.js';
-import { dialHost } from '../../runtime/platform/address.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import type { RoleState, StatusReport } from '../../runtime/roles/monitor/roles.js';
-import { BaseCommand, binName, clusterDir, dirFlag, EXIT, shown } from '../base.js';
+import { BaseCommand, dirFlag, EXIT, shown } from '../base.js';
 
 /** How long the monitor may take to answer. */
 const TIMEOUT_MS = 5000;
@@ -34,27 +32,7 @@ Exit code: 0 when every role is up, 1 when any role is down, 3 when the monitor 
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Status);
-    const dir = clusterDir(flags.dir);
-    const config = await loadCluster(dir);
-    const where = dir === process.cwd() ? 'this directory' : shown(dir);
-    const hint = `is \`${binName()} up\` running in ${where}?`;
-
-    let monitor: string;
-    if (flags.monitor !== undefined) {
-      if (!parseHostPort(flags.monitor)) this.fail(`--monitor must be HOST:PORT, found ${JSON.stringify(flags.monitor)}`, EXIT.usage);
-      monitor = flags.monitor;
-    } else {
-      const running = await readRunInfo(dir);
-      const fromRun = running?.monitor ?? running?.roles?.find((r) => r.role === 'monitor')?.addresses?.http;
-      if (fromRun) monitor = fromRun;
-      else if (config.monitor.httpPort === 0) {
-        this.fail(
-          `no cluster is running in ${where} (no .fishchat/run.json) and its monitor port is 0 (any free port), ` +
-            `so there is no monitor address to ask — ${hint} Or pass --monitor HOST:PORT`,
-          EXIT.unreachable,
-        );
-      } else monitor = joinHostPort(dialHost(config.monitor.httpHost), config.monitor.httpPort);
-    }
+    const { config, hint, monitor } = await this.findMonitor(flags.dir, flags.monitor);
 
     const token = signToken(config.secret, 'fishchat-cli', { admin: true, ttlSeconds: TOKEN_TTL_S });
     const url = `http://${monitor}/status`;

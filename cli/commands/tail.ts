@@ -2,11 +2,9 @@ import { Flags } from '@oclif/core';
 import { render } from 'ink';
 import { createElement } from 'react';
 import { EventStream, EventStreamError, networkReason, type SseEvent } from '../../runtime/client/events.js';
-import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../../runtime/cluster/index.js';
-import { dialHost } from '../../runtime/platform/address.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
-import { BaseCommand, binName, clusterDir, dirFlag, EXIT, shown } from '../base.js';
+import { BaseCommand, dirFlag, EXIT, shown } from '../base.js';
 import { Tail as TailView } from '../ui/Tail.js';
 import { TailStore } from '../ui/TailStore.js';
 
@@ -49,27 +47,7 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Tail);
-    const dir = clusterDir(flags.dir);
-    const config = await loadCluster(dir);
-    const where = dir === process.cwd() ? 'this directory' : shown(dir);
-    const hint = `is \`${binName()} up\` running in ${where}?`;
-
-    let monitor: string;
-    if (flags.monitor !== undefined) {
-      if (!parseHostPort(flags.monitor)) this.fail(`--monitor must be HOST:PORT, found ${JSON.stringify(flags.monitor)}`, EXIT.usage);
-      monitor = flags.monitor;
-    } else {
-      const running = await readRunInfo(dir);
-      const fromRun = running?.monitor ?? running?.roles?.find((r) => r.role === 'monitor')?.addresses?.http;
-      if (fromRun) monitor = fromRun;
-      else if (config.monitor.httpPort === 0) {
-        this.fail(
-          `no cluster is running in ${where} (no .fishchat/run.json) and its monitor port is 0 (any free port), ` +
-            `so there is no monitor address to ask — ${hint} Or pass --monitor HOST:PORT`,
-          EXIT.unreachable,
-        );
-      } else monitor = joinHostPort(dialHost(config.monitor.httpHost), config.monitor.httpPort);
-    }
+    const { config, hint, monitor } = await this.findMonitor(flags.dir, flags.monitor);
 
     const auth = () => ({ authorization: `Bearer ${signToken(config.secret, 'fishchat-cli', { admin: true, ttlSeconds: TOKEN_TTL_S })}` });
     const unreachable: (reason: string) => never = (reason) => this.fail(`cannot reach the monitor at ${monitor} (${reason}) — ${hint}`, EXIT.unreachable);
