@@ -45,6 +45,10 @@ export interface ListenTcpOptions {
   onConnection: (socket: TcpSocket) => void;
 }
 
+export interface ConnectTcpOptions {
+  localAddress?: string;
+}
+
 export interface ServeHttpOptions {
   host: string;
   port: number;
@@ -69,7 +73,8 @@ export interface SqliteDatabase {
 export interface Platform {
   readonly name: 'node' | 'bun' | 'deno';
   listenTcp(options: ListenTcpOptions): Promise<TcpListener>;
-  connectTcp(host: string, port: number): Promise<TcpSocket>;
+  /** `localAddress`: the source address to connect from (e.g. 127.0.0.2, for more than 64k loopback connections). */
+  connectTcp(host: string, port: number, options?: ConnectTcpOptions): Promise<TcpSocket>;
   serveHttp(options: ServeHttpOptions): Promise<HttpListener>;
   /** Opens (creating if needed) a SQLite database file. Blobs come back as Uint8Array. */
   openSqlite(path: string): SqliteDatabase;

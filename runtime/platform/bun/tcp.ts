@@ -7,7 +7,8 @@
  * one setImmediate per turn hands the whole queue over as one buffer.
  */
 import { SocketBase } from '../socket.js';
-import { AddressInUseError, type ListenTcpOptions, type TcpListener, type TcpSocket } from '../types.js';
+import { connectTcp as connectNodeTcp } from '../node/tcp.js';
+import { AddressInUseError, type ConnectTcpOptions, type ListenTcpOptions, type TcpListener, type TcpSocket } from '../types.js';
 
 /** A connect that gets no answer fails after this long. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -163,7 +164,9 @@ export function listenTcp(options: ListenTcpOptions): Promise<TcpListener> {
   });
 }
 
-export async function connectTcp(host: string, port: number): Promise<TcpSocket> {
+export async function connectTcp(host: string, port: number, options: ConnectTcpOptions = {}): Promise<TcpSocket> {
+  // Bun.connect cannot choose the source address; Bun's node:net can.
+  if (options.localAddress) return connectNodeTcp(host, port, options);
   let timedOut = false;
   let timer: ReturnType<typeof setTimeout> | undefined;
   const connecting = Bun.connect<BunTcpSocket | undefined>({
