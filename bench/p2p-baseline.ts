@@ -39,9 +39,11 @@ for (const f of ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json
   const f = join(dir, 'fishchat.json');
   const j = JSON.parse(readFileSync(f, 'utf8'));
   j.cluster = `bench${process.pid}`;
+  // The benchmark measures the server, not the per-connection send limit.
+  j.settings = { ...(j.settings ?? {}), sendRate: { rate: 1_000_000, burst: 1_000_000 } };
   writeFileSync(f, JSON.stringify(j));
 }
-const up = spawn(process.execPath, [bin, 'up', dir, ...(process.env.FISHCHAT_BENCH_REDIS ? ['--redis', process.env.FISHCHAT_BENCH_REDIS] : ['--embedded'])], { stdio: ['ignore', 'pipe', 'inherit'] });
+const up = spawn(process.execPath, [...(process.env.FISHCHAT_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.FISHCHAT_BENCH_PROF] : []), bin, 'up', dir, ...(process.env.FISHCHAT_BENCH_REDIS ? ['--redis', process.env.FISHCHAT_BENCH_REDIS] : ['--embedded'])], { stdio: ['ignore', 'pipe', 'inherit'] });
 let out = '';
 await new Promise<void>((resolve, reject) => {
   const t = setTimeout(() => reject(new Error('up not ready in 20 s')), 20_000);

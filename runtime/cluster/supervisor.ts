@@ -119,7 +119,9 @@ export function roleCommand(runtime: RuntimeName): { command: string; args: stri
       const isNode = !(process.versions as { bun?: string }).bun && !(globalThis as { Deno?: unknown }).Deno;
       const node = isNode ? process.execPath : (findOnPath('node') ?? 'node');
       // From the sources (bin/dev.js): tsx, resolved from here, as the children run in the cluster directory.
-      return { command: node, args: fromSource ? ['--import', resolveTsx(), entry] : [entry] };
+      // FISHCHAT_NODE_ARGS: extra Node options for every role process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile a cluster.
+      const extra = (process.env.FISHCHAT_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+      return { command: node, args: [...extra, ...(fromSource ? ['--import', resolveTsx(), entry] : [entry])] };
     }
     case 'bun': {
       const bun = local('bun') ?? findOnPath('bun');

@@ -29,7 +29,6 @@ import {
   type Beat,
   type ClientStatusItem,
   type DeliverItem,
-  type SendItem,
   type TopicStatusItem,
   type TopicSyncItem,
 } from '../../bus/payloads.js';
@@ -43,9 +42,17 @@ const FANOUT_STEP = 2000;
 /** A mid unique in the cluster forever: time-ordered prefix + 64 random bits. */
 let midCounter = 0;
 const midNode = randomBytes(4).toString('hex');
+/** Random hex drawn 4 KiB at a time: one randomBytes call per 512 mids, not one per mid. */
+let midPool = '';
+let midAt = 0;
 export function newMid(now: number): string {
   midCounter = (midCounter + 1) & 0xffffff;
-  return now.toString(36) + midNode + midCounter.toString(36).padStart(5, '0') + randomBytes(4).toString('hex');
+  if (midAt + 8 > midPool.length) {
+    midPool = randomBytes(4096).toString('hex');
+    midAt = 0;
+  }
+  const rnd = midPool.slice(midAt, (midAt += 8));
+  return now.toString(36) + midNode + midCounter.toString(36).padStart(5, '0') + rnd;
 }
 
 export class MsgServer {
@@ -381,9 +388,17 @@ export class MsgServer {
     if (res.duplicate) return;
     const msg: StoredMessage = { seq: res.seq, mid: res.mid, from: conn.user!, to: req.to, body: req.body, ts: res.ts };
     this.deliverLocal(req.to, msg);
-    if (res.sessions.some((s) => s.server !== this.id)) {
-      const item: SendItem = { origin: this.id, to: req.to, msg };
-      this.pub.add(this.ctx.channels.send, item);
+    // The append returned the recipient's directory entries, read in the same atomic step as
+    // the seq: publish straight to each other msg_server holding a session (DESIGN.md: the
+    // router hop costs a lookup and a publish per message and gives p2p nothing).
+    const dir = res.sessions;
+    let item: DeliverItem | undefined;
+    next: for (let i = 0; i < dir.length; i++) {
+      const server = dir[i]!.server;
+      if (server === this.id) continue;
+      for (let j = 0; j < i; j++) if (dir[j]!.server === server) continue next; // a user has few devices
+      item ??= { k: 'msg', user: req.to, msg };
+      this.pub.add(this.ctx.channels.deliver(server), item);
     }
   }
 
