@@ -4,6 +4,7 @@
  * messages for users on other msg_servers to the router.
  */
 import { randomBytes } from 'node:crypto';
+import { randomHex } from '../../protocol/random.js';
 import { encodeFrame, MSG_SERVER_OPS, parseRequest, verifyToken, type Request } from '../../protocol/index.js';
 import type {
   AckReq,
@@ -42,17 +43,9 @@ const FANOUT_STEP = 2000;
 /** A mid unique in the cluster forever: time-ordered prefix + 64 random bits. */
 let midCounter = 0;
 const midNode = randomBytes(4).toString('hex');
-/** Random hex drawn 4 KiB at a time: one randomBytes call per 512 mids, not one per mid. */
-let midPool = '';
-let midAt = 0;
 export function newMid(now: number): string {
   midCounter = (midCounter + 1) & 0xffffff;
-  if (midAt + 8 > midPool.length) {
-    midPool = randomBytes(4096).toString('hex');
-    midAt = 0;
-  }
-  const rnd = midPool.slice(midAt, (midAt += 8));
-  return now.toString(36) + midNode + midCounter.toString(36).padStart(5, '0') + rnd;
+  return now.toString(36) + midNode + midCounter.toString(36).padStart(5, '0') + randomHex(4);
 }
 
 export class MsgServer {

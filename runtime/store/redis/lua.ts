@@ -37,6 +37,60 @@ local function readCid(hit)
 end
 `;
 
+/**
+ * One p2p append (the body of `append`, and of each step of APPEND_MANY):
+ * cid check, seq, inbox entry, cid record, count trim, directory read.
+ * → {1, mid, seq, ts, dir} (duplicate) | {0, seq, dir}
+ */
+const APPEND_ONE = `${TRIM_CIDS}${READ_CID}
+local function appendOne(km, ki, kc, kcz, kt, kd, cf, entry, tsArg, window, max, epoch, mid)
+  local ts = tonumber(tsArg)
+  if cf ~= '' then
+    local hit = redis.call('HGET', kc, cf)
+    if hit then
+      local hts, hseq, hmid = readCid(hit)
+      if tonumber(hts) > ts - window then
+        return {1, hmid, hseq, hts, redis.call('HGETALL', kd)}
+      end
+    end
+  end
+  redis.call('HSETNX', km, 'epoch', epoch)
+  local seq = redis.call('HINCRBY', km, 'seq', 1)
+  local n = redis.call('RPUSH', ki, struct.pack('>d', seq) .. entry)
+  if cf ~= '' then
+    redis.call('HSET', kc, cf, tsArg .. '\\0' .. seq .. '\\0' .. mid)
+    redis.call('ZADD', kcz, tsArg, cf)
+    trimCids(kc, kcz, ts - window, 4)
+  end
+  if n > max then
+    redis.call('LTRIM', ki, n - max, -1)
+    redis.call('ZREMRANGEBYSCORE', kt, '-inf', seq - max)
+  end
+  return {0, seq, redis.call('HGETALL', kd)}
+end
+`;
+
+/**
+ * Many p2p appends in one call: on a single Redis (never a Redis Cluster,
+ * whose scripts must stay on one slot) the store sends every append of an
+ * event-loop turn as one script, so Redis and the client pay the call once.
+ * Each step is exactly `append`, in order; the call is atomic as a whole.
+ * KEYS: 6 per append (as `append`). ARGV: cidWindow, maxInbox, then 5 per
+ * append: cidField, entry, ts, newEpoch, mid. → one `append` reply per append
+ */
+export const APPEND_MANY = `${APPEND_ONE}
+local window = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local out = {}
+for i = 0, #KEYS / 6 - 1 do
+  local k = i * 6
+  local a = 2 + i * 5
+  out[i + 1] = appendOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6],
+    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], window, max, ARGV[a + 4], ARGV[a + 5])
+end
+return out
+`;
+
 export interface ScriptDef {
   keys: number;
   lua: string;
@@ -50,33 +104,8 @@ export const SCRIPTS = {
    */
   append: {
     keys: 6,
-    lua: `${TRIM_CIDS}${READ_CID}
-local cf = ARGV[1]
-local ts = tonumber(ARGV[3])
-local window = tonumber(ARGV[4])
-if cf ~= '' then
-  local hit = redis.call('HGET', KEYS[3], cf)
-  if hit then
-    local hts, hseq, hmid = readCid(hit)
-    if tonumber(hts) > ts - window then
-      return {1, hmid, hseq, hts, redis.call('HGETALL', KEYS[6])}
-    end
-  end
-end
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[6])
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local n = redis.call('RPUSH', KEYS[2], struct.pack('>d', seq) .. ARGV[2])
-if cf ~= '' then
-  redis.call('HSET', KEYS[3], cf, ARGV[3] .. '\\0' .. seq .. '\\0' .. ARGV[7])
-  redis.call('ZADD', KEYS[4], ARGV[3], cf)
-  trimCids(KEYS[3], KEYS[4], ts - window, 4)
-end
-local max = tonumber(ARGV[5])
-if n > max then
-  redis.call('LTRIM', KEYS[2], n - max, -1)
-  redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', seq - max)
-end
-return {0, seq, redis.call('HGETALL', KEYS[6])}
+    lua: `${APPEND_ONE}
+return appendOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7])
 `,
   },
 
