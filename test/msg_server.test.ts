@@ -233,7 +233,7 @@ describe('messages (§4.2)', () => {
     cb.close();
   });
 
-  it('cross-server p2p goes through the router', async () => {
+  it('cross-server p2p reaches the recipient on the other msg_server', async () => {
     const a = uniq('x');
     const b = uniq('y');
     const { conn: ca } = await login(c.ms(0), a);
@@ -242,6 +242,49 @@ describe('messages (§4.2)', () => {
     const got = await cb.msgs(20);
     assert.deepEqual(got.map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1));
     assert.deepEqual(got.map((m) => (m.body as { n: number }).n), Array.from({ length: 20 }, (_, i) => i + 1));
+    ca.close();
+    cb.close();
+  });
+
+  it('pipelined sends in one write: replies in request order, seqs in that order, other ops wait their turn', async () => {
+    const a = uniq('pipe');
+    const b = uniq('pipe');
+    const { conn: ca } = await login(c.ms(0), a);
+    const { conn: cb } = await login(c.ms(1), b);
+    // 150 sends with a ping, a bad send (no `to`) and an unknown op among them, all in one write
+    const frames: Uint8Array[] = [];
+    const expect: { rid: number; kind: 'ok' | 'pong' | 'bad_request' | 'unknown_op'; n?: number }[] = [];
+    let n = 0;
+    for (let i = 1; i <= 153; i++) {
+      if (i === 40) {
+        frames.push(encodeFrame({ op: 'ping', rid: i }));
+        expect.push({ rid: i, kind: 'pong' });
+      } else if (i === 80) {
+        frames.push(encodeFrame({ op: 'send', rid: i, body: 'no to' }));
+        expect.push({ rid: i, kind: 'bad_request' });
+      } else if (i === 120) {
+        frames.push(encodeFrame({ op: 'nope', rid: i }));
+        expect.push({ rid: i, kind: 'unknown_op' });
+      } else {
+        n++;
+        frames.push(encodeFrame({ op: 'send', rid: i, to: b, body: new RawCbor(encodeBody({ n })) }));
+        expect.push({ rid: i, kind: 'ok', n });
+      }
+    }
+    ca.writeRaw(Buffer.concat(frames));
+    let seq = 0;
+    for (const e of expect) {
+      const f = await ca.next(5000);
+      assert.equal(f.rid, e.rid, `reply ${e.rid} in order: ${JSON.stringify(f)}`);
+      if (e.kind === 'ok') {
+        assert.equal(f.op, 'ok');
+        assert.equal(f.seq, ++seq, 'seq follows request order');
+      } else if (e.kind === 'pong') assert.equal(f.op, 'pong');
+      else assert.equal(f.code, e.kind);
+    }
+    const got = await cb.msgs(n);
+    assert.deepEqual(got.map((m) => m.seq), Array.from({ length: n }, (_, i) => i + 1));
+    assert.deepEqual(got.map((m) => (m.body as { n: number }).n), Array.from({ length: n }, (_, i) => i + 1));
     ca.close();
     cb.close();
   });

@@ -22,7 +22,7 @@ import type {
 import type { MsgServerConfig } from '../../cluster/config.js';
 import type { RoleContext } from '../../cluster/role.js';
 import type { TcpSocket } from '../../platform/types.js';
-import type { DirEntry, FanoutMessage, Store, StoreTopics, StoredMessage } from '../../store/store.js';
+import type { AppendResult, DirEntry, FanoutMessage, Store, StoreTopics, StoredMessage } from '../../store/store.js';
 import {
   asStoredMessage,
   BatchPublisher,
@@ -150,14 +150,21 @@ export class MsgServer {
     if (!conn.busy) void this.drain(conn);
   }
 
-  /** Handles queued requests one at a time, in arrival order. */
+  /**
+   * Handles queued requests in arrival order, replies in that order too.
+   * Consecutive sends are pipelined: their appends go to the store together
+   * (one group commit / one Redis call), then each is answered and pushed in
+   * turn. Any other request waits until the sends before it are answered.
+   */
   private async drain(conn: Conn): Promise<void> {
     conn.busy = true;
+    const sends: PendingSend[] = [];
     try {
       while (conn.requests.length && !conn.closing) {
         const payload = conn.requests.shift()!;
         conn.queuedBytes -= payload.length;
         if (payload === TOO_LARGE || payload === BAD_FRAME) {
+          await this.finishSends(conn, sends);
           conn.error(payload === TOO_LARGE ? 'frame_too_large' : 'bad_frame', payload === TOO_LARGE ? `frame larger than maxFrame (${this.ctx.settings.maxFrame} bytes)` : 'frame length 0');
           conn.closing = true;
           conn.sock.end();
@@ -166,6 +173,14 @@ export class MsgServer {
         const t0 = performance.now();
         this.stats.countIn();
         const parsed = parseRequest(payload, { ops: MSG_SERVER_OPS, maxFrame: this.ctx.settings.maxFrame });
+        if (parsed.ok && parsed.req.op === 'send' && conn.loggedIn && conn.takeToken(Date.now())) {
+          sends.push(this.startSend(conn, parsed.req, t0));
+          if (sends.length < MAX_PIPELINED_SENDS && conn.requests.length > 0) continue;
+          await this.finishSends(conn, sends);
+          continue;
+        }
+        await this.finishSends(conn, sends);
+        if (conn.closing) break;
         if (!parsed.ok) {
           conn.error(parsed.code, parsed.message, parsed.rid);
           if (parsed.code === 'bad_frame' || parsed.code === 'frame_too_large') {
@@ -183,9 +198,33 @@ export class MsgServer {
         }
         this.stats.latency(performance.now() - t0);
       }
+      await this.finishSends(conn, sends);
     } finally {
       conn.busy = false;
     }
+  }
+
+  /** Starts a send's append (the sender is logged in and within its rate). */
+  private startSend(conn: Conn, req: SendReq, t0: number): PendingSend {
+    const ts = Date.now();
+    const append = this.ctx.store.appendP2P({ from: conn.user!, to: req.to, mid: newMid(ts), body: req.body, ts, cid: req.cid });
+    append.catch(() => undefined); // awaited in finishSends; never an unhandled rejection meanwhile
+    return { req, append, t0 };
+  }
+
+  /** Answers and pushes the started sends, in order. */
+  private async finishSends(conn: Conn, sends: PendingSend[]): Promise<void> {
+    for (let i = 0; i < sends.length; i++) {
+      const { req, append, t0 } = sends[i]!;
+      try {
+        this.sent(conn, req, await append);
+      } catch (err) {
+        this.ctx.log.error(`send failed: ${(err as Error)?.message ?? err}`);
+        conn.error('internal', 'server fault; the request may be retried', req.rid);
+      }
+      this.stats.latency(performance.now() - t0);
+    }
+    sends.length = 0;
   }
 
   private async handle(conn: Conn, req: Request): Promise<void> {
@@ -376,7 +415,11 @@ export class MsgServer {
 
   async send(conn: Conn, req: SendReq): Promise<void> {
     const ts = Date.now();
-    const res = await this.ctx.store.appendP2P({ from: conn.user!, to: req.to, mid: newMid(ts), body: req.body, ts, cid: req.cid });
+    this.sent(conn, req, await this.ctx.store.appendP2P({ from: conn.user!, to: req.to, mid: newMid(ts), body: req.body, ts, cid: req.cid }));
+  }
+
+  /** A send is stored: the ok, then the pushes (local, and to each other msg_server in the directory). */
+  private sent(conn: Conn, req: SendReq, res: AppendResult): void {
     conn.reply({ op: 'ok', rid: req.rid, mid: res.mid, seq: res.seq, ts: res.ts });
     if (res.duplicate) return;
     const msg: StoredMessage = { seq: res.seq, mid: res.mid, from: conn.user!, to: req.to, body: req.body, ts: res.ts };
@@ -630,6 +673,14 @@ function asFanout(m: FanoutMessage): FanoutMessage {
 /** Requests a connection may have waiting for their turn before it is shed with `overloaded`. */
 const MAX_QUEUED_REQUESTS = 10_000;
 const MAX_QUEUED_BYTES = 16 << 20;
+/** Sends of one connection whose appends run together before the first is answered. */
+const MAX_PIPELINED_SENDS = 64;
+
+interface PendingSend {
+  req: SendReq;
+  append: Promise<AppendResult>;
+  t0: number;
+}
 
 const TOO_LARGE = new Uint8Array(0);
 let overloadedFrame: { max: number; frame: Uint8Array } | undefined;
