@@ -58,7 +58,7 @@ import {
   type TopicInfo,
   type UserRecord,
 } from './store.js';
-import { APPEND_MANY, SCRIPTS, type ScriptName } from './redis/lua.js';
+import { APPEND_MANY, COPY_MANY, SCRIPTS, type ScriptName } from './redis/lua.js';
 
 export interface RedisStoreOptions {
   /** `redis://[user:pass@]host:port[/db]`; on a cluster, one or more startup nodes separated by commas. */
@@ -108,6 +108,8 @@ const closedError = () => new Error('the store is closed');
 
 /** Appends per fishchat_appendMany call: Redis runs a call without a break (~5 µs per append). */
 const APPEND_BATCH = 256;
+/** Members per fishchat_copyMany call. */
+const COPY_BATCH = 500;
 
 interface PendingAppend {
   m: AppendP2P;
@@ -222,6 +224,8 @@ export class RedisStore implements Store {
     if (!(c instanceof Cluster)) {
       if (typeof cmd.fishchat_appendMany !== 'function') c.defineCommand('fishchat_appendMany', { lua: APPEND_MANY });
       this.appendMany = cmd.fishchat_appendMany!.bind(c);
+      if (typeof cmd.fishchat_copyMany !== 'function') c.defineCommand('fishchat_copyMany', { lua: COPY_MANY });
+      this.copyMany = cmd.fishchat_copyMany!.bind(c);
     }
     // count calls in flight, so close() lets them finish first
     const self = this as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
@@ -331,8 +335,9 @@ export class RedisStore implements Store {
     return { mid: m.mid, seq: num(r[1]), ts: m.ts, duplicate: false, sessions: dirEntries(m.to, r[2]) };
   }
 
-  /** fishchat_appendMany (single Redis only) */
+  /** fishchat_appendMany, fishchat_copyMany (single Redis only) */
   private readonly appendMany: ScriptFn | undefined;
+  private readonly copyMany: ScriptFn | undefined;
   private appends: PendingAppend[] = [];
   private appendsScheduled = false;
 
@@ -670,14 +675,8 @@ export class RedisStore implements Store {
       const copyEntry = entry(ts, [1, mid, from, topic, tseq]);
       const copyKey = `${topic}\0${tseq}`;
       const users = item.slice(2).map(str);
-      const calls = users.map((user) => {
-        const uk = this.u(user);
-        const noted = this.noteUser(user);
-        const call = this.s.copy(`${uk}m`, `${uk}i`, `${uk}t`, copyKey, copyEntry, maxInbox, newEpoch());
-        return noted === undefined ? call : Promise.all([call, noted]).then(([seq]) => seq);
-      });
       pending.push(
-        Promise.all(calls).then((seqs) => {
+        this.copyTo(users, copyKey, copyEntry, maxInbox).then((seqs) => {
           const copies: FanoutCopy[] = [];
           for (let i = 0; i < users.length; i++) {
             const seq = seqs[i] as number;
@@ -690,6 +689,37 @@ export class RedisStore implements Store {
     const messages = (await Promise.all(pending)).filter((m): m is FanoutMessage => m !== undefined);
     const c = (await this.s.fanCommit(`${k}m`, String(fanned), member, String(newFanned), newMember)) as number[];
     return { messages, done: c[2]! >= c[1]!, fanned: c[2]!, gone: false };
+  }
+
+  /** Copies one topic message into each user's inbox → each user's new seq, or 0 if it had the copy. */
+  private async copyTo(users: string[], copyKey: string, copyEntry: Buffer, maxInbox: string): Promise<unknown[]> {
+    const noted: Promise<unknown>[] = [];
+    for (const user of users) {
+      const n = this.noteUser(user);
+      if (n !== undefined) noted.push(n);
+    }
+    const calls: Promise<unknown>[] = [];
+    if (this.copyMany !== undefined) {
+      // single Redis: COPY_BATCH members per script call
+      for (let at = 0; at < users.length; at += COPY_BATCH) {
+        const part = users.slice(at, at + COPY_BATCH);
+        const keys: string[] = [];
+        const epochs: string[] = [];
+        for (const user of part) {
+          const uk = this.u(user);
+          keys.push(`${uk}m`, `${uk}i`, `${uk}t`);
+          epochs.push(newEpoch());
+        }
+        calls.push(this.copyMany(keys.length, ...keys, copyKey, copyEntry, maxInbox, ...epochs));
+      }
+    } else {
+      for (const user of users) {
+        const uk = this.u(user);
+        calls.push(this.s.copy(`${uk}m`, `${uk}i`, `${uk}t`, copyKey, copyEntry, maxInbox, newEpoch()));
+      }
+    }
+    const [replies] = await Promise.all([Promise.all(calls), Promise.all(noted)]);
+    return this.copyMany !== undefined ? (replies as unknown[][]).flat() : replies;
   }
 
   async topicsBehind(): Promise<string[]> {

@@ -91,6 +91,37 @@ end
 return out
 `;
 
+/** One topic copy (the body of `copy`, and of each step of COPY_MANY). → seq | 0 (had it) */
+const COPY_ONE = `
+local function copyOne(km, ki, kt, copyKey, entry, max, epoch)
+  if redis.call('ZSCORE', kt, copyKey) then return 0 end
+  redis.call('HSETNX', km, 'epoch', epoch)
+  local seq = redis.call('HINCRBY', km, 'seq', 1)
+  local n = redis.call('RPUSH', ki, struct.pack('>d', seq) .. entry)
+  redis.call('ZADD', kt, seq, copyKey)
+  if n > max then
+    redis.call('LTRIM', ki, n - max, -1)
+    redis.call('ZREMRANGEBYSCORE', kt, '-inf', seq - max)
+  end
+  return seq
+end
+`;
+
+/**
+ * One topic message copied to many members in one call (single Redis only,
+ * as APPEND_MANY). KEYS: 3 per member (as `copy`). ARGV: copyKey, entry,
+ * maxInbox, then one newEpoch per member. → one `copy` reply per member
+ */
+export const COPY_MANY = `${COPY_ONE}
+local max = tonumber(ARGV[3])
+local out = {}
+for i = 0, #KEYS / 3 - 1 do
+  local k = i * 3
+  out[i + 1] = copyOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[1], ARGV[2], max, ARGV[4 + i])
+end
+return out
+`;
+
 export interface ScriptDef {
   keys: number;
   lua: string;
@@ -115,18 +146,8 @@ return appendOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1], 
    */
   copy: {
     keys: 3,
-    lua: `
-if redis.call('ZSCORE', KEYS[3], ARGV[1]) then return 0 end
-redis.call('HSETNX', KEYS[1], 'epoch', ARGV[4])
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-local n = redis.call('RPUSH', KEYS[2], struct.pack('>d', seq) .. ARGV[2])
-redis.call('ZADD', KEYS[3], seq, ARGV[1])
-local max = tonumber(ARGV[3])
-if n > max then
-  redis.call('LTRIM', KEYS[2], n - max, -1)
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', seq - max)
-end
-return seq
+    lua: `${COPY_ONE}
+return copyOne(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])
 `,
   },
 
