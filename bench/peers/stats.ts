@@ -1,0 +1,138 @@
+/**
+ * Pure helpers shared by the peer benchmarks (bench/peers/*): exact percentiles, a growable
+ * sample buffer, /proc readers for CPU and RSS, and the machine description of the result
+ * contract (/tmp/spec/bench-json.md).
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+/** Latency summary of the result contract, in ms. */
+export interface LatencySummary {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/**
+ * Exact percentile, nearest rank: the smallest sample such that at least p of all samples are
+ * ≤ it. `sorted` must be sorted ascending; p in [0, 1]. NaN for no samples.
+ */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`percentile: p must be in [0, 1], got ${p}`);
+  const rank = Math.ceil(p * n);
+  return sorted[Math.min(n - 1, Math.max(0, rank - 1))]!;
+}
+
+const round3 = (x: number): number => Math.round(x * 1000) / 1000;
+
+/** Sorts (a copy of) the samples and returns p50/p90/p99/p999/max, or null when there are none. */
+export function summarize(samples: Float64Array): LatencySummary | null {
+  if (samples.length === 0) return null;
+  const s = Float64Array.from(samples).sort();
+  return {
+    p50: round3(percentile(s, 0.5)),
+    p90: round3(percentile(s, 0.9)),
+    p99: round3(percentile(s, 0.99)),
+    p999: round3(percentile(s, 0.999)),
+    max: round3(s[s.length - 1]!),
+  };
+}
+
+/** Append-only float64 buffer that doubles when full (no per-sample allocation). */
+export class Samples {
+  private buf: Float64Array;
+  length = 0;
+  constructor(initial = 1 << 16) {
+    this.buf = new Float64Array(initial);
+  }
+  push(x: number): void {
+    if (this.length === this.buf.length) {
+      const next = new Float64Array(this.buf.length * 2);
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.length++] = x;
+  }
+  view(): Float64Array {
+    return this.buf.subarray(0, this.length);
+  }
+}
+
+let clkTck: number | undefined;
+/** Clock ticks per second (`getconf CLK_TCK`, 100 when unknown). */
+export function clockTicks(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8', timeout: 2000 }).trim()) || 100;
+    } catch {
+      clkTck = 100;
+    }
+  }
+  return clkTck;
+}
+
+/** utime + stime of a process from the text of /proc/<pid>/stat, in clock ticks. */
+export function parseProcStatTicks(stat: string): number {
+  // comm (field 2) may hold spaces and parentheses: the fields after the last ')' start at 3.
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const utime = Number(rest[14 - 3]);
+  const stime = Number(rest[15 - 3]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error('unparsable /proc stat line');
+  return utime + stime;
+}
+
+/** VmRSS from the text of /proc/<pid>/status, in bytes (NaN when absent). */
+export function parseProcStatusRss(status: string): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** CPU time (s) of a live process, from /proc. */
+export function procCpuSeconds(pid: number): number {
+  return parseProcStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) / clockTicks();
+}
+
+/** RSS (bytes) of a live process, from /proc. */
+export function procRssBytes(pid: number): number {
+  return parseProcStatusRss(readFileSync(`/proc/${pid}/status`, 'utf8'));
+}
+
+export const MiB = 1024 * 1024;
+export const round1 = (x: number): number => Math.round(x * 10) / 10;
+
+/** The `machine` object of the result contract. */
+export function machineInfo(): { cpus: number; model: string; memGiB: number; os: string; node: string } {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    model: (cpus[0]?.model ?? 'unknown').trim(),
+    memGiB: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
+    os: `${os.type().toLowerCase()} ${os.release()}`,
+    node: process.version,
+  };
+}
+
+/** Busy and total jiffies of all CPUs from the text of /proc/stat (its first, "cpu" line). */
+export function parseProcStatCpu(stat: string): { busy: number; total: number } {
+  const line = stat.split('\n').find((l) => l.startsWith('cpu '));
+  if (!line) throw new Error('no cpu line in /proc/stat');
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal (guest and guest_nice are inside user and nice)
+  const total = v.slice(0, 8).reduce((a, b) => a + (b || 0), 0);
+  const idle = (v[3] ?? 0) + (v[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** The fraction (0–1) of the machine's CPU time busy over the next `ms` milliseconds. */
+export async function machineBusy(ms = 1000): Promise<number> {
+  const a = parseProcStatCpu(readFileSync('/proc/stat', 'utf8'));
+  await new Promise((r) => setTimeout(r, ms));
+  const b = parseProcStatCpu(readFileSync('/proc/stat', 'utf8'));
+  const total = b.total - a.total;
+  return total > 0 ? (b.busy - a.busy) / total : 0;
+}
