@@ -328,6 +328,9 @@ const topicInfoOf = (r: Omit<TopicRow, 'fan_member'>): TopicInfo => ({
 
 const closedError = () => new Error('the store is closed');
 
+/** Users whose directory entries are cached (the cache is dropped whole when full). */
+const DIR_CACHE_MAX = 100_000;
+
 interface Op {
   run: () => unknown;
   resolve: (value: unknown) => void;
@@ -404,6 +407,8 @@ export class SqliteStore implements Store {
     } catch {
       // The whole batch was rolled back (ops only touch the database, so
       // running them again is safe): one transaction per op, in call order.
+      // Directory entries read inside it may never have been committed.
+      this.dirCache.clear();
       for (const op of ops) {
         try {
           op.resolve(this.db.transaction(op.run));
@@ -443,15 +448,27 @@ export class SqliteStore implements Store {
     return this.readHead(user) ?? this.write(() => this.headOrCreate(user));
   }
 
-  private dirOf(user: string): DirEntry[] {
+  /**
+   * The user's directory entries. Cached per user: this store is the file's
+   * only writer (embedded mode, one process), every directory write below
+   * drops the user's entry (or all of them), and a batch that rolls back
+   * clears the cache. The arrays are frozen: callers share them.
+   */
+  private dirOf(user: string): readonly DirEntry[] {
+    const hit = this.dirCache.get(user);
+    if (hit !== undefined) return hit;
     const rows = this.st.dirOfUser.all(user) as unknown as DirRow[];
     const out = new Array<DirEntry>(rows.length);
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i]!;
-      out[i] = { user, device: r.device, server: r.server, boot: r.boot, gen: r.gen };
+      out[i] = Object.freeze({ user, device: r.device, server: r.server, boot: r.boot, gen: r.gen });
     }
+    if (this.dirCache.size >= DIR_CACHE_MAX) this.dirCache.clear();
+    this.dirCache.set(user, Object.freeze(out));
     return out;
   }
+
+  private readonly dirCache = new Map<string, readonly DirEntry[]>();
 
   private acked(user: string, device: string): number {
     return (this.st.ackGet.get(user, device)?.seq as number | undefined) ?? 0;
@@ -539,6 +556,7 @@ export class SqliteStore implements Store {
       const gen = st.genNext.get(user, device)!.gen as number;
       const prev = st.dirGet.get(user, device) as Omit<DirRow, 'device'> | undefined;
       st.dirPut.run(user, device, args.server, args.boot, gen);
+      this.dirCache.delete(user);
       const result: LoginResult = { gen, head: this.headOrCreate(user), acked: this.acked(user, device) };
       if (prev !== undefined) {
         result.replaced = { user, device, server: prev.server, boot: prev.boot, gen: prev.gen };
@@ -554,7 +572,10 @@ export class SqliteStore implements Store {
   }
 
   removeSession(user: string, device: string, gen: number): Promise<boolean> {
-    return this.write(() => this.st.dirDel.run(user, device, gen).changes > 0);
+    return this.write(() => {
+      this.dirCache.delete(user);
+      return this.st.dirDel.run(user, device, gen).changes > 0;
+    });
   }
 
   restoreSession(entry: DirEntry): Promise<boolean> {
@@ -562,13 +583,14 @@ export class SqliteStore implements Store {
       const gen = this.st.genGet.get(entry.user, entry.device)?.gen as number | undefined;
       if (gen !== entry.gen) return false;
       this.st.dirPut.run(entry.user, entry.device, entry.server, entry.boot, entry.gen);
+      this.dirCache.delete(entry.user);
       return true;
     });
   }
 
   async sessions(user: string): Promise<DirEntry[]> {
     this.mustBeOpen();
-    return this.dirOf(user);
+    return this.dirOf(user).map((e) => ({ ...e }));
   }
 
   renewLease(server: string, boot: string, ttlMs: number): Promise<boolean> {
@@ -594,6 +616,7 @@ export class SqliteStore implements Store {
 
   removeServerSessions(server: string, boot: string): Promise<number> {
     return this.write(() => {
+      this.dirCache.clear();
       const removed = this.st.dirDelServer.run(server, boot).changes;
       this.st.leaseDel.run(server, boot);
       return removed;

@@ -54,8 +54,8 @@ export interface AppendResult {
   ts: number;
   /** true when `cid` repeated an earlier send: nothing was appended */
   duplicate: boolean;
-  /** the recipient's session directory entries, read in the same atomic step */
-  sessions: DirEntry[];
+  /** the recipient's session directory entries, read in the same atomic step (shared: do not modify) */
+  sessions: readonly DirEntry[];
 }
 
 export interface LoginArgs {
