@@ -386,4 +386,32 @@ describe('topics', () => {
     await hk.stop();
     assert.equal(most, 1);
   });
+
+  it('leaves a fan-out that moves between beats to its msg_server; resumes one that stalled for a beat', async () => {
+    const topic = uniq('moving');
+    let fanned = 0;
+    let runs = 0;
+    const fake = new Proxy(store, {
+      get(t, prop, recv) {
+        if (prop === 'topicsBehind') return async () => [topic];
+        if (prop === 'topicInfo') return async () => ({ topic, creator: 'alice', created: 0, members: 2, tseq: 100, fanned });
+        if (prop === 'topicFanout') {
+          return async () => {
+            runs++;
+            return { messages: [], done: true };
+          };
+        }
+        return Reflect.get(t, prop, recv);
+      },
+    });
+    const hk = new Housekeeping({ ...ctx, store: fake }, 'hk');
+    for (let beat = 0; beat < 5; beat++) {
+      fanned += 10; // a msg_server is running it
+      await hk.resumeFanouts();
+    }
+    assert.equal(runs, 0, 'a moving fan-out is not repeated by the manager');
+    await hk.resumeFanouts(); // no progress since the last beat: stalled
+    await hk.stop();
+    assert.equal(runs, 1);
+  });
 });

@@ -73,9 +73,26 @@ export class Housekeeping {
     if (n > 0) this.ctx.log.info(`trimmed ${n} messages past retention`);
   }
 
+  /**
+   * Resumes the fan-outs that stalled: a topic behind whose position has not
+   * moved since the last beat (its msg_server died mid-way, or lost the store).
+   * One that moves is being run by a msg_server: running it here too would
+   * only repeat its steps (idempotent, but twice the store work under load).
+   */
   async resumeFanouts(): Promise<void> {
-    for (const topic of await this.ctx.store.topicsBehind()) this.fanout(topic);
+    const { store } = this.ctx;
+    const seen = new Map<string, number>();
+    for (const topic of await store.topicsBehind()) {
+      const info = await store.topicInfo(topic);
+      if (info === null) continue;
+      seen.set(topic, info.fanned);
+      if (this.behind.get(topic) === info.fanned) this.fanout(topic);
+    }
+    this.behind = seen;
   }
+
+  /** topics behind at the last beat → their fan-out position then */
+  private behind = new Map<string, number>();
 
   /** Runs the topic's fan-out to the end, unless this process already runs it. */
   fanout(topic: string): void {
