@@ -4,7 +4,7 @@
  *   node --import tsx bench/chart.ts [FILE.jsonl ...] [--out bench/chart.svg]
  *
  * Reads the JSONL files given (default: every bench/results/*.jsonl); of the lines with the same
- * (system, runtime, mode, workload, pairs) the newest (`at`; on a tie the later line) wins.
+ * (system, runtime, mode, workload, pairs, inflight, cross) the newest (`at`; on a tie the later line) wins.
  * Plots the p2p results: two panels side by side, msgs/s vs pairs and p99 latency (ms, log
  * scale) vs pairs, one line with markers per series (FishChat on Node, FishChat on Bun,
  * socket.io, ...), with the machine and the date in the title. Plain SVG, no dependencies,
@@ -53,10 +53,11 @@ export function parseJsonl(text: string, source = 'input'): BenchResult[] {
   return out;
 }
 
-export const mergeKey = (r: BenchResult): string => [r.system, r.runtime ?? 'null', r.mode, r.workload, r.pairs].join('|');
+export const mergeKey = (r: BenchResult): string =>
+  [r.system, r.runtime ?? 'null', r.mode, r.workload, r.pairs, r.inflight ?? 1, r.cross ?? false].join('|');
 
 /**
- * The merge rule: per (system, runtime, mode, workload, pairs) the line with the newest `at`
+ * The merge rule: per (system, runtime, mode, workload, pairs, inflight, cross) the line with the newest `at`
  * wins; of equal `at`s the later one in `results`. Keeps the order of first appearance.
  */
 export function mergeLatest(results: BenchResult[]): BenchResult[] {
@@ -325,11 +326,18 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
 function main(argv: string[]): number {
   const files: string[] = [];
   let out = join(import.meta.dirname, 'chart.svg');
+  let inflight = 1;
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (a === '--out') out = resolve(argv[++i] ?? '');
-    else if (a === '-h' || a === '--help') {
-      process.stdout.write('Usage: node --import tsx bench/chart.ts [FILE.jsonl ...] [--out bench/chart.svg]\n');
+    else if (a === '--inflight') {
+      inflight = Number(argv[++i]);
+      if (!Number.isInteger(inflight) || inflight < 1) {
+        process.stderr.write('chart: --inflight needs a whole number ≥ 1\n');
+        return 2;
+      }
+    } else if (a === '-h' || a === '--help') {
+      process.stdout.write('Usage: node --import tsx bench/chart.ts [FILE.jsonl ...] [--inflight 1] [--out bench/chart.svg]\n(plots the cross-server p2p results of one --inflight, default 1)\n');
       return 0;
     } else if (a.startsWith('-')) {
       process.stderr.write(`chart: unknown flag ${a}\n`);
@@ -357,7 +365,8 @@ function main(argv: string[]): number {
     process.stderr.write(`chart: ${(e as Error).message}\n`);
     return 1;
   }
-  const merged = mergeLatest(all);
+  // One chart compares like with like: cross-server p2p at one inflight.
+  const merged = mergeLatest(all).filter((r) => r.workload !== 'p2p' || ((r.inflight ?? 1) === inflight && r.cross === true));
   const series = buildSeries(merged);
   if (series.length === 0) {
     process.stderr.write(`chart: no p2p results in ${files.length} file(s)\n`);
