@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -228,6 +229,38 @@ describe('fishchat bench', () => {
     const r = await fishchat(['bench', '--gateway', '127.0.0.1:1', '--secret', 'x'.repeat(40), '--pairs', '1', ...SHORT]);
     assert.equal(r.code, 3, r.stdout + r.stderr);
     assert.match(r.stderr, /127\.0\.0\.1:1/);
+  });
+
+  test('a bench killed with SIGKILL leaves no cluster running: its `up` stops by itself', T, async () => {
+    const child = spawn(NODE, [BIN, 'bench', '--pairs', '2', '--duration', '60', '--warmup', '0.3'], {
+      cwd: ROOT,
+      env: { ...process.env, ...CLEAN_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.resume();
+    const deadline = Date.now() + 30_000;
+    while (!/measuring/.test(stderr) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.match(stderr, /measuring/, stderr);
+    const dir = /bin\/run\.js up (\S+)/.exec(stderr)?.[1];
+    assert.ok(dir, stderr);
+    dirs.push(dir);
+    const run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8')) as { pid: number };
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return false;
+      }
+      // an exited process not yet reaped (a zombie) is gone too
+      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    };
+    assert.ok(alive(run.pid), 'the cluster runs while the bench does');
+    child.kill('SIGKILL');
+    const until = Date.now() + 15_000;
+    while (alive(run.pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(alive(run.pid), false, `fishchat up (pid ${run.pid}) still runs after its bench was killed`);
   });
 
   test('--help shows the workloads and examples', T, async () => {

@@ -143,6 +143,8 @@ export async function startCluster(o: StartOptions): Promise<Target> {
     // The cluster must use the secret and the names of its directory, whatever this shell exports.
     const env = { ...process.env };
     for (const k of Object.keys(env)) if (k.startsWith('FISHCHAT_')) delete env[k];
+    // The cluster stops by itself if this bench dies without stopping it (kill -9).
+    env.FISHCHAT_EXIT_WITH_PARENT = '1';
     o.status(`starting the cluster: ${command === process.execPath ? 'node' : command} bin/run.js ${args.join(' ')}`);
     const started = performance.now();
     child = spawn(command, [bin, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });

@@ -164,6 +164,21 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       wake?.();
     };
     for (const s of SIGNALS) process.on(s, onSignal);
+    // FISHCHAT_EXIT_WITH_PARENT=1 (set by `fishchat bench` for the cluster it starts): when the
+    // process that started this `up` is gone (even by kill -9), stop cleanly instead of running on.
+    if (process.env.FISHCHAT_EXIT_WITH_PARENT === '1') {
+      const parent = process.ppid;
+      const watch = setInterval(() => {
+        if (process.ppid !== parent) {
+          clearInterval(watch);
+          // Its pipes may be gone with it: a write error must not cut the clean stop short.
+          process.stdout.on('error', () => {});
+          process.stderr.on('error', () => {});
+          onSignal('parent exited');
+        }
+      }, 500);
+      watch.unref();
+    }
     const waitForSignal = async () => {
       if (signalled === undefined) await new Promise<void>((resolve) => (wake = resolve));
       return signalled!;
