@@ -58,7 +58,7 @@ import {
   type TopicInfo,
   type UserRecord,
 } from './store.js';
-import { APPEND_MANY, COPY_MANY, SCRIPTS, type ScriptName } from './redis/lua.js';
+import { APPEND_MANY, COPY_MANY, SESSIONS_MANY, SCRIPTS, type ScriptName } from './redis/lua.js';
 
 export interface RedisStoreOptions {
   /** `redis://[user:pass@]host:port[/db]`; on a cluster, one or more startup nodes separated by commas. */
@@ -108,6 +108,8 @@ const closedError = () => new Error('the store is closed');
 
 /** Appends per fishchat_appendMany call: Redis runs a call without a break (~5 µs per append). */
 const APPEND_BATCH = 256;
+/** Users per fishchat_sessionsMany call. */
+const SESSIONS_BATCH = 1000;
 /** Members per fishchat_copyMany call. */
 const COPY_BATCH = 500;
 
@@ -226,16 +228,20 @@ export class RedisStore implements Store {
       this.appendMany = cmd.fishchat_appendMany!.bind(c);
       if (typeof cmd.fishchat_copyMany !== 'function') c.defineCommand('fishchat_copyMany', { lua: COPY_MANY });
       this.copyMany = cmd.fishchat_copyMany!.bind(c);
+      if (typeof cmd.fishchat_sessionsMany !== 'function') c.defineCommand('fishchat_sessionsMany', { lua: SESSIONS_MANY });
+      this.sessionsMany = cmd.fishchat_sessionsMany!.bind(c);
     }
     // count calls in flight, so close() lets them finish first
     const self = this as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
     for (const name of TRACKED) {
       const method = self[name]!.bind(this);
-      const first = name !== 'appendP2P';
+      const flushAppends = name !== 'appendP2P';
+      const flushLookups = name !== 'sessions';
       self[name] = (...a: unknown[]) => {
         this.pending++;
-        // Appends waiting for their batch go first: Redis sees the calls in call order.
-        if (first && this.appends.length > 0) this.flushAppends();
+        // Calls waiting for their batch go first: Redis sees the calls in call order.
+        if (flushAppends && this.appends.length > 0) this.flushAppends();
+        if (flushLookups && this.lookups.length > 0) this.flushLookups();
         return method(...a).finally(this.settled);
       };
     }
@@ -338,6 +344,29 @@ export class RedisStore implements Store {
   /** fishchat_appendMany, fishchat_copyMany (single Redis only) */
   private readonly appendMany: ScriptFn | undefined;
   private readonly copyMany: ScriptFn | undefined;
+  private readonly sessionsMany: ScriptFn | undefined;
+  private lookups: { user: string; resolve: (flat: unknown) => void; reject: (err: unknown) => void }[] = [];
+  private lookupsScheduled = false;
+
+  /** Sends the directory reads of this turn, SESSIONS_BATCH per script call. */
+  private readonly flushLookups = (): void => {
+    this.lookupsScheduled = false;
+    const all = this.lookups;
+    this.lookups = [];
+    for (let at = 0; at < all.length; at += SESSIONS_BATCH) {
+      const batch = all.length <= SESSIONS_BATCH ? all : all.slice(at, at + SESSIONS_BATCH);
+      const keys = batch.map((l) => `${this.u(l.user)}d`);
+      this.sessionsMany!(keys.length, ...keys).then(
+        (replies) => {
+          const r = replies as unknown[];
+          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(r[i]);
+        },
+        (err: unknown) => {
+          for (const l of batch) l.reject(err);
+        },
+      );
+    }
+  };
   private appends: PendingAppend[] = [];
   private appendsScheduled = false;
 
@@ -475,6 +504,17 @@ export class RedisStore implements Store {
 
   async sessions(user: string): Promise<DirEntry[]> {
     this.open();
+    if (this.sessionsMany !== undefined) {
+      // single Redis: the reads of one turn (a fan-out step's members) as one script call
+      const flat = await new Promise<unknown>((resolve, reject) => {
+        this.lookups.push({ user, resolve, reject });
+        if (!this.lookupsScheduled) {
+          this.lookupsScheduled = true;
+          setImmediate(this.flushLookups);
+        }
+      });
+      return dirEntries(user, flat);
+    }
     const all = await this.c.hgetall(`${this.u(user)}d`);
     return Object.entries(all).map(([device, json]) => dirEntry(user, device, json));
   }

@@ -122,6 +122,17 @@ end
 return out
 `;
 
+/**
+ * The directory entries of many users in one call (single Redis only, as
+ * APPEND_MANY): the router's lookups for a topic fan-out step.
+ * KEYS: each user's directory hash. → one HGETALL reply per key
+ */
+export const SESSIONS_MANY = `
+local out = {}
+for i = 1, #KEYS do out[i] = redis.call('HGETALL', KEYS[i]) end
+return out
+`;
+
 export interface ScriptDef {
   keys: number;
   lua: string;
