@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FishClient } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { deleteKeysWithPrefix } from '../runtime/store/redis.js';
 
 const [pairs = 100, seconds = 5, inflight = 8, cross = 1] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'fishchat-bench-'));
@@ -117,3 +118,4 @@ await Promise.allSettled(clients.map((c) => c.close()));
 up.kill('SIGTERM');
 await new Promise((r) => up.on('exit', r));
 rmSync(dir, { recursive: true, force: true });
+if (process.env.FISHCHAT_BENCH_REDIS) await deleteKeysWithPrefix(process.env.FISHCHAT_BENCH_REDIS, `fishchat:bench${process.pid}:`);

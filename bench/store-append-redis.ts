@@ -11,8 +11,7 @@
  *   bun bench/store-append-redis.ts ...
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { openRedisStore } from '../runtime/store/redis.js';
+import { deleteKeysWithPrefix, openRedisStore } from '../runtime/store/redis.js';
 import type { Store } from '../runtime/store/store.js';
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
@@ -64,19 +63,7 @@ async function run(store: Store, label: string, users: number, withCid: boolean)
   );
 }
 
-async function deletePrefix(prefix: string): Promise<void> {
-  const r = new Redis(url);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await r.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-}
+const deletePrefix = (prefix: string): Promise<void> => deleteKeysWithPrefix(url, prefix);
 
 const rt = isBun ? 'bun' : `node ${process.version}`;
 for (const users of recipientCounts) {

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { openRedisStore } from '../runtime/store/redis.js';
+import { deleteKeysWithPrefix, openRedisStore } from '../runtime/store/redis.js';
 import type { Store, StoreLimits } from '../runtime/store/store.js';
 import { storeContract } from './store-contract.js';
 
@@ -38,20 +38,7 @@ async function reachable(url: string): Promise<boolean> {
   }
 }
 
-async function deletePrefix(url: string, prefix: string): Promise<void> {
-  const r = new Redis(url);
-  r.on('error', () => undefined);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await r.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-}
+const deletePrefix = (url: string, prefix: string): Promise<void> => deleteKeysWithPrefix(url, prefix);
 
 const up = await reachable(URL_);
 if (!up) console.log(`# store-redis: no Redis at ${URL_}: the Redis store contract is skipped`);

@@ -111,7 +111,7 @@ export async function startCluster(o: StartOptions): Promise<Target> {
       }
       process.off('exit', killNow);
       await rm(dir, { recursive: true, force: true }).catch(() => {});
-      if (o.redis !== undefined) await deleteKeys(o.redis, `fishchat:${name}:`).catch((err) => o.status(`could not delete the bench keys fishchat:${name}:* from Redis: ${(err as Error).message}`));
+      if (o.redis !== undefined) await (await import('../../runtime/store/redis.js')).deleteKeysWithPrefix(o.redis, `fishchat:${name}:`).catch((err) => o.status(`could not delete the bench keys fishchat:${name}:* from Redis: ${(err as Error).message}`));
     })());
 
   try {
@@ -250,22 +250,6 @@ async function redisServerPid(url: string): Promise<number | undefined> {
   }
 }
 
-/** Deletes the bench cluster's keys (the store of runtime/store/redis.ts lives under `fishchat:<cluster>:`). */
-async function deleteKeys(url: string, prefix: string): Promise<void> {
-  const { Redis } = await import('ioredis');
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, connectTimeout: 3000 });
-  try {
-    await r.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await r.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-}
 
 /**
  * An existing cluster behind `gateway`: its msg_servers from `route`, nothing

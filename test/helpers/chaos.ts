@@ -44,6 +44,7 @@ import { Redis } from 'ioredis';
 import { Connection, FishClient, type Frame, type Msg } from '../../runtime/client/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import { freePort, RedisServer } from './redis-server.js';
+import { deleteKeysWithPrefix } from '../../runtime/store/redis.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'run.js');
@@ -726,21 +727,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
   }
 }
 
-async function deleteKeys(url: string, cluster: string): Promise<void> {
-  const r = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 2000, retryStrategy: () => null });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `fishchat:${cluster}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await r.del(...keys);
-    } while (cursor !== '0');
-  } finally {
-    r.disconnect();
-  }
-}
+const deleteKeys = (url: string, cluster: string): Promise<void> => deleteKeysWithPrefix(url, `fishchat:${cluster}:`);
 
 /** The one-line summary (no timeline or details). */
 export function summaryLine(r: ChaosResult): string {

@@ -10,6 +10,7 @@ import { channels } from '../../runtime/bus/bus.js';
 import { createMemoryBus } from '../../runtime/bus/memory.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../runtime/cluster/config.js';
 import type { RoleContext, RoleHandle } from '../../runtime/cluster/role.js';
+import { deleteKeysWithPrefix } from '../../runtime/store/redis.js';
 import { getPlatform } from '../../runtime/platform/index.js';
 import { openSqliteStore } from '../../runtime/store/sqlite.js';
 import type { Store } from '../../runtime/store/store.js';
@@ -116,24 +117,5 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
 
 /** Deletes every key under `prefix` (on every master of a Redis Cluster). */
 export async function deleteKeys(url: string, prefix: string, cluster = false): Promise<void> {
-  const { Redis, Cluster } = await import('ioredis');
-  const u = new URL(url);
-  const root = cluster ? new Cluster([{ host: u.hostname, port: Number(u.port) }]) : new Redis(url, { maxRetriesPerRequest: 2 });
-  try {
-    if (cluster) await new Promise<void>((resolve, reject) => {
-      root.once('ready', () => resolve());
-      root.once('error', reject);
-    });
-    const clients = root instanceof Cluster ? root.nodes('master') : [root];
-    for (const c of clients) {
-      let cursor = '0';
-      do {
-        const [next, keys] = await c.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-        cursor = next;
-        for (const k of keys) await c.del(k);
-      } while (cursor !== '0');
-    }
-  } finally {
-    root.disconnect();
-  }
+  await deleteKeysWithPrefix(url, prefix, cluster);
 }
