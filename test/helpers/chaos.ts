@@ -40,7 +40,6 @@ import { mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { Connection, FishClient, type Frame, type Msg } from '../../runtime/client/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import { freePort, RedisServer } from './redis-server.js';

@@ -35,6 +35,7 @@ import { Redis } from 'ioredis';
 import { io as connect, type Socket } from 'socket.io-client';
 import msgpackParser from 'socket.io-msgpack-parser';
 import { readFileSync } from 'node:fs';
+import type { BenchResult } from '../../../cli/bench/report.js';
 import { clockTicks, machineInfo, MiB, parseProcStatCpu, procCpuSeconds, procRssBytes, round1, Samples, summarize } from '../stats.js';
 
 class UsageError extends Error {}
@@ -265,31 +266,13 @@ const byteLength = (body: unknown): number =>
 
 // ---------------------------------------------------------------- the run
 
-export interface Result {
+/** The result line of bench/FORMAT.md, as `fishchat bench --json` writes it, for socket.io. */
+export type Result = Omit<BenchResult, 'system' | 'runtime' | 'mode' | 'workload'> & {
   system: 'socketio';
-  version: string;
   runtime: 'node';
   mode: 'redis';
   workload: 'p2p';
-  pairs: number;
-  cross: boolean;
-  topicMembers: 0;
-  idle: 0;
-  size: number;
-  inflight: number;
-  duration: number;
-  warmup: number;
-  sent: number;
-  delivered: number;
-  errors: number;
-  msgsPerSec: number;
-  latencyMs: ReturnType<typeof summarize>;
-  processes: { name: string; pid: number; cpuPct: number; rssMiB: number }[];
-  client: { cpuPct: number; rssMiB: number };
-  rssPerConnBytes: null;
-  machine: ReturnType<typeof machineInfo>;
-  at: string;
-}
+};
 
 async function run(flags: Flags): Promise<{ result: Result; notes: string[] }> {
   const require = createRequire(import.meta.url);
