@@ -126,7 +126,9 @@ export function roleCommand(runtime: RuntimeName): { command: string; args: stri
     case 'bun': {
       const bun = local('bun') ?? findOnPath('bun');
       if (!bun) throw new RuntimeMissingError('bun', 'npm install bun, or put bun on PATH');
-      return { command: bun, args: [entry] };
+      // FISHCHAT_BUN_ARGS: the same for role processes on Bun (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof").
+      const extra = (process.env.FISHCHAT_BUN_ARGS ?? '').split(/\s+/).filter(Boolean);
+      return { command: bun, args: [...extra, entry] };
     }
     case 'deno': {
       const deno = local('deno') ?? findOnPath('deno');
