@@ -6,6 +6,8 @@
  */
 import type { TcpSocket } from './types.js';
 
+const flushTurn = (socket: SocketBase): void => socket.flushQueued();
+
 export abstract class SocketBase implements TcpSocket {
   /** written this turn, not yet handed to the kernel */
   protected queue: Uint8Array[] = [];
@@ -48,14 +50,15 @@ export abstract class SocketBase implements TcpSocket {
     this.owing = true;
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(this.flushTurn);
+      setImmediate(flushTurn, this);
     }
   }
 
-  private readonly flushTurn = (): void => {
+  /** The turn's flush (called through the shared flushTurn: no closure per socket). */
+  flushQueued(): void {
     this.scheduled = false;
     this.flush();
-  };
+  }
 
   destroy(): void {
     if (this.destroyed) return;

@@ -43,7 +43,8 @@ export function encodeFrame(map: { [k: string]: WireValue | undefined }): Uint8A
  */
 export class FrameDecoder {
   private readonly maxFrame: number;
-  private readonly header = new Uint8Array(4);
+  /** a length header split across chunks: its bytes so far (a number, not a buffer: one less allocation per connection) */
+  private headerVal = 0;
   private headerLen = 0;
   /** payload length of the frame being assembled; -1 while reading a header */
   private need = -1;
@@ -80,10 +81,13 @@ export class FrameDecoder {
             len = (chunk[off] as number) * 0x1000000 + (((chunk[off + 1] as number) << 16) | ((chunk[off + 2] as number) << 8) | (chunk[off + 3] as number));
             off += 4;
           } else {
-            while (this.headerLen < 4 && off < n) this.header[this.headerLen++] = chunk[off++] as number;
+            while (this.headerLen < 4 && off < n) {
+              this.headerVal = this.headerVal * 256 + (chunk[off++] as number);
+              this.headerLen++;
+            }
             if (this.headerLen < 4) return null;
-            const h = this.header;
-            len = (h[0] as number) * 0x1000000 + (((h[1] as number) << 16) | ((h[2] as number) << 8) | (h[3] as number));
+            len = this.headerVal;
+            this.headerVal = 0;
             this.headerLen = 0;
           }
           if (len === 0) return (this.error = 'bad_frame');
@@ -128,6 +132,7 @@ export class FrameDecoder {
       this.pieces = [];
       this.have = 0;
       this.headerLen = 0;
+      this.headerVal = 0;
       throw err;
     }
   }
