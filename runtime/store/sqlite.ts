@@ -890,6 +890,8 @@ export async function openSqliteStore(db: SqliteDatabase, limits?: Partial<Store
   db.exec('PRAGMA wal_autocheckpoint = 10000');
   db.exec('PRAGMA journal_size_limit = 67108864');
   db.exec('PRAGMA cache_size = -65536');
+  // pages read through a memory map, not a pread each
+  db.exec('PRAGMA mmap_size = 268435456');
   SqliteStore.migrate(db);
   return new SqliteStore(db, limits);
 }
