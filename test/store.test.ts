@@ -150,6 +150,10 @@ describe(`SqliteStore (${driver})`, () => {
       await store.topicCreate('t', 'a', 1);
       await store.topicAppend({ topic: 't', from: 'a', mid: 'm', body: new Uint8Array(100), ts: Date.now() });
       await store.topicFanout('t', 10);
+      // the copy waits in `recent` until the next merge, then moves to `inbox`: no body in either
+      assert.equal(db.prepare('SELECT body FROM recent WHERE user = ?').get('a')?.body, null);
+      await store.trim(Date.now()); // merges first
+      assert.equal(db.prepare('SELECT count(*) AS n FROM recent').get()?.n, 0);
       assert.equal(db.prepare('SELECT body FROM inbox WHERE user = ?').get('a')?.body, null);
       const plan = (sql: string) =>
         db
@@ -164,6 +168,52 @@ describe(`SqliteStore (${driver})`, () => {
       );
     } finally {
       await store.close();
+      await file.remove();
+    }
+  });
+
+  it('new inbox rows wait in `recent`; reads see one sequence across a merge', async () => {
+    const file = await tempFile();
+    const db = openSqlite(file.path);
+    const store = await openSqliteStore(db);
+    try {
+      const send = (i: number) => store.appendP2P({ from: 'a', to: 'b', mid: `m${i}`, body: new Uint8Array([i]), ts: Date.now() });
+      for (let i = 1; i <= 5; i++) assert.equal((await send(i)).seq, i);
+      assert.equal(db.prepare('SELECT count(*) AS n FROM recent').get()?.n, 5);
+      assert.equal(db.prepare('SELECT count(*) AS n FROM inbox').get()?.n, 0);
+      await store.trim(Date.now()); // merges first
+      assert.equal(db.prepare('SELECT count(*) AS n FROM recent').get()?.n, 0);
+      assert.equal(db.prepare('SELECT count(*) AS n FROM inbox').get()?.n, 5);
+      for (let i = 6; i <= 10; i++) assert.equal((await send(i)).seq, i);
+      const all = await store.readInbox('b', 0, 100);
+      assert.deepEqual(all.messages.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.deepEqual(all.messages.map((m) => m.body[0]), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.equal(all.head.seq, 10);
+      assert.equal(all.head.first, 1);
+      const across = await store.readInbox('b', 3, 4);
+      assert.deepEqual(across.messages.map((m) => m.seq), [4, 5, 6, 7]);
+      assert.equal(await store.ack('b', 'd', 99), 10);
+    } finally {
+      await store.close();
+      await file.remove();
+    }
+  });
+
+  it('rows not yet merged survive a crash: the next open reads them back from `recent`', async () => {
+    const file = await tempFile();
+    const db = openSqlite(file.path);
+    const store = await openSqliteStore(db);
+    for (let i = 1; i <= 7; i++) await store.appendP2P({ from: 'a', to: 'b', mid: `m${i}`, body: new Uint8Array([i]), ts: Date.now() });
+    // as kill -9 would: the file is left without the store's close (which merges)
+    db.close();
+    const again = await openSqliteStore(openSqlite(file.path));
+    try {
+      const { messages, head } = await again.readInbox('b', 0, 100);
+      assert.deepEqual(messages.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7]);
+      assert.equal(head.seq, 7);
+      assert.equal((await again.appendP2P({ from: 'a', to: 'b', mid: 'm8', body: new Uint8Array([8]), ts: Date.now() })).seq, 8);
+    } finally {
+      await again.close();
       await file.remove();
     }
   });

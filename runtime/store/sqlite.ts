@@ -33,17 +33,23 @@ import {
 } from './store.js';
 
 /** Bumped when the tables change; a file from a newer version is refused. */
-export const SQLITE_SCHEMA_VERSION = 2;
+export const SQLITE_SCHEMA_VERSION = 3;
 
 /** Users (and topics) per trim step, cid rows per trim step: keeps each step short. */
 const TRIM_USERS_PER_STEP = 1000;
-/**
+/*
  * Trimming by count is logical at once (reads and `first` hide every seq at
- * or below head.seq - maxInbox) and physical every this many appends per
- * user: one DELETE of a run of old rows instead of one dirty page per append.
+ * or below head.seq - maxInbox) and physical at each merge of recent rows.
  */
-const COUNT_TRIM_EVERY = 64;
 const TRIM_CIDS_PER_STEP = 10_000;
+/**
+ * Inbox rows wait in `recent` (and in memory) until this many have come, or
+ * MERGE_MS has passed, then move to `inbox` in one step, grouped by user: a
+ * user's rows of the last second share its inbox page instead of each
+ * dirtying it (measured: ~1.8 WAL pages per append before).
+ */
+const MERGE_ROWS = 65_536;
+const MERGE_MS = 1000;
 const MAX_SEQ = Number.MAX_SAFE_INTEGER;
 /** A fan-out budget that is no limit (bound as a SQL LIMIT, so a plain integer). */
 const UNLIMITED = 1 << 30;
@@ -78,6 +84,21 @@ CREATE TABLE IF NOT EXISTS cids (
   PRIMARY KEY (sender, recipient, cid)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cids_ts ON cids (ts);
+-- version 3: inbox rows land here first, in arrival order (a page per ~20
+-- rows instead of a page per recipient), and move to inbox in per-user runs
+-- (SqliteStore.mergeNow); the store keeps them in memory meanwhile
+CREATE TABLE IF NOT EXISTS recent (
+  id INTEGER PRIMARY KEY,
+  user TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  mid TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  recipient TEXT,
+  topic TEXT,
+  tseq INTEGER,
+  body BLOB,
+  ts INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS acks (
   user TEXT NOT NULL,
   device TEXT NOT NULL,
@@ -164,8 +185,6 @@ CREATE TABLE IF NOT EXISTS user_devices (
 const NEW_EPOCH = 'lower(hex(randomblob(8)))';
 
 const SQL = {
-  userNextSeq: `INSERT INTO users (user, seq, epoch) VALUES (?, 1, ${NEW_EPOCH})
-    ON CONFLICT (user) DO UPDATE SET seq = seq + 1 RETURNING seq`,
   userEnsure: `INSERT INTO users (user, seq, epoch) VALUES (?, 0, ${NEW_EPOCH})
     ON CONFLICT (user) DO NOTHING`,
   userSeq: `SELECT seq FROM users WHERE user = ?`,
@@ -175,15 +194,18 @@ const SQL = {
   usersAfter: `SELECT user, seq FROM users WHERE user > ? ORDER BY user LIMIT ?`,
 
   inboxPut: `INSERT INTO inbox (user, seq, mid, sender, recipient, topic, tseq, body, ts)
-    VALUES (?, ?, ?, ?, ?, NULL, NULL, ?, ?)`,
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  recentPut: `INSERT INTO recent (user, seq, mid, sender, recipient, topic, tseq, body, ts)
+    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+  recentAll: `SELECT user, seq, mid, sender, recipient, topic, tseq, body, ts FROM recent ORDER BY id`,
+  recentClear: `DELETE FROM recent`,
+  userSetSeq: `UPDATE users SET seq = max(seq, ?) WHERE user = ?`,
   // topic copies carry no body: it is read from the topic's log
   inboxRead: `SELECT seq, mid, sender, recipient, topic, tseq,
     CASE WHEN topic IS NULL THEN body
       ELSE (SELECT l.body FROM topic_log l WHERE l.topic = inbox.topic AND l.tseq = inbox.tseq) END AS body,
     ts FROM inbox
     WHERE user = ? AND seq > ? ORDER BY seq LIMIT ?`,
-  inboxPutTopic: `INSERT INTO inbox (user, seq, mid, sender, recipient, topic, tseq, body, ts)
-    VALUES (?, ?, ?, ?, NULL, ?, ?, NULL, ?)`,
   inboxHasTopic: `SELECT 1 AS x FROM inbox WHERE user = ? AND topic = ? AND tseq = ?`,
   inboxTrimCount: `DELETE FROM inbox WHERE user = ? AND seq <= ?`,
   // By age, oldest first and without holes: drops the run of messages before
@@ -286,6 +308,18 @@ interface MessageRow {
   body: Uint8Array | null;
   ts: number;
 }
+/** An inbox row not yet merged from `recent` into `inbox`. */
+interface MemRow {
+  seq: number;
+  mid: string;
+  sender: string;
+  recipient: string | null;
+  topic: string | null;
+  tseq: number | null;
+  body: Uint8Array | null;
+  ts: number;
+}
+
 interface CidRow {
   mid: string;
   seq: number;
@@ -315,6 +349,16 @@ interface LogRow {
   sender: string;
   body: Uint8Array;
   ts: number;
+}
+
+function toMessage(r: MemRow, body: Uint8Array | null): StoredMessage {
+  const m: StoredMessage = { seq: r.seq, mid: r.mid, from: r.sender, body: body ?? EMPTY, ts: r.ts };
+  if (r.recipient !== null) m.to = r.recipient;
+  if (r.topic !== null) {
+    m.topic = r.topic;
+    m.tseq = r.tseq ?? 0;
+  }
+  return m;
 }
 
 const topicInfoOf = (r: Omit<TopicRow, 'fan_member'>): TopicInfo => ({
@@ -361,6 +405,11 @@ export class SqliteStore implements Store {
     const st = {} as Statements;
     for (const key of Object.keys(SQL) as (keyof typeof SQL)[]) st[key] = db.prepare(SQL[key]);
     this.st = st;
+    this.loadRecent();
+    this.mergeTimer = setInterval(() => {
+      if (this.memRows > 0) this.queueMerge();
+    }, MERGE_MS);
+    this.mergeTimer.unref?.();
   }
 
   /** Creates the tables if missing; refuses a file written by a newer schema. */
@@ -401,18 +450,25 @@ export class SqliteStore implements Store {
     this.queue = [];
     const results = new Array<unknown>(ops.length);
     try {
+      this.undo = [];
       this.db.transaction(() => {
         for (let i = 0; i < ops.length; i++) results[i] = ops[i]!.run();
       });
+      this.undo = [];
     } catch {
-      // The whole batch was rolled back (ops only touch the database, so
-      // running them again is safe): one transaction per op, in call order.
-      // Directory entries read inside it may never have been committed.
+      // The whole batch was rolled back (ops only touch the database and the
+      // in-memory rows, whose changes are undone here, so running them again
+      // is safe): one transaction per op, in call order. Directory entries
+      // read inside it may never have been committed.
+      this.rollbackMemory();
       this.dirCache.clear();
       for (const op of ops) {
         try {
+          this.undo = [];
           op.resolve(this.db.transaction(op.run));
+          this.undo = [];
         } catch (error) {
+          this.rollbackMemory();
           op.reject(error);
         }
       }
@@ -427,12 +483,119 @@ export class SqliteStore implements Store {
     if (this.closed) throw closedError();
   }
 
+  // ---- recent inbox rows (memory + the `recent` table) ----------------------
+
+  /** per user, its rows in `recent`, seq ascending; every one above the user's rows in `inbox` */
+  private mem = new Map<string, MemRow[]>();
+  private memRows = 0;
+  private mergeQueued = false;
+  private readonly mergeTimer: ReturnType<typeof setInterval>;
+  /** changes to `mem` in the running batch, undone if it rolls back */
+  private undo: (() => void)[] = [];
+
+  private rollbackMemory(): void {
+    for (let i = this.undo.length - 1; i >= 0; i--) this.undo[i]!();
+    this.undo = [];
+  }
+
+  /** Inside a batch: the user's next seq (the user row is created, with its epoch, if new). */
+  private nextSeq(user: string): number {
+    const rows = this.mem.get(user);
+    if (rows !== undefined) return rows[rows.length - 1]!.seq + 1;
+    const row = this.st.userSeq.get(user) as { seq: number } | undefined;
+    if (row !== undefined) return row.seq + 1;
+    this.st.userEnsure.run(user);
+    return 1;
+  }
+
+  /** The user's highest seq, merged or not (0: none; undefined: no such user). */
+  private seqOf(user: string): number | undefined {
+    const rows = this.mem.get(user);
+    if (rows !== undefined) return rows[rows.length - 1]!.seq;
+    return (this.st.userSeq.get(user) as { seq: number } | undefined)?.seq;
+  }
+
+  /** Whether the user has the copy of topic message tseq, merged or not. */
+  private hasTopicCopy(user: string, topic: string, tseq: number): boolean {
+    const rows = this.mem.get(user);
+    if (rows !== undefined) for (const r of rows) if (r.tseq === tseq && r.topic === topic) return true;
+    return this.st.inboxHasTopic.get(user, topic, tseq) !== undefined;
+  }
+
+  /** Inside a batch: a new inbox row, durable in `recent`, readable from memory. */
+  private putRow(user: string, r: MemRow): void {
+    this.st.recentPut.run(user, r.seq, r.mid, r.sender, r.recipient, r.topic, r.tseq, r.body, r.ts);
+    let rows = this.mem.get(user);
+    if (rows === undefined) this.mem.set(user, (rows = []));
+    rows.push(r);
+    this.memRows++;
+    const list = rows;
+    this.undo.push(() => {
+      list.pop();
+      this.memRows--;
+      if (list.length === 0 && this.mem.get(user) === list) this.mem.delete(user);
+    });
+    if (this.memRows >= MERGE_ROWS) this.queueMerge();
+  }
+
+  private queueMerge(): void {
+    if (this.mergeQueued || this.closed) return;
+    this.mergeQueued = true;
+    this.write(() => {
+      this.mergeQueued = false;
+      this.mergeNow();
+    }).catch(() => undefined); // a failed merge leaves the rows in `recent`: the next one moves them
+  }
+
+  /**
+   * Inside a batch: moves every recent row into `inbox`, user by user (the
+   * rows of one user land together on its inbox page), sets each user's seq,
+   * drops what is past maxInbox, and empties `recent`.
+   */
+  private mergeNow(): void {
+    if (this.memRows === 0) return;
+    const st = this.st;
+    const max = this.limits.maxInbox;
+    for (const [user, rows] of this.mem) {
+      const top = rows[rows.length - 1]!.seq;
+      const cut = top - max;
+      for (const r of rows) {
+        if (r.seq <= cut) continue; // already past maxInbox: never readable again
+        st.inboxPut.run(user, r.seq, r.mid, r.sender, r.recipient, r.topic, r.tseq, r.body, r.ts);
+      }
+      st.userSetSeq.run(top, user);
+      if (cut > 0) st.inboxTrimCount.run(user, cut);
+    }
+    st.recentClear.run();
+    const old = this.mem;
+    const oldRows = this.memRows;
+    this.mem = new Map();
+    this.memRows = 0;
+    this.undo.push(() => {
+      this.mem = old;
+      this.memRows = oldRows;
+    });
+  }
+
+  /** At open: the rows of `recent` back into memory (what a crash left unmerged). */
+  private loadRecent(): void {
+    for (const r of this.st.recentAll.all() as unknown as (MemRow & { user: string })[]) {
+      let rows = this.mem.get(r.user);
+      if (rows === undefined) this.mem.set(r.user, (rows = []));
+      rows.push({ seq: r.seq, mid: r.mid, sender: r.sender, recipient: r.recipient, topic: r.topic, tseq: r.tseq, body: r.body, ts: r.ts });
+      this.memRows++;
+    }
+  }
+
   private readHead(user: string): InboxHead | undefined {
     const row = this.st.head.get(user) as HeadRow | undefined;
     if (row === undefined) return undefined;
-    // rows at or below seq - maxInbox may still be on disk (see COUNT_TRIM_EVERY)
-    const first = row.first === null ? row.seq + 1 : Math.max(row.first, row.seq - this.limits.maxInbox + 1);
-    return { seq: row.seq, first, epoch: row.epoch };
+    const rows = this.mem.get(user);
+    const seq = rows === undefined ? row.seq : Math.max(row.seq, rows[rows.length - 1]!.seq);
+    const lowest = row.first ?? rows?.[0]!.seq ?? null;
+    // rows at or below seq - maxInbox may still be stored (trimmed at the next merge)
+    const first = lowest === null ? seq + 1 : Math.max(lowest, seq - this.limits.maxInbox + 1);
+    return { seq, first, epoch: row.epoch };
   }
 
   /** Inside a batch: the head, creating the user (and its epoch) if new. */
@@ -488,11 +651,9 @@ export class SqliteStore implements Store {
         return { mid: hit.mid, seq: hit.seq, ts: hit.ts, duplicate: true, sessions: this.dirOf(m.to) };
       }
     }
-    const seq = st.userNextSeq.get(m.to)!.seq as number;
-    st.inboxPut.run(m.to, seq, m.mid, m.from, m.to, m.body, m.ts);
+    const seq = this.nextSeq(m.to);
+    this.putRow(m.to, { seq, mid: m.mid, sender: m.from, recipient: m.to, topic: null, tseq: null, body: m.body, ts: m.ts });
     if (m.cid !== undefined) st.cidPut.run(m.from, m.to, m.cid, m.mid, seq, m.ts);
-    const cut = seq - this.limits.maxInbox;
-    if (cut > 0 && cut % COUNT_TRIM_EVERY === 0) st.inboxTrimCount.run(m.to, cut);
     return { mid: m.mid, seq, ts: m.ts, duplicate: false, sessions: this.dirOf(m.to) };
   }
 
@@ -514,17 +675,27 @@ export class SqliteStore implements Store {
   private readMessages(user: string, after: number, limit: number, head: InboxHead): StoredMessage[] {
     // Nothing at or below first - 1: trimmed by count (maybe not yet deleted).
     const from = Math.max(after, head.first - 1);
-    const rows = this.st.inboxRead.all(user, from, Math.max(0, limit)) as unknown as MessageRow[];
+    const want = Math.max(0, limit);
+    const rows = this.st.inboxRead.all(user, from, want) as unknown as MessageRow[];
     const messages = new Array<StoredMessage>(rows.length);
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i]!;
-      const m: StoredMessage = { seq: r.seq, mid: r.mid, from: r.sender, body: r.body ?? EMPTY, ts: r.ts };
-      if (r.recipient !== null) m.to = r.recipient;
-      if (r.topic !== null) {
-        m.topic = r.topic;
-        m.tseq = r.tseq ?? 0;
+    for (let i = 0; i < rows.length; i++) messages[i] = toMessage(rows[i]!, rows[i]!.body);
+    // then the rows not merged yet: all above the merged ones
+    const mem = this.mem.get(user);
+    if (mem !== undefined && messages.length < want) {
+      // the first row above `from` (rows are in seq order)
+      let lo = 0;
+      let hi = mem.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (mem[mid]!.seq <= from) lo = mid + 1;
+        else hi = mid;
       }
-      messages[i] = m;
+      for (let i = lo; i < mem.length; i++) {
+        const r = mem[i]!;
+        const body = r.topic === null ? r.body : ((this.st.logGet.get(r.topic, r.tseq) as LogRow | undefined)?.body ?? null);
+        messages.push(toMessage(r, body));
+        if (messages.length >= want) break;
+      }
     }
     return messages;
   }
@@ -537,7 +708,7 @@ export class SqliteStore implements Store {
   ack(user: string, device: string, seq: number): Promise<number> {
     return this.write(() => {
       const cursor = this.acked(user, device);
-      const top = (this.st.userSeq.get(user)?.seq as number | undefined) ?? 0;
+      const top = this.seqOf(user) ?? 0;
       const want = Math.min(seq, top);
       if (!(want > cursor)) return cursor; // also refuses NaN
       this.st.ackPut.run(user, device, want);
@@ -634,6 +805,7 @@ export class SqliteStore implements Store {
     let after = '';
     for (;;) {
       const step = await this.write(() => {
+        if (after === '') this.mergeNow(); // the recent rows too: trimming reads `inbox`
         const users = this.st.usersAfter.all(after, TRIM_USERS_PER_STEP) as { user: string; seq: number }[];
         let n = 0;
         for (const { user, seq } of users) {
@@ -777,7 +949,6 @@ export class SqliteStore implements Store {
     let member = t.fan_member;
     let budget = limit;
     const messages: FanoutMessage[] = [];
-    const maxInbox = this.limits.maxInbox;
     while (fanned < last && budget > 0) {
       const tseq = fanned + 1;
       const log = st.logGet.get(topic, tseq) as LogRow | undefined;
@@ -792,11 +963,9 @@ export class SqliteStore implements Store {
       const copies: FanoutCopy[] = [];
       for (let i = 0; i < take; i++) {
         const user = rows[i]!.user;
-        if (st.inboxHasTopic.get(user, topic, tseq) !== undefined) continue; // has it already
-        const seq = st.userNextSeq.get(user)!.seq as number;
-        st.inboxPutTopic.run(user, seq, log.mid, log.sender, topic, tseq, log.ts);
-        const cut = seq - maxInbox;
-        if (cut > 0 && cut % COUNT_TRIM_EVERY === 0) st.inboxTrimCount.run(user, cut);
+        if (this.hasTopicCopy(user, topic, tseq)) continue; // has it already
+        const seq = this.nextSeq(user);
+        this.putRow(user, { seq, mid: log.mid, sender: log.sender, recipient: null, topic, tseq, body: null, ts: log.ts });
         copies.push({ user, seq, tseq, mid: log.mid });
       }
       if (copies.length > 0) {
@@ -874,7 +1043,15 @@ export class SqliteStore implements Store {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.mergeTimer);
     this.flush(); // what was queued before close() still commits
+    try {
+      this.undo = [];
+      this.db.transaction(() => this.mergeNow());
+    } catch {
+      // the rows stay in `recent`; the next open loads them
+    }
+    this.undo = [];
     this.db.close();
   }
 }
