@@ -1,11 +1,12 @@
 /**
  * Pure helpers shared by the peer benchmarks (bench/peers/*): exact percentiles, a growable
  * sample buffer, /proc readers for CPU and RSS, and the machine description of the result
- * contract (/tmp/spec/bench-json.md).
+ * contract (bench/FORMAT.md). Percentiles and the machine line are `fishchat bench`'s own
+ * (cli/bench/report.ts), so both systems are measured and described alike.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import os from 'node:os';
+import { machine, percentiles } from '../../cli/bench/report.js';
 
 /** Latency summary of the result contract, in ms. */
 export interface LatencySummary {
@@ -16,31 +17,11 @@ export interface LatencySummary {
   max: number;
 }
 
-/**
- * Exact percentile, nearest rank: the smallest sample such that at least p of all samples are
- * ≤ it. `sorted` must be sorted ascending; p in [0, 1]. NaN for no samples.
- */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  const n = sorted.length;
-  if (n === 0) return NaN;
-  if (!(p >= 0 && p <= 1)) throw new RangeError(`percentile: p must be in [0, 1], got ${p}`);
-  const rank = Math.ceil(p * n);
-  return sorted[Math.min(n - 1, Math.max(0, rank - 1))]!;
-}
+export { percentile } from '../../cli/bench/report.js';
 
-const round3 = (x: number): number => Math.round(x * 1000) / 1000;
-
-/** Sorts (a copy of) the samples and returns p50/p90/p99/p999/max, or null when there are none. */
+/** Sorts (a copy of) the samples and returns p50/p90/p99/p999/max, or null when there are none: `fishchat bench`'s own arithmetic. */
 export function summarize(samples: Float64Array): LatencySummary | null {
-  if (samples.length === 0) return null;
-  const s = Float64Array.from(samples).sort();
-  return {
-    p50: round3(percentile(s, 0.5)),
-    p90: round3(percentile(s, 0.9)),
-    p99: round3(percentile(s, 0.99)),
-    p999: round3(percentile(s, 0.999)),
-    max: round3(s[s.length - 1]!),
-  };
+  return percentiles(Float64Array.from(samples).sort());
 }
 
 /** Append-only float64 buffer that doubles when full (no per-sample allocation). */
@@ -107,14 +88,7 @@ export const round1 = (x: number): number => Math.round(x * 10) / 10;
 
 /** The `machine` object of the result contract. */
 export function machineInfo(): { cpus: number; model: string; memGiB: number; os: string; node: string } {
-  const cpus = os.cpus();
-  return {
-    cpus: cpus.length,
-    model: (cpus[0]?.model ?? 'unknown').trim(),
-    memGiB: Math.round((os.totalmem() / 1024 ** 3) * 10) / 10,
-    os: `${os.type().toLowerCase()} ${os.release()}`,
-    node: process.version,
-  };
+  return machine();
 }
 
 /** Busy and total jiffies of all CPUs from the text of /proc/stat (its first, "cpu" line). */

@@ -40,11 +40,23 @@ export interface BenchResult {
   at: string;
 }
 
+/**
+ * Exact percentile, nearest rank: the smallest sample such that at least p of all samples are
+ * ≤ it. `sorted` must be sorted ascending; p in [0, 1]. NaN for no samples. (The socket.io peer
+ * uses this one too: both systems are measured with the same arithmetic.)
+ */
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  const n = sorted.length;
+  if (n === 0) return NaN;
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`percentile: p must be in [0, 1], got ${p}`);
+  return sorted[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))]!;
+}
+
 /** Exact percentiles (nearest rank) of sorted samples; null without samples. */
 export function percentiles(sorted: Float64Array): Latency | null {
   const n = sorted.length;
   if (n === 0) return null;
-  const at = (p: number) => round3(sorted[Math.min(n - 1, Math.max(0, Math.ceil(p * n) - 1))]!);
+  const at = (p: number) => round3(percentile(sorted, p));
   return { p50: at(0.5), p90: at(0.9), p99: at(0.99), p999: at(0.999), max: round3(sorted[n - 1]!) };
 }
 
