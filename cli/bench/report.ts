@@ -1,5 +1,5 @@
 /**
- * The result of a run: the JSON object of /tmp/spec/bench-json.md (keys in
+ * The result of a run: the JSON object of bench/FORMAT.md (keys in
  * its order), and a short nats-bench-like text report.
  */
 import { cpus, release, totalmem, type as osType } from 'node:os';

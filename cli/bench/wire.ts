@@ -5,7 +5,7 @@
  * `body` alone, without building an object. Anything unusual falls back to
  * the protocol's decodeFrame.
  *
- * Payload (bench-json.md): the first 8 bytes of `body` hold the send time
+ * Payload (bench/FORMAT.md): the first 8 bytes of `body` hold the send time
  * (performance.now(), float64 little endian); the rest is padding.
  */
 import { encodeCbor, encodeFrame } from '../../runtime/protocol/index.js';

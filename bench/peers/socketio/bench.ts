@@ -14,7 +14,7 @@
  * r<i>; the sender emits `send` {to, body} with an ack; the server does io.to(to).emit('msg',
  * body) (through Redis when the room is on the other node) and acks.
  *
- * Same method as `fishchat bench` (/tmp/spec/bench-json.md): body = `size` bytes, the first 8
+ * Same method as `fishchat bench` (bench/FORMAT.md): body = `size` bytes, the first 8
  * the send time (performance.now(), float64 LE) written just before the emit; latency = receive
  * time - that; each sender keeps at most `inflight` messages not yet received by its receiver;
  * counts, latencies (exact percentiles over every sample), CPU % of each server process
