@@ -308,17 +308,8 @@ interface MessageRow {
   body: Uint8Array | null;
   ts: number;
 }
-/** An inbox row not yet merged from `recent` into `inbox`. */
-interface MemRow {
-  seq: number;
-  mid: string;
-  sender: string;
-  recipient: string | null;
-  topic: string | null;
-  tseq: number | null;
-  body: Uint8Array | null;
-  ts: number;
-}
+/** An inbox row not yet merged from `recent` into `inbox`: the same columns. */
+type MemRow = MessageRow;
 
 interface CidRow {
   mid: string;
