@@ -26,7 +26,8 @@
  *   The store is the source of truth; a lost push is repaired by the push
  *   cursor and the next ping.
  */
-import { Cluster, Redis, type ClusterNode, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { clusterNodes, whenReady } from '../store/redis/connect.js';
 import type { Bus, BusHandler } from './bus.js';
 
 export interface RedisBusOptions {
@@ -60,46 +61,7 @@ function redact(url: string): string {
   return url.replace(/\/\/([^@/]*)@/g, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
 }
 
-function clusterNodes(url: string): { nodes: ClusterNode[]; redisOptions: RedisOptions } {
-  const nodes: ClusterNode[] = [];
-  const redisOptions: RedisOptions = {};
-  for (const part of url.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const u = new URL(part.includes('://') ? part : `redis://${part}`);
-    nodes.push({ host: u.hostname || '127.0.0.1', port: Number(u.port || 6379) });
-    if (u.username && redisOptions.username === undefined) redisOptions.username = decodeURIComponent(u.username);
-    if (u.password && redisOptions.password === undefined) redisOptions.password = decodeURIComponent(u.password);
-    if (u.protocol === 'rediss:') redisOptions.tls = {};
-  }
-  if (nodes.length === 0) throw new Error(`bus: no Redis Cluster node in "${url}"`);
-  return { nodes, redisOptions };
-}
 
-/** Waits for a client's first `ready`, or rejects when it closes / errors first. */
-function whenReady(client: Client): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      client.off('ready', onReady);
-      client.off('error', onError);
-      client.off('end', onEnd);
-    };
-    const onReady = () => {
-      cleanup();
-      resolve();
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onEnd = () => {
-      cleanup();
-      reject(new Error('connection closed'));
-    };
-    client.on('ready', onReady);
-    client.on('error', onError);
-    client.on('end', onEnd);
-  });
-}
 
 class RedisBus implements Bus {
   private readonly subs = new Map<string, Subscription>();
@@ -390,7 +352,7 @@ export async function createRedisBus(opts: RedisBusOptions): Promise<Bus> {
   let pub: Client;
   let sub: Client;
   if (opts.cluster) {
-    const { nodes, redisOptions } = clusterNodes(opts.url);
+    const { nodes, redisOptions } = clusterNodes(opts.url, 'bus');
     const base: ClusterOptions = {
       lazyConnect: true,
       redisOptions: { ...redisOptions, connectionName: 'fishchat-bus' },

@@ -58,6 +58,7 @@ import {
   type TopicInfo,
   type UserRecord,
 } from './store.js';
+import { clusterNodes, whenReady } from './redis/connect.js';
 import { APPEND_MANY, COPY_MANY, SESSIONS_MANY, SCRIPTS, type ScriptName } from './redis/lua.js';
 
 export interface RedisStoreOptions {
@@ -150,45 +151,7 @@ function dirEntries(user: string, flat: unknown): DirEntry[] {
 
 const byteOrder = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
 
-function whenReady(client: Client): Promise<void> {
-  if (client.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const cleanup = () => {
-      client.off('ready', onReady);
-      client.off('error', onError);
-      client.off('end', onEnd);
-    };
-    const onReady = () => {
-      cleanup();
-      resolve();
-    };
-    const onError = (err: Error) => {
-      cleanup();
-      reject(err);
-    };
-    const onEnd = () => {
-      cleanup();
-      reject(new Error('the Redis connection closed'));
-    };
-    client.on('ready', onReady);
-    client.on('error', onError);
-    client.on('end', onEnd);
-  });
-}
 
-function clusterNodes(url: string): { nodes: ClusterNode[]; redisOptions: RedisOptions } {
-  const nodes: ClusterNode[] = [];
-  const redisOptions: RedisOptions = {};
-  for (const part of url.split(',').map((s) => s.trim()).filter(Boolean)) {
-    const u = new URL(part.includes('://') ? part : `redis://${part}`);
-    nodes.push({ host: u.hostname || '127.0.0.1', port: Number(u.port || 6379) });
-    if (u.username && redisOptions.username === undefined) redisOptions.username = decodeURIComponent(u.username);
-    if (u.password && redisOptions.password === undefined) redisOptions.password = decodeURIComponent(u.password);
-    if (u.protocol === 'rediss:') redisOptions.tls = {};
-  }
-  if (nodes.length === 0) throw new Error(`store: no Redis Cluster node in "${url}"`);
-  return { nodes, redisOptions };
-}
 
 export class RedisStore implements Store {
   readonly kind = 'redis' as const;
@@ -893,7 +856,7 @@ export async function openRedisStore(opts: RedisStoreOptions): Promise<Store> {
   if (/[{}]/.test(opts.prefix)) throw new Error(`store: the Redis key prefix "${opts.prefix}" may not hold { or }`);
   let client: Client;
   if (opts.cluster) {
-    const { nodes, redisOptions } = clusterNodes(opts.url);
+    const { nodes, redisOptions } = clusterNodes(opts.url, 'store');
     client = new Cluster(nodes, {
       lazyConnect: true,
       enableAutoPipelining: true,
@@ -925,7 +888,7 @@ export async function deleteKeysWithPrefix(url: string, prefix: string, cluster 
   const opts: RedisOptions = { maxRetriesPerRequest: 1, lazyConnect: true, connectTimeout: 3000, retryStrategy: () => null };
   let root: Client;
   if (cluster) {
-    const { nodes, redisOptions } = clusterNodes(url);
+    const { nodes, redisOptions } = clusterNodes(url, 'store');
     root = new Cluster(nodes, { redisOptions: { ...redisOptions, ...opts }, lazyConnect: true, clusterRetryStrategy: () => null });
   } else {
     root = new Redis(url, opts);
