@@ -59,6 +59,7 @@ import {
   type UserRecord,
 } from './store.js';
 import { clusterNodes, whenReady } from './redis/connect.js';
+import { TurnBatch } from './redis/batch.js';
 import { APPEND_MANY, COPY_MANY, SESSIONS_MANY, SCRIPTS, type ScriptName } from './redis/lua.js';
 
 export interface RedisStoreOptions {
@@ -113,12 +114,6 @@ const APPEND_BATCH = 256;
 const SESSIONS_BATCH = 1000;
 /** Members per fishchat_copyMany call. */
 const COPY_BATCH = 500;
-
-interface PendingAppend {
-  m: AppendP2P;
-  resolve: (reply: unknown[]) => void;
-  reject: (err: unknown) => void;
-}
 const newEpoch = () => randomHex(8);
 
 /** f64 BE header + CBOR payload. */
@@ -188,11 +183,16 @@ export class RedisStore implements Store {
     // Batched appends only on a single Redis: a Cluster script must stay on one slot.
     if (!(c instanceof Cluster)) {
       if (typeof cmd.fishchat_appendMany !== 'function') c.defineCommand('fishchat_appendMany', { lua: APPEND_MANY });
-      this.appendMany = cmd.fishchat_appendMany!.bind(c);
+      const appendMany = cmd.fishchat_appendMany!.bind(c);
+      this.appends = new TurnBatch(APPEND_BATCH, (ms) => this.sendAppends(appendMany, ms));
       if (typeof cmd.fishchat_copyMany !== 'function') c.defineCommand('fishchat_copyMany', { lua: COPY_MANY });
       this.copyMany = cmd.fishchat_copyMany!.bind(c);
       if (typeof cmd.fishchat_sessionsMany !== 'function') c.defineCommand('fishchat_sessionsMany', { lua: SESSIONS_MANY });
-      this.sessionsMany = cmd.fishchat_sessionsMany!.bind(c);
+      const sessionsMany = cmd.fishchat_sessionsMany!.bind(c);
+      this.lookups = new TurnBatch(SESSIONS_BATCH, (users) => {
+        const keys = users.map((u) => `${this.u(u)}d`);
+        return sessionsMany(keys.length, ...keys) as Promise<unknown[]>;
+      });
     }
     // count calls in flight, so close() lets them finish first
     const self = this as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
@@ -203,8 +203,8 @@ export class RedisStore implements Store {
       self[name] = (...a: unknown[]) => {
         this.pending++;
         // Calls waiting for their batch go first: Redis sees the calls in call order.
-        if (flushAppends && this.appends.length > 0) this.flushAppends();
-        if (flushLookups && this.lookups.length > 0) this.flushLookups();
+        if (flushAppends && this.appends?.waiting) this.appends.flush();
+        if (flushLookups && this.lookups?.waiting) this.lookups.flush();
         return method(...a).finally(this.settled);
       };
     }
@@ -268,14 +268,8 @@ export class RedisStore implements Store {
   async appendP2P(m: AppendP2P): Promise<AppendResult> {
     this.open();
     const noted = this.noteUser(m.to);
-    if (this.appendMany !== undefined) {
-      const call = new Promise<unknown[]>((resolve, reject) => {
-        this.appends.push({ m, resolve, reject });
-        if (!this.appendsScheduled) {
-          this.appendsScheduled = true;
-          setImmediate(this.flushAppends);
-        }
-      });
+    if (this.appends !== undefined) {
+      const call = this.appends.add(m) as Promise<unknown[]>;
       return this.appendResult(m, noted === undefined ? await call : (await Promise.all([call, noted]))[0]);
     }
     const k = this.u(m.to);
@@ -304,74 +298,36 @@ export class RedisStore implements Store {
     return { mid: m.mid, seq: num(r[1]), ts: m.ts, duplicate: false, sessions: dirEntries(m.to, r[2]) };
   }
 
-  /** fishchat_appendMany, fishchat_copyMany (single Redis only) */
-  private readonly appendMany: ScriptFn | undefined;
+  /** Single Redis only: the appends and the directory reads of a turn, one script call each; fishchat_copyMany. */
+  private readonly appends: TurnBatch<AppendP2P> | undefined;
+  private readonly lookups: TurnBatch<string> | undefined;
   private readonly copyMany: ScriptFn | undefined;
-  private readonly sessionsMany: ScriptFn | undefined;
-  private lookups: { user: string; resolve: (flat: unknown) => void; reject: (err: unknown) => void }[] = [];
-  private lookupsScheduled = false;
 
-  /** Sends the directory reads of this turn, SESSIONS_BATCH per script call. */
-  private readonly flushLookups = (): void => {
-    this.lookupsScheduled = false;
-    const all = this.lookups;
-    this.lookups = [];
-    for (let at = 0; at < all.length; at += SESSIONS_BATCH) {
-      const batch = all.length <= SESSIONS_BATCH ? all : all.slice(at, at + SESSIONS_BATCH);
-      const keys = batch.map((l) => `${this.u(l.user)}d`);
-      this.sessionsMany!(keys.length, ...keys).then(
-        (replies) => {
-          const r = replies as unknown[];
-          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(r[i]);
-        },
-        (err: unknown) => {
-          for (const l of batch) l.reject(err);
-        },
-      );
+  /** One fishchat_appendMany call: each append exactly as the `append` script, in order. */
+  private sendAppends(appendMany: ScriptFn, batch: AppendP2P[]): Promise<unknown[]> {
+    const keys: string[] = new Array(batch.length * 6);
+    const args: (string | Buffer)[] = new Array(2 + batch.length * 5);
+    args[0] = String(this.limits.cidWindowMs);
+    args[1] = String(this.limits.maxInbox);
+    for (let i = 0; i < batch.length; i++) {
+      const m = batch[i]!;
+      const k = this.u(m.to);
+      const ki = i * 6;
+      keys[ki] = `${k}m`;
+      keys[ki + 1] = `${k}i`;
+      keys[ki + 2] = `${k}c`;
+      keys[ki + 3] = `${k}cz`;
+      keys[ki + 4] = `${k}t`;
+      keys[ki + 5] = `${k}d`;
+      const ai = 2 + i * 5;
+      args[ai] = m.cid === undefined ? '' : `${m.from}\0${m.cid}`;
+      args[ai + 1] = entry(m.ts, [0, m.mid, m.from, m.to, m.body]);
+      args[ai + 2] = arg(m.ts);
+      args[ai + 3] = newEpoch();
+      args[ai + 4] = m.mid;
     }
-  };
-  private appends: PendingAppend[] = [];
-  private appendsScheduled = false;
-
-  /** Sends the appends of this turn, APPEND_BATCH per script call, in call order. */
-  private readonly flushAppends = (): void => {
-    this.appendsScheduled = false;
-    const all = this.appends;
-    this.appends = [];
-    for (let at = 0; at < all.length; at += APPEND_BATCH) {
-      const batch = all.length <= APPEND_BATCH ? all : all.slice(at, at + APPEND_BATCH);
-      const keys: string[] = new Array(batch.length * 6);
-      const args: (string | Buffer)[] = new Array(2 + batch.length * 5);
-      args[0] = String(this.limits.cidWindowMs);
-      args[1] = String(this.limits.maxInbox);
-      for (let i = 0; i < batch.length; i++) {
-        const m = batch[i]!.m;
-        const k = this.u(m.to);
-        const ki = i * 6;
-        keys[ki] = `${k}m`;
-        keys[ki + 1] = `${k}i`;
-        keys[ki + 2] = `${k}c`;
-        keys[ki + 3] = `${k}cz`;
-        keys[ki + 4] = `${k}t`;
-        keys[ki + 5] = `${k}d`;
-        const ai = 2 + i * 5;
-        args[ai] = m.cid === undefined ? '' : `${m.from}\0${m.cid}`;
-        args[ai + 1] = entry(m.ts, [0, m.mid, m.from, m.to, m.body]);
-        args[ai + 2] = arg(m.ts);
-        args[ai + 3] = newEpoch();
-        args[ai + 4] = m.mid;
-      }
-      this.appendMany!(keys.length, ...keys, ...args).then(
-        (replies) => {
-          const r = replies as unknown[];
-          for (let i = 0; i < batch.length; i++) batch[i]!.resolve(r[i] as unknown[]);
-        },
-        (err: unknown) => {
-          for (const p of batch) p.reject(err);
-        },
-      );
-    }
-  };
+    return appendMany(keys.length, ...keys, ...args) as Promise<unknown[]>;
+  }
 
   async readInbox(user: string, after: number, limit: number): Promise<{ messages: StoredMessage[]; head: InboxHead }> {
     this.open();
@@ -467,16 +423,9 @@ export class RedisStore implements Store {
 
   async sessions(user: string): Promise<DirEntry[]> {
     this.open();
-    if (this.sessionsMany !== undefined) {
+    if (this.lookups !== undefined) {
       // single Redis: the reads of one turn (a fan-out step's members) as one script call
-      const flat = await new Promise<unknown>((resolve, reject) => {
-        this.lookups.push({ user, resolve, reject });
-        if (!this.lookupsScheduled) {
-          this.lookupsScheduled = true;
-          setImmediate(this.flushLookups);
-        }
-      });
-      return dirEntries(user, flat);
+      return dirEntries(user, await this.lookups.add(user));
     }
     const all = await this.c.hgetall(`${this.u(user)}d`);
     return Object.entries(all).map(([device, json]) => dirEntry(user, device, json));
