@@ -173,7 +173,12 @@ export class MsgServer {
         const t0 = performance.now();
         this.stats.countIn();
         const parsed = parseRequest(payload, { ops: MSG_SERVER_OPS, maxFrame: this.ctx.settings.maxFrame });
-        if (parsed.ok && parsed.req.op === 'send' && conn.loggedIn && conn.takeToken(Date.now())) {
+        if (parsed.ok && parsed.req.op === 'send' && conn.loggedIn) {
+          if (!conn.takeToken(Date.now())) {
+            await this.finishSends(conn, sends);
+            this.rateLimited(conn, parsed.req.rid);
+            continue;
+          }
           sends.push(this.startSend(conn, parsed.req, t0));
           if (sends.length < MAX_PIPELINED_SENDS && conn.requests.length > 0) continue;
           await this.finishSends(conn, sends);
@@ -234,16 +239,16 @@ export class MsgServer {
       conn.error('not_logged_in', `log in before "${req.op}"`, req.rid);
       return;
     }
-    if ((req.op === 'send' || req.op === 'topic_send') && !conn.takeToken(Date.now())) {
-      const { rate, burst } = this.ctx.settings.sendRate;
-      conn.error('rate_limited', `over the send rate (${rate}/s, burst ${burst}); retry later`, req.rid);
+    if (req.op === 'topic_send' && !conn.takeToken(Date.now())) {
+      this.rateLimited(conn, req.rid);
       return;
     }
     switch (req.op) {
       case 'logout':
         return this.logout(conn, req);
       case 'send':
-        return this.send(conn, req);
+        // (drain pipelines every send of a logged-in connection; this path is not taken)
+        return this.finishSends(conn, [this.startSend(conn, req, performance.now())]);
       case 'ack':
         return this.ack(conn, req);
       case 'sync':
@@ -413,9 +418,9 @@ export class MsgServer {
     conn.sock.end();
   }
 
-  async send(conn: Conn, req: SendReq): Promise<void> {
-    const ts = Date.now();
-    this.sent(conn, req, await this.ctx.store.appendP2P({ from: conn.user!, to: req.to, mid: newMid(ts), body: req.body, ts, cid: req.cid }));
+  private rateLimited(conn: Conn, rid: number | undefined): void {
+    const { rate, burst } = this.ctx.settings.sendRate;
+    conn.error('rate_limited', `over the send rate (${rate}/s, burst ${burst}); retry later`, rid);
   }
 
   /** A send is stored: the ok, then the pushes (local, and to each other msg_server in the directory). */
