@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { encodeBody, RawCbor } from '../runtime/protocol/index.js';
 import { signToken } from '../runtime/protocol/token.js';
-import type { RoleHandle } from '../runtime/cluster/role.js';
+import type { RoleHandle } from '../runtime/roles/context.js';
 import { startMonitor } from '../runtime/roles/monitor/index.js';
 import { TOKEN_KEY } from '../runtime/roles/monitor/dashboard.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';

@@ -1,105 +1,20 @@
 /**
- * The cluster configuration as the roles see it, after loading and
- * validation (./load.ts reads fishchat.json and the per-role JSON files).
+ * A whole cluster's configuration, after loading and validation (./load.ts
+ * reads fishchat.json and the per-role JSON files). The roles' own parts live
+ * beside the roles (runtime/roles/config.ts).
  */
+import type {
+  AuthMode,
+  GatewayConfig,
+  ManagerConfig,
+  MonitorConfig,
+  MsgServerConfig,
+  RouterConfig,
+  RuntimeName,
+  Settings,
+} from '../roles/config.js';
 
-export type RuntimeName = 'node' | 'bun' | 'deno';
-export type AuthMode = 'token' | 'none';
-
-/** Settings shared by every role of a cluster (fishchat.json "settings"). */
-export interface Settings {
-  /** largest frame accepted, bytes (PROTOCOL.md §1) */
-  maxFrame: number;
-  /** ping interval the gateway hands to clients, ms; idle timeout is 2.5× this */
-  heartbeat: number;
-  /** reconnect backoff handed to clients, ms */
-  backoff: { base: number; max: number };
-  /** messages pushed right after login before the client must sync */
-  loginPush: number;
-  /** unsent bytes after which a connection is kicked `slow` */
-  maxOutBuffer: number;
-  /** inbox retention window, ms */
-  retentionMs: number;
-  /** messages kept per inbox */
-  maxInbox: number;
-  /** cid idempotency window, ms (≤ retentionMs) */
-  cidWindowMs: number;
-  /** interval of monitor beats and lease renewals, ms; a lease lasts 3 beats */
-  beat: number;
-  /** a connection not logged in within this many ms is closed (a pre-login ping does not extend it) */
-  loginTimeout: number;
-  /** per-connection token bucket over send and topic_send: `rate` per second, up to `burst` at once; over it: rate_limited */
-  sendRate: { rate: number; burst: number };
-  /** client connections per msg_server; one more gets `overloaded` and is closed */
-  maxConnections: number;
-  /** members per topic; a topic_join beyond it gets bad_request ("topic is full") */
-  maxTopicMembers: number;
-}
-
-export const DEFAULT_SETTINGS: Settings = {
-  maxFrame: 65536,
-  heartbeat: 20_000,
-  backoff: { base: 1000, max: 30_000 },
-  loginPush: 1000,
-  maxOutBuffer: 1 << 20,
-  retentionMs: 7 * 24 * 3600_000,
-  maxInbox: 10_000,
-  cidWindowMs: 24 * 3600_000,
-  beat: 2000,
-  loginTimeout: 10_000,
-  sendRate: { rate: 200, burst: 400 },
-  maxConnections: 50_000,
-  maxTopicMembers: 10_000,
-};
-
-export interface GatewayConfig {
-  role: 'gateway';
-  id: string;
-  /** client TCP listener (route) */
-  host: string;
-  port: number;
-  /** HTTP listener (GET /v1/route, /health); port 0 = any free port */
-  httpHost: string;
-  httpPort: number;
-  /** seed list of msg_server addresses (host:port); beats add and drop servers */
-  seeds: string[];
-}
-
-export interface MsgServerConfig {
-  role: 'msg_server';
-  id: string;
-  host: string;
-  port: number;
-  /** host:port clients should use, when it differs from host:port (NAT, 0.0.0.0) */
-  advertise?: string;
-  httpHost: string;
-  httpPort: number;
-}
-
-export interface RouterConfig {
-  role: 'router';
-  id: string;
-  httpHost: string;
-  httpPort: number;
-}
-
-export interface ManagerConfig {
-  role: 'manager';
-  id: string;
-  /** admin HTTP API; binds 127.0.0.1 unless configured otherwise */
-  httpHost: string;
-  httpPort: number;
-}
-
-export interface MonitorConfig {
-  role: 'monitor';
-  id: string;
-  /** /status, /metrics, /events, dashboard; binds 127.0.0.1 unless configured otherwise */
-  httpHost: string;
-  httpPort: number;
-}
-
-export type RoleConfig = GatewayConfig | MsgServerConfig | RouterConfig | ManagerConfig | MonitorConfig;
+export * from '../roles/config.js';
 
 export interface ClusterConfig {
   /** absolute path of the cluster directory */
@@ -107,7 +22,7 @@ export interface ClusterConfig {
   /** cluster name; bus channels live under `fishchat:<cluster>:` */
   cluster: string;
   runtime: RuntimeName;
-  /** Redis URL (issue 3/6); undefined = managed or embedded */
+  /** Redis URL; undefined = managed or embedded */
   redis?: string;
   auth: AuthMode;
   /** the HMAC secret tokens are signed with */

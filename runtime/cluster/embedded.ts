@@ -11,19 +11,13 @@
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { channels } from '../bus/bus.js';
 import { AddressInUseError, getPlatform } from '../platform/index.js';
-import { startGateway } from '../roles/gateway/index.js';
-import { startManager } from '../roles/manager/index.js';
-import { startMonitor } from '../roles/monitor/index.js';
-import { startMsgServer } from '../roles/msg_server/index.js';
-import { startRouter } from '../roles/router/index.js';
+import { makeRoleContext, startRole, type Logger, type RoleContext, type RoleHandle } from '../roles/index.js';
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { openBackends } from './backends.js';
 import type { ClusterConfig, RoleConfig } from './config.js';
 import { joinHostPort, processAlive, runFilePath, type RunInfo } from './load.js';
-import type { Logger, RoleContext, RoleHandle } from './role.js';
 
 export interface EmbeddedCluster {
   /** in start order: monitor, router, manager, msg_servers, gateway */
@@ -81,22 +75,22 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
 
   const platform = await getPlatform();
   const { bus, store } = await openBackends(config, { platform, kind: 'embedded' });
-  const ctx = (role: string, id: string): RoleContext => ({
-    cluster: config.cluster,
-    channels: channels(config.cluster),
-    settings: config.settings,
-    auth: { mode: config.auth, secret: config.secret },
-    bus,
-    store,
-    platform,
-    log: roleLogger(role, id, opts.log),
-  });
+  const ctx = (role: string, id: string): RoleContext =>
+    makeRoleContext({
+      cluster: config.cluster,
+      settings: config.settings,
+      auth: { mode: config.auth, secret: config.secret },
+      bus,
+      store,
+      platform,
+      log: roleLogger(role, id, opts.log),
+    });
 
   const started: RoleHandle[] = [];
-  const start = async <C extends RoleConfig>(c: C, fn: (ctx: RoleContext, c: C) => Promise<RoleHandle>) => {
+  const start = async (c: RoleConfig) => {
     let handle: RoleHandle;
     try {
-      handle = await fn(ctx(c.role, c.id), c);
+      handle = await startRole(c.role, ctx(c.role, c.id), c);
     } catch (err) {
       throw portError(err, c);
     }
@@ -107,24 +101,24 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
 
   // Groups in start order; stopped group by group in the reverse order.
   const groups: RoleHandle[][] = [];
-  const one = async <C extends RoleConfig>(c: C, fn: (ctx: RoleContext, c: C) => Promise<RoleHandle>) => {
-    const handle = await start(c, fn);
+  const one = async (c: RoleConfig) => {
+    const handle = await start(c);
     groups.push([handle]);
     return handle;
   };
   let gateway: RoleHandle;
   let monitor: RoleHandle;
   try {
-    monitor = await one(config.monitor, startMonitor);
-    await one(config.router, startRouter);
-    await one(config.manager, startManager);
+    monitor = await one(config.monitor);
+    await one(config.router);
+    await one(config.manager);
     const servers: RoleHandle[] = [];
     groups.push(servers);
-    for (const ms of config.msgServers) servers.push(await start(ms, startMsgServer));
+    for (const ms of config.msgServers) servers.push(await start(ms));
     const seeds = config.msgServers.map(
       (ms, i) => ms.advertise ?? servers[i]!.addresses.tcp ?? joinHostPort(ms.host, ms.port),
     );
-    gateway = await one({ ...config.gateway, seeds }, startGateway);
+    gateway = await one({ ...config.gateway, seeds });
   } catch (err) {
     await stopGroups(groups, bus, store).catch(() => {});
     throw err;

@@ -8,5 +8,5 @@ export * from './backends.js';
 export * from './supervisor.js';
 export * from './managed-redis.js';
 export * from './detach.js';
-export { serveRole, formatAddresses, parseReadyLine, ServeUsageError, ROLE_NAMES, type RoleName, type ServeRoleOptions, type ServedRole } from './role-main.js';
-export type { Logger, RoleContext, RoleHandle } from './role.js';
+export { serveRole, formatAddresses, parseReadyLine, ServeUsageError, type ServeRoleOptions, type ServedRole } from './role-main.js';
+export { ROLE_NAMES, type Logger, type RoleContext, type RoleHandle, type RoleName } from '../roles/context.js';

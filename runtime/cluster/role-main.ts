@@ -25,21 +25,12 @@ import { realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { channels } from '../bus/bus.js';
 import { getPlatform } from '../platform/index.js';
-import { startGateway } from '../roles/gateway/index.js';
-import { startManager } from '../roles/manager/index.js';
-import { startMonitor } from '../roles/monitor/index.js';
-import { startMsgServer } from '../roles/msg_server/index.js';
-import { startRouter } from '../roles/router/index.js';
+import { makeRoleContext, ROLE_NAMES, startRole, type Logger, type RoleHandle, type RoleName } from '../roles/index.js';
 import { NoRedisError, openBackends, redactRedisUrl } from './backends.js';
 import type { ClusterConfig, RoleConfig } from './config.js';
 import { portError } from './embedded.js';
 import { ConfigError, loadCluster, loadRoleFile, parseHostPort } from './load.js';
-import type { Logger, RoleContext, RoleHandle } from './role.js';
-
-export const ROLE_NAMES = ['gateway', 'msg_server', 'router', 'manager', 'monitor'] as const;
-export type RoleName = (typeof ROLE_NAMES)[number];
 
 /** How long a clean stop may take before the process gives up on it. */
 export const ROLE_STOP_TIMEOUT_MS = 10_000;
@@ -107,19 +98,18 @@ export async function serveRole(opts: ServeRoleOptions): Promise<ServedRole> {
 
   const platform = await getPlatform();
   const backends = await openBackends(config, { platform, kind: 'redis', log: (m) => opts.log.info(`redis: ${m}`) });
-  const ctx: RoleContext = {
+  const ctx = makeRoleContext({
     cluster: config.cluster,
-    channels: channels(config.cluster),
     settings: config.settings,
     auth: { mode: config.auth, secret: config.secret },
     bus: backends.bus,
     store: backends.store,
     platform,
     log: opts.log,
-  };
+  });
   let handle: RoleHandle;
   try {
-    handle = await startRole(ctx, roleConfig);
+    handle = await startRole(roleConfig.role, ctx, roleConfig);
   } catch (err) {
     await backends.close().catch(() => {});
     throw portError(err, roleConfig);
@@ -141,21 +131,6 @@ export async function serveRole(opts: ServeRoleOptions): Promise<ServedRole> {
       return stopping;
     },
   };
-}
-
-function startRole(ctx: RoleContext, c: RoleConfig): Promise<RoleHandle> {
-  switch (c.role) {
-    case 'gateway':
-      return startGateway(ctx, c);
-    case 'msg_server':
-      return startMsgServer(ctx, c);
-    case 'router':
-      return startRouter(ctx, c);
-    case 'manager':
-      return startManager(ctx, c);
-    case 'monitor':
-      return startMonitor(ctx, c);
-  }
 }
 
 async function pickRole(config: ClusterConfig, opts: ServeRoleOptions): Promise<RoleConfig> {

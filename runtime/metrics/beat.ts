@@ -4,7 +4,7 @@
  */
 import type { Beat } from '../bus/payloads.js';
 import { encodeItems } from '../bus/payloads.js';
-import type { RoleContext } from '../cluster/role.js';
+import type { Bus, Channels } from '../bus/bus.js';
 import type { RoleStats } from './stats.js';
 
 /** Beats missed before a role is taken as down (by the gateway, the monitor). */
@@ -21,7 +21,9 @@ export function makeBeat(fields: BeatFields, stats: RoleStats): Beat {
  * Publishes `beat()` now and every beat; `after` runs after each publish, the first included (the
  * role's periodic chores). Returns the function that stops it.
  */
-export function startBeats(ctx: Pick<RoleContext, 'bus' | 'channels' | 'settings'>, beat: () => Beat, after?: () => void): () => void {
+export function startBeats(
+  ctx: { bus: Bus; channels: Channels; settings: { beat: number } },
+  beat: () => Beat, after?: () => void): () => void {
   const tick = () => {
     ctx.bus.publish(ctx.channels.monitor, encodeItems([beat()]));
     after?.();

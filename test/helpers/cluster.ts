@@ -6,10 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import type { Bus } from '../../runtime/bus/bus.js';
-import { channels } from '../../runtime/bus/bus.js';
 import { createMemoryBus } from '../../runtime/bus/memory.js';
-import { DEFAULT_SETTINGS, type Settings } from '../../runtime/cluster/config.js';
-import type { RoleContext, RoleHandle } from '../../runtime/cluster/role.js';
+import { DEFAULT_SETTINGS, type Settings } from '../../runtime/roles/config.js';
+import { makeRoleContext, type RoleContext, type RoleHandle } from '../../runtime/roles/context.js';
 import { deleteKeysWithPrefix } from '../../runtime/store/redis.js';
 import { getPlatform } from '../../runtime/platform/index.js';
 import { openSqliteStore } from '../../runtime/store/sqlite.js';
@@ -71,16 +70,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const secret = opts.secret ?? 'test-secret-' + Math.random().toString(36).slice(2);
   const logs: string[] = [];
   const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) };
-  const ctx: RoleContext = {
-    cluster: name,
-    channels: channels(name),
-    settings,
-    auth: { mode: opts.auth ?? 'token', secret },
-    bus,
-    store,
-    platform,
-    log,
-  };
+  const ctx = makeRoleContext({ cluster: name, settings, auth: { mode: opts.auth ?? 'token', secret }, bus, store, platform, log });
   const roles: RoleHandle[] = [];
   roles.push(await startRouter(ctx, { role: 'router', id: 'router', httpHost: '127.0.0.1', httpPort: 0 }));
   const msgServers: RoleHandle[] = [];

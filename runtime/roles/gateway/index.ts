@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { encodeFrame, FrameDecoder, GATEWAY_OPS, parseRequest } from '../../protocol/index.js';
-import type { GatewayConfig } from '../../cluster/config.js';
-import type { RoleContext, RoleHandle } from '../../cluster/role.js';
+import type { GatewayConfig } from '../config.js';
+import type { RoleContext, RoleHandle } from '../context.js';
 import type { TcpSocket } from '../../platform/types.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
 import { decodeItems, type Beat } from '../../bus/payloads.js';

@@ -11,7 +11,7 @@
  *   GET /v1/topics/:topic               a topic's info and a page of its members (after=<member>)
  */
 import { Hono, type Context } from 'hono';
-import type { Logger } from '../../cluster/role.js';
+import type { Logger } from '../context.js';
 import { jsonError, requireAdmin } from '../../http/admin.js';
 import type { DirEntry, Store, StoreTopics } from '../../store/store.js';
 import { bodyView } from './body.js';

@@ -10,7 +10,7 @@
  * Each job runs at most once at a time; a beat that finds one still running
  * skips it.
  */
-import type { RoleContext } from '../../cluster/role.js';
+import type { RoleContext } from '../context.js';
 import { encodeItems, type TopicSyncItem } from '../../bus/payloads.js';
 import type { Store, StoreTopics } from '../../store/store.js';
 

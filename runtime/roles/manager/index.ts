@@ -5,8 +5,8 @@
  * (./housekeeping.ts). Serves the admin JSON API (./api.ts).
  */
 import { randomBytes } from 'node:crypto';
-import type { ManagerConfig } from '../../cluster/config.js';
-import type { RoleContext, RoleHandle } from '../../cluster/role.js';
+import type { ManagerConfig } from '../config.js';
+import type { RoleContext, RoleHandle } from '../context.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
 import { decodeItems, type ClientStatusItem, type TopicStatusItem } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';

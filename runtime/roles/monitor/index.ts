@@ -7,8 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
-import type { MonitorConfig } from '../../cluster/config.js';
-import type { RoleContext, RoleHandle } from '../../cluster/role.js';
+import type { MonitorConfig } from '../config.js';
+import type { RoleContext, RoleHandle } from '../context.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
 import { decodeItems } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';

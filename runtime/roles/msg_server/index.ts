@@ -1,6 +1,6 @@
 import { Hono } from 'hono';
-import type { MsgServerConfig } from '../../cluster/config.js';
-import type { RoleContext, RoleHandle } from '../../cluster/role.js';
+import type { MsgServerConfig } from '../config.js';
+import type { RoleContext, RoleHandle } from '../context.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
 import { startBeats } from '../../metrics/beat.js';
 import { MsgServer } from './msg_server.js';

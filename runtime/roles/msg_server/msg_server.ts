@@ -19,8 +19,8 @@ import type {
   TopicMembersReq,
   TopicSendReq,
 } from '../../protocol/types.js';
-import type { MsgServerConfig } from '../../cluster/config.js';
-import type { RoleContext } from '../../cluster/role.js';
+import type { MsgServerConfig } from '../config.js';
+import type { RoleContext } from '../context.js';
 import type { TcpSocket } from '../../platform/types.js';
 import type { AppendResult, DirEntry, FanoutMessage, Store, StoreTopics, StoredMessage } from '../../store/store.js';
 import {

@@ -5,8 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
-import type { RouterConfig } from '../../cluster/config.js';
-import type { RoleContext, RoleHandle } from '../../cluster/role.js';
+import type { RouterConfig } from '../config.js';
+import type { RoleContext, RoleHandle } from '../context.js';
 import { joinHostPort, listenError } from '../../platform/address.js';
 import { asStoredMessage, BatchPublisher, decodeItems, type DeliverItem, type SendItem, type TopicSyncItem } from '../../bus/payloads.js';
 import type { FanoutCopy } from '../../store/store.js';
