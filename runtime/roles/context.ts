@@ -40,17 +40,10 @@ export interface RoleHandle {
   stop(): Promise<void>;
 }
 
-export interface RoleContextOptions {
-  cluster: string;
-  settings: Settings;
-  auth: { mode: AuthMode; secret: string };
-  bus: Bus;
-  store: Store;
-  platform: Platform;
-  log: Logger;
-}
+/** A RoleContext but its channels, which follow from the cluster name. */
+export type RoleContextOptions = Omit<RoleContext, 'channels'>;
 
 /** The one way a RoleContext is made: the channels follow from the cluster name. */
 export function makeRoleContext(o: RoleContextOptions): RoleContext {
-  return { cluster: o.cluster, channels: channels(o.cluster), settings: o.settings, auth: o.auth, bus: o.bus, store: o.store, platform: o.platform, log: o.log };
+  return { ...o, channels: channels(o.cluster) };
 }
