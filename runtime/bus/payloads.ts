@@ -3,7 +3,7 @@
  * an array of items per publish, so a busy publisher sends many items in one
  * message (BatchPublisher flushes once per event-loop turn per channel).
  */
-import { Encoder } from 'cbor-x/index-no-eval';
+import { cborxDecoder, cborxEncoder } from '../protocol/cborx.js';
 import type { FanoutMessage, StoredMessage } from '../store/store.js';
 import type { Bus } from './bus.js';
 
@@ -73,16 +73,14 @@ export interface Beat {
   ts: number;
 }
 
-const codec = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false } as ConstructorParameters<typeof Encoder>[0]);
-
 export function encodeItems(items: unknown[]): Uint8Array {
-  return codec.encode(items);
+  return cborxEncoder.encode(items);
 }
 
 /** Decodes a bus payload into its items; a malformed payload yields none. */
 export function decodeItems<T>(payload: Uint8Array): T[] {
   try {
-    const v = codec.decode(payload);
+    const v = cborxDecoder.decode(payload);
     return Array.isArray(v) ? (v as T[]) : [];
   } catch {
     return [];

@@ -39,7 +39,7 @@
  */
 import { randomHex } from '../protocol/random.js';
 import { Cluster, Redis, type ClusterNode, type RedisOptions } from 'ioredis';
-import { Decoder, Encoder } from 'cbor-x/index-no-eval';
+import { cborxDecoder as decoder, cborxEncoder as encoder } from '../protocol/cborx.js';
 import {
   DEFAULT_LIMITS,
   type AppendP2P,
@@ -86,15 +86,6 @@ const JOIN_FANOUT_STEP = 1000;
 /** Users remembered as already in the `users` index (then forgotten all at once). */
 const KNOWN_USERS_MAX = 200_000;
 
-const encoder = new Encoder({
-  useRecords: false,
-  mapsAsObjects: true,
-  structuredClone: false,
-  pack: false,
-  tagUint8Array: false,
-  variableMapSize: true,
-});
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
 
 /** How long close() waits for calls in flight. */
 const CLOSE_WAIT_MS = 10_000;

@@ -2,11 +2,7 @@
  * How the admin API shows a stored message body: always as base64 (the raw
  * CBOR the sender sent), and, when it decodes as one CBOR item, as JSON too.
  */
-// The no-eval build of cbor-x: the plain 'cbor-x' entry loads a native
-// extractor that crashes under Bun (see runtime/protocol/decode.ts).
-import { Decoder } from 'cbor-x/index-no-eval';
-
-const decoder = new Decoder({ useRecords: false, mapsAsObjects: true, copyBuffers: true });
+import { cborxDecoder as decoder } from '../../protocol/cborx.js';
 
 /** Deeper bodies are shown as base64 only. */
 const MAX_DEPTH = 64;
