@@ -108,7 +108,7 @@ async function openRedisBackends(redisUrl: string, config: ClusterConfig, opts: 
 }
 
 async function openEmbeddedBackends(config: ClusterConfig, opts: BackendOptions): Promise<Backends> {
-  const [{ createMemoryBus }, { openSqliteStore }] = await Promise.all([import('../bus/memory.js'), import('../store/sqlite.js')]);
+  const [{ createMemoryBus }, { openSqliteStore }] = await Promise.all([import('../bus/memory.js'), import('../store/sqlite/index.js')]);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = opts.platform.openSqlite(join(config.dataDir, 'fishchat.db'));
   let store: Store;

@@ -11,7 +11,7 @@ import { DEFAULT_SETTINGS, type Settings } from '../../runtime/roles/config.js';
 import { makeRoleContext, type RoleContext, type RoleHandle } from '../../runtime/roles/context.js';
 import { deleteKeysWithPrefix } from '../../runtime/store/redis.js';
 import { getPlatform } from '../../runtime/platform/index.js';
-import { openSqliteStore } from '../../runtime/store/sqlite.js';
+import { openSqliteStore } from '../../runtime/store/sqlite/index.js';
 import type { Store } from '../../runtime/store/store.js';
 import { startGateway } from '../../runtime/roles/gateway/index.js';
 import { startMsgServer } from '../../runtime/roles/msg_server/index.js';
