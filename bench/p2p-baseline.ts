@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FishClient } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
-import { deleteKeysWithPrefix } from '../runtime/store/redis.js';
+import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
 
 const [pairs = 100, seconds = 5, inflight = 8, cross = 1] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'fishchat-bench-'));

@@ -1,7 +1,8 @@
 /**
  * Micro-benchmark: appendP2P/s of the embedded SQLite store with many
  * concurrent appenders (each awaits its append, then sends the next), so the
- * group commit sees what a busy msg_server gives it.
+ * group commit sees what a busy msg_server gives it. The append loop here
+ * serves bench/store-append-redis.ts too.
  *
  * Each line is a fresh database; recipients are spread evenly. What limits
  * it is how many distinct inbox pages a batch dirties: about one per
@@ -12,16 +13,13 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { pathToFileURL } from 'node:url';
 import type { SqliteDatabase } from '../runtime/platform/types.js';
 import { openSqliteStore, type Store } from '../runtime/store/index.js';
 
 const isBun = typeof (globalThis as { Bun?: unknown }).Bun !== 'undefined';
-const { openSqlite }: { openSqlite: (path: string) => SqliteDatabase } = isBun
-  ? await import('../runtime/platform/bun/sqlite.js')
-  : await import('../runtime/platform/node/sqlite.js');
-
 const appenders = Number(process.argv[2] ?? 1000);
 const seconds = Number(process.argv[3] ?? 3);
 const bodyBytes = Number(process.argv[4] ?? 100);
@@ -69,20 +67,45 @@ async function run(store: Store, label: string, users: number, withCid: boolean)
   );
 }
 
-const rt = isBun ? 'bun' : `node ${process.version}`;
-for (const users of recipientCounts) {
-  for (const withCid of [false, true]) {
-    const dir = await mkdtemp(join(tmpdir(), 'fishchat-bench-'));
-    try {
-      const store = await openSqliteStore(openSqlite(join(dir, 'store.db')));
-      // a tenth of the recipients are online, so appends also read directory entries
-      for (let u = 0; u < users; u += 10) {
-        await store.login({ user: `user${u}`, device: 'phone', server: 'ms1', boot: 'b1', push: true });
+/** One line's store: `open` it, and `cleanup` after it closed (or failed to open). */
+export interface BenchStore {
+  open: () => Promise<Store>;
+  cleanup: () => Promise<void>;
+}
+
+/**
+ * Every line (recipient count × without / with cid) on a fresh store from
+ * `fresh`; `kind` goes into the label ('' or 'redis ').
+ */
+export async function benchAppends(kind: string, fresh: () => Promise<BenchStore>): Promise<void> {
+  const rt = isBun ? 'bun' : `node ${process.version}`;
+  for (const users of recipientCounts) {
+    for (const withCid of [false, true]) {
+      const line = await fresh();
+      try {
+        const store = await line.open();
+        // a tenth of the recipients are online, so appends also read directory entries
+        for (let u = 0; u < users; u += 10) {
+          await store.login({ user: `user${u}`, device: 'phone', server: 'ms1', boot: 'b1', push: true });
+        }
+        await run(store, `${rt} ${kind}appendP2P${withCid ? ' with cid' : ''}`, users, withCid);
+        await store.close();
+      } finally {
+        await line.cleanup();
       }
-      await run(store, `${rt} appendP2P${withCid ? ' with cid' : ''}`, users, withCid);
-      await store.close();
-    } finally {
-      await rm(dir, { recursive: true, force: true });
     }
   }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) {
+  const { openSqlite }: { openSqlite: (path: string) => SqliteDatabase } = isBun
+    ? await import('../runtime/platform/bun/sqlite.js')
+    : await import('../runtime/platform/node/sqlite.js');
+  await benchAppends('', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fishchat-bench-'));
+    return {
+      open: () => openSqliteStore(openSqlite(join(dir, 'store.db'))),
+      cleanup: () => rm(dir, { recursive: true, force: true }),
+    };
+  });
 }

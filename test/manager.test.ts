@@ -19,7 +19,7 @@ import { getPlatform } from '../runtime/platform/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { startManager } from '../runtime/roles/manager/index.js';
 import { Housekeeping } from '../runtime/roles/manager/housekeeping.js';
-import { openSqliteStore } from '../runtime/store/sqlite.js';
+import { openSqliteStore } from '../runtime/store/sqlite/index.js';
 import type { Store, StoreTopics } from '../runtime/store/store.js';
 
 type FullStore = Store & StoreTopics;

@@ -19,7 +19,7 @@ import { signToken } from '../runtime/protocol/token.js';
 import { startMonitor } from '../runtime/roles/monitor/index.js';
 import { EventHub } from '../runtime/roles/monitor/events.js';
 import { escapeLabelValue, writeMetrics } from '../runtime/metrics/prometheus.js';
-import { openSqliteStore } from '../runtime/store/sqlite.js';
+import { openSqliteStore } from '../runtime/store/sqlite/index.js';
 import type { Store } from '../runtime/store/store.js';
 
 const BEAT = 100;

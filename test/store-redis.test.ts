@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { deleteKeysWithPrefix, openRedisStore } from '../runtime/store/redis.js';
+import { deleteKeysWithPrefix, openRedisStore } from '../runtime/store/redis/index.js';
 import type { Store, StoreLimits } from '../runtime/store/store.js';
 import { storeContract } from './store-contract.js';
 

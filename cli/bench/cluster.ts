@@ -111,7 +111,7 @@ export async function startCluster(o: StartOptions): Promise<Target> {
       }
       process.off('exit', killNow);
       await rm(dir, { recursive: true, force: true }).catch(() => {});
-      if (o.redis !== undefined) await (await import('../../runtime/store/redis.js')).deleteKeysWithPrefix(o.redis, `fishchat:${name}:`).catch((err) => o.status(`could not delete the bench keys fishchat:${name}:* from Redis: ${(err as Error).message}`));
+      if (o.redis !== undefined) await (await import('../../runtime/redis/index.js')).deleteKeysWithPrefix(o.redis, `fishchat:${name}:`).catch((err) => o.status(`could not delete the bench keys fishchat:${name}:* from Redis: ${(err as Error).message}`));
     })());
 
   try {

@@ -27,7 +27,7 @@
  *   cursor and the next ping.
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { clusterNodes, whenReady } from '../store/redis/connect.js';
+import { clusterNodes, whenReady } from '../redis/index.js';
 import type { Bus, BusHandler } from './bus.js';
 
 export interface RedisBusOptions {

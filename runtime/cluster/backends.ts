@@ -95,7 +95,10 @@ export async function openBackends(config: ClusterConfig, opts: BackendOptions):
 
 async function openRedisBackends(redisUrl: string, config: ClusterConfig, opts: BackendOptions): Promise<Backends> {
   const { url, cluster } = parseRedisUrl(redisUrl);
-  const [{ createRedisBus }, { openRedisStore }] = await Promise.all([import('../bus/redis.js'), import('../store/redis.js')]);
+  const [{ createRedisBus }, { openRedisStore }] = await Promise.all([
+    import('../bus/redis.js'),
+    import('../store/redis/index.js'),
+  ]);
   const bus = await createRedisBus({ url, cluster, log: opts.log });
   let store: Store;
   try {
@@ -108,7 +111,10 @@ async function openRedisBackends(redisUrl: string, config: ClusterConfig, opts: 
 }
 
 async function openEmbeddedBackends(config: ClusterConfig, opts: BackendOptions): Promise<Backends> {
-  const [{ createMemoryBus }, { openSqliteStore }] = await Promise.all([import('../bus/memory.js'), import('../store/sqlite.js')]);
+  const [{ createMemoryBus }, { openSqliteStore }] = await Promise.all([
+    import('../bus/memory.js'),
+    import('../store/sqlite/index.js'),
+  ]);
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const db = opts.platform.openSqlite(join(config.dataDir, 'fishchat.db'));
   let store: Store;

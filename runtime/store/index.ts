@@ -1,2 +1,2 @@
 export * from './store.js';
-export * from './sqlite.js';
+export * from './sqlite/index.js';

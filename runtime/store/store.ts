@@ -1,6 +1,6 @@
 /**
  * The Store: the source of truth of a cluster (DESIGN.md "Store").
- * Implementations: embedded (SQLite, ./sqlite.ts) and Redis (issue 3/6).
+ * Implementations: embedded (SQLite, ./sqlite/) and Redis (./redis/).
  * Every method is atomic on its own; implementations batch writes internally
  * (group commit / pipelining), so callers just await.
  */
@@ -202,7 +202,7 @@ export interface Store extends StoreTopics {
   close(): Promise<void>;
 }
 
-/** Topic and user-record methods (issue 2/6); part of Store (Store extends it), kept as its own interface for existing imports. */
+/** Topic and user-record methods; part of Store (Store extends it), kept as its own interface for existing imports. */
 export interface StoreTopics {
   // ---- topics ----
 

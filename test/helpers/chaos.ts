@@ -43,7 +43,7 @@ import { fileURLToPath } from 'node:url';
 import { Connection, FishClient, type Frame, type Msg } from '../../runtime/client/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import { freePort, RedisServer } from './redis-server.js';
-import { deleteKeysWithPrefix } from '../../runtime/store/redis.js';
+import { deleteKeysWithPrefix } from '../../runtime/redis/index.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin', 'run.js');

@@ -9,9 +9,9 @@ import type { Bus } from '../../runtime/bus/bus.js';
 import { createMemoryBus } from '../../runtime/bus/memory.js';
 import { DEFAULT_SETTINGS, type Settings } from '../../runtime/roles/config.js';
 import { makeRoleContext, type RoleContext, type RoleHandle } from '../../runtime/roles/context.js';
-import { deleteKeysWithPrefix } from '../../runtime/store/redis.js';
+import { deleteKeysWithPrefix } from '../../runtime/redis/index.js';
 import { getPlatform } from '../../runtime/platform/index.js';
-import { openSqliteStore } from '../../runtime/store/sqlite.js';
+import { openSqliteStore } from '../../runtime/store/sqlite/index.js';
 import type { Store } from '../../runtime/store/store.js';
 import { startGateway } from '../../runtime/roles/gateway/index.js';
 import { startMsgServer } from '../../runtime/roles/msg_server/index.js';
@@ -59,7 +59,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   let store: Store;
   let bus: Bus;
   if (redis) {
-    const { openRedisStore } = await import('../../runtime/store/redis.js');
+    const { openRedisStore } = await import('../../runtime/store/redis/index.js');
     const { createRedisBus } = await import('../../runtime/bus/redis.js');
     store = await openRedisStore({ url: redis.url, prefix: `fishchat:${name}:`, limits, cluster: redis.cluster });
     bus = await createRedisBus({ url: redis.url, cluster: redis.cluster });

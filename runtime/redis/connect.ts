@@ -1,9 +1,12 @@
 /**
- * Connecting to Redis with ioredis, shared by the Redis store and the Redis
- * bus (runtime/bus/redis.ts): the node list of a Redis Cluster URL, and the
- * wait for a client's first `ready`.
+ * Connecting to Redis with ioredis, shared by the Redis store
+ * (runtime/store/redis/) and the Redis bus (runtime/bus/redis.ts): the node
+ * list of a Redis Cluster URL, and the wait for a client's first `ready`.
  */
 import type { Cluster, ClusterNode, Redis, RedisOptions } from 'ioredis';
+
+/** A connection: one Redis, or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
 
 /**
  * `redis://host:port,host:port` (or bare `host:port`s) → the cluster's seed
@@ -25,7 +28,7 @@ export function clusterNodes(url: string, who: string): { nodes: ClusterNode[]; 
 }
 
 /** Waits for a client's first `ready`, or rejects when it closes / errors first. */
-export function whenReady(client: Redis | Cluster): Promise<void> {
+export function whenReady(client: RedisClient): Promise<void> {
   if (client.status === 'ready') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const cleanup = () => {

@@ -1,0 +1,127 @@
+/** Inbox scripts: p2p appends (one, or many in one call), reads, heads, acks. */
+import { READ_CID, TRIM_CIDS, type ScriptDef } from './common.js';
+
+/**
+ * One p2p append (the body of `append`, and of each step of APPEND_MANY):
+ * cid check, seq, inbox entry, cid record, count trim, directory read.
+ * → {1, mid, seq, ts, dir} (duplicate) | {0, seq, dir}
+ */
+const APPEND_ONE = `${TRIM_CIDS}${READ_CID}
+local function appendOne(km, ki, kc, kcz, kt, kd, cf, entry, tsArg, window, max, epoch, mid)
+  local ts = tonumber(tsArg)
+  if cf ~= '' then
+    local hit = redis.call('HGET', kc, cf)
+    if hit then
+      local hts, hseq, hmid = readCid(hit)
+      if tonumber(hts) > ts - window then
+        return {1, hmid, hseq, hts, redis.call('HGETALL', kd)}
+      end
+    end
+  end
+  redis.call('HSETNX', km, 'epoch', epoch)
+  local seq = redis.call('HINCRBY', km, 'seq', 1)
+  local n = redis.call('RPUSH', ki, struct.pack('>d', seq) .. entry)
+  if cf ~= '' then
+    redis.call('HSET', kc, cf, tsArg .. '\\0' .. seq .. '\\0' .. mid)
+    redis.call('ZADD', kcz, tsArg, cf)
+    trimCids(kc, kcz, ts - window, 4)
+  end
+  if n > max then
+    redis.call('LTRIM', ki, n - max, -1)
+    redis.call('ZREMRANGEBYSCORE', kt, '-inf', seq - max)
+  end
+  return {0, seq, redis.call('HGETALL', kd)}
+end
+`;
+
+/**
+ * Many p2p appends in one call: on a single Redis (never a Redis Cluster,
+ * whose scripts must stay on one slot) the store sends every append of an
+ * event-loop turn as one script, so Redis and the client pay the call once.
+ * Each step is exactly `append`, in order; the call is atomic as a whole.
+ * KEYS: 6 per append (as `append`). ARGV: cidWindow, maxInbox, then 5 per
+ * append: cidField, entry, ts, newEpoch, mid. → one `append` reply per append
+ */
+export const APPEND_MANY = `${APPEND_ONE}
+local window = tonumber(ARGV[1])
+local max = tonumber(ARGV[2])
+local out = {}
+for i = 0, #KEYS / 6 - 1 do
+  local k = i * 6
+  local a = 2 + i * 5
+  out[i + 1] = appendOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6],
+    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], window, max, ARGV[a + 4], ARGV[a + 5])
+end
+return out
+`;
+
+/** The inbox scripts, by name. */
+export const INBOX_SCRIPTS = {
+  /**
+   * appendP2P. KEYS: meta inbox cid cidz topiccopies dir.
+   * ARGV: cidField ('' none), entry (ts|cbor), ts, cidWindow, maxInbox, newEpoch, mid.
+   * → {1, mid, seq, ts, dir} (duplicate) | {0, seq, dir}
+   */
+  append: {
+    keys: 6,
+    lua: `${APPEND_ONE}
+return appendOne(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6], ARGV[7])
+`,
+  },
+
+  /**
+   * readInbox. KEYS: meta inbox. ARGV: after, limit, newEpoch.
+   * → {seq, epoch, length, entries...}
+   */
+  read: {
+    keys: 2,
+    lua: `
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[3])
+local h = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+local seq = tonumber(h[1] or '0')
+local n = redis.call('LLEN', KEYS[2])
+local out = {seq, h[2], n}
+local limit = math.floor(tonumber(ARGV[2]))
+if limit > 0 then
+  local first = seq - n + 1
+  local from = math.max(math.floor(tonumber(ARGV[1])), first - 1)
+  local start = from - first + 1
+  if start < n then
+    local items = redis.call('LRANGE', KEYS[2], start, start + limit - 1)
+    for i = 1, #items do out[#out + 1] = items[i] end
+  end
+end
+return out
+`,
+  },
+
+  /**
+   * head / check. KEYS: meta inbox gens. ARGV: newEpoch, device ('' none).
+   * → {seq, epoch, length, gen}
+   */
+  head: {
+    keys: 3,
+    lua: `
+redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+local h = redis.call('HMGET', KEYS[1], 'seq', 'epoch')
+local gen = 0
+if ARGV[2] ~= '' then gen = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0') end
+return {tonumber(h[1] or '0'), h[2], redis.call('LLEN', KEYS[2]), gen}
+`,
+  },
+
+  /** ack. KEYS: meta acks. ARGV: device, seq. → cursor */
+  ack: {
+    keys: 2,
+    lua: `
+local cur = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+local top = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+local want = math.min(tonumber(ARGV[2]), top)
+if want > cur then
+  redis.call('HSET', KEYS[2], ARGV[1], want)
+  return want
+end
+return cur
+`,
+  },
+} satisfies Record<string, ScriptDef>;
