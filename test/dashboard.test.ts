@@ -6,18 +6,22 @@
  * logins and topic changes as they happen. A screenshot is saved to
  * /tmp/fishchat-dashboard.png.
  *
- * Node only: skipped under Bun, and skipped when /usr/bin/chromium is missing
- * (`.ci/run` installs it with apt).
+ * The browser tests are Node only: skipped under Bun, and skipped when
+ * /usr/bin/chromium is missing (`.ci/run` installs it with apt). The page's
+ * files (built into dist/ by `npm run build`) are checked on both.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { encodeBody, RawCbor } from '../runtime/protocol/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import type { RoleHandle } from '../runtime/roles/context.js';
 import { startMonitor } from '../runtime/roles/monitor/index.js';
-import { TOKEN_KEY } from '../runtime/roles/monitor/dashboard.js';
+import { loadDashboard, TOKEN_KEY } from '../runtime/roles/monitor/dashboard.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { RawConn, rid } from './helpers/raw.js';
 
@@ -32,6 +36,36 @@ const skip = isBun
 if (skip) console.log(`# dashboard test skipped: ${skip}`);
 
 const sha256 = (text: string) => `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+const BUILT = fileURLToPath(new URL('../dist/runtime/roles/monitor/dashboard/', import.meta.url));
+
+describe('monitor dashboard files', () => {
+  it('serves the built index.html with style.css and page.js inline, as built, hashed in the CSP', () => {
+    const d = loadDashboard();
+    const [css, js] = ['style.css', 'page.js'].map((name) => readFileSync(join(BUILT, name), 'utf8'));
+    assert.ok(d.html.includes(`<style>${css}</style>`), 'style.css inline');
+    assert.ok(d.html.includes(`<script>${js}</script>`), 'page.js inline');
+    assert.doesNotMatch(d.html, /<link rel="stylesheet"|<script src=/);
+    const directives = d.csp.split('; ');
+    assert.ok(directives.includes(`script-src ${sha256(js)}`), d.csp);
+    assert.ok(directives.includes(`style-src ${sha256(css)}`), d.csp);
+    // The script is the bundle of page.ts: the token key comes from token-key.ts, not a placeholder.
+    assert.ok(js.includes(JSON.stringify(TOKEN_KEY)), 'TOKEN_KEY in page.js');
+    assert.equal(d.headers['Content-Security-Policy'], d.csp);
+  });
+
+  it('names a missing file and says to build', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fishchat-dashboard-'));
+    try {
+      for (const name of ['index.html', 'style.css']) copyFileSync(join(BUILT, name), join(dir, name));
+      assert.throws(() => loadDashboard(dir), (err: Error) => {
+        assert.equal(err.message, `monitor dashboard: ${join(dir, 'page.js')} is missing: run npm run build`);
+        return true;
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('monitor dashboard', { skip, timeout: 120_000 }, () => {
   it('GET / serves the page openly, self-contained, with a strict CSP that admits its own inline script and style', async () => {

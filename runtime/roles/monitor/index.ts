@@ -18,9 +18,10 @@ import { jsonError, requireAdmin } from '../../http/admin.js';
 import { RoleTable, type StatusReport } from './roles.js';
 import { EventHub } from './events.js';
 import { metricsText } from './metrics.js';
-import { dashboardResponse } from './dashboard.js';
+import { loadDashboard } from './dashboard.js';
 
 export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Promise<RoleHandle> {
+  const dashboard = loadDashboard();
   const stats = new RoleStats();
   const boot = randomBytes(8).toString('hex');
   const table = new RoleTable(ctx.settings.beat);
@@ -55,7 +56,7 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
 
   const app = new Hono();
   const admin = requireAdmin(ctx.auth.secret);
-  app.get('/', () => dashboardResponse());
+  app.get('/', () => dashboard.response());
   app.get('/health', (c) => c.json({ ok: true, role: 'monitor', id: config.id }));
   app.get('/metrics', (c) => c.body(metricsText(table.list()), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE }));
   app.get('/status', admin, (c) => c.json({ cluster: ctx.cluster, ts: Date.now(), roles: table.list() } satisfies StatusReport));
