@@ -22,7 +22,8 @@
  *   message as it hands it to the app. An ack made while disconnected is
  *   sent after the next login.
  */
-import { encodeBody, RawCbor } from '../protocol/index.js';
+import { RawCbor } from '../protocol/cbor.js';
+import { encodeBody } from '../protocol/decode.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffSettings } from './backoff.js';
 import { Connection, type Fields, type Frame } from './connection.js';
 import { FishError } from './errors.js';

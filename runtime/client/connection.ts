@@ -3,9 +3,15 @@
  * requests matched by `rid` with a timeout each, and everything the server
  * sends unasked (pushed `msg`, `kick`, errors without `rid`) handed on.
  * It knows nothing of sessions or reconnects (client.ts does).
+ *
+ * Nothing here (nor anywhere under runtime/client/) imports a `node:` module
+ * at load time, so the library bundles for a browser: the platform, and with
+ * it node:net or Bun's sockets, is imported only when a TCP connection is made.
  */
-import { getPlatform, type TcpSocket } from '../platform/index.js';
-import { decodeFrame, encodeFrame, FrameDecoder, type WireValue } from '../protocol/index.js';
+import type { TcpSocket } from '../platform/types.js';
+import type { WireValue } from '../protocol/cbor.js';
+import { decodeFrame } from '../protocol/decode.js';
+import { encodeFrame, FrameDecoder } from '../protocol/frame.js';
 import { FishError } from './errors.js';
 
 /** A decoded server frame. */
@@ -81,6 +87,7 @@ export class Connection {
   /** Connects to `host:port`. */
   static async open(addr: string, opts: ConnectionOptions): Promise<Connection> {
     const { host, port } = parseAddr(addr);
+    const { getPlatform } = await import('../platform/index.js');
     const platform = await getPlatform();
     const sock = await platform.connectTcp(host, port);
     return new Connection(addr, sock, opts);

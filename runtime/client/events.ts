@@ -3,7 +3,8 @@
  * fetch and a stream reader only, so it runs on Node, Bun and Deno alike.
  *
  * - `SseParser` turns text chunks into events (`event:`, `data:`, `id:`
- *   fields; `:` comments; a blank line ends an event; LF, CRLF or CR lines).
+ *   fields; `:` comments; a blank line ends an event; LF, CRLF or CR lines),
+ *   with eventsource-parser.
  * - `EventStream` keeps one stream open: `open()` resolves once the first
  *   response is there (and rejects when it is not, so a CLI can say so and
  *   exit); afterwards a dropped stream is reconnected with backoff until
@@ -11,6 +12,7 @@
  *   comment every 15 s) is taken as dead and reconnected. Headers may be a
  *   function, so each attempt can carry a freshly minted token.
  */
+import { createParser, type EventSourceMessage, type EventSourceParser } from 'eventsource-parser';
 import { Backoff, type BackoffSettings } from './backoff.js';
 
 export interface SseEvent {
@@ -22,70 +24,42 @@ export interface SseEvent {
   id?: string;
 }
 
-/** Incremental SSE parser (the HTML "event stream interpretation", without `retry:`). */
+/**
+ * Incremental SSE parser: eventsource-parser does the parsing; this keeps the
+ * last event id across events (the spec's "last event ID string", which the
+ * library hands on per event only) and returns each chunk's events. An `id:`
+ * in a block without `data:` is dropped with the block (the monitor sends no ids).
+ */
 export class SseParser {
-  private buffer = '';
-  private event = '';
-  private data: string[] = [];
-  private hasData = false;
+  private readonly parser: EventSourceParser;
+  private out: SseEvent[] = [];
   /** last event id, kept across events as the spec says */
   lastEventId: string | undefined;
 
+  constructor() {
+    // `retry:` and unknown fields go to onError, which is left out: ignored.
+    this.parser = createParser({ onEvent: (m) => this.onEvent(m) });
+  }
+
   /** Feeds a chunk of text; returns the events it completed. */
   feed(chunk: string): SseEvent[] {
-    const out: SseEvent[] = [];
-    this.buffer += chunk;
-    for (;;) {
-      const m = /\r\n|\r|\n/.exec(this.buffer);
-      if (!m) break;
-      // A lone CR at the very end may be the first half of CRLF: wait for more.
-      if (m[0] === '\r' && m.index === this.buffer.length - 1) break;
-      const line = this.buffer.slice(0, m.index);
-      this.buffer = this.buffer.slice(m.index + m[0].length);
-      this.line(line, out);
-    }
+    this.parser.feed(chunk);
+    const out = this.out;
+    this.out = [];
     return out;
   }
 
   /** Forgets a half-read event (after a reconnect). */
   reset(): void {
-    this.buffer = '';
-    this.event = '';
-    this.data = [];
-    this.hasData = false;
+    this.parser.reset();
+    this.out = [];
   }
 
-  private line(line: string, out: SseEvent[]): void {
-    if (line === '') {
-      if (this.hasData) {
-        const e: SseEvent = { event: this.event || 'message', data: this.data.join('\n') };
-        if (this.lastEventId !== undefined) e.id = this.lastEventId;
-        out.push(e);
-      }
-      this.event = '';
-      this.data = [];
-      this.hasData = false;
-      return;
-    }
-    if (line.startsWith(':')) return;
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    switch (field) {
-      case 'event':
-        this.event = value;
-        break;
-      case 'data':
-        this.data.push(value);
-        this.hasData = true;
-        break;
-      case 'id':
-        if (!value.includes('\u0000')) this.lastEventId = value;
-        break;
-      default:
-        break; // `retry:` and unknown fields are ignored
-    }
+  private onEvent(m: EventSourceMessage): void {
+    if (m.id !== undefined) this.lastEventId = m.id;
+    const e: SseEvent = { event: m.event || 'message', data: m.data };
+    if (this.lastEventId !== undefined) e.id = this.lastEventId;
+    this.out.push(e);
   }
 }
 

@@ -1,4 +1,4 @@
-/** The FishChat client library (used by the CLI's send, chat, tail, bench, and the tests). */
+/** The FishChat client library (used by the CLI's send, chat, tail, bench, and the tests): `fishchat/client`. */
 export { FishClient, route } from './client.js';
 export type {
   ClientEvents,
@@ -14,4 +14,16 @@ export { FishError, type FishErrorCode } from './errors.js';
 export { Backoff, DEFAULT_BACKOFF, type BackoffSettings } from './backoff.js';
 export { Queue } from './queue.js';
 export { Connection, parseAddr, type ConnectionOptions, type Frame, type RequestOptions } from './connection.js';
-export { encodeBody, RawCbor } from '../protocol/index.js';
+export { RawCbor } from '../protocol/cbor.js';
+export { encodeBody } from '../protocol/decode.js';
+export {
+  DEFAULT_SSE_BACKOFF,
+  EventStream,
+  EventStreamError,
+  networkReason,
+  SseParser,
+  type EventStreamHandlers,
+  type EventStreamOptions,
+  type EventStreamState,
+  type SseEvent,
+} from './events.js';

@@ -1,3 +1,4 @@
+/// <reference types="bun" />
 /**
  * HTTP on Bun: a Hono app's `fetch` served by Bun.serve.
  */
@@ -14,7 +15,7 @@ const IDLE_TIMEOUT_S = 120;
 const CLOSE_GRACE_MS = 1000;
 
 export function serveHttp(options: ServeHttpOptions): Promise<HttpListener> {
-  let server: Bun.Server;
+  let server: Bun.Server<undefined>;
   try {
     server = Bun.serve({
       hostname: options.host,
@@ -29,8 +30,9 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpListener> {
     return Promise.reject(err);
   }
   return Promise.resolve({
-    host: server.hostname,
-    port: server.port,
+    // (undefined only for a Unix socket, which we never serve on)
+    host: server.hostname ?? options.host,
+    port: server.port ?? options.port,
     close: async () => {
       const graceful = server.stop(false);
       let timer: ReturnType<typeof setTimeout> | undefined;

@@ -1,8 +1,9 @@
+/// <reference types="bun" />
 /**
  * SQLite on Bun: bun:sqlite. Imported only by the Bun platform (never under
  * Node). Blobs come back as Uint8Array.
  */
-import { Database } from 'bun:sqlite';
+import { Database, type SQLQueryBindings } from 'bun:sqlite';
 import type { SqliteDatabase, SqliteStatement } from '../types.js';
 
 const BUSY_TIMEOUT_MS = 5000;
@@ -21,12 +22,14 @@ export function openSqlite(path: string): SqliteDatabase {
       db.exec(sql);
     },
     prepare: (sql): SqliteStatement => {
-      const st = db.prepare(sql);
+      const st = db.prepare<Record<string, unknown>, SQLQueryBindings[]>(sql);
+      // The stores bind only strings, numbers, bigints, Uint8Arrays and null.
+      const bind = (params: unknown[]) => params as SQLQueryBindings[];
       return {
-        run: (...params) => st.run(...params),
+        run: (...params) => st.run(...bind(params)),
         // bun:sqlite answers null for "no row"; the interface says undefined.
-        get: (...params) => st.get(...params) ?? undefined,
-        all: (...params) => st.all(...params),
+        get: (...params) => st.get(...bind(params)) ?? undefined,
+        all: (...params) => st.all(...bind(params)),
       };
     },
     transaction: <T>(fn: () => T): T => tx.immediate(fn) as T,

@@ -1,3 +1,4 @@
+/// <reference types="bun" />
 /**
  * TCP on Bun: Bun.listen / Bun.connect with one shared set of socket handlers.
  *
