@@ -5,9 +5,8 @@
  */
 import { Args, Command, Errors, Flags } from '@oclif/core';
 import { relative, resolve, sep } from 'node:path';
-import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../runtime/cluster/index.js';
+import { dialAddress, loadCluster, parseHostPort, readRunInfo } from '../runtime/cluster/index.js';
 import type { ClusterConfig } from '../runtime/cluster/config.js';
-import { dialHost } from '../runtime/platform/address.js';
 
 /** Exit codes of every command (README "CLI"). */
 export const EXIT = {
@@ -35,11 +34,19 @@ export const dirFlag = Flags.string({
   helpValue: 'DIR',
 });
 
+/** --gateway of the commands that log in (`send`, `chat`). */
+export const gatewayFlag = Flags.string({ description: 'the gateway address (default: from the cluster directory)', helpValue: 'HOST:PORT' });
+
+/** --monitor of the commands that ask the monitor (`status`, `tail`). */
+export const monitorFlag = Flags.string({
+  description: "the monitor's HTTP address (default: from the cluster directory)",
+  helpValue: 'HOST:PORT',
+});
+
+/** --runtime of the commands that start role processes. */
+export const RUNTIME_OPTIONS = ['node', 'bun', 'deno'];
+
 export abstract class BaseCommand extends Command {
-  /**
-   * Prints `Error: message` on one line of stderr (unwrapped, so scripts and
-   * logs keep it whole) and exits with `exit`.
-   */
   /**
    * The monitor's HTTP address for `status` and `tail`: `--monitor`, else the
    * running cluster's run.json, else the monitor's role file.
@@ -63,9 +70,31 @@ export abstract class BaseCommand extends Command {
         EXIT.unreachable,
       );
     }
-    return { dir, config, where, hint, monitor: joinHostPort(dialHost(config.monitor.httpHost), config.monitor.httpPort) };
+    return { dir, config, where, hint, monitor: dialAddress(config.monitor.httpHost, config.monitor.httpPort) };
   }
 
+  /** The gateway address for `send` and `chat`: `--gateway`, else the running cluster's run.json, else gateway.json. */
+  protected async findGateway(dir: string, config: ClusterConfig, gatewayFlagValue: string | undefined): Promise<string> {
+    if (gatewayFlagValue !== undefined) {
+      if (!parseHostPort(gatewayFlagValue)) this.fail(`--gateway must be HOST:PORT, found ${JSON.stringify(gatewayFlagValue)}`, EXIT.usage);
+      return gatewayFlagValue;
+    }
+    const running = await readRunInfo(dir);
+    if (running) return running.gateway;
+    if (config.gateway.port === 0) {
+      this.fail(
+        `no cluster is running in ${shown(dir)} (no .fishchat/run.json) and its gateway port is 0 (any free port): ` +
+          `start it with \`${binName()} up${dirHint(dir)}\`, or pass --gateway HOST:PORT`,
+        EXIT.unreachable,
+      );
+    }
+    return dialAddress(config.gateway.host, config.gateway.port);
+  }
+
+  /**
+   * Prints `Error: message` on one line of stderr (unwrapped, so scripts and
+   * logs keep it whole) and exits with `exit`.
+   */
   protected fail(message: string, exit: number = EXIT.failed): never {
     this.logToStderr(`Error: ${message}`);
     this.exit(exit);
@@ -77,6 +106,12 @@ export abstract class BaseCommand extends Command {
     if (process.env.DEBUG) this.logToStderr(err.stack ?? String(err));
     this.fail(err.message || String(err), USAGE_ERRORS.has(err.name) ? EXIT.usage : EXIT.failed);
   }
+}
+
+/** A failure to reach an address (refused, reset, unreachable, unknown host, …). */
+export function isNetworkError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/.test(code);
 }
 
 /** The cluster directory from an argument or flag, absolute. */

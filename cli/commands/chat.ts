@@ -2,9 +2,9 @@ import { Flags } from '@oclif/core';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { FishClient, FishError, type Msg } from '../../runtime/client/index.js';
-import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../../runtime/cluster/index.js';
+import { loadCluster } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { BaseCommand, binName, clusterDir, dirFlag, dirHint, EXIT, shown } from '../base.js';
+import { BaseCommand, binName, clusterDir, dirFlag, dirHint, EXIT, gatewayFlag, isNetworkError, shown } from '../base.js';
 import {
   ChatStore,
   initialChat,
@@ -76,7 +76,7 @@ Exit codes: 0 you quit; 1 the session failed or ended (replaced by another login
     to: Flags.string({ description: 'chat with this user', helpValue: 'USER', exclusive: ['topic'] }),
     topic: Flags.string({ description: 'chat in this topic (joined, or created when it does not exist)', helpValue: 'TOPIC', exclusive: ['to'] }),
     dir: dirFlag,
-    gateway: Flags.string({ description: 'the gateway address (default: from the cluster directory)', helpValue: 'HOST:PORT' }),
+    gateway: gatewayFlag,
     device: Flags.string({
       description: 'the device id of this session (a second login of the same user and device replaces this one)',
       default: 'fishchat-chat',
@@ -107,7 +107,7 @@ Exit codes: 0 you quit; 1 the session failed or ended (replaced by another login
 
     const dir = clusterDir(flags.dir);
     const config = await loadCluster(dir);
-    const gateway = await this.gatewayOf(flags.gateway, dir, config.gateway.port, config.gateway.host);
+    const gateway = await this.findGateway(dir, config, flags.gateway);
     const secret = config.secret;
     const token = secret === '' ? undefined : () => signToken(secret, flags.as, { ttlSeconds: TOKEN_TTL_S });
 
@@ -310,24 +310,6 @@ Exit codes: 0 you quit; 1 the session failed or ended (replaced by another login
     }
   }
 
-  /** --gateway, else the running cluster's gateway, else the configured one. */
-  private async gatewayOf(given: string | undefined, dir: string, port: number, host: string): Promise<string> {
-    if (given !== undefined) {
-      if (!parseHostPort(given)) this.fail(`--gateway must be HOST:PORT, found ${JSON.stringify(given)}`, EXIT.usage);
-      return given;
-    }
-    const running = await readRunInfo(dir);
-    if (running) return running.gateway;
-    if (port === 0) {
-      this.fail(
-        `no cluster is running in ${shown(dir)} (no .fishchat/run.json) and its gateway port is 0 (any free port): ` +
-          `start it with \`${binName()} up${dirHint(dir)}\`, or pass --gateway HOST:PORT`,
-        EXIT.unreachable,
-      );
-    }
-    return joinHostPort(dialHost(host), port);
-  }
-
   /** Exits with the right code and a message the user can act on. */
   private failOn(err: unknown, gateway: string, dir: string): never {
     if (err instanceof FishError && err.local === undefined) {
@@ -390,16 +372,4 @@ function rerunWithoutCi(): Promise<number> {
     });
     child.on('exit', (code, signal) => done(code ?? (signal ? EXIT.failed : EXIT.ok)));
   });
-}
-
-function isNetworkError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/.test(code);
-}
-
-/** A listener bound to every address is dialled on loopback. */
-function dialHost(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1';
-  if (host === '::') return '::1';
-  return host;
 }

@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { createInterface } from 'node:readline';
 import { FishClient, FishError } from '../../runtime/client/index.js';
-import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../../runtime/cluster/index.js';
+import { loadCluster } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { BaseCommand, binName, clusterDir, dirFlag, dirHint, EXIT, shown } from '../base.js';
+import { BaseCommand, binName, clusterDir, dirFlag, dirHint, EXIT, gatewayFlag, isNetworkError, shown } from '../base.js';
 
 /** Sends in flight at once when reading lines from stdin (replies come back in order). */
 const WINDOW = 64;
@@ -39,7 +39,7 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     as: Flags.string({ description: 'the sending user', required: true, helpValue: 'USER' }),
     to: Flags.string({ description: 'the recipient user', required: true, helpValue: 'USER' }),
     dir: dirFlag,
-    gateway: Flags.string({ description: 'the gateway address (default: from the cluster directory)', helpValue: 'HOST:PORT' }),
+    gateway: gatewayFlag,
     device: Flags.string({ description: 'the device id of this session', default: 'fishchat-send', helpValue: 'DEVICE' }),
     cid: Flags.string({ description: 'a client id that makes the send idempotent (PROTOCOL.md §4.2)', helpValue: 'CID' }),
     json: Flags.boolean({ description: 'print the ok fields {mid, seq, ts, to} as one JSON line per message', default: false }),
@@ -52,21 +52,7 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     }
     const dir = clusterDir(flags.dir);
     const config = await loadCluster(dir);
-    let gateway: string;
-    if (flags.gateway !== undefined) {
-      if (!parseHostPort(flags.gateway)) this.fail(`--gateway must be HOST:PORT, found ${JSON.stringify(flags.gateway)}`, EXIT.usage);
-      gateway = flags.gateway;
-    } else {
-      const running = await readRunInfo(dir);
-      if (running) gateway = running.gateway;
-      else if (config.gateway.port === 0) {
-        this.fail(
-          `no cluster is running in ${shown(dir)} (no .fishchat/run.json) and its gateway port is 0 (any free port): ` +
-            `start it with \`${binName()} up${dirHint(dir)}\`, or pass --gateway HOST:PORT`,
-          EXIT.unreachable,
-        );
-      } else gateway = joinHostPort(dialHost(config.gateway.host), config.gateway.port);
-    }
+    const gateway = await this.findGateway(dir, config, flags.gateway);
 
     const token = config.secret === '' ? undefined : signToken(config.secret, flags.as, { ttlSeconds: TOKEN_TTL_S });
     let client: FishClient;
@@ -139,16 +125,4 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     }
     throw err;
   }
-}
-
-function isNetworkError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/.test(code);
-}
-
-/** A listener bound to every address is dialled on loopback. */
-function dialHost(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1';
-  if (host === '::') return '::1';
-  return host;
 }

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { signToken } from '../../runtime/protocol/token.js';
 import type { RoleState, StatusReport } from '../../runtime/roles/monitor/roles.js';
-import { BaseCommand, dirFlag, EXIT, shown } from '../base.js';
+import { BaseCommand, dirFlag, EXIT, monitorFlag, shown } from '../base.js';
 
 /** How long the monitor may take to answer. */
 const TIMEOUT_MS = 5000;
@@ -26,7 +26,7 @@ Exit code: 0 when every role is up, 1 when any role is down, 3 when the monitor 
   ];
   static override flags = {
     dir: dirFlag,
-    monitor: Flags.string({ description: "the monitor's HTTP address (default: from the cluster directory)", helpValue: 'HOST:PORT' }),
+    monitor: monitorFlag,
     json: Flags.boolean({ description: "print the monitor's JSON ({cluster, ts, roles: [...]}) instead of the table", default: false }),
   };
 

@@ -4,7 +4,7 @@ import { createElement } from 'react';
 import { EventStream, EventStreamError, networkReason, type SseEvent } from '../../runtime/client/events.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
-import { BaseCommand, dirFlag, EXIT, shown } from '../base.js';
+import { BaseCommand, dirFlag, EXIT, monitorFlag, shown } from '../base.js';
 import { Tail as TailView } from '../ui/Tail.js';
 import { TailStore } from '../ui/TailStore.js';
 
@@ -40,7 +40,7 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
   ];
   static override flags = {
     dir: dirFlag,
-    monitor: Flags.string({ description: "the monitor's HTTP address (default: from the cluster directory)", helpValue: 'HOST:PORT' }),
+    monitor: monitorFlag,
     json: Flags.boolean({ description: 'one JSON object per line and event instead of the live view (the default when stdout is not a terminal)', default: false }),
     filter: Flags.string({ description: 'show only events whose text contains TEXT (user, device, topic, server, role)', helpValue: 'TEXT' }),
   };

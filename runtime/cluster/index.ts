@@ -1,5 +1,7 @@
 /** Cluster directories: configuration, secret, `init`, the embedded launcher and the Redis modes. */
 export * from './config.js';
+export * from './defaults.js';
+export { checkRedisUrl, ConfigError, describeValue } from './checks.js';
 export * from './load.js';
 export * from './secret.js';
 export * from './init.js';
@@ -9,4 +11,5 @@ export * from './supervisor.js';
 export * from './managed-redis.js';
 export * from './detach.js';
 export { serveRole, formatAddresses, parseReadyLine, ServeUsageError, type ServeRoleOptions, type ServedRole } from './role-main.js';
+export { bindAddress, dialAddress, isLoopback, parseHostPort } from '../platform/address.js';
 export { ROLE_NAMES, type Logger, type RoleContext, type RoleHandle, type RoleName } from '../roles/context.js';

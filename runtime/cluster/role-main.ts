@@ -29,8 +29,9 @@ import { getPlatform } from '../platform/index.js';
 import { makeRoleContext, ROLE_NAMES, startRole, type Logger, type RoleHandle, type RoleName } from '../roles/index.js';
 import { NoRedisError, openBackends, redactRedisUrl } from './backends.js';
 import type { ClusterConfig, RoleConfig } from './config.js';
-import { portError } from './embedded.js';
-import { ConfigError, loadCluster, loadRoleFile, parseHostPort } from './load.js';
+import { parseHostPort } from '../platform/address.js';
+import { ConfigError } from './checks.js';
+import { loadCluster, loadRoleFile } from './load.js';
 
 /** How long a clean stop may take before the process gives up on it. */
 export const ROLE_STOP_TIMEOUT_MS = 10_000;
@@ -112,7 +113,7 @@ export async function serveRole(opts: ServeRoleOptions): Promise<ServedRole> {
     handle = await startRole(roleConfig.role, ctx, roleConfig);
   } catch (err) {
     await backends.close().catch(() => {});
-    throw portError(err, roleConfig);
+    throw err;
   }
   let stopping: Promise<void> | undefined;
   return {
