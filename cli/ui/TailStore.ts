@@ -5,7 +5,8 @@
  * topic-status). The Ink view reads immutable snapshots of it through
  * useSyncExternalStore; tests feed it by hand.
  */
-import type { ClientStatusItem, TopicStatusItem } from '../../runtime/bus/payloads.js';
+import { parseBeat, type BeatSummary, type ClientStatusItem, type TopicStatusItem } from '../../runtime/bus/payloads.js';
+import { MISSED_BEATS } from '../../runtime/metrics/beat.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
 
 /** Beats of history kept per role (the sparkline's width at most). */
@@ -14,29 +15,14 @@ export const HISTORY = 30;
 export const MAX_LOG = 500;
 /** Until two beats of a role were seen, its interval is taken to be this (the cluster default). */
 export const DEFAULT_BEAT_MS = 2000;
-/** A role silent for this many of its beat intervals is shown down (as the monitor does). */
-export const MISSED_BEATS = 3;
 
-export interface TailRole {
-  role: string;
-  id: string;
-  addr?: string;
-  http?: string;
+/** A role as the view shows it: its last beat, with its state and rate history. */
+export interface TailRole extends BeatSummary {
   up: boolean;
   /** when its last beat arrived, by this process's clock (ms) */
   lastBeat: number;
   /** the time between its last two beats (ms) */
   beatMs: number;
-  boot: string;
-  pid: number;
-  uptime: number;
-  conns: number;
-  inRate: number;
-  outRate: number;
-  p50: number;
-  p99: number;
-  rss: number;
-  loop: number;
   /** msgs/s in and out of the last HISTORY beats, oldest first */
   inHistory: readonly number[];
   outHistory: readonly number[];
@@ -129,17 +115,18 @@ export class TailStore {
     if (typeof report.cluster === 'string') this.cluster = report.cluster;
     const serverNow = typeof report.ts === 'number' ? report.ts : now;
     for (const r of report.roles ?? []) {
-      if (!r || typeof r.role !== 'string' || typeof r.id !== 'string') continue;
+      const f = parseBeat(r);
+      if (!f) continue;
       const age = Math.max(0, serverNow - num(r.lastBeat ?? serverNow));
-      const key = keyOf(r.role, r.id);
+      const key = keyOf(f.role, f.id);
       const prev = this.roles.get(key);
       this.roles.set(key, {
-        ...fields(r),
+        ...f,
         up: r.up !== false,
         lastBeat: now - age,
         beatMs: prev?.beatMs ?? DEFAULT_BEAT_MS,
-        inHistory: prev?.inHistory ?? [num(r.inRate)],
-        outHistory: prev?.outHistory ?? [num(r.outRate)],
+        inHistory: prev?.inHistory ?? [f.inRate],
+        outHistory: prev?.outHistory ?? [f.outRate],
       });
     }
     this.changed();
@@ -160,13 +147,11 @@ export class TailStore {
   }
 
   beat(data: unknown): boolean {
-    if (!data || typeof data !== 'object') return false;
-    const b = data as Record<string, unknown>;
-    if (typeof b.role !== 'string' || typeof b.id !== 'string' || !b.role || !b.id) return false;
+    const f = parseBeat(data);
+    if (!f) return false;
     const now = this.now();
-    const key = keyOf(b.role, b.id);
+    const key = keyOf(f.role, f.id);
     const prev = this.roles.get(key);
-    const f = fields(b);
     const next: TailRole = {
       ...f,
       up: true,
@@ -283,26 +268,6 @@ export class TailStore {
 export function matches(entry: LogEntry, filter: string): boolean {
   const words = filter.toLowerCase().split(/\s+/).filter(Boolean);
   return words.every((w) => entry.search.includes(w));
-}
-
-function fields(b: Record<string, unknown>): Omit<TailRole, 'up' | 'lastBeat' | 'beatMs' | 'inHistory' | 'outHistory'> {
-  const out: Omit<TailRole, 'up' | 'lastBeat' | 'beatMs' | 'inHistory' | 'outHistory'> = {
-    role: String(b.role),
-    id: String(b.id),
-    boot: typeof b.boot === 'string' ? b.boot : '',
-    pid: num(b.pid),
-    uptime: num(b.uptime),
-    conns: num(b.conns),
-    inRate: num(b.inRate),
-    outRate: num(b.outRate),
-    p50: num(b.p50),
-    p99: num(b.p99),
-    rss: num(b.rss),
-    loop: num(b.loop),
-  };
-  if (typeof b.addr === 'string' && b.addr) out.addr = b.addr;
-  if (typeof b.http === 'string' && b.http) out.http = b.http;
-  return out;
 }
 
 function keyOf(role: string, id: string): string {
