@@ -7,6 +7,7 @@ import { Args, Command, Errors, Flags } from '@oclif/core';
 import { relative, resolve, sep } from 'node:path';
 import { dialAddress, loadCluster, parseHostPort, readRunInfo } from '../runtime/cluster/index.js';
 import type { ClusterConfig } from '../runtime/cluster/config.js';
+import { errorMessage, type StatusFailure } from './monitor.js';
 
 /** Exit codes of every command (README "CLI"). */
 export const EXIT = {
@@ -71,6 +72,23 @@ export abstract class BaseCommand extends Command {
       );
     }
     return { dir, config, where, hint, monitor: dialAddress(config.monitor.httpHost, config.monitor.httpPort) };
+  }
+
+  /** Exits on a failed request to the monitor (`status`, `tail`) with a message the user can act on. */
+  protected failMonitor(monitor: string, at: { secretFile: string; hint: string }, f: StatusFailure): never {
+    if (f.kind === 'unreachable') this.fail(`cannot reach the monitor at ${monitor} (${f.reason}) — ${at.hint}`, EXIT.unreachable);
+    if (f.kind === 'invalid') {
+      this.fail(`the monitor at ${monitor} answered something that is not a FishChat status (is it the monitor?)`, EXIT.failed);
+    }
+    const reason = errorMessage(f.body) ?? `HTTP ${f.status}`;
+    if (f.status === 401) {
+      this.fail(
+        `the monitor at ${monitor} refused the admin token: ${reason} — ` +
+          `is ${shown(at.secretFile)} (or FISHCHAT_SECRET) the secret of that cluster?`,
+        EXIT.failed,
+      );
+    }
+    this.fail(`the monitor at ${monitor} answered HTTP ${f.status}: ${reason}`, EXIT.failed);
   }
 
   /** The gateway address for `send` and `chat`: `--gateway`, else the running cluster's run.json, else gateway.json. */
