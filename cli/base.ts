@@ -5,7 +5,7 @@
  */
 import { Args, Command, Errors, Flags } from '@oclif/core';
 import { relative, resolve, sep } from 'node:path';
-import { dialAddress, loadCluster, parseHostPort, readRunInfo } from '../runtime/cluster/index.js';
+import { dialAddress, loadCluster, parseHostPort, readRunInfo, StopSignals } from '../runtime/cluster/index.js';
 import type { ClusterConfig } from '../runtime/cluster/config.js';
 import { errorMessage, type StatusFailure } from './monitor.js';
 
@@ -107,6 +107,14 @@ export abstract class BaseCommand extends Command {
       );
     }
     return dialAddress(config.gateway.host, config.gateway.port);
+  }
+
+  /** Stop requests for a command that runs roles: the first signal asks for a clean stop, a second one exits at once. */
+  protected stopSignals(): StopSignals {
+    return new StopSignals((signal) => {
+      this.logToStderr(`${signal} again: exiting without a clean stop`);
+      process.exit(EXIT.failed);
+    });
   }
 
   /**
