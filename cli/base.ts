@@ -35,6 +35,11 @@ export const dirFlag = Flags.string({
   helpValue: 'DIR',
 });
 
+/** One entry of a command's `examples`: what it does, and the arguments after `fishchat COMMAND`. */
+export function example(description: string, args = ''): { description: string; command: string } {
+  return { description, command: `<%= config.bin %> <%= command.id %>${args === '' ? '' : ` ${args}`}` };
+}
+
 /** --gateway of the commands that log in (`send`, `chat`). */
 export const gatewayFlag = Flags.string({ description: 'the gateway address (default: from the cluster directory)', helpValue: 'HOST:PORT' });
 

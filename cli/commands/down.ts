@@ -17,7 +17,7 @@ import {
   waitForExit,
   type RunInfo,
 } from '../../runtime/cluster/index.js';
-import { BaseCommand, binName, clusterDir, dirArg, dirHint, EXIT, shown } from '../base.js';
+import { BaseCommand, binName, clusterDir, dirArg, dirHint, example, EXIT, shown } from '../base.js';
 
 /** Longer than `up` itself gives its roles (60 s in the Redis modes), so `up` can finish its own clean stop. */
 const DEFAULT_TIMEOUT_S = 75;
@@ -32,9 +32,9 @@ Not gone within --timeout: it is killed (SIGKILL) with a warning, and the role p
 
 Exit codes: 0 stopped (also when only a stale run.json of a dead \`up\` was found: it is removed); 1 nothing runs on DIR, or the process could not be signalled.`;
   static override examples = [
-    { description: 'Stop the cluster of the current directory', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'Stop the cluster started with `fishchat up chat --detach`', command: '<%= config.bin %> <%= command.id %> chat' },
-    { description: 'Give it 10 s to stop cleanly, then kill it', command: '<%= config.bin %> <%= command.id %> chat --timeout 10' },
+    example('Stop the cluster of the current directory'),
+    example('Stop the cluster started with `fishchat up chat --detach`', 'chat'),
+    example('Give it 10 s to stop cleanly, then kill it', 'chat --timeout 10'),
   ];
   static override args = { dir: dirArg };
   static override flags = {

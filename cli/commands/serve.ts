@@ -1,5 +1,5 @@
 import { Args, Flags } from '@oclif/core';
-import { clusterDir, BaseCommand, dirFlag, EXIT, shown } from '../base.js';
+import { BaseCommand, clusterDir, dirFlag, example, EXIT, shown } from '../base.js';
 import {
   formatAddresses,
   noAppendonlyWarning,
@@ -21,8 +21,8 @@ Every role reads the Redis URL, the cluster name, the secret and its ports from 
 
 Prints \`ready ROLE ID tcp=HOST:PORT http=HOST:PORT pid=N\` once it listens, then its log lines. SIGTERM or Ctrl-C stops it cleanly (a msg_server kicks its clients with "draining"), exit code 0.`;
   static override examples = [
-    { description: 'The router of the cluster in /etc/fishchat', command: '<%= config.bin %> <%= command.id %> router --dir /etc/fishchat' },
-    { description: 'One msg_server, from its own file', command: '<%= config.bin %> <%= command.id %> msg_server --config /etc/fishchat/msg_server.19000.json' },
+    example('The router of the cluster in /etc/fishchat', 'router --dir /etc/fishchat'),
+    example('One msg_server, from its own file', 'msg_server --config /etc/fishchat/msg_server.19000.json'),
     { description: 'One of several msg_servers, by id, with the Redis URL from the environment', command: 'FISHCHAT_REDIS=redis://10.0.0.5:6379 <%= config.bin %> <%= command.id %> msg_server --id ms-19001' },
   ];
   static override args = {

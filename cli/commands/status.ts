@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { signToken } from '../../runtime/protocol/token.js';
 import type { RoleState, StatusReport } from '../../runtime/roles/monitor/roles.js';
-import { BaseCommand, dirFlag, EXIT, monitorFlag } from '../base.js';
+import { BaseCommand, dirFlag, example, EXIT, monitorFlag } from '../base.js';
 import { bytes, duration } from '../format.js';
 import { fetchStatus } from '../monitor.js';
 
@@ -16,13 +16,10 @@ The monitor's address comes from the running cluster (.fishchat/run.json in the 
 
 Exit code: 0 when every role is up, 1 when any role is down, 3 when the monitor cannot be reached.`;
   static override examples = [
-    { description: 'The cluster of the current directory', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'The cluster started with `fishchat up chat`', command: '<%= config.bin %> <%= command.id %> --dir chat' },
-    { description: "The monitor's JSON, for scripts", command: '<%= config.bin %> <%= command.id %> --json' },
-    {
-      description: 'A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)',
-      command: '<%= config.bin %> <%= command.id %> --monitor 10.0.0.5:21000',
-    },
+    example('The cluster of the current directory'),
+    example('The cluster started with `fishchat up chat`', '--dir chat'),
+    example("The monitor's JSON, for scripts", '--json'),
+    example('A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)', '--monitor 10.0.0.5:21000'),
   ];
   static override flags = {
     dir: dirFlag,

@@ -4,7 +4,7 @@ import { createElement } from 'react';
 import { EventStream, EventStreamError, type EventStreamHandlers, type SseEvent } from '../../runtime/client/events.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
-import { BaseCommand, dirFlag, EXIT, monitorFlag } from '../base.js';
+import { BaseCommand, dirFlag, example, EXIT, monitorFlag } from '../base.js';
 import { fetchStatus } from '../monitor.js';
 import { Tail as TailView } from '../ui/Tail.js';
 import { TailStore } from '../ui/TailStore.js';
@@ -28,14 +28,14 @@ The monitor's address comes from the running cluster (.fishchat/run.json in the 
 
 Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 1 the monitor refused the token; 2 bad arguments or configuration; 3 the monitor cannot be reached at start.`;
   static override examples = [
-    { description: 'Watch the cluster of the current directory', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'The cluster started with `fishchat up chat`, only events about alice', command: '<%= config.bin %> <%= command.id %> --dir chat --filter alice' },
-    {
-      description: 'Logins as JSON lines, for scripts',
-      command: `<%= config.bin %> <%= command.id %> --json | jq -c 'select(.event == "client-status")'`,
-    },
-    { description: 'Messages in per second of every msg_server, one line per beat', command: `<%= config.bin %> <%= command.id %> | jq -r 'select(.event == "beat" and .role == "msg_server") | "\\(.id) \\(.inRate)"'` },
-    { description: 'A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)', command: '<%= config.bin %> <%= command.id %> --monitor 10.0.0.5:21000' },
+    example('Watch the cluster of the current directory'),
+    example('The cluster started with `fishchat up chat`, only events about alice', '--dir chat --filter alice'),
+    example('Logins as JSON lines, for scripts', `--json | jq -c 'select(.event == "client-status")'`),
+    example(
+      'Messages in per second of every msg_server, one line per beat',
+      `| jq -r 'select(.event == "beat" and .role == "msg_server") | "\\(.id) \\(.inRate)"'`,
+    ),
+    example('A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)', '--monitor 10.0.0.5:21000'),
   ];
   static override flags = {
     dir: dirFlag,

@@ -27,7 +27,7 @@ import {
   type RunInfo,
   type RuntimeName,
 } from '../../runtime/cluster/index.js';
-import { BaseCommand, binName, clusterDir, dirArg, dirHint, EXIT, RUNTIME_OPTIONS, shown } from '../base.js';
+import { BaseCommand, binName, clusterDir, dirArg, dirHint, example, EXIT, RUNTIME_OPTIONS, shown } from '../base.js';
 
 /** --detach: how long the background cluster may take to get ready (seconds), by default. */
 const DETACH_READY_TIMEOUT_S = 120;
@@ -50,13 +50,13 @@ With --detach the same cluster runs in the background: \`fishchat up\` starts it
 
 Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.pid holds its pid); a second one is refused with exit code 2.`;
   static override examples = [
-    { description: 'Start the cluster of the current directory (mode chosen as above)', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'Start the cluster written by `fishchat init chat`', command: '<%= config.bin %> <%= command.id %> chat' },
-    { description: 'Every role its own process, over a Redis you run', command: '<%= config.bin %> <%= command.id %> --redis redis://127.0.0.1:6379' },
-    { description: 'The role processes on Bun', command: '<%= config.bin %> <%= command.id %> --redis redis://127.0.0.1:6379 --runtime bun' },
-    { description: 'Everything in this process, even with redis-server on PATH', command: '<%= config.bin %> <%= command.id %> --embedded' },
-    { description: 'Start the cluster of ./chat in the background; stop it with `fishchat down chat`', command: '<%= config.bin %> <%= command.id %> chat --detach' },
-    { description: 'In the background over Redis, waiting up to 30 s for it to get ready', command: '<%= config.bin %> <%= command.id %> chat --detach --redis redis://127.0.0.1:6379 --ready-timeout 30' },
+    example('Start the cluster of the current directory (mode chosen as above)'),
+    example('Start the cluster written by `fishchat init chat`', 'chat'),
+    example('Every role its own process, over a Redis you run', '--redis redis://127.0.0.1:6379'),
+    example('The role processes on Bun', '--redis redis://127.0.0.1:6379 --runtime bun'),
+    example('Everything in this process, even with redis-server on PATH', '--embedded'),
+    example('Start the cluster of ./chat in the background; stop it with `fishchat down chat`', 'chat --detach'),
+    example('In the background over Redis, waiting up to 30 s for it to get ready', 'chat --detach --redis redis://127.0.0.1:6379 --ready-timeout 30'),
   ];
   static override args = { dir: dirArg };
   static override flags = {
