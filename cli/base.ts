@@ -41,7 +41,10 @@ export function example(description: string, args = ''): { description: string; 
 }
 
 /** --gateway of the commands that log in (`send`, `chat`). */
-export const gatewayFlag = Flags.string({ description: 'the gateway address (default: from the cluster directory)', helpValue: 'HOST:PORT' });
+export const gatewayFlag = Flags.string({
+  description: 'the gateway address (default: from the cluster directory)',
+  helpValue: 'HOST:PORT',
+});
 
 /** --monitor of the commands that ask the monitor (`status`, `tail`). */
 export const monitorFlag = Flags.string({
@@ -81,9 +84,14 @@ export abstract class BaseCommand extends Command {
 
   /** Exits on a failed request to the monitor (`status`, `tail`) with a message the user can act on. */
   protected failMonitor(monitor: string, at: { secretFile: string; hint: string }, f: StatusFailure): never {
-    if (f.kind === 'unreachable') this.fail(`cannot reach the monitor at ${monitor} (${f.reason}) — ${at.hint}`, EXIT.unreachable);
+    if (f.kind === 'unreachable') {
+      this.fail(`cannot reach the monitor at ${monitor} (${f.reason}) — ${at.hint}`, EXIT.unreachable);
+    }
     if (f.kind === 'invalid') {
-      this.fail(`the monitor at ${monitor} answered something that is not a FishChat status (is it the monitor?)`, EXIT.failed);
+      this.fail(
+        `the monitor at ${monitor} answered something that is not a FishChat status (is it the monitor?)`,
+        EXIT.failed,
+      );
     }
     const reason = errorMessage(f.body) ?? `HTTP ${f.status}`;
     if (f.status === 401) {
@@ -97,10 +105,10 @@ export abstract class BaseCommand extends Command {
   }
 
   /** The gateway address for `send` and `chat`: `--gateway`, else the running cluster's run.json, else gateway.json. */
-  protected async findGateway(dir: string, config: ClusterConfig, gatewayFlagValue: string | undefined): Promise<string> {
-    if (gatewayFlagValue !== undefined) {
-      if (!parseHostPort(gatewayFlagValue)) this.fail(`--gateway must be HOST:PORT, found ${JSON.stringify(gatewayFlagValue)}`, EXIT.usage);
-      return gatewayFlagValue;
+  protected async findGateway(dir: string, config: ClusterConfig, given: string | undefined): Promise<string> {
+    if (given !== undefined) {
+      if (!parseHostPort(given)) this.fail(`--gateway must be HOST:PORT, found ${JSON.stringify(given)}`, EXIT.usage);
+      return given;
     }
     const running = await readRunInfo(dir);
     if (running) return running.gateway;
@@ -114,7 +122,7 @@ export abstract class BaseCommand extends Command {
     return dialAddress(config.gateway.host, config.gateway.port);
   }
 
-  /** Stop requests for a command that runs roles: the first signal asks for a clean stop, a second one exits at once. */
+  /** Stop requests for a command that runs roles: a first signal asks for a clean stop, a second one exits at once. */
   protected stopSignals(): StopSignals {
     return new StopSignals((signal) => {
       this.logToStderr(`${signal} again: exiting without a clean stop`);
@@ -139,10 +147,12 @@ export abstract class BaseCommand extends Command {
   }
 }
 
+const NETWORK_ERRORS = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/;
+
 /** A failure to reach an address (refused, reset, unreachable, unknown host, …). */
 export function isNetworkError(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/.test(code);
+  return typeof code === 'string' && NETWORK_ERRORS.test(code);
 }
 
 /** The cluster directory from an argument or flag, absolute. */

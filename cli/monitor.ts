@@ -25,7 +25,8 @@ export async function fetchStatus(
   } catch (err) {
     const e = err as { name?: string };
     const timedOut = e?.name === 'TimeoutError' || e?.name === 'AbortError';
-    return { kind: 'unreachable', reason: timedOut ? `no answer within ${STATUS_TIMEOUT_MS / 1000} s` : networkReason(err) };
+    const reason = timedOut ? `no answer within ${STATUS_TIMEOUT_MS / 1000} s` : networkReason(err);
+    return { kind: 'unreachable', reason };
   }
   const text = await res.text().catch(() => '');
   if (!res.ok) return { kind: 'refused', status: res.status, body: text };
@@ -45,7 +46,8 @@ export function parseReport(text: string): StatusReport | undefined {
   if (!b || typeof b !== 'object' || !Array.isArray(b.roles)) return undefined;
   const role = (r: unknown) => {
     const x = r as Partial<Record<string, unknown>> | null;
-    return !!x && typeof x === 'object' && typeof x.role === 'string' && typeof x.id === 'string' && typeof x.up === 'boolean';
+    if (!x || typeof x !== 'object') return false;
+    return typeof x.role === 'string' && typeof x.id === 'string' && typeof x.up === 'boolean';
   };
   return b.roles.every(role) ? (b as StatusReport) : undefined;
 }

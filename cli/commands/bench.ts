@@ -39,10 +39,16 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
   static override examples = [
     example('100 p2p pairs on an embedded cluster of its own, 10 s'),
     example('1000 pairs, each receiver on another msg_server, as JSON', '--pairs 1000 --cross --json'),
-    example('One process per role over Redis, the roles on Bun', '--pairs 1000 --redis redis://127.0.0.1:6379 --runtime bun'),
+    example(
+      'One process per role over Redis, the roles on Bun',
+      '--pairs 1000 --redis redis://127.0.0.1:6379 --runtime bun',
+    ),
     example('Topic fan-out: 10000 members, 2 publishers', '--topic-members 10000 --publishers 2'),
     example('Memory per idle connection on one msg_server', '--idle 15000'),
-    example('A running cluster (the secret of ./chat signs the tokens)', '--gateway 127.0.0.1:17000 --dir chat --pairs 50 --duration 5'),
+    example(
+      'A running cluster (the secret of ./chat signs the tokens)',
+      '--gateway 127.0.0.1:17000 --dir chat --pairs 50 --duration 5',
+    ),
   ];
   static override flags = {
     pairs: Flags.integer({ description: 'p2p workload: sender/receiver pairs (default 100)', helpValue: 'N' }),

@@ -4,7 +4,18 @@ import { randomBytes } from 'node:crypto';
 import { FishClient, FishError, type Msg } from '../../runtime/client/index.js';
 import { loadCluster } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { BaseCommand, binName, clusterDir, dirFlag, dirHint, example, EXIT, gatewayFlag, isNetworkError, shown } from '../base.js';
+import {
+  BaseCommand,
+  binName,
+  clusterDir,
+  dirFlag,
+  dirHint,
+  example,
+  EXIT,
+  gatewayFlag,
+  isNetworkError,
+  shown,
+} from '../base.js';
 import {
   ChatStore,
   initialChat,
@@ -68,8 +79,14 @@ Exit codes: 0 you quit; 1 the session failed or ended (replaced by another login
     example('Chat with bob as alice (the cluster in the current directory)', '--as alice --to bob'),
     example('Join (or create) the topic "general"', '--as alice --topic general'),
     example('The cluster in ./chat, from another terminal as bob', '--dir chat --as bob --to alice'),
-    example('A second session of alice next to her first one (another device id, so neither is replaced)', '--as alice --to bob --device laptop'),
-    example('Through a gateway on another machine (FISHCHAT_SECRET holds the cluster secret)', '--gateway chat.example.net:17000 --as alice --to bob'),
+    example(
+      'A second session of alice next to her first one (another device id, so neither is replaced)',
+      '--as alice --to bob --device laptop',
+    ),
+    example(
+      'Through a gateway on another machine (FISHCHAT_SECRET holds the cluster secret)',
+      '--gateway chat.example.net:17000 --as alice --to bob',
+    ),
   ];
   static override flags = {
     as: Flags.string({ description: 'the user you chat as', required: true, helpValue: 'USER' }),

@@ -3,7 +3,18 @@ import { createInterface } from 'node:readline';
 import { FishClient, FishError } from '../../runtime/client/index.js';
 import { loadCluster } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { BaseCommand, binName, clusterDir, dirFlag, dirHint, example, EXIT, gatewayFlag, isNetworkError, shown } from '../base.js';
+import {
+  BaseCommand,
+  binName,
+  clusterDir,
+  dirFlag,
+  dirHint,
+  example,
+  EXIT,
+  gatewayFlag,
+  isNetworkError,
+  shown,
+} from '../base.js';
 
 /** Sends in flight at once when reading lines from stdin (replies come back in order). */
 const WINDOW = 64;
@@ -28,8 +39,14 @@ The token is minted from the cluster secret of --dir (or FISHCHAT_SECRET); the g
 Exit codes: 0 stored; 1 the server answered an error (its code and message are printed); 2 bad arguments or configuration; 3 the cluster could not be reached.`;
   static override examples = [
     example('Send one message', '--as alice --to bob "hello"'),
-    example('One message per line of a file, with the ok fields as JSON lines', '--as ci --to ops --json - < lines.txt'),
-    example('Idempotent: a retry with the same --cid is stored once', '--as ci --to ops --cid build-4711 "build 4711 is green"'),
+    example(
+      'One message per line of a file, with the ok fields as JSON lines',
+      '--as ci --to ops --json - < lines.txt',
+    ),
+    example(
+      'Idempotent: a retry with the same --cid is stored once',
+      '--as ci --to ops --cid build-4711 "build 4711 is green"',
+    ),
     example('To the cluster in ./chat', '--dir chat --as alice --to bob hi'),
   ];
   static override args = {

@@ -60,7 +60,8 @@ Prints \`ready ROLE ID tcp=HOST:PORT http=HOST:PORT pid=N\` once it listens, the
     }
     const h = served.handle;
     this.log(`serving ${h.role} ${h.id} of cluster "${served.config.cluster}" (${shown(served.config.dir)}) on ${detectRuntime()}, over Redis at ${served.redis}`);
-    if ((await redisAppendonly(served.config.redis!)) === false) this.logToStderr(`warning: ${noAppendonlyWarning(served.config.redis!)}`);
+    const redis = served.config.redis!;
+    if ((await redisAppendonly(redis)) === false) this.logToStderr(`warning: ${noAppendonlyWarning(redis)}`);
     this.log(`ready ${h.role} ${h.id} ${formatAddresses(h.addresses)} pid=${process.pid}`);
 
     const signal = await signals.wait();

@@ -67,7 +67,8 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
         if (err instanceof EventStreamError && err.status !== undefined) {
           this.failMonitor(monitor, at, { kind: 'refused', status: err.status, body: err.body ?? '' });
         }
-        this.failMonitor(monitor, at, { kind: 'unreachable', reason: err instanceof Error ? err.message : String(err) });
+        const reason = err instanceof Error ? err.message : String(err);
+        this.failMonitor(monitor, at, { kind: 'unreachable', reason });
       }
       return stream;
     };
@@ -118,7 +119,8 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
         if (reconnect) this.logToStderr(`tail: reconnected to the monitor at ${monitor}`);
       },
       disconnect: ({ reason, retryInMs, attempt }) => {
-        this.logToStderr(`tail: lost the monitor at ${monitor} (${reason}); reconnecting in ${(retryInMs / 1000).toFixed(1)} s (attempt ${attempt})`);
+        const retry = `reconnecting in ${(retryInMs / 1000).toFixed(1)} s (attempt ${attempt})`;
+        this.logToStderr(`tail: lost the monitor at ${monitor} (${reason}); ${retry}`);
       },
     });
     // Once the status line is out, the stream is open: nothing after it is missed.
@@ -152,7 +154,9 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
         if (data !== NO_DATA) store.handle(e.event, data);
       },
       open: () => store.setConnection({ state: 'live' }),
-      disconnect: ({ reason, retryInMs, attempt }) => store.setConnection({ state: 'reconnecting', reason, retryInMs, attempt }),
+      disconnect: ({ reason, retryInMs, attempt }) => {
+        store.setConnection({ state: 'reconnecting', reason, retryInMs, attempt });
+      },
     });
 
     const ticker = setInterval(() => store.tick(), 1000);

@@ -56,7 +56,10 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     example('The role processes on Bun', '--redis redis://127.0.0.1:6379 --runtime bun'),
     example('Everything in this process, even with redis-server on PATH', '--embedded'),
     example('Start the cluster of ./chat in the background; stop it with `fishchat down chat`', 'chat --detach'),
-    example('In the background over Redis, waiting up to 30 s for it to get ready', 'chat --detach --redis redis://127.0.0.1:6379 --ready-timeout 30'),
+    example(
+      'In the background over Redis, waiting up to 30 s for it to get ready',
+      'chat --detach --redis redis://127.0.0.1:6379 --ready-timeout 30',
+    ),
   ];
   static override args = { dir: dirArg };
   static override flags = {
@@ -141,7 +144,9 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       for (const line of describeMode(config, choice, shown, flags.runtime !== undefined)) this.log(line);
       const cluster = await startUp(config, choice, {
         log: logLine,
-        ready: (r) => this.log(`ready  ${prefix(r.role, r.id)}  ${addresses(r)}${r.pid === undefined ? '' : `  pid ${r.pid}`}`),
+        ready: (r) => {
+          this.log(`ready  ${prefix(r.role, r.id)}  ${addresses(r)}${r.pid === undefined ? '' : `  pid ${r.pid}`}`);
+        },
         redisReady: (r) => this.log(`ready  ${prefix('redis', 'redis-server')}  ${r.url}  pid ${r.pid}`),
         warn: (line) => this.log(`warning: ${line}`),
         fatal: (message) => {
@@ -198,25 +203,35 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     for (const s of STOP_SIGNALS) process.on(s, onSignal);
     let outcome: DetachedOutcome;
     try {
-      outcome = await awaitDetachedUp(dir, up, { timeoutMs: timeoutS * 1000, show: (l) => this.log(l), cancelled: () => cancelled });
+      const show = (line: string) => this.log(line);
+      outcome = await awaitDetachedUp(dir, up, { timeoutMs: timeoutS * 1000, show, cancelled: () => cancelled });
     } finally {
       for (const s of STOP_SIGNALS) process.off(s, onSignal);
     }
     if (outcome.kind === 'exited') {
       const e = outcome.exited;
-      const how = e?.error ? `could not be started: ${e.error}` : e?.signal ? `was killed by ${e.signal}` : `exited with code ${e?.code ?? '?'}`;
-      this.logToStderr(`Error: the background fishchat up (pid ${pid}) ${how} before the cluster was ready; the last lines of ${logShown}:`);
+      const how = e?.error
+        ? `could not be started: ${e.error}`
+        : e?.signal
+          ? `was killed by ${e.signal}`
+          : `exited with code ${e?.code ?? '?'}`;
+      this.logToStderr(
+        `Error: the background fishchat up (pid ${pid}) ${how} before the cluster was ready; ` +
+          `the last lines of ${logShown}:`,
+      );
       tail();
       this.exit(e?.code === EXIT.usage || e?.code === EXIT.unreachable ? e.code : EXIT.failed);
     }
     if (outcome.kind !== 'ready') {
-      const why = outcome.kind === 'cancelled' ? `${outcome.signal}: cancelled` : `the cluster was not ready within ${timeoutS} s`;
+      const late = `the cluster was not ready within ${timeoutS} s`;
+      const why = outcome.kind === 'cancelled' ? `${outcome.signal}: cancelled` : late;
       this.logToStderr(`Error: ${why}; stopping the background fishchat up (pid ${pid})`);
       if (outcome.kind === 'timeout') {
         this.logToStderr(`the last lines of ${logShown}:`);
         tail();
       }
-      await terminate(pid, UP_STOP_TIMEOUT_MS.redis + 5000, () => this.logToStderr('it did not stop: killing it (SIGKILL)'));
+      const killing = () => this.logToStderr('it did not stop: killing it (SIGKILL)');
+      await terminate(pid, UP_STOP_TIMEOUT_MS.redis + 5000, killing);
       this.exit(EXIT.failed);
     }
     this.log(`running in the background: pid ${pid}, logs in ${logShown}`);

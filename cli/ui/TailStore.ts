@@ -5,7 +5,12 @@
  * topic-status). The Ink view reads immutable snapshots of it through
  * useSyncExternalStore; tests feed it by hand.
  */
-import { parseBeat, type BeatSummary, type ClientStatusItem, type TopicStatusItem } from '../../runtime/bus/payloads.js';
+import {
+  parseBeat,
+  type BeatSummary,
+  type ClientStatusItem,
+  type TopicStatusItem,
+} from '../../runtime/bus/payloads.js';
 import { MISSED_BEATS } from '../../runtime/metrics/beat.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
 
@@ -27,6 +32,9 @@ export interface TailRole extends BeatSummary {
   inHistory: readonly number[];
   outHistory: readonly number[];
 }
+
+const CLIENT_KINDS: readonly LogKind[] = ['login', 'logout', 'kick'];
+const TOPIC_KINDS: readonly LogKind[] = ['create', 'join', 'leave'];
 
 export type LogKind = 'login' | 'logout' | 'kick' | 'create' | 'join' | 'leave' | 'up' | 'down' | 'restart' | 'monitor';
 
@@ -170,30 +178,23 @@ export class TailStore {
   }
 
   clientStatus(data: unknown): boolean {
-    if (!data || typeof data !== 'object') return false;
-    const c = data as Partial<Record<keyof ClientStatusItem, unknown>>;
-    const kind = c.k;
-    if (kind !== 'login' && kind !== 'logout' && kind !== 'kick') return false;
-    const who = `${str(c.user)}/${str(c.device)}`;
-    const reason = typeof c.reason === 'string' && c.reason ? c.reason : undefined;
-    const text = kind === 'kick' ? `${who} on ${str(c.server)}${reason ? `: ${reason}` : ''}` : `${who} on ${str(c.server)}${reason ? ` (${reason})` : ''}`;
-    this.add(kind, tsOf(c.ts, this.now()), text);
-    this.changed();
-    return true;
+    return this.event(data, CLIENT_KINDS, (c: Partial<Record<keyof ClientStatusItem, unknown>>) => {
+      const who = `${str(c.user)}/${str(c.device)}`;
+      const reason = typeof c.reason === 'string' && c.reason ? c.reason : undefined;
+      const on = `on ${str(c.server)}`;
+      if (c.k === 'kick') return `${who} ${on}${reason ? `: ${reason}` : ''}`;
+      return `${who} ${on}${reason ? ` (${reason})` : ''}`;
+    });
   }
 
   topicStatus(data: unknown): boolean {
-    if (!data || typeof data !== 'object') return false;
-    const t = data as Partial<Record<keyof TopicStatusItem, unknown>>;
-    const kind = t.k;
-    if (kind !== 'create' && kind !== 'join' && kind !== 'leave') return false;
-    const topic = `#${str(t.topic)}`;
-    const user = str(t.user);
-    const on = `on ${str(t.server)}`;
-    const text = kind === 'create' ? `${topic} by ${user} ${on}` : kind === 'join' ? `${user} → ${topic} ${on}` : `${user} ← ${topic} ${on}`;
-    this.add(kind, tsOf(t.ts, this.now()), text);
-    this.changed();
-    return true;
+    return this.event(data, TOPIC_KINDS, (t: Partial<Record<keyof TopicStatusItem, unknown>>) => {
+      const topic = `#${str(t.topic)}`;
+      const user = str(t.user);
+      const on = `on ${str(t.server)}`;
+      if (t.k === 'create') return `${topic} by ${user} ${on}`;
+      return t.k === 'join' ? `${user} → ${topic} ${on}` : `${user} ← ${topic} ${on}`;
+    });
   }
 
   /** Marks roles whose beats stopped as down (call it every second or so). */
@@ -222,6 +223,20 @@ export class TailStore {
   }
 
   // ------------------------------------------------------------ internals
+
+  /** A client-status or topic-status item: logged as `text(item)` when its `k` is one of `kinds`. */
+  private event<T extends { k?: unknown; ts?: unknown }>(
+    data: unknown,
+    kinds: readonly LogKind[],
+    text: (item: T) => string,
+  ): boolean {
+    if (!data || typeof data !== 'object') return false;
+    const item = data as T;
+    if (!kinds.includes(item.k as LogKind)) return false;
+    this.add(item.k as LogKind, tsOf(item.ts, this.now()), text(item));
+    this.changed();
+    return true;
+  }
 
   private add(kind: LogKind, ts: number, text: string): void {
     this.seq++;

@@ -5,7 +5,14 @@
  */
 import { isHost, isWildcard, parseHostPort } from '../platform/address.js';
 import { ROLE_NAMES, type RoleName } from '../roles/context.js';
-import { DEFAULT_SETTINGS, type AuthMode, type MsgServerConfig, type RoleConfig, type RuntimeName, type Settings } from '../roles/config.js';
+import {
+  DEFAULT_SETTINGS,
+  type AuthMode,
+  type MsgServerConfig,
+  type RoleConfig,
+  type RuntimeName,
+  type Settings,
+} from '../roles/config.js';
 import { CLUSTER_FILE, DEFAULT_HOST, type ClusterFile } from './defaults.js';
 
 /** A configuration problem, naming the file, the field, what was expected and what was found. */
@@ -206,7 +213,9 @@ export function checkUnique(roles: RoleEntry[]): void {
 
 /** A cluster name: it names bus channels (`fishchat:<cluster>:`). */
 export function checkClusterName(file: string, field: string | undefined, v: unknown): string {
-  if (typeof v !== 'string' || !CLUSTER_RE.test(v)) fail(file, field, 'must be 1 to 64 characters of A-Z a-z 0-9 _ . -', v);
+  if (typeof v !== 'string' || !CLUSTER_RE.test(v)) {
+    fail(file, field, 'must be 1 to 64 characters of A-Z a-z 0-9 _ . -', v);
+  }
   return v;
 }
 

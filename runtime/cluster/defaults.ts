@@ -119,5 +119,6 @@ export function defaultAdminRoleFile(role: (typeof DEFAULT_ADMIN_ROLES)[number])
 export function mergeSettings(partial: Partial<Settings> | undefined): Settings {
   const s = structuredClone(DEFAULT_SETTINGS);
   if (!partial) return s;
-  return { ...s, ...partial, backoff: { ...(partial.backoff ?? s.backoff) }, sendRate: { ...(partial.sendRate ?? s.sendRate) } };
+  const backoff = { ...(partial.backoff ?? s.backoff) };
+  return { ...s, ...partial, backoff, sendRate: { ...(partial.sendRate ?? s.sendRate) } };
 }

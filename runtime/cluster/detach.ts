@@ -18,7 +18,20 @@
  * program is not ours to signal).
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync, fstatSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { processAlive, runFilePath, type RunInfo } from './load.js';
 
@@ -342,7 +355,8 @@ export async function spawnDetachedUp(dir: string, entry: string, args: string[]
   const log = openUpLog(dir);
   let exited: DetachedExit | undefined;
   try {
-    writeSync(log.fd, `==> ${new Date().toISOString()}  fishchat ${args.join(' ')}  (started by fishchat up --detach)\n`);
+    const started = new Date().toISOString();
+    writeSync(log.fd, `==> ${started}  fishchat ${args.join(' ')}  (started by fishchat up --detach)\n`);
     const child = spawn(process.execPath, [...process.execArgv, entry, ...args], {
       cwd: process.cwd(),
       env: { ...process.env, [DETACHED_ENV]: '1' },

@@ -15,7 +15,7 @@ import { runFilePath, type RunInfo, type RunMode } from './load.js';
 import { findRedisServer, MANAGED_REDIS_DIR, startManagedRedis, type ManagedRedis } from './managed-redis.js';
 import { Supervisor, type RoleProcessInfo } from './supervisor.js';
 
-/** How long a clean stop may take before `up` gives up on it: embedded, and the Redis modes (one role group after the other). */
+/** How long a clean stop may take before `up` gives up on it (Redis modes: one role group after the other). */
 export const UP_STOP_TIMEOUT_MS = { embedded: 15_000, redis: 60_000 } as const;
 
 export interface ModeChoice {
@@ -32,7 +32,9 @@ export function chooseMode(config: ClusterConfig, flags: { redis?: string; embed
   if (flags.redis !== undefined) return { mode: 'redis', why: 'from --redis' };
   if (config.redis !== undefined) return { mode: 'redis', why: `"redis" in ${CLUSTER_FILE}` };
   const redisServer = findRedisServer();
-  if (redisServer) return { mode: 'managed', why: `no Redis URL given, and redis-server is on PATH (${redisServer})`, redisServer };
+  if (redisServer) {
+    return { mode: 'managed', why: `no Redis URL given, and redis-server is on PATH (${redisServer})`, redisServer };
+  }
   return { mode: 'embedded', why: 'no Redis configured, and no redis-server on PATH' };
 }
 
@@ -40,7 +42,12 @@ export function chooseMode(config: ClusterConfig, flags: { redis?: string; embed
  * The "mode: …" line and its notes, said before the cluster starts. `shown`
  * writes a path as the user should read it; `runtimeGiven`: --runtime was given.
  */
-export function describeMode(config: ClusterConfig, choice: ModeChoice, shown: (path: string) => string, runtimeGiven: boolean): string[] {
+export function describeMode(
+  config: ClusterConfig,
+  choice: ModeChoice,
+  shown: (path: string) => string,
+  runtimeGiven: boolean,
+): string[] {
   const runtime = config.runtime;
   switch (choice.mode) {
     case 'embedded': {
@@ -49,16 +56,21 @@ export function describeMode(config: ClusterConfig, choice: ModeChoice, shown: (
         `mode: embedded (${choice.why}: every role runs in this process on ${here}, ` +
           `with an in-process bus and the SQLite store in ${shown(config.dataDir)})`,
       ];
-      if (config.redis !== undefined) lines.push(`note: "redis" (${redactRedisUrl(config.redis)}) is not used in embedded mode`);
+      if (config.redis !== undefined) {
+        lines.push(`note: "redis" (${redactRedisUrl(config.redis)}) is not used in embedded mode`);
+      }
       if (runtime !== here || runtimeGiven) {
-        lines.push(`note: "runtime": "${runtime}" applies to role processes; embedded mode runs in this ${here} process`);
+        lines.push(
+          `note: "runtime": "${runtime}" applies to role processes; embedded mode runs in this ${here} process`,
+        );
       }
       return lines;
     }
     case 'managed':
       return [
         `mode: managed Redis (${choice.why}: a private redis-server for this cluster on 127.0.0.1, ` +
-          `appendonly on, data in ${shown(join(config.dir, MANAGED_REDIS_DIR))}; every role in its own ${runtime} process)`,
+          `appendonly on, data in ${shown(join(config.dir, MANAGED_REDIS_DIR))}; ` +
+          `every role in its own ${runtime} process)`,
       ];
     case 'redis':
       return [
@@ -68,12 +80,20 @@ export function describeMode(config: ClusterConfig, choice: ModeChoice, shown: (
   }
 }
 
+/** A role as `up` announces it (pid: a role process). */
+export interface UpRole {
+  role: string;
+  id: string;
+  addresses: { tcp?: string; http?: string };
+  pid?: number;
+}
+
 /** What a starting and running cluster tells `up`. */
 export interface UpEvents {
   /** a log line of a role, or of the managed redis-server (role "redis", id "redis-server") */
   log: (role: string, id: string, line: string) => void;
   /** a role is ready (restarted: a role process that came back); the managed redis-server is ready */
-  ready: (r: { role: string; id: string; addresses: { tcp?: string; http?: string }; pid?: number }, restarted: boolean) => void;
+  ready: (r: UpRole, restarted: boolean) => void;
   /** a managed redis-server runs */
   redisReady?: (redis: { url: string; pid: number }) => void;
   /** something worth a warning (an external Redis without appendonly) */
@@ -124,7 +144,8 @@ async function startRedisModes(config: ClusterConfig, choice: ModeChoice, events
       bin: choice.redisServer,
       notice: (line) => events.log('redis', 'redis-server', line),
       log: (line) => {
-        if (redisUp && (/^\d+:[A-Z] .* # /.test(line) || !/^\d+:[A-Z] /.test(line))) events.log('redis', 'redis-server', line);
+        const warning = /^\d+:[A-Z] .* # /.test(line) || !/^\d+:[A-Z] /.test(line);
+        if (redisUp && warning) events.log('redis', 'redis-server', line);
       },
     });
     redisUp = true;
@@ -157,7 +178,8 @@ async function startRedisModes(config: ClusterConfig, choice: ModeChoice, events
     notice: (role, id, line) => events.log(role, id, line),
     onReady: (r, restarted) => {
       events.ready(r, restarted);
-      if (restarted && published) writes = writes.then(() => writeRunFile(runFile, info(supervisor.roles))).catch(() => {});
+      if (!restarted || !published) return;
+      writes = writes.then(() => writeRunFile(runFile, info(supervisor.roles))).catch(() => {});
     },
   });
 

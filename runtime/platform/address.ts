@@ -8,7 +8,9 @@ import { AddressInUseError, type Listener } from './types.js';
 
 export { isIP };
 
-const HOSTNAME_RE = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+/** One DNS label: 1–63 letters, digits and inner hyphens. */
+const LABEL = '[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const HOSTNAME_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(\\.${LABEL})*$`);
 
 /** A host name or an IP address (no brackets, no port). */
 export function isHost(host: string): boolean {

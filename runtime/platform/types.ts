@@ -106,8 +106,8 @@ export class AddressInUseError extends Error {
     super(
       owner === undefined
         ? `address ${host}:${port} is already in use`
-        : `cannot start ${owner.role} ${owner.id}: its ${owner.listener === 'tcp' ? 'client TCP' : 'HTTP'} port ${port} ` +
-            `on ${host} is already in use — stop what holds it, or change ` +
+        : `cannot start ${owner.role} ${owner.id}: its ${owner.listener === 'tcp' ? 'client TCP' : 'HTTP'} ` +
+            `port ${port} on ${host} is already in use — stop what holds it, or change ` +
             `"${owner.listener === 'tcp' ? 'port' : 'httpPort'}" in its role file`,
     );
     this.name = 'AddressInUseError';
