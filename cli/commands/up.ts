@@ -28,6 +28,7 @@ import {
   type RuntimeName,
 } from '../../runtime/cluster/index.js';
 import { BaseCommand, binName, clusterDir, dirArg, dirHint, example, EXIT, RUNTIME_OPTIONS, shown } from '../base.js';
+import { addressList } from '../format.js';
 
 /** --detach: how long the background cluster may take to get ready (seconds), by default. */
 const DETACH_READY_TIMEOUT_S = 120;
@@ -145,7 +146,7 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       const cluster = await startUp(config, choice, {
         log: logLine,
         ready: (r) => {
-          this.log(`ready  ${prefix(r.role, r.id)}  ${addresses(r)}${r.pid === undefined ? '' : `  pid ${r.pid}`}`);
+          this.log(`ready  ${prefix(r.role, r.id)}  ${addressList(r.addresses)}${r.pid === undefined ? '' : `  pid ${r.pid}`}`);
         },
         redisReady: (r) => this.log(`ready  ${prefix('redis', 'redis-server')}  ${r.url}  pid ${r.pid}`),
         warn: (line) => this.log(`warning: ${line}`),
@@ -255,9 +256,3 @@ function alreadyRunning(dir: string, info: RunInfo): AlreadyRunningError {
   return err;
 }
 
-function addresses(r: { addresses: { tcp?: string; http?: string } }): string {
-  const parts: string[] = [];
-  if (r.addresses.tcp) parts.push(`tcp ${r.addresses.tcp}`);
-  if (r.addresses.http) parts.push(`http ${r.addresses.http}`);
-  return parts.join('  ');
-}

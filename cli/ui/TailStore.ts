@@ -12,6 +12,7 @@ import {
   type TopicStatusItem,
 } from '../../runtime/bus/payloads.js';
 import { MISSED_BEATS } from '../../runtime/metrics/beat.js';
+import { ROLE_NAMES } from '../../runtime/roles/context.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
 
 /** Beats of history kept per role (the sparkline's width at most). */
@@ -74,8 +75,6 @@ export interface TailStoreOptions {
   /** the clock (tests) */
   now?: () => number;
 }
-
-const ROLE_ORDER = ['gateway', 'msg_server', 'router', 'manager', 'monitor'];
 
 export class TailStore {
   private readonly roles = new Map<string, TailRole>();
@@ -290,8 +289,9 @@ function keyOf(role: string, id: string): string {
 }
 
 function rank(role: string): number {
-  const i = ROLE_ORDER.indexOf(role);
-  return i < 0 ? ROLE_ORDER.length : i;
+  // The roles in the order of ROLE_NAMES (gateway first), then any other.
+  const i = (ROLE_NAMES as readonly string[]).indexOf(role);
+  return i < 0 ? ROLE_NAMES.length : i;
 }
 
 function cmp(a: string, b: string): number {

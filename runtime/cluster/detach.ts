@@ -33,6 +33,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { CLUSTER_DEFAULTS, CLUSTER_FILE } from './defaults.js';
 import { processAlive, runFilePath, type RunInfo } from './load.js';
 
 /** The lock of a running (or starting) `fishchat up`: its pid. */
@@ -208,13 +209,31 @@ export function readRunFileRaw(path: string): RunInfo | undefined {
   }
 }
 
+/**
+ * The `up` of DIR (`fishchat down`): the pid of run.json when that is a
+ * running `up`, else the one of up.pid (an `up` still starting); `info` is
+ * run.json as found, also when its `up` is gone.
+ */
+export function findUp(dir: string): { pid?: number; info?: RunInfo } {
+  const info = readRunFileRaw(runFilePath(dir));
+  if (info && processIs(info.pid, 'up')) return { pid: info.pid, info };
+  return { pid: readUpLock(dir), info };
+}
+
+/** Once the `up` with `pid` is gone: its run.json (a killed `up` cannot remove it) and a stale up.pid. */
+export function removeUpFiles(dir: string, pid: number): void {
+  const runFile = runFilePath(dir);
+  if (readRunFileRaw(runFile)?.pid === pid) rmSync(runFile, { force: true });
+  removeStaleUpLock(dir);
+}
+
 /** The cluster name from fishchat.json, without validating the rest ("local" when unreadable). */
 export function clusterName(dir: string): string {
   try {
-    const raw = JSON.parse(readFileSync(join(dir, 'fishchat.json'), 'utf8')) as { cluster?: unknown };
-    return typeof raw.cluster === 'string' ? raw.cluster : 'local';
+    const raw = JSON.parse(readFileSync(join(dir, CLUSTER_FILE), 'utf8')) as { cluster?: unknown };
+    return typeof raw.cluster === 'string' ? raw.cluster : CLUSTER_DEFAULTS.cluster;
   } catch {
-    return 'local';
+    return CLUSTER_DEFAULTS.cluster;
   }
 }
 
