@@ -172,6 +172,11 @@ export function binName(): string {
   return process.env.npm_command === 'exec' ? 'npx fishchat' : 'fishchat';
 }
 
+/** "is `fishchat up DIR` running in DIR?": what to check when the cluster of `dir` cannot be reached. */
+export function upHint(dir: string): string {
+  return `is \`${binName()} up${dirHint(dir)}\` running in ${dir === process.cwd() ? 'this directory' : shown(dir)}?`;
+}
+
 /** The `DIR` part of a hint: empty for the current directory. */
 export function dirHint(dir: string): string {
   return dir === process.cwd() ? '' : ` ${quote(shown(dir))}`;

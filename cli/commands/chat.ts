@@ -8,12 +8,11 @@ import {
   binName,
   clusterDir,
   dirFlag,
-  dirHint,
   example,
   EXIT,
   gatewayFlag,
   isNetworkError,
-  shown,
+  upHint,
 } from '../base.js';
 import type { Peer } from '../ui/ChatState.js';
 import { loadChatUi, runChatSession } from '../ui/ChatSession.js';
@@ -109,7 +108,7 @@ Exit codes: 0 you quit; 1 the session failed or ended (replaced by another login
     const message = err instanceof Error ? err.message : String(err);
     if (err instanceof FishError || isNetworkError(err)) {
       this.fail(
-        `cannot reach the cluster through the gateway at ${gateway} — is \`${binName()} up${dirHint(dir)}\` running in ${dir === process.cwd() ? 'this directory' : shown(dir)}? (${message})`,
+        `cannot reach the cluster through the gateway at ${gateway} — ${upHint(dir)} (${message})`,
         EXIT.unreachable,
       );
     }

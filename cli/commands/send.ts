@@ -3,18 +3,7 @@ import { createInterface } from 'node:readline';
 import { FishClient, FishError } from '../../runtime/client/index.js';
 import { loadCluster } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import {
-  BaseCommand,
-  binName,
-  clusterDir,
-  dirFlag,
-  dirHint,
-  example,
-  EXIT,
-  gatewayFlag,
-  isNetworkError,
-  shown,
-} from '../base.js';
+import { BaseCommand, clusterDir, dirFlag, example, EXIT, gatewayFlag, isNetworkError, upHint } from '../base.js';
 
 /** Sends in flight at once when reading lines from stdin (replies come back in order). */
 const WINDOW = 64;
@@ -134,7 +123,7 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
       // The client names the address it could not reach in its message.
       if (message.includes(gateway) || isNetworkError(err)) {
         this.fail(
-          `cannot reach the gateway at ${gateway} — is \`${binName()} up${dirHint(dir)}\` running in ${dir === process.cwd() ? 'this directory' : shown(dir)}? (${message})`,
+          `cannot reach the gateway at ${gateway} — ${upHint(dir)} (${message})`,
           EXIT.unreachable,
         );
       }
