@@ -12,6 +12,7 @@ import {
   type TopicStatusItem,
 } from '../../runtime/bus/payloads.js';
 import { MISSED_BEATS } from '../../runtime/metrics/beat.js';
+import { DEFAULT_SETTINGS } from '../../runtime/roles/config.js';
 import { ROLE_NAMES } from '../../runtime/roles/context.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
 
@@ -20,7 +21,7 @@ export const HISTORY = 30;
 /** Log entries kept. */
 export const MAX_LOG = 500;
 /** Until two beats of a role were seen, its interval is taken to be this (the cluster default). */
-export const DEFAULT_BEAT_MS = 2000;
+export const DEFAULT_BEAT_MS = DEFAULT_SETTINGS.beat;
 
 /** A role as the view shows it: its last beat, with its state and rate history. */
 export interface TailRole extends BeatSummary {
