@@ -12,8 +12,11 @@ export class StopSignals {
   private watch: ReturnType<typeof setInterval> | undefined;
 
   /** `again`: a second stop request came (the first one's clean stop is still under way). */
-  constructor(private readonly again: (signal: string) => void) {
-    for (const s of STOP_SIGNALS) process.on(s, this.request);
+  constructor(
+    private readonly again: (signal: string) => void,
+    private readonly signals: readonly NodeJS.Signals[] = STOP_SIGNALS,
+  ) {
+    for (const s of signals) process.on(s, this.request);
   }
 
   /** Asks for a stop, as a signal does (`why` is said in "stopping (why) …"). */
@@ -51,7 +54,7 @@ export class StopSignals {
 
   /** Stops listening for signals. */
   dispose(): void {
-    for (const s of STOP_SIGNALS) process.off(s, this.request);
+    for (const s of this.signals) process.off(s, this.request);
     if (this.watch) clearInterval(this.watch);
   }
 }
