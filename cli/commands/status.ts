@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { signToken } from '../../runtime/protocol/token.js';
-import type { RoleState, StatusReport } from '../../runtime/roles/monitor/roles.js';
+import type { RoleState } from '../../runtime/roles/monitor/roles.js';
 import { BaseCommand, dirFlag, example, EXIT, monitorFlag } from '../base.js';
 import { bytes, duration } from '../format.js';
 import { fetchStatus } from '../monitor.js';

@@ -13,9 +13,8 @@ import {
   lastLines,
   loadCluster,
   readFrom,
-  readLiveRunFile,
+  readRunInfo,
   readUpLock,
-  runFilePath,
   spawnDetachedUp,
   startUp,
   stopWithin,
@@ -100,7 +99,7 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       redis: flags.redis,
       runtime: flags.runtime as RuntimeName | undefined,
     });
-    const running = await readLiveRunFile(runFilePath(dir));
+    const running = await readRunInfo(dir);
     if (running && running.pid !== process.pid) throw alreadyRunning(dir, running);
 
     if (flags.detach) {

@@ -34,7 +34,7 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CLUSTER_DEFAULTS, CLUSTER_FILE } from './defaults.js';
-import { processAlive, runFilePath, type RunInfo } from './load.js';
+import { processAlive, readRunFileRaw, runFilePath, type RunInfo } from './run-file.js';
 
 /** The lock of a running (or starting) `fishchat up`: its pid. */
 export const UP_PID_FILE = join('.fishchat', 'up.pid');
@@ -195,18 +195,6 @@ export function removeStaleUpLock(dir: string): boolean {
   if (!existsSync(path) || readUpLock(dir) !== undefined) return false;
   rmSync(path, { force: true });
   return true;
-}
-
-// ---------------------------------------------------------------- run.json, leniently
-
-/** run.json as it is on disk, whatever its process; undefined when missing or unreadable. */
-export function readRunFileRaw(path: string): RunInfo | undefined {
-  try {
-    const info = JSON.parse(readFileSync(path, 'utf8')) as RunInfo;
-    return info && typeof info.pid === 'number' ? info : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /**

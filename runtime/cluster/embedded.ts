@@ -9,8 +9,6 @@
  * reverse: gateway, msg_servers (they kick `draining`; the manager still
  * hears the logouts), manager, router, monitor, then the bus and the store.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { bindAddress } from '../platform/address.js';
 import { getPlatform } from '../platform/index.js';
 import { makeRoleContext, startRole, type Logger, type RoleContext, type RoleHandle } from '../roles/index.js';
@@ -18,7 +16,7 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { openBackends } from './backends.js';
 import type { ClusterConfig, RoleConfig } from './config.js';
-import { processAlive, runFilePath, type RunInfo } from './load.js';
+import { AlreadyRunningError, readRunInfo, removeRunFile, runFilePath, writeRunFile, type RunInfo } from './run-file.js';
 
 export interface EmbeddedCluster {
   /** in start order: monitor, router, manager, msg_servers, gateway */
@@ -38,23 +36,9 @@ export interface EmbeddedOptions {
   onReady?: (role: RoleHandle) => void;
 }
 
-/** Another live process runs a cluster on this directory. */
-export class AlreadyRunningError extends Error {
-  constructor(
-    readonly dir: string,
-    readonly info: RunInfo,
-  ) {
-    super(
-      `a cluster is already running in ${dir} (pid ${info.pid}, gateway ${info.gateway}); stop it first ` +
-        `(Ctrl-C where it runs, or kill ${info.pid}; if that pid is not FishChat, delete ${runFilePath(dir)})`,
-    );
-    this.name = 'AlreadyRunningError';
-  }
-}
-
 export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions): Promise<EmbeddedCluster> {
   const runFile = runFilePath(config.dir);
-  const running = await readLiveRunFile(runFile);
+  const running = await readRunInfo(config.dir);
   if (running && running.pid !== process.pid) throw new AlreadyRunningError(config.dir, running);
 
   const platform = await getPlatform();
@@ -168,32 +152,4 @@ export function roleLogger(role: string, id: string, log: EmbeddedOptions['log']
     warn: (m) => log(role, id, `warning: ${m}`),
     error: (m) => log(role, id, `error: ${m}`),
   };
-}
-
-// ---------------------------------------------------------------- run.json
-
-export async function readLiveRunFile(path: string): Promise<RunInfo | undefined> {
-  try {
-    const info = JSON.parse(await readFile(path, 'utf8')) as RunInfo;
-    return typeof info?.pid === 'number' && processAlive(info.pid) ? info : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export async function writeRunFile(path: string, info: RunInfo): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(info, null, 2)}\n`);
-  await rename(tmp, path);
-}
-
-/** Removes the run file if it is still ours. */
-export async function removeRunFile(path: string): Promise<void> {
-  try {
-    const info = JSON.parse(await readFile(path, 'utf8')) as RunInfo;
-    if (info.pid === process.pid) await rm(path, { force: true });
-  } catch {
-    // gone already, or not ours to judge
-  }
 }

@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './defaults.js';
 export { checkRedisUrl, ConfigError, describeValue } from './checks.js';
 export * from './load.js';
+export * from './run-file.js';
 export * from './secret.js';
 export * from './init.js';
 export * from './embedded.js';

@@ -10,7 +10,7 @@
  * file, the field, what was expected and what was found.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { bindAddress, isLoopback } from '../platform/address.js';
 import type {
   AuthMode,
@@ -41,7 +41,6 @@ import {
   defaultAdminRoleFile,
   defaultRoleFiles,
   mergeSettings,
-  RUN_FILE,
 } from './defaults.js';
 import { ensureSecret, readSecret, secretProblem } from './secret.js';
 
@@ -220,54 +219,4 @@ async function readRoleFiles(root: string, files: string[]): Promise<RoleEntry[]
 
 function displayPath(root: string, path: string): string {
   return path.startsWith(root + '/') ? path.slice(root.length + 1) : path;
-}
-
-// ---------------------------------------------------------------- run.json
-
-/** How `fishchat up` runs a cluster (DESIGN.md "Three ways to run"). */
-export type RunMode = 'embedded' | 'redis' | 'managed';
-
-/** What `fishchat up` records in DIR/.fishchat/run.json while the cluster runs. */
-export interface RunInfo {
-  /** the `fishchat up` process (embedded: it runs every role; Redis modes: it supervises them) */
-  pid: number;
-  /** embedded: one process; redis: an external Redis; managed: a private redis-server started by `up` */
-  mode: RunMode;
-  /** Redis modes: the URL the roles use; managed: also the redis-server's pid and data directory */
-  redis?: { url: string; pid?: number; dir?: string };
-  /** Redis modes: the runtime of the role processes */
-  runtime?: 'node' | 'bun' | 'deno';
-  /** the gateway's client address, host:port */
-  gateway: string;
-  /** the monitor's HTTP address, host:port (`fishchat status` asks it) */
-  monitor?: string;
-  /** every role, in start order, with where it listens */
-  roles: { role: string; id: string; addresses: { tcp?: string; http?: string }; pid?: number }[];
-  /** ISO 8601 */
-  startedAt: string;
-}
-
-export function runFilePath(dir: string): string {
-  return isAbsolute(dir) ? join(dir, RUN_FILE) : resolve(dir, RUN_FILE);
-}
-
-/** The run file of a cluster whose process is still alive; undefined when none (or stale). */
-export async function readRunInfo(dir: string): Promise<RunInfo | undefined> {
-  let info: RunInfo;
-  try {
-    info = JSON.parse(await readFile(runFilePath(dir), 'utf8')) as RunInfo;
-  } catch {
-    return undefined;
-  }
-  if (!info || typeof info.pid !== 'number' || typeof info.gateway !== 'string') return undefined;
-  return processAlive(info.pid) ? info : undefined;
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { getPlatform } from '../platform/index.js';
-import { processAlive } from './load.js';
+import { processAlive } from './run-file.js';
 import { eachLine, findOnPath } from './supervisor.js';
 
 export const MANAGED_REDIS_DIR = join('.fishchat', 'redis');

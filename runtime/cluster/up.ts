@@ -10,8 +10,8 @@ import { detectRuntime } from '../platform/index.js';
 import { noAppendonlyWarning, redactRedisUrl, redisAppendonly } from './backends.js';
 import type { ClusterConfig } from './config.js';
 import { CLUSTER_FILE } from './defaults.js';
-import { removeRunFile, startEmbedded, writeRunFile } from './embedded.js';
-import { runFilePath, type RunInfo, type RunMode } from './load.js';
+import { startEmbedded } from './embedded.js';
+import { removeRunFile, runFilePath, writeRunFile, type RunInfo, type RunMode } from './run-file.js';
 import { findRedisServer, MANAGED_REDIS_DIR, startManagedRedis, type ManagedRedis } from './managed-redis.js';
 import { Supervisor, type RoleProcessInfo } from './supervisor.js';
 
