@@ -145,7 +145,8 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       const cluster = await startUp(config, choice, {
         log: logLine,
         ready: (r) => {
-          this.log(`ready  ${prefix(r.role, r.id)}  ${addressList(r.addresses)}${r.pid === undefined ? '' : `  pid ${r.pid}`}`);
+          const pid = r.pid === undefined ? '' : `  pid ${r.pid}`;
+          this.log(`ready  ${prefix(r.role, r.id)}  ${addressList(r.addresses)}${pid}`);
         },
         redisReady: (r) => this.log(`ready  ${prefix('redis', 'redis-server')}  ${r.url}  pid ${r.pid}`),
         warn: (line) => this.log(`warning: ${line}`),

@@ -92,7 +92,7 @@ export interface UpRole {
 export interface UpEvents {
   /** a log line of a role, or of the managed redis-server (role "redis", id "redis-server") */
   log: (role: string, id: string, line: string) => void;
-  /** a role is ready (restarted: a role process that came back); the managed redis-server is ready */
+  /** a role is ready (restarted: a role process that came back after it died) */
   ready: (r: UpRole, restarted: boolean) => void;
   /** a managed redis-server runs */
   redisReady?: (redis: { url: string; pid: number }) => void;
