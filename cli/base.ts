@@ -5,9 +5,9 @@
  */
 import { Args, Command, Errors, Flags } from '@oclif/core';
 import { relative, resolve, sep } from 'node:path';
-import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../runtime/cluster/index.js';
+import { dialAddress, loadCluster, parseHostPort, readRunInfo, StopSignals } from '../runtime/cluster/index.js';
 import type { ClusterConfig } from '../runtime/cluster/config.js';
-import { dialHost } from '../runtime/platform/address.js';
+import { errorMessage, type StatusFailure } from './monitor.js';
 
 /** Exit codes of every command (README "CLI"). */
 export const EXIT = {
@@ -35,11 +35,27 @@ export const dirFlag = Flags.string({
   helpValue: 'DIR',
 });
 
+/** One entry of a command's `examples`: what it does, and the arguments after `fishchat COMMAND`. */
+export function example(description: string, args = ''): { description: string; command: string } {
+  return { description, command: `<%= config.bin %> <%= command.id %>${args === '' ? '' : ` ${args}`}` };
+}
+
+/** --gateway of the commands that log in (`send`, `chat`). */
+export const gatewayFlag = Flags.string({
+  description: 'the gateway address (default: from the cluster directory)',
+  helpValue: 'HOST:PORT',
+});
+
+/** --monitor of the commands that ask the monitor (`status`, `tail`). */
+export const monitorFlag = Flags.string({
+  description: "the monitor's HTTP address (default: from the cluster directory)",
+  helpValue: 'HOST:PORT',
+});
+
+/** --runtime of the commands that start role processes. */
+export const RUNTIME_OPTIONS = ['node', 'bun', 'deno'];
+
 export abstract class BaseCommand extends Command {
-  /**
-   * Prints `Error: message` on one line of stderr (unwrapped, so scripts and
-   * logs keep it whole) and exits with `exit`.
-   */
   /**
    * The monitor's HTTP address for `status` and `tail`: `--monitor`, else the
    * running cluster's run.json, else the monitor's role file.
@@ -63,9 +79,61 @@ export abstract class BaseCommand extends Command {
         EXIT.unreachable,
       );
     }
-    return { dir, config, where, hint, monitor: joinHostPort(dialHost(config.monitor.httpHost), config.monitor.httpPort) };
+    return { dir, config, where, hint, monitor: dialAddress(config.monitor.httpHost, config.monitor.httpPort) };
   }
 
+  /** Exits on a failed request to the monitor (`status`, `tail`) with a message the user can act on. */
+  protected failMonitor(monitor: string, at: { secretFile: string; hint: string }, f: StatusFailure): never {
+    if (f.kind === 'unreachable') {
+      this.fail(`cannot reach the monitor at ${monitor} (${f.reason}) — ${at.hint}`, EXIT.unreachable);
+    }
+    if (f.kind === 'invalid') {
+      this.fail(
+        `the monitor at ${monitor} answered something that is not a FishChat status (is it the monitor?)`,
+        EXIT.failed,
+      );
+    }
+    const reason = errorMessage(f.body) ?? `HTTP ${f.status}`;
+    if (f.status === 401) {
+      this.fail(
+        `the monitor at ${monitor} refused the admin token: ${reason} — ` +
+          `is ${shown(at.secretFile)} (or FISHCHAT_SECRET) the secret of that cluster?`,
+        EXIT.failed,
+      );
+    }
+    this.fail(`the monitor at ${monitor} answered HTTP ${f.status}: ${reason}`, EXIT.failed);
+  }
+
+  /** The gateway address for `send` and `chat`: `--gateway`, else the running cluster's run.json, else gateway.json. */
+  protected async findGateway(dir: string, config: ClusterConfig, given: string | undefined): Promise<string> {
+    if (given !== undefined) {
+      if (!parseHostPort(given)) this.fail(`--gateway must be HOST:PORT, found ${JSON.stringify(given)}`, EXIT.usage);
+      return given;
+    }
+    const running = await readRunInfo(dir);
+    if (running) return running.gateway;
+    if (config.gateway.port === 0) {
+      this.fail(
+        `no cluster is running in ${shown(dir)} (no .fishchat/run.json) and its gateway port is 0 (any free port): ` +
+          `start it with \`${binName()} up${dirHint(dir)}\`, or pass --gateway HOST:PORT`,
+        EXIT.unreachable,
+      );
+    }
+    return dialAddress(config.gateway.host, config.gateway.port);
+  }
+
+  /** Stop requests for a command that runs roles: a first signal asks for a clean stop, a second one exits at once. */
+  protected stopSignals(): StopSignals {
+    return new StopSignals((signal) => {
+      this.logToStderr(`${signal} again: exiting without a clean stop`);
+      process.exit(EXIT.failed);
+    });
+  }
+
+  /**
+   * Prints `Error: message` on one line of stderr (unwrapped, so scripts and
+   * logs keep it whole) and exits with `exit`.
+   */
   protected fail(message: string, exit: number = EXIT.failed): never {
     this.logToStderr(`Error: ${message}`);
     this.exit(exit);
@@ -77,6 +145,14 @@ export abstract class BaseCommand extends Command {
     if (process.env.DEBUG) this.logToStderr(err.stack ?? String(err));
     this.fail(err.message || String(err), USAGE_ERRORS.has(err.name) ? EXIT.usage : EXIT.failed);
   }
+}
+
+const NETWORK_ERRORS = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/;
+
+/** A failure to reach an address (refused, reset, unreachable, unknown host, …). */
+export function isNetworkError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && NETWORK_ERRORS.test(code);
 }
 
 /** The cluster directory from an argument or flag, absolute. */
@@ -94,6 +170,11 @@ export function shown(path: string): string {
 /** How the user invoked us, for "next, run …" hints: `npx fishchat` under npx, else `fishchat`. */
 export function binName(): string {
   return process.env.npm_command === 'exec' ? 'npx fishchat' : 'fishchat';
+}
+
+/** "is `fishchat up DIR` running in DIR?": what to check when the cluster of `dir` cannot be reached. */
+export function upHint(dir: string): string {
+  return `is \`${binName()} up${dirHint(dir)}\` running in ${dir === process.cwd() ? 'this directory' : shown(dir)}?`;
 }
 
 /** The `DIR` part of a hint: empty for the current directory. */

@@ -18,7 +18,7 @@ import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { RoleHandle } from '../runtime/roles/context.js';
-import { DEFAULT_HOST, loadCluster } from '../runtime/cluster/load.js';
+import { DEFAULT_HOST, loadCluster } from '../runtime/cluster/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { startManager } from '../runtime/roles/manager/index.js';
 import { startMonitor } from '../runtime/roles/monitor/index.js';

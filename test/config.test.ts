@@ -17,7 +17,7 @@ import {
   loadCluster,
   parseHostPort,
   type LoadOverrides,
-} from '../runtime/cluster/load.js';
+} from '../runtime/cluster/index.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
 const dirs: string[] = [];

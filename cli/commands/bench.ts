@@ -5,7 +5,7 @@ import { ServerError } from '../bench/conn.js';
 import { openFilesLimit, ProcessMeter, rssBytes, round1, type ProcessSample } from '../bench/proc.js';
 import { machine, percentiles, toJson, toText, type BenchResult } from '../bench/report.js';
 import { runIdle, runP2p, runTopic, SETUP_TIMEOUT_MS, type Workload, type WorkloadOptions, type WorkloadResult } from '../bench/workloads.js';
-import { BaseCommand, clusterDir, EXIT, shown } from '../base.js';
+import { BaseCommand, clusterDir, example, EXIT, shown } from '../base.js';
 
 /** File descriptors the load generator needs besides its connections. */
 const FD_HEADROOM = 100;
@@ -37,12 +37,18 @@ Every client connects and logs in before the warmup; latency is from just before
 
 Progress goes to stderr; the report (or with --json one JSON line) to stdout. Exit codes: 0 done; 1 the run failed (the server refused a login, the cluster died, …); 2 bad flags; 3 the cluster could not be reached.`;
   static override examples = [
-    { description: '100 p2p pairs on an embedded cluster of its own, 10 s', command: '<%= config.bin %> <%= command.id %>' },
-    { description: '1000 pairs, each receiver on another msg_server, as JSON', command: '<%= config.bin %> <%= command.id %> --pairs 1000 --cross --json' },
-    { description: 'One process per role over Redis, the roles on Bun', command: '<%= config.bin %> <%= command.id %> --pairs 1000 --redis redis://127.0.0.1:6379 --runtime bun' },
-    { description: 'Topic fan-out: 10000 members, 2 publishers', command: '<%= config.bin %> <%= command.id %> --topic-members 10000 --publishers 2' },
-    { description: 'Memory per idle connection on one msg_server', command: '<%= config.bin %> <%= command.id %> --idle 15000' },
-    { description: 'A running cluster (the secret of ./chat signs the tokens)', command: '<%= config.bin %> <%= command.id %> --gateway 127.0.0.1:17000 --dir chat --pairs 50 --duration 5' },
+    example('100 p2p pairs on an embedded cluster of its own, 10 s'),
+    example('1000 pairs, each receiver on another msg_server, as JSON', '--pairs 1000 --cross --json'),
+    example(
+      'One process per role over Redis, the roles on Bun',
+      '--pairs 1000 --redis redis://127.0.0.1:6379 --runtime bun',
+    ),
+    example('Topic fan-out: 10000 members, 2 publishers', '--topic-members 10000 --publishers 2'),
+    example('Memory per idle connection on one msg_server', '--idle 15000'),
+    example(
+      'A running cluster (the secret of ./chat signs the tokens)',
+      '--gateway 127.0.0.1:17000 --dir chat --pairs 50 --duration 5',
+    ),
   ];
   static override flags = {
     pairs: Flags.integer({ description: 'p2p workload: sender/receiver pairs (default 100)', helpValue: 'N' }),

@@ -3,13 +3,12 @@ import { existsSync, rmSync } from 'node:fs';
 import {
   clusterName,
   fileSize,
+  findUp,
   lastLines,
-  processIs,
   readFrom,
-  readRunFileRaw,
-  readUpLock,
   redactRedisUrl,
   removeStaleUpLock,
+  removeUpFiles,
   runFilePath,
   signalProcess,
   stopLeftovers,
@@ -17,7 +16,8 @@ import {
   waitForExit,
   type RunInfo,
 } from '../../runtime/cluster/index.js';
-import { BaseCommand, binName, clusterDir, dirArg, dirHint, EXIT, shown } from '../base.js';
+import { BaseCommand, binName, clusterDir, dirArg, dirHint, example, EXIT, shown } from '../base.js';
+import { addressList } from '../format.js';
 
 /** Longer than `up` itself gives its roles (60 s in the Redis modes), so `up` can finish its own clean stop. */
 const DEFAULT_TIMEOUT_S = 75;
@@ -32,9 +32,9 @@ Not gone within --timeout: it is killed (SIGKILL) with a warning, and the role p
 
 Exit codes: 0 stopped (also when only a stale run.json of a dead \`up\` was found: it is removed); 1 nothing runs on DIR, or the process could not be signalled.`;
   static override examples = [
-    { description: 'Stop the cluster of the current directory', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'Stop the cluster started with `fishchat up chat --detach`', command: '<%= config.bin %> <%= command.id %> chat' },
-    { description: 'Give it 10 s to stop cleanly, then kill it', command: '<%= config.bin %> <%= command.id %> chat --timeout 10' },
+    example('Stop the cluster of the current directory'),
+    example('Stop the cluster started with `fishchat up chat --detach`', 'chat'),
+    example('Give it 10 s to stop cleanly, then kill it', 'chat --timeout 10'),
   ];
   static override args = { dir: dirArg };
   static override flags = {
@@ -52,11 +52,7 @@ Exit codes: 0 stopped (also when only a stale run.json of a dead \`up\` was foun
     const timeoutS = flags.timeout ?? DEFAULT_TIMEOUT_S;
     const name = clusterName(dir);
 
-    const info = readRunFileRaw(runFile);
-    let pid: number | undefined;
-    if (info && processIs(info.pid, 'up')) pid = info.pid;
-    const starting = pid === undefined ? readUpLock(dir) : undefined;
-    if (pid === undefined && starting !== undefined) pid = starting;
+    const { pid, info } = findUp(dir);
 
     if (pid === undefined) {
       removeStaleUpLock(dir);
@@ -103,15 +99,12 @@ Exit codes: 0 stopped (also when only a stale run.json of a dead \`up\` was foun
     const ms = Math.round(performance.now() - t0);
 
     // A clean `up` removes run.json and up.pid itself; a killed one cannot.
-    const left = readRunFileRaw(runFile);
-    if (left && left.pid === pid) rmSync(runFile, { force: true });
-    removeStaleUpLock(dir);
+    removeUpFiles(dir, pid);
 
     if (info && info.pid === pid) {
       const idWidth = Math.max(0, ...info.roles.map((r) => r.id.length));
       for (const r of [...info.roles].reverse()) {
-        const addrs = [r.addresses.tcp && `tcp ${r.addresses.tcp}`, r.addresses.http && `http ${r.addresses.http}`].filter(Boolean).join('  ');
-        this.log(`stopped  ${r.role.padEnd(10)}  ${r.id.padEnd(idWidth)}  ${addrs}${r.pid ? `  pid ${r.pid}` : ''}`);
+        this.log(`stopped  ${r.role.padEnd(10)}  ${r.id.padEnd(idWidth)}  ${addressList(r.addresses)}${r.pid ? `  pid ${r.pid}` : ''}`);
       }
       if (info.mode === 'managed' && info.redis?.pid) this.log(`stopped  ${'redis'.padEnd(10)}  redis-server  ${info.redis.url}  pid ${info.redis.pid}`);
     }

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { CLUSTER_FILE, initCluster, MAX_MSG_SERVERS, redactRedisUrl } from '../../runtime/cluster/index.js';
-import { BaseCommand, binName, clusterDir, dirArg, dirHint, shown } from '../base.js';
+import { BaseCommand, binName, clusterDir, dirArg, dirHint, example, shown } from '../base.js';
 
 export default class Init extends BaseCommand {
   static override summary = 'Write a cluster directory: fishchat.json, one JSON file per role, and a random secret.';
@@ -10,10 +10,10 @@ With --redis URL, fishchat.json gets "redis": URL, so \`fishchat up\` runs every
 
 Refuses to overwrite existing files unless --force (exit code 2, nothing written); an existing secret is always kept, so tokens stay valid.`;
   static override examples = [
-    { description: 'Write a cluster into the current directory', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'Write one with three msg_servers into ./chat', command: '<%= config.bin %> <%= command.id %> chat --msg-servers 3' },
-    { description: 'A cluster over a Redis you run: every role its own process', command: '<%= config.bin %> <%= command.id %> chat --redis redis://127.0.0.1:6379' },
-    { description: 'Rewrite the configuration files (the secret is kept)', command: '<%= config.bin %> <%= command.id %> --force' },
+    example('Write a cluster into the current directory'),
+    example('Write one with three msg_servers into ./chat', 'chat --msg-servers 3'),
+    example('A cluster over a Redis you run: every role its own process', 'chat --redis redis://127.0.0.1:6379'),
+    example('Rewrite the configuration files (the secret is kept)', '--force'),
   ];
   static override args = { dir: dirArg };
   static override flags = {

@@ -1,9 +1,9 @@
 import { Args, Flags } from '@oclif/core';
 import { createInterface } from 'node:readline';
 import { FishClient, FishError } from '../../runtime/client/index.js';
-import { joinHostPort, loadCluster, parseHostPort, readRunInfo } from '../../runtime/cluster/index.js';
+import { loadCluster } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { BaseCommand, binName, clusterDir, dirFlag, dirHint, EXIT, shown } from '../base.js';
+import { BaseCommand, clusterDir, dirFlag, example, EXIT, gatewayFlag, isNetworkError, upHint } from '../base.js';
 
 /** Sends in flight at once when reading lines from stdin (replies come back in order). */
 const WINDOW = 64;
@@ -27,10 +27,16 @@ The token is minted from the cluster secret of --dir (or FISHCHAT_SECRET); the g
 
 Exit codes: 0 stored; 1 the server answered an error (its code and message are printed); 2 bad arguments or configuration; 3 the cluster could not be reached.`;
   static override examples = [
-    { description: 'Send one message', command: '<%= config.bin %> <%= command.id %> --as alice --to bob "hello"' },
-    { description: 'One message per line of a file, with the ok fields as JSON lines', command: '<%= config.bin %> <%= command.id %> --as ci --to ops --json - < lines.txt' },
-    { description: 'Idempotent: a retry with the same --cid is stored once', command: '<%= config.bin %> <%= command.id %> --as ci --to ops --cid build-4711 "build 4711 is green"' },
-    { description: 'To the cluster in ./chat', command: '<%= config.bin %> <%= command.id %> --dir chat --as alice --to bob hi' },
+    example('Send one message', '--as alice --to bob "hello"'),
+    example(
+      'One message per line of a file, with the ok fields as JSON lines',
+      '--as ci --to ops --json - < lines.txt',
+    ),
+    example(
+      'Idempotent: a retry with the same --cid is stored once',
+      '--as ci --to ops --cid build-4711 "build 4711 is green"',
+    ),
+    example('To the cluster in ./chat', '--dir chat --as alice --to bob hi'),
   ];
   static override args = {
     text: Args.string({ name: 'TEXT', description: 'the message text, or - to send each line of stdin', required: false }),
@@ -39,7 +45,7 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     as: Flags.string({ description: 'the sending user', required: true, helpValue: 'USER' }),
     to: Flags.string({ description: 'the recipient user', required: true, helpValue: 'USER' }),
     dir: dirFlag,
-    gateway: Flags.string({ description: 'the gateway address (default: from the cluster directory)', helpValue: 'HOST:PORT' }),
+    gateway: gatewayFlag,
     device: Flags.string({ description: 'the device id of this session', default: 'fishchat-send', helpValue: 'DEVICE' }),
     cid: Flags.string({ description: 'a client id that makes the send idempotent (PROTOCOL.md §4.2)', helpValue: 'CID' }),
     json: Flags.boolean({ description: 'print the ok fields {mid, seq, ts, to} as one JSON line per message', default: false }),
@@ -52,21 +58,7 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     }
     const dir = clusterDir(flags.dir);
     const config = await loadCluster(dir);
-    let gateway: string;
-    if (flags.gateway !== undefined) {
-      if (!parseHostPort(flags.gateway)) this.fail(`--gateway must be HOST:PORT, found ${JSON.stringify(flags.gateway)}`, EXIT.usage);
-      gateway = flags.gateway;
-    } else {
-      const running = await readRunInfo(dir);
-      if (running) gateway = running.gateway;
-      else if (config.gateway.port === 0) {
-        this.fail(
-          `no cluster is running in ${shown(dir)} (no .fishchat/run.json) and its gateway port is 0 (any free port): ` +
-            `start it with \`${binName()} up${dirHint(dir)}\`, or pass --gateway HOST:PORT`,
-          EXIT.unreachable,
-        );
-      } else gateway = joinHostPort(dialHost(config.gateway.host), config.gateway.port);
-    }
+    const gateway = await this.findGateway(dir, config, flags.gateway);
 
     const token = config.secret === '' ? undefined : signToken(config.secret, flags.as, { ttlSeconds: TOKEN_TTL_S });
     let client: FishClient;
@@ -131,7 +123,7 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
       // The client names the address it could not reach in its message.
       if (message.includes(gateway) || isNetworkError(err)) {
         this.fail(
-          `cannot reach the gateway at ${gateway} — is \`${binName()} up${dirHint(dir)}\` running in ${dir === process.cwd() ? 'this directory' : shown(dir)}? (${message})`,
+          `cannot reach the gateway at ${gateway} — ${upHint(dir)} (${message})`,
           EXIT.unreachable,
         );
       }
@@ -139,16 +131,4 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     }
     throw err;
   }
-}
-
-function isNetworkError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE)$/.test(code);
-}
-
-/** A listener bound to every address is dialled on loopback. */
-function dialHost(host: string): string {
-  if (host === '0.0.0.0') return '127.0.0.1';
-  if (host === '::') return '::1';
-  return host;
 }

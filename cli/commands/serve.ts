@@ -1,16 +1,17 @@
 import { Args, Flags } from '@oclif/core';
-import { clusterDir, BaseCommand, dirFlag, EXIT, shown } from '../base.js';
+import { BaseCommand, clusterDir, dirFlag, example, EXIT, shown } from '../base.js';
 import {
   formatAddresses,
+  noAppendonlyWarning,
   redisAppendonly,
   ROLE_NAMES,
   serveRole,
+  stopWithin,
   type ServedRole,
 } from '../../runtime/cluster/index.js';
 import { detectRuntime } from '../../runtime/platform/index.js';
 
 const STOP_TIMEOUT_MS = 15_000;
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 export default class Serve extends BaseCommand {
   static override summary = 'Run one role of the cluster in this process, over Redis (for systemd, or many machines).';
@@ -20,8 +21,8 @@ Every role reads the Redis URL, the cluster name, the secret and its ports from 
 
 Prints \`ready ROLE ID tcp=HOST:PORT http=HOST:PORT pid=N\` once it listens, then its log lines. SIGTERM or Ctrl-C stops it cleanly (a msg_server kicks its clients with "draining"), exit code 0.`;
   static override examples = [
-    { description: 'The router of the cluster in /etc/fishchat', command: '<%= config.bin %> <%= command.id %> router --dir /etc/fishchat' },
-    { description: 'One msg_server, from its own file', command: '<%= config.bin %> <%= command.id %> msg_server --config /etc/fishchat/msg_server.19000.json' },
+    example('The router of the cluster in /etc/fishchat', 'router --dir /etc/fishchat'),
+    example('One msg_server, from its own file', 'msg_server --config /etc/fishchat/msg_server.19000.json'),
     { description: 'One of several msg_servers, by id, with the Redis URL from the environment', command: 'FISHCHAT_REDIS=redis://10.0.0.5:6379 <%= config.bin %> <%= command.id %> msg_server --id ms-19001' },
   ];
   static override args = {
@@ -38,18 +39,7 @@ Prints \`ready ROLE ID tcp=HOST:PORT http=HOST:PORT pid=N\` once it listens, the
     const { args, flags } = await this.parse(Serve);
     const dir = flags.dir !== undefined || flags.config === undefined ? clusterDir(flags.dir) : undefined;
 
-    let signalled: string | undefined;
-    let wake: (() => void) | undefined;
-    const onSignal = (signal: string) => {
-      if (signalled !== undefined) {
-        this.logToStderr(`${signal} again: exiting without a clean stop`);
-        process.exit(EXIT.failed);
-      }
-      signalled = signal;
-      wake?.();
-    };
-    for (const s of SIGNALS) process.on(s, onSignal);
-
+    const signals = this.stopSignals();
     let served: ServedRole;
     try {
       served = await serveRole({
@@ -65,28 +55,24 @@ Prints \`ready ROLE ID tcp=HOST:PORT http=HOST:PORT pid=N\` once it listens, the
         },
       });
     } catch (err) {
-      for (const s of SIGNALS) process.off(s, onSignal);
+      signals.dispose();
       throw err;
     }
     const h = served.handle;
     this.log(`serving ${h.role} ${h.id} of cluster "${served.config.cluster}" (${shown(served.config.dir)}) on ${detectRuntime()}, over Redis at ${served.redis}`);
-    const aof = await redisAppendonly(served.config.redis!);
-    if (aof === false) {
-      this.logToStderr(`warning: the Redis at ${served.redis} runs without appendonly: a Redis restart loses what it held since its last snapshot`);
-    }
+    const redis = served.config.redis!;
+    if ((await redisAppendonly(redis)) === false) this.logToStderr(`warning: ${noAppendonlyWarning(redis)}`);
     this.log(`ready ${h.role} ${h.id} ${formatAddresses(h.addresses)} pid=${process.pid}`);
 
-    if (signalled === undefined) await new Promise<void>((resolve) => (wake = resolve));
-    this.log(`stopping (${signalled}) …`);
-    const timer = setTimeout(() => {
-      this.logToStderr(`${h.role} ${h.id} did not stop within ${STOP_TIMEOUT_MS / 1000} s; exiting`);
-      process.exit(EXIT.failed);
-    }, STOP_TIMEOUT_MS);
+    const signal = await signals.wait();
+    this.log(`stopping (${signal}) …`);
     try {
-      await served.stop();
+      await stopWithin(STOP_TIMEOUT_MS, () => served.stop(), () => {
+        this.logToStderr(`${h.role} ${h.id} did not stop within ${STOP_TIMEOUT_MS / 1000} s; exiting`);
+        process.exit(EXIT.failed);
+      });
     } finally {
-      clearTimeout(timer);
-      for (const s of SIGNALS) process.off(s, onSignal);
+      signals.dispose();
     }
     this.log('stopped');
     setTimeout(() => process.exit(EXIT.ok), 2000).unref();

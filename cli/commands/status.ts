@@ -1,10 +1,10 @@
 import { Flags } from '@oclif/core';
 import { signToken } from '../../runtime/protocol/token.js';
-import type { RoleState, StatusReport } from '../../runtime/roles/monitor/roles.js';
-import { BaseCommand, dirFlag, EXIT, shown } from '../base.js';
+import type { RoleState } from '../../runtime/roles/monitor/roles.js';
+import { BaseCommand, dirFlag, example, EXIT, monitorFlag } from '../base.js';
+import { bytes, duration } from '../format.js';
+import { fetchStatus } from '../monitor.js';
 
-/** How long the monitor may take to answer. */
-const TIMEOUT_MS = 5000;
 /** The admin token is minted for this one request. */
 const TOKEN_TTL_S = 60;
 
@@ -16,17 +16,14 @@ The monitor's address comes from the running cluster (.fishchat/run.json in the 
 
 Exit code: 0 when every role is up, 1 when any role is down, 3 when the monitor cannot be reached.`;
   static override examples = [
-    { description: 'The cluster of the current directory', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'The cluster started with `fishchat up chat`', command: '<%= config.bin %> <%= command.id %> --dir chat' },
-    { description: "The monitor's JSON, for scripts", command: '<%= config.bin %> <%= command.id %> --json' },
-    {
-      description: 'A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)',
-      command: '<%= config.bin %> <%= command.id %> --monitor 10.0.0.5:21000',
-    },
+    example('The cluster of the current directory'),
+    example('The cluster started with `fishchat up chat`', '--dir chat'),
+    example("The monitor's JSON, for scripts", '--json'),
+    example('A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)', '--monitor 10.0.0.5:21000'),
   ];
   static override flags = {
     dir: dirFlag,
-    monitor: Flags.string({ description: "the monitor's HTTP address (default: from the cluster directory)", helpValue: 'HOST:PORT' }),
+    monitor: monitorFlag,
     json: Flags.boolean({ description: "print the monitor's JSON ({cluster, ts, roles: [...]}) instead of the table", default: false }),
   };
 
@@ -35,26 +32,9 @@ Exit code: 0 when every role is up, 1 when any role is down, 3 when the monitor 
     const { config, hint, monitor } = await this.findMonitor(flags.dir, flags.monitor);
 
     const token = signToken(config.secret, 'fishchat-cli', { admin: true, ttlSeconds: TOKEN_TTL_S });
-    const url = `http://${monitor}/status`;
-    let res: Response;
-    try {
-      res = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(TIMEOUT_MS) });
-    } catch (err) {
-      this.fail(`cannot reach the monitor at ${monitor} (${networkReason(err)}) — ${hint}`, EXIT.unreachable);
-    }
-    const text = await res.text().catch(() => '');
-    if (!res.ok) {
-      const reason = errorMessage(text) ?? `HTTP ${res.status}`;
-      if (res.status === 401) {
-        this.fail(
-          `the monitor at ${monitor} refused the admin token: ${reason} — is ${shown(config.secretFile)} (or FISHCHAT_SECRET) the secret of that cluster?`,
-          EXIT.failed,
-        );
-      }
-      this.fail(`the monitor at ${monitor} answered HTTP ${res.status}: ${reason}`, EXIT.failed);
-    }
-    const report = parseReport(text);
-    if (!report) this.fail(`the monitor at ${monitor} answered something that is not a FishChat status (is it the monitor?)`, EXIT.failed);
+    const got = await fetchStatus(monitor, { authorization: `Bearer ${token}` });
+    if (!('report' in got)) this.failMonitor(monitor, { secretFile: config.secretFile, hint }, got);
+    const report = got.report;
 
     if (flags.json) this.log(JSON.stringify(report, null, 2));
     else this.log(table(report.roles));
@@ -67,39 +47,6 @@ Exit code: 0 when every role is up, 1 when any role is down, 3 when the monitor 
       this.exit(EXIT.failed);
     }
   }
-}
-
-function parseReport(text: string): StatusReport | undefined {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const b = body as Partial<StatusReport> | null;
-  if (!b || typeof b !== 'object' || !Array.isArray(b.roles)) return undefined;
-  if (!b.roles.every((r) => r && typeof r === 'object' && typeof r.role === 'string' && typeof r.id === 'string' && typeof r.up === 'boolean')) {
-    return undefined;
-  }
-  return b as StatusReport;
-}
-
-function errorMessage(text: string): string | undefined {
-  try {
-    const m = (JSON.parse(text) as { error?: { message?: unknown } })?.error?.message;
-    return typeof m === 'string' ? m : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function networkReason(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer within ${TIMEOUT_MS / 1000} s`;
-  const code = e?.cause?.code;
-  if (code === 'ECONNREFUSED') return 'connection refused';
-  if (code) return code;
-  return e?.cause?.message ?? e?.message ?? String(err);
 }
 
 // ---------------------------------------------------------------- the table
@@ -135,25 +82,4 @@ function num(v: unknown): number {
 export function rate(perSecond: number): string {
   if (perSecond === 0) return '0';
   return perSecond < 10 ? perSecond.toFixed(1) : String(Math.round(perSecond));
-}
-
-/** 512 B, 3.0 KiB, 48.2 MiB, 1.1 GiB */
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${Math.round(v)} B` : `${v.toFixed(1)} ${units[u]}`;
-}
-
-/** 42s, 3m12s, 2h05m, 3d04h */
-export function duration(seconds: number): string {
-  const s = Math.floor(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-  return `${Math.floor(s / 86_400)}d${String(Math.floor((s % 86_400) / 3600)).padStart(2, '0')}h`;
 }

@@ -1,15 +1,14 @@
 import { Flags } from '@oclif/core';
 import { render } from 'ink';
 import { createElement } from 'react';
-import { EventStream, EventStreamError, networkReason, type SseEvent } from '../../runtime/client/events.js';
+import { EventStream, EventStreamError, type EventStreamHandlers, type SseEvent } from '../../runtime/client/events.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
-import { BaseCommand, dirFlag, EXIT, shown } from '../base.js';
+import { BaseCommand, dirFlag, example, EXIT, monitorFlag } from '../base.js';
+import { fetchStatus } from '../monitor.js';
 import { Tail as TailView } from '../ui/Tail.js';
 import { TailStore } from '../ui/TailStore.js';
 
-/** How long the monitor may take to answer at start. */
-const TIMEOUT_MS = 5000;
 /** Admin tokens are minted per request (and per reconnect), for this long. */
 const TOKEN_TTL_S = 300;
 /** The view redraws at most this often under a flood of events. */
@@ -29,18 +28,18 @@ The monitor's address comes from the running cluster (.fishchat/run.json in the 
 
 Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 1 the monitor refused the token; 2 bad arguments or configuration; 3 the monitor cannot be reached at start.`;
   static override examples = [
-    { description: 'Watch the cluster of the current directory', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'The cluster started with `fishchat up chat`, only events about alice', command: '<%= config.bin %> <%= command.id %> --dir chat --filter alice' },
-    {
-      description: 'Logins as JSON lines, for scripts',
-      command: `<%= config.bin %> <%= command.id %> --json | jq -c 'select(.event == "client-status")'`,
-    },
-    { description: 'Messages in per second of every msg_server, one line per beat', command: `<%= config.bin %> <%= command.id %> | jq -r 'select(.event == "beat" and .role == "msg_server") | "\\(.id) \\(.inRate)"'` },
-    { description: 'A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)', command: '<%= config.bin %> <%= command.id %> --monitor 10.0.0.5:21000' },
+    example('Watch the cluster of the current directory'),
+    example('The cluster started with `fishchat up chat`, only events about alice', '--dir chat --filter alice'),
+    example('Logins as JSON lines, for scripts', `--json | jq -c 'select(.event == "client-status")'`),
+    example(
+      'Messages in per second of every msg_server, one line per beat',
+      `| jq -r 'select(.event == "beat" and .role == "msg_server") | "\\(.id) \\(.inRate)"'`,
+    ),
+    example('A monitor elsewhere (the secret still comes from --dir or FISHCHAT_SECRET)', '--monitor 10.0.0.5:21000'),
   ];
   static override flags = {
     dir: dirFlag,
-    monitor: Flags.string({ description: "the monitor's HTTP address (default: from the cluster directory)", helpValue: 'HOST:PORT' }),
+    monitor: monitorFlag,
     json: Flags.boolean({ description: 'one JSON object per line and event instead of the live view (the default when stdout is not a terminal)', default: false }),
     filter: Flags.string({ description: 'show only events whose text contains TEXT (user, device, topic, server, role)', helpValue: 'TEXT' }),
   };
@@ -50,44 +49,32 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
     const { config, hint, monitor } = await this.findMonitor(flags.dir, flags.monitor);
 
     const auth = () => ({ authorization: `Bearer ${signToken(config.secret, 'fishchat-cli', { admin: true, ttlSeconds: TOKEN_TTL_S })}` });
-    const unreachable: (reason: string) => never = (reason) => this.fail(`cannot reach the monitor at ${monitor} (${reason}) — ${hint}`, EXIT.unreachable);
-    const refused: (status: number, body: string) => never = (status, body) => {
-      const reason = errorMessage(body) ?? `HTTP ${status}`;
-      if (status === 401) {
-        this.fail(
-          `the monitor at ${monitor} refused the admin token: ${reason} — is ${shown(config.secretFile)} (or FISHCHAT_SECRET) the secret of that cluster?`,
-          EXIT.failed,
-        );
-      }
-      this.fail(`the monitor at ${monitor} answered HTTP ${status}: ${reason}`, EXIT.failed);
-    };
+    const at = { secretFile: config.secretFile, hint };
 
     // The picture to start from.
-    let res: Response;
-    try {
-      res = await fetch(`http://${monitor}/status`, { headers: auth(), signal: AbortSignal.timeout(TIMEOUT_MS) });
-    } catch (err) {
-      const e = err as { name?: string };
-      unreachable(e?.name === 'TimeoutError' || e?.name === 'AbortError' ? `no answer within ${TIMEOUT_MS / 1000} s` : networkReason(err));
-    }
-    const text = await res.text().catch(() => '');
-    if (!res.ok) refused(res.status, text);
-    const report = parseReport(text);
-    if (!report) this.fail(`the monitor at ${monitor} answered something that is not a FishChat status (is it the monitor?)`, EXIT.failed);
+    const got = await fetchStatus(monitor, auth());
+    if (!('report' in got)) this.failMonitor(monitor, at, got);
+    const report = got.report;
 
     const filter = (flags.filter ?? '').trim();
     const json = flags.json || !process.stdout.isTTY;
-    const open = async (stream: EventStream) => {
+    /** GET /events with these handlers, open; a refusal or no answer ends the command. */
+    const follow = async (handlers: EventStreamHandlers): Promise<EventStream> => {
+      const stream = new EventStream({ url: `http://${monitor}/events`, headers: auth }, handlers);
       try {
         await stream.open();
       } catch (err) {
-        if (err instanceof EventStreamError && err.status !== undefined) refused(err.status, err.body ?? '');
-        unreachable(err instanceof Error ? err.message : String(err));
+        if (err instanceof EventStreamError && err.status !== undefined) {
+          this.failMonitor(monitor, at, { kind: 'refused', status: err.status, body: err.body ?? '' });
+        }
+        const reason = err instanceof Error ? err.message : String(err);
+        this.failMonitor(monitor, at, { kind: 'unreachable', reason });
       }
+      return stream;
     };
 
-    if (json) await this.tailJson(monitor, auth, report, filter, open);
-    else await this.tailView(monitor, auth, report, filter, open);
+    if (json) await this.tailJson(monitor, report, filter, follow);
+    else await this.tailView(monitor, report, filter, follow);
     // Exit now: an idle keep-alive socket of fetch's pool would hold the process for seconds.
     this.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok);
   }
@@ -95,10 +82,9 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
   /** JSON lines on stdout until SIGINT/SIGTERM or the reader goes away. */
   private async tailJson(
     monitor: string,
-    auth: () => Record<string, string>,
     report: StatusReport,
     filter: string,
-    open: (s: EventStream) => Promise<void>,
+    follow: (handlers: EventStreamHandlers) => Promise<EventStream>,
   ): Promise<void> {
     let done!: () => void;
     const finished = new Promise<void>((r) => (done = r));
@@ -122,24 +108,21 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
     };
     const needle = filter.toLowerCase();
 
-    const stream = new EventStream(
-      { url: `http://${monitor}/events`, headers: auth },
-      {
-        event: (e: SseEvent) => {
-          const line = jsonLine(e);
-          if (line === undefined) return;
-          if (needle && !line.toLowerCase().includes(needle)) return;
-          write(line);
-        },
-        open: ({ reconnect }) => {
-          if (reconnect) this.logToStderr(`tail: reconnected to the monitor at ${monitor}`);
-        },
-        disconnect: ({ reason, retryInMs, attempt }) => {
-          this.logToStderr(`tail: lost the monitor at ${monitor} (${reason}); reconnecting in ${(retryInMs / 1000).toFixed(1)} s (attempt ${attempt})`);
-        },
+    const stream = await follow({
+      event: (e: SseEvent) => {
+        const line = jsonLine(e);
+        if (line === undefined) return;
+        if (needle && !line.toLowerCase().includes(needle)) return;
+        write(line);
       },
-    );
-    await open(stream);
+      open: ({ reconnect }) => {
+        if (reconnect) this.logToStderr(`tail: reconnected to the monitor at ${monitor}`);
+      },
+      disconnect: ({ reason, retryInMs, attempt }) => {
+        const retry = `reconnecting in ${(retryInMs / 1000).toFixed(1)} s (attempt ${attempt})`;
+        this.logToStderr(`tail: lost the monitor at ${monitor} (${reason}); ${retry}`);
+      },
+    });
     // Once the status line is out, the stream is open: nothing after it is missed.
     const waiting = held;
     held = undefined;
@@ -159,30 +142,22 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
   /** The live Ink view until q, Ctrl-C or SIGTERM. */
   private async tailView(
     monitor: string,
-    auth: () => Record<string, string>,
     report: StatusReport,
     filter: string,
-    open: (s: EventStream) => Promise<void>,
+    follow: (handlers: EventStreamHandlers) => Promise<EventStream>,
   ): Promise<void> {
     const store = new TailStore({ cluster: report.cluster, monitor, throttleMs: THROTTLE_MS });
     store.seed(report);
-    const stream = new EventStream(
-      { url: `http://${monitor}/events`, headers: auth },
-      {
-        event: (e: SseEvent) => {
-          let data: unknown;
-          try {
-            data = JSON.parse(e.data);
-          } catch {
-            return;
-          }
-          store.handle(e.event, data);
-        },
-        open: () => store.setConnection({ state: 'live' }),
-        disconnect: ({ reason, retryInMs, attempt }) => store.setConnection({ state: 'reconnecting', reason, retryInMs, attempt }),
+    const stream = await follow({
+      event: (e: SseEvent) => {
+        const data = eventData(e);
+        if (data !== NO_DATA) store.handle(e.event, data);
       },
-    );
-    await open(stream);
+      open: () => store.setConnection({ state: 'live' }),
+      disconnect: ({ reason, retryInMs, attempt }) => {
+        store.setConnection({ state: 'reconnecting', reason, retryInMs, attempt });
+      },
+    });
 
     const ticker = setInterval(() => store.tick(), 1000);
     // The alternate screen, as full-screen terminal tools do: the shell comes back as it was on quit.
@@ -212,35 +187,21 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
   }
 }
 
+const NO_DATA = Symbol('no JSON data');
+
+/** An event's data as JSON; NO_DATA when it is none. */
+function eventData(e: SseEvent): unknown {
+  try {
+    return JSON.parse(e.data);
+  } catch {
+    return NO_DATA;
+  }
+}
+
 /** `{"event": NAME, ...data}`; undefined when the data is no JSON. */
 function jsonLine(e: SseEvent): string | undefined {
-  let data: unknown;
-  try {
-    data = JSON.parse(e.data);
-  } catch {
-    return undefined;
-  }
+  const data = eventData(e);
+  if (data === NO_DATA) return undefined;
   const body = data && typeof data === 'object' && !Array.isArray(data) ? (data as Record<string, unknown>) : { data };
   return JSON.stringify({ event: e.event, ...body });
-}
-
-function parseReport(text: string): StatusReport | undefined {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const b = body as Partial<StatusReport> | null;
-  if (!b || typeof b !== 'object' || !Array.isArray(b.roles)) return undefined;
-  return b as StatusReport;
-}
-
-function errorMessage(text: string): string | undefined {
-  try {
-    const m = (JSON.parse(text) as { error?: { message?: unknown } })?.error?.message;
-    return typeof m === 'string' ? m : undefined;
-  } catch {
-    return undefined;
-  }
 }

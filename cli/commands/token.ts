@@ -1,15 +1,15 @@
 import { Args, Flags } from '@oclif/core';
 import { loadCluster } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { BaseCommand, clusterDir, dirFlag, EXIT } from '../base.js';
+import { BaseCommand, clusterDir, dirFlag, example, EXIT } from '../base.js';
 
 export default class Token extends BaseCommand {
   static override summary = 'Print a token for USER, signed with the cluster secret.';
   static override description = `Prints an HS256 token (PROTOCOL.md §4.1) with sub = USER, signed with the secret of the cluster directory (or FISHCHAT_SECRET). Clients send it in login; --admin tokens open the manager's and monitor's HTTP APIs.`;
   static override examples = [
-    { description: 'A token for alice, valid one day', command: '<%= config.bin %> <%= command.id %> alice' },
-    { description: 'A one-hour admin token for the HTTP APIs', command: '<%= config.bin %> <%= command.id %> ops --admin --ttl 3600' },
-    { description: 'For the cluster in ./chat', command: '<%= config.bin %> <%= command.id %> bob --dir chat' },
+    example('A token for alice, valid one day', 'alice'),
+    example('A one-hour admin token for the HTTP APIs', 'ops --admin --ttl 3600'),
+    example('For the cluster in ./chat', 'bob --dir chat'),
   ];
   static override args = {
     user: Args.string({ name: 'USER', description: 'the user the token is for (sub)', required: true }),

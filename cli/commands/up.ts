@@ -1,51 +1,34 @@
 import { Flags } from '@oclif/core';
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, writeSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   acquireUpLock,
   AlreadyRunningError,
   AlreadyStartingError,
-  DETACHED_ENV,
-  lastLines,
-  LogFollower,
-  openUpLog,
-  processRunning,
-  readFrom,
-  readRunFileRaw,
-  readUpLock,
-  signalProcess,
-  waitForExit,
+  awaitDetachedUp,
+  chooseMode,
   CLUSTER_FILE,
-  findRedisServer,
+  DETACHED_ENV,
+  describeMode,
+  lastLines,
   loadCluster,
-  MANAGED_REDIS_DIR,
-  readLiveRunFile,
-  redactRedisUrl,
-  redisAppendonly,
-  removeRunFile,
-  runFilePath,
-  startEmbedded,
-  startManagedRedis,
-  Supervisor,
-  writeRunFile,
+  readFrom,
+  readRunInfo,
+  readUpLock,
+  spawnDetachedUp,
+  startUp,
+  stopWithin,
+  STOP_SIGNALS,
+  terminate,
+  UP_STOP_TIMEOUT_MS,
   type ClusterConfig,
-  type EmbeddedCluster,
-  type ManagedRedis,
-  type RoleHandle,
-  type RoleProcessInfo,
+  type DetachedOutcome,
   type RunInfo,
-  type RunMode,
   type RuntimeName,
 } from '../../runtime/cluster/index.js';
-import { detectRuntime } from '../../runtime/platform/index.js';
-import { BaseCommand, binName, clusterDir, dirArg, dirHint, EXIT, shown } from '../base.js';
+import { BaseCommand, binName, clusterDir, dirArg, dirHint, example, EXIT, RUNTIME_OPTIONS, shown } from '../base.js';
+import { addressList } from '../format.js';
 
-/** How long a clean stop may take before we give up on it. */
-const STOP_TIMEOUT_MS = 15_000;
-/** Redis modes: the roles stop one group after the other, each with its own timeout. */
-const REDIS_STOP_TIMEOUT_MS = 60_000;
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 /** --detach: how long the background cluster may take to get ready (seconds), by default. */
 const DETACH_READY_TIMEOUT_S = 120;
 /** Lines of up.log shown when a background start fails. */
@@ -67,13 +50,16 @@ With --detach the same cluster runs in the background: \`fishchat up\` starts it
 
 Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.pid holds its pid); a second one is refused with exit code 2.`;
   static override examples = [
-    { description: 'Start the cluster of the current directory (mode chosen as above)', command: '<%= config.bin %> <%= command.id %>' },
-    { description: 'Start the cluster written by `fishchat init chat`', command: '<%= config.bin %> <%= command.id %> chat' },
-    { description: 'Every role its own process, over a Redis you run', command: '<%= config.bin %> <%= command.id %> --redis redis://127.0.0.1:6379' },
-    { description: 'The role processes on Bun', command: '<%= config.bin %> <%= command.id %> --redis redis://127.0.0.1:6379 --runtime bun' },
-    { description: 'Everything in this process, even with redis-server on PATH', command: '<%= config.bin %> <%= command.id %> --embedded' },
-    { description: 'Start the cluster of ./chat in the background; stop it with `fishchat down chat`', command: '<%= config.bin %> <%= command.id %> chat --detach' },
-    { description: 'In the background over Redis, waiting up to 30 s for it to get ready', command: '<%= config.bin %> <%= command.id %> chat --detach --redis redis://127.0.0.1:6379 --ready-timeout 30' },
+    example('Start the cluster of the current directory (mode chosen as above)'),
+    example('Start the cluster written by `fishchat init chat`', 'chat'),
+    example('Every role its own process, over a Redis you run', '--redis redis://127.0.0.1:6379'),
+    example('The role processes on Bun', '--redis redis://127.0.0.1:6379 --runtime bun'),
+    example('Everything in this process, even with redis-server on PATH', '--embedded'),
+    example('Start the cluster of ./chat in the background; stop it with `fishchat down chat`', 'chat --detach'),
+    example(
+      'In the background over Redis, waiting up to 30 s for it to get ready',
+      'chat --detach --redis redis://127.0.0.1:6379 --ready-timeout 30',
+    ),
   ];
   static override args = { dir: dirArg };
   static override flags = {
@@ -88,7 +74,7 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     }),
     runtime: Flags.string({
       description: 'runtime of the role processes in the Redis modes (default: fishchat.json "runtime", else node)',
-      options: ['node', 'bun', 'deno'],
+      options: RUNTIME_OPTIONS,
     }),
     detach: Flags.boolean({
       description: 'run the cluster in the background (output in .fishchat/logs/up.log); exit once it is ready; `fishchat down` stops it',
@@ -113,7 +99,7 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       redis: flags.redis,
       runtime: flags.runtime as RuntimeName | undefined,
     });
-    const running = await readLiveRunFile(runFilePath(dir));
+    const running = await readRunInfo(dir);
     if (running && running.pid !== process.pid) throw alreadyRunning(dir, running);
 
     if (flags.detach) {
@@ -139,10 +125,9 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     flags: { redis?: string; embedded: boolean; runtime?: string },
     o: { started: number; createdSecret?: string; detached: boolean },
   ): Promise<void> {
-    const { started, createdSecret } = o;
     const defaults = existsSync(join(dir, CLUSTER_FILE)) ? '' : ` (no ${CLUSTER_FILE}: the defaults)`;
     this.log(`fishchat up: cluster "${config.cluster}" in ${shown(dir)}${defaults}`);
-    if (createdSecret) this.log(`created ${shown(createdSecret)}  (the cluster secret, mode 0600)`);
+    if (o.createdSecret) this.log(`created ${shown(o.createdSecret)}  (the cluster secret, mode 0600)`);
 
     const choice = chooseMode(config, flags);
     const roleIds = [config.monitor.id, config.router.id, config.manager.id, ...config.msgServers.map((m) => m.id), config.gateway.id];
@@ -153,52 +138,38 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     };
 
     // Signals that arrive while starting stop the cluster as soon as it is up.
-    let signalled: string | undefined;
-    let wake: (() => void) | undefined;
-    const onSignal = (signal: string) => {
-      if (signalled !== undefined) {
-        this.logToStderr(`${signal} again: exiting without a clean stop`);
-        process.exit(EXIT.failed);
-      }
-      signalled = signal;
-      wake?.();
-    };
-    for (const s of SIGNALS) process.on(s, onSignal);
-    // FISHCHAT_EXIT_WITH_PARENT=1 (set by `fishchat bench` for the cluster it starts): when the
-    // process that started this `up` is gone (even by kill -9), stop cleanly instead of running on.
-    if (process.env.FISHCHAT_EXIT_WITH_PARENT === '1') {
-      const parent = process.ppid;
-      const watch = setInterval(() => {
-        if (process.ppid !== parent) {
-          clearInterval(watch);
-          // Its pipes may be gone with it: a write error must not cut the clean stop short.
-          process.stdout.on('error', () => {});
-          process.stderr.on('error', () => {});
-          onSignal('parent exited');
-        }
-      }, 500);
-      watch.unref();
-    }
-    const waitForSignal = async () => {
-      if (signalled === undefined) await new Promise<void>((resolve) => (wake = resolve));
-      return signalled!;
-    };
-    const ready = (ms: number, gateway: string) => {
-      const stop = o.detached ? `stop with: ${binName()} down${dirHint(dir)}` : 'stop with Ctrl-C';
-      this.log(`cluster ready in ${ms} ms: clients connect to the gateway at ${gateway}; ${stop}`);
-      const dirFlag = dirHint(dir) ? ` --dir${dirHint(dir)}` : '';
-      this.log(`try:   ${binName()} send --as alice --to bob "hello"${dirFlag}`);
-      this.log(`       ${binName()} status${dirFlag}`);
-    };
-
+    const signals = this.stopSignals();
+    if (process.env.FISHCHAT_EXIT_WITH_PARENT === '1') signals.exitWithParent();
     try {
-      if (choice.mode === 'embedded') {
-        await this.runEmbedded(config, choice.why, flags.runtime !== undefined, { prefix, logLine, started, ready, waitForSignal });
-      } else {
-        await this.runRedis(config, choice, { prefix, logLine, started, ready, waitForSignal, onFatal: (why) => onSignal(why) });
-      }
+      for (const line of describeMode(config, choice, shown, flags.runtime !== undefined)) this.log(line);
+      const cluster = await startUp(config, choice, {
+        log: logLine,
+        ready: (r) => {
+          const pid = r.pid === undefined ? '' : `  pid ${r.pid}`;
+          this.log(`ready  ${prefix(r.role, r.id)}  ${addressList(r.addresses)}${pid}`);
+        },
+        redisReady: (r) => this.log(`ready  ${prefix('redis', 'redis-server')}  ${r.url}  pid ${r.pid}`),
+        warn: (line) => this.log(`warning: ${line}`),
+        fatal: (message) => {
+          this.logToStderr(`Error: ${message}; stopping the cluster`);
+          signals.request('redis-server exited');
+        },
+      });
+      const stop = o.detached ? `stop with: ${binName()} down${dirHint(dir)}` : 'stop with Ctrl-C';
+      const ms = Math.round(performance.now() - o.started);
+      this.log(`cluster ready in ${ms} ms: clients connect to the gateway at ${cluster.gateway}; ${stop}`);
+      this.tryLines(dir);
+
+      const signal = await signals.wait();
+      this.log(`stopping (${signal}) …`);
+      await stopWithin(cluster.stopTimeoutMs, () => cluster.stop(), () => {
+        this.logToStderr(`the cluster did not stop within ${cluster.stopTimeoutMs / 1000} s; exiting`);
+        process.exit(EXIT.failed);
+      });
+      this.log('stopped');
+      if (cluster.failed) this.exit(EXIT.failed);
     } finally {
-      for (const s of SIGNALS) process.off(s, onSignal);
+      signals.dispose();
     }
   }
 
@@ -220,230 +191,59 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     if (flags.embedded) args.push('--embedded');
     if (flags.runtime !== undefined) args.push('--runtime', flags.runtime);
     // The entry that runs us (bin/run.js, or bin/dev.js with its loader in execArgv).
-    const entry = process.argv[1] ?? join(this.config.root, 'bin', 'run.js');
+    const up = await spawnDetachedUp(dir, process.argv[1] ?? join(this.config.root, 'bin', 'run.js'), args);
+    const { pid } = up;
+    const logShown = shown(up.log.path);
+    const tail = () => {
+      for (const l of lastLines(readFrom(up.log.path, up.log.offset), LOG_TAIL_LINES)) this.logToStderr(`  ${l}`);
+    };
 
-    const log = openUpLog(dir);
-    let pid: number;
-    let exited: { code: number | null; signal: NodeJS.Signals | null; error?: string } | undefined;
-    try {
-      writeSync(log.fd, `==> ${new Date().toISOString()}  fishchat ${args.join(' ')}  (started by fishchat up --detach)\n`);
-      const child = spawn(process.execPath, [...process.execArgv, entry, ...args], {
-        cwd: process.cwd(),
-        env: { ...process.env, [DETACHED_ENV]: '1' },
-        stdio: ['ignore', log.fd, log.fd],
-        detached: true,
-      });
-      child.on('error', (err) => (exited = { code: null, signal: null, error: err.message }));
-      child.on('exit', (code, signal) => (exited ??= { code, signal }));
-      child.unref();
-      if (child.pid === undefined) {
-        await new Promise((r) => setImmediate(r));
-        this.fail(`cannot start ${process.execPath} ${entry} up: ${exited?.error ?? 'no pid'}`);
-      }
-      pid = child.pid;
-    } finally {
-      closeSync(log.fd);
-    }
-
-    const logShown = shown(log.path);
-    const tail = () => lastLines(readFrom(log.path, log.offset), LOG_TAIL_LINES).map((l) => `  ${l}`);
     // Ctrl-C while waiting cancels the start: the background `up` stops as soon as it is up.
     let cancelled: string | undefined;
     const onSignal = (signal: string) => (cancelled ??= signal);
-    for (const s of SIGNALS) process.on(s, onSignal);
-
-    const runFile = runFilePath(dir);
-    const follower = new LogFollower(log.path, log.offset);
-    const deadline = Date.now() + timeoutS * 1000;
-    let readyLine = false;
-    const show = (lines: string[]) => {
-      for (const line of lines) {
-        if (readyLine || line.startsWith('==> ')) continue;
-        this.log(line);
-        if (/^cluster ready in /.test(line)) readyLine = true;
-      }
-    };
+    for (const s of STOP_SIGNALS) process.on(s, onSignal);
+    let outcome: DetachedOutcome;
     try {
-      for (;;) {
-        show(follower.poll());
-        if (readyLine && readRunFileRaw(runFile)?.pid === pid) break;
-        if (exited !== undefined || !processRunning(pid)) {
-          await new Promise((r) => setTimeout(r, 50)); // its last words
-          show(follower.flush());
-          const how = exited?.error
-            ? `could not be started: ${exited.error}`
-            : exited?.signal
-              ? `was killed by ${exited.signal}`
-              : `exited with code ${exited?.code ?? '?'}`;
-          this.logToStderr(`Error: the background fishchat up (pid ${pid}) ${how} before the cluster was ready; the last lines of ${logShown}:`);
-          for (const l of tail()) this.logToStderr(l);
-          const code = exited?.code;
-          this.exit(code === EXIT.usage || code === EXIT.unreachable ? code : EXIT.failed);
-        }
-        if (cancelled !== undefined || Date.now() >= deadline) {
-          show(follower.flush());
-          const why = cancelled !== undefined ? `${cancelled}: cancelled` : `the cluster was not ready within ${timeoutS} s`;
-          this.logToStderr(`Error: ${why}; stopping the background fishchat up (pid ${pid})`);
-          if (cancelled === undefined) {
-            this.logToStderr(`the last lines of ${logShown}:`);
-            for (const l of tail()) this.logToStderr(l);
-          }
-          signalProcess(pid, 'SIGTERM');
-          if (!(await waitForExit(pid, REDIS_STOP_TIMEOUT_MS + 5000))) {
-            this.logToStderr(`it did not stop: killing it (SIGKILL)`);
-            signalProcess(pid, 'SIGKILL');
-            await waitForExit(pid, 5000);
-          }
-          this.exit(EXIT.failed);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      const show = (line: string) => this.log(line);
+      outcome = await awaitDetachedUp(dir, up, { timeoutMs: timeoutS * 1000, show, cancelled: () => cancelled });
     } finally {
-      for (const s of SIGNALS) process.off(s, onSignal);
+      for (const s of STOP_SIGNALS) process.off(s, onSignal);
     }
-
-    const dirFlag = dirHint(dir) ? ` --dir${dirHint(dir)}` : '';
+    if (outcome.kind === 'exited') {
+      const e = outcome.exited;
+      const how = e?.error
+        ? `could not be started: ${e.error}`
+        : e?.signal
+          ? `was killed by ${e.signal}`
+          : `exited with code ${e?.code ?? '?'}`;
+      this.logToStderr(
+        `Error: the background fishchat up (pid ${pid}) ${how} before the cluster was ready; ` +
+          `the last lines of ${logShown}:`,
+      );
+      tail();
+      this.exit(e?.code === EXIT.usage || e?.code === EXIT.unreachable ? e.code : EXIT.failed);
+    }
+    if (outcome.kind !== 'ready') {
+      const late = `the cluster was not ready within ${timeoutS} s`;
+      const why = outcome.kind === 'cancelled' ? `${outcome.signal}: cancelled` : late;
+      this.logToStderr(`Error: ${why}; stopping the background fishchat up (pid ${pid})`);
+      if (outcome.kind === 'timeout') {
+        this.logToStderr(`the last lines of ${logShown}:`);
+        tail();
+      }
+      const killing = () => this.logToStderr('it did not stop: killing it (SIGKILL)');
+      await terminate(pid, UP_STOP_TIMEOUT_MS.redis + 5000, killing);
+      this.exit(EXIT.failed);
+    }
     this.log(`running in the background: pid ${pid}, logs in ${logShown}`);
+    this.tryLines(dir);
+  }
+
+  /** What to run next, once the cluster is ready. */
+  private tryLines(dir: string): void {
+    const dirFlag = dirHint(dir) ? ` --dir${dirHint(dir)}` : '';
     this.log(`try:   ${binName()} send --as alice --to bob "hello"${dirFlag}`);
     this.log(`       ${binName()} status${dirFlag}`);
-  }
-
-  private async runEmbedded(config: ClusterConfig, why: string, runtimeGiven: boolean, h: Helpers): Promise<void> {
-    this.log(
-      `mode: embedded (${why}: every role runs in this process on ${detectRuntime()}, ` +
-        `with an in-process bus and the SQLite store in ${shown(config.dataDir)})`,
-    );
-    if (config.redis !== undefined) this.log(`note: "redis" (${redactRedisUrl(config.redis)}) is not used in embedded mode`);
-    if (config.runtime !== detectRuntime() || runtimeGiven) {
-      this.log(`note: "runtime": "${config.runtime}" applies to role processes; embedded mode runs in this ${detectRuntime()} process`);
-    }
-    const cluster: EmbeddedCluster = await startEmbedded(config, {
-      log: h.logLine,
-      onReady: (r) => this.log(`ready  ${h.prefix(r.role, r.id)}  ${addresses(r)}`),
-    });
-    h.ready(Math.round(performance.now() - h.started), cluster.gateway);
-
-    const signal = await h.waitForSignal();
-    this.log(`stopping (${signal}) …`);
-    const timer = setTimeout(() => {
-      this.logToStderr(`the cluster did not stop within ${STOP_TIMEOUT_MS / 1000} s; exiting`);
-      process.exit(EXIT.failed);
-    }, STOP_TIMEOUT_MS);
-    try {
-      await cluster.stop();
-    } finally {
-      clearTimeout(timer);
-    }
-    this.log('stopped');
-  }
-
-  private async runRedis(config: ClusterConfig, choice: ModeChoice, h: Helpers & { onFatal: (why: string) => void }): Promise<void> {
-    const runtime = config.runtime;
-    const runFile = runFilePath(config.dir);
-    let managed: ManagedRedis | undefined;
-    let url: string;
-    if (choice.mode === 'managed') {
-      const dataDir = join(config.dir, MANAGED_REDIS_DIR);
-      this.log(
-        `mode: managed Redis (${choice.why}: a private redis-server for this cluster on 127.0.0.1, ` +
-          `appendonly on, data in ${shown(dataDir)}; every role in its own ${runtime} process)`,
-      );
-      // Once it runs, its warnings (`#`) only: its start-up banner and notices are noise next to the
-      // roles' lines (a failed start quotes its last lines in the error).
-      let redisUp = false;
-      managed = await startManagedRedis({
-        clusterDir: config.dir,
-        bin: choice.redisServer,
-        notice: (line) => h.logLine('redis', 'redis-server', line),
-        log: (line) => {
-          if (redisUp && (/^\d+:[A-Z] .* # /.test(line) || !/^\d+:[A-Z] /.test(line))) h.logLine('redis', 'redis-server', line);
-        },
-      });
-      redisUp = true;
-      url = managed.url;
-      this.log(`ready  ${h.prefix('redis', 'redis-server')}  ${url}  pid ${managed.pid}`);
-    } else {
-      url = config.redis!;
-      this.log(`mode: Redis at ${redactRedisUrl(url)} (${choice.why}: every role in its own ${runtime} process, over Redis pub/sub and the Redis store)`);
-      const aof = await redisAppendonly(url);
-      if (aof === false) {
-        this.log(`warning: the Redis at ${redactRedisUrl(url)} runs without appendonly: a Redis restart loses what it held since its last snapshot`);
-      }
-    }
-
-    const startedAt = new Date().toISOString();
-    const info = (roles: RoleProcessInfo[]): RunInfo => {
-      const gw = roles.find((r) => r.role === 'gateway');
-      const mon = roles.find((r) => r.role === 'monitor');
-      return {
-        pid: process.pid,
-        mode: choice.mode as RunMode,
-        redis: managed ? { url, pid: managed.pid, dir: managed.dir } : { url: redactRedisUrl(url) },
-        runtime,
-        gateway: gw?.addresses.tcp ?? '',
-        monitor: mon?.addresses.http,
-        roles: roles.map((r) => ({ role: r.role, id: r.id, addresses: { ...r.addresses }, pid: r.pid })),
-        startedAt,
-      };
-    };
-    // run.json is rewritten when a restarted role comes back (its pid, maybe its ports): one write at a time.
-    let writes: Promise<void> = Promise.resolve();
-    let published = false;
-    const supervisor = new Supervisor({
-      config,
-      redis: url,
-      runtime,
-      log: (role, id, line) => h.logLine(role, id, line),
-      notice: (role, id, line) => h.logLine(role, id, line),
-      onReady: (r, restarted) => {
-        this.log(`ready  ${h.prefix(r.role, r.id)}  ${addresses(r)}  pid ${r.pid}`);
-        if (restarted && published) {
-          writes = writes.then(() => writeRunFile(runFile, info(supervisor.roles))).catch(() => {});
-        }
-      },
-    });
-
-    let roles: RoleProcessInfo[];
-    try {
-      roles = await supervisor.start();
-      await writeRunFile(runFile, info(roles));
-      published = true;
-    } catch (err) {
-      await supervisor.stop().catch(() => {});
-      await managed?.stop().catch(() => {});
-      throw err;
-    }
-    const gateway = roles.find((r) => r.role === 'gateway')!.addresses.tcp!;
-    h.ready(Math.round(performance.now() - h.started), gateway);
-
-    let redisDied = false;
-    let stopping = false;
-    void managed?.exited.then(({ code, signal }) => {
-      if (stopping) return;
-      redisDied = true;
-      this.logToStderr(`Error: the managed redis-server exited (${signal ? `killed by ${signal}` : `code ${code}`}); stopping the cluster`);
-      h.onFatal('redis-server exited');
-    });
-    const signal = await h.waitForSignal();
-    stopping = true;
-    this.log(`stopping (${signal}) …`);
-    const timer = setTimeout(() => {
-      this.logToStderr(`the cluster did not stop within ${REDIS_STOP_TIMEOUT_MS / 1000} s; exiting`);
-      process.exit(EXIT.failed);
-    }, REDIS_STOP_TIMEOUT_MS);
-    try {
-      await supervisor.stop();
-      if (managed) {
-        await managed.stop();
-        this.log(`${h.prefix('redis', 'redis-server')}  stopped`);
-      }
-    } finally {
-      clearTimeout(timer);
-      await writes;
-      await removeRunFile(runFile);
-    }
-    this.log('stopped');
-    if (redisDied) this.exit(EXIT.failed);
   }
 }
 
@@ -456,35 +256,3 @@ function alreadyRunning(dir: string, info: RunInfo): AlreadyRunningError {
   return err;
 }
 
-interface Helpers {
-  prefix: (role: string, id: string) => string;
-  logLine: (role: string, id: string, line: string) => void;
-  started: number;
-  ready: (ms: number, gateway: string) => void;
-  waitForSignal: () => Promise<string>;
-}
-
-interface ModeChoice {
-  mode: RunMode;
-  /** why this mode, as the user reads it */
-  why: string;
-  /** managed: the redis-server found on PATH */
-  redisServer?: string;
-}
-
-/** DESIGN.md "Three ways to run": --embedded, else a Redis URL, else redis-server on PATH, else embedded. */
-function chooseMode(config: ClusterConfig, flags: { redis?: string; embedded: boolean }): ModeChoice {
-  if (flags.embedded) return { mode: 'embedded', why: '--embedded' };
-  if (flags.redis !== undefined) return { mode: 'redis', why: 'from --redis' };
-  if (config.redis !== undefined) return { mode: 'redis', why: `"redis" in ${CLUSTER_FILE}` };
-  const redisServer = findRedisServer();
-  if (redisServer) return { mode: 'managed', why: `no Redis URL given, and redis-server is on PATH (${redisServer})`, redisServer };
-  return { mode: 'embedded', why: 'no Redis configured, and no redis-server on PATH' };
-}
-
-function addresses(r: Pick<RoleHandle, 'addresses'>): string {
-  const parts: string[] = [];
-  if (r.addresses.tcp) parts.push(`tcp ${r.addresses.tcp}`);
-  if (r.addresses.http) parts.push(`http ${r.addresses.http}`);
-  return parts.join('  ');
-}

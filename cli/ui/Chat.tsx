@@ -28,21 +28,15 @@ const QUIT_COMMANDS = new Set(['/quit', '/exit', '/q']);
 
 const TONE_COLOR: Record<Tone, string> = { info: 'gray', warn: 'yellow', error: 'red' };
 
-function connLabel(s: ChatState): { text: string; color: string } {
-  switch (s.conn) {
-    case 'connecting':
-      return { text: '◌ connecting…', color: 'yellow' };
-    case 'connected':
-      return { text: '● connected', color: 'green' };
-    case 'reconnecting':
-      return { text: '◌ reconnecting…', color: 'yellow' };
-    case 'closed':
-      return { text: '○ closed', color: 'red' };
-  }
-}
+const CONN_LABEL: Record<ChatState['conn'], { text: string; color: string }> = {
+  connecting: { text: '◌ connecting…', color: 'yellow' },
+  connected: { text: '● connected', color: 'green' },
+  reconnecting: { text: '◌ reconnecting…', color: 'yellow' },
+  closed: { text: '○ closed', color: 'red' },
+};
 
 function Header(props: ChatProps) {
-  const conn = connLabel(props);
+  const conn = CONN_LABEL[props.conn];
   const peer = props.peer.kind === 'topic' ? `#${props.peer.name}` : props.peer.name;
   const members = props.peer.kind === 'topic' && props.members !== undefined ? ` (${props.members} member${props.members === 1 ? '' : 's'})` : '';
   return (

@@ -9,6 +9,7 @@
  */
 import { Box, Text, useInput, useStdout } from 'ink';
 import { useEffect, useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
+import { bytes, duration } from '../format.js';
 import { sparkline } from './sparkline.js';
 import { HISTORY, matches, type Connection, type LogEntry, type LogKind, type TailRole, type TailSnapshot, type TailStore } from './TailStore.js';
 
@@ -408,27 +409,6 @@ export function latency(ms: number): string {
   if (ms < 10) return `${ms.toFixed(1)}ms`;
   if (ms < 1000) return `${Math.round(ms)}ms`;
   return `${(ms / 1000).toFixed(1)}s`;
-}
-
-/** 512 B, 3.0 KiB, 48.2 MiB */
-export function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${Math.round(v)} B` : `${v.toFixed(1)} ${units[u]}`;
-}
-
-/** 42s, 3m12s, 2h05m, 3d04h */
-function duration(seconds: number): string {
-  const s = Math.floor(seconds);
-  if (s < 60) return `${s}s`;
-  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
-  if (s < 86_400) return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
-  return `${Math.floor(s / 86_400)}d${String(Math.floor((s % 86_400) / 3600)).padStart(2, '0')}h`;
 }
 
 /** HH:MM:SS, local time */

@@ -5,7 +5,15 @@
  * topic-status). The Ink view reads immutable snapshots of it through
  * useSyncExternalStore; tests feed it by hand.
  */
-import type { ClientStatusItem, TopicStatusItem } from '../../runtime/bus/payloads.js';
+import {
+  parseBeat,
+  type BeatSummary,
+  type ClientStatusItem,
+  type TopicStatusItem,
+} from '../../runtime/bus/payloads.js';
+import { MISSED_BEATS } from '../../runtime/metrics/beat.js';
+import { DEFAULT_SETTINGS } from '../../runtime/roles/config.js';
+import { ROLE_NAMES } from '../../runtime/roles/context.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
 
 /** Beats of history kept per role (the sparkline's width at most). */
@@ -13,34 +21,22 @@ export const HISTORY = 30;
 /** Log entries kept. */
 export const MAX_LOG = 500;
 /** Until two beats of a role were seen, its interval is taken to be this (the cluster default). */
-export const DEFAULT_BEAT_MS = 2000;
-/** A role silent for this many of its beat intervals is shown down (as the monitor does). */
-export const MISSED_BEATS = 3;
+export const DEFAULT_BEAT_MS = DEFAULT_SETTINGS.beat;
 
-export interface TailRole {
-  role: string;
-  id: string;
-  addr?: string;
-  http?: string;
+/** A role as the view shows it: its last beat, with its state and rate history. */
+export interface TailRole extends BeatSummary {
   up: boolean;
   /** when its last beat arrived, by this process's clock (ms) */
   lastBeat: number;
   /** the time between its last two beats (ms) */
   beatMs: number;
-  boot: string;
-  pid: number;
-  uptime: number;
-  conns: number;
-  inRate: number;
-  outRate: number;
-  p50: number;
-  p99: number;
-  rss: number;
-  loop: number;
   /** msgs/s in and out of the last HISTORY beats, oldest first */
   inHistory: readonly number[];
   outHistory: readonly number[];
 }
+
+const CLIENT_KINDS: readonly LogKind[] = ['login', 'logout', 'kick'];
+const TOPIC_KINDS: readonly LogKind[] = ['create', 'join', 'leave'];
 
 export type LogKind = 'login' | 'logout' | 'kick' | 'create' | 'join' | 'leave' | 'up' | 'down' | 'restart' | 'monitor';
 
@@ -80,8 +76,6 @@ export interface TailStoreOptions {
   /** the clock (tests) */
   now?: () => number;
 }
-
-const ROLE_ORDER = ['gateway', 'msg_server', 'router', 'manager', 'monitor'];
 
 export class TailStore {
   private readonly roles = new Map<string, TailRole>();
@@ -129,17 +123,18 @@ export class TailStore {
     if (typeof report.cluster === 'string') this.cluster = report.cluster;
     const serverNow = typeof report.ts === 'number' ? report.ts : now;
     for (const r of report.roles ?? []) {
-      if (!r || typeof r.role !== 'string' || typeof r.id !== 'string') continue;
+      const f = parseBeat(r);
+      if (!f) continue;
       const age = Math.max(0, serverNow - num(r.lastBeat ?? serverNow));
-      const key = keyOf(r.role, r.id);
+      const key = keyOf(f.role, f.id);
       const prev = this.roles.get(key);
       this.roles.set(key, {
-        ...fields(r),
+        ...f,
         up: r.up !== false,
         lastBeat: now - age,
         beatMs: prev?.beatMs ?? DEFAULT_BEAT_MS,
-        inHistory: prev?.inHistory ?? [num(r.inRate)],
-        outHistory: prev?.outHistory ?? [num(r.outRate)],
+        inHistory: prev?.inHistory ?? [f.inRate],
+        outHistory: prev?.outHistory ?? [f.outRate],
       });
     }
     this.changed();
@@ -160,13 +155,11 @@ export class TailStore {
   }
 
   beat(data: unknown): boolean {
-    if (!data || typeof data !== 'object') return false;
-    const b = data as Record<string, unknown>;
-    if (typeof b.role !== 'string' || typeof b.id !== 'string' || !b.role || !b.id) return false;
+    const f = parseBeat(data);
+    if (!f) return false;
     const now = this.now();
-    const key = keyOf(b.role, b.id);
+    const key = keyOf(f.role, f.id);
     const prev = this.roles.get(key);
-    const f = fields(b);
     const next: TailRole = {
       ...f,
       up: true,
@@ -185,30 +178,23 @@ export class TailStore {
   }
 
   clientStatus(data: unknown): boolean {
-    if (!data || typeof data !== 'object') return false;
-    const c = data as Partial<Record<keyof ClientStatusItem, unknown>>;
-    const kind = c.k;
-    if (kind !== 'login' && kind !== 'logout' && kind !== 'kick') return false;
-    const who = `${str(c.user)}/${str(c.device)}`;
-    const reason = typeof c.reason === 'string' && c.reason ? c.reason : undefined;
-    const text = kind === 'kick' ? `${who} on ${str(c.server)}${reason ? `: ${reason}` : ''}` : `${who} on ${str(c.server)}${reason ? ` (${reason})` : ''}`;
-    this.add(kind, tsOf(c.ts, this.now()), text);
-    this.changed();
-    return true;
+    return this.event(data, CLIENT_KINDS, (c: Partial<Record<keyof ClientStatusItem, unknown>>) => {
+      const who = `${str(c.user)}/${str(c.device)}`;
+      const reason = typeof c.reason === 'string' && c.reason ? c.reason : undefined;
+      const on = `on ${str(c.server)}`;
+      if (c.k === 'kick') return `${who} ${on}${reason ? `: ${reason}` : ''}`;
+      return `${who} ${on}${reason ? ` (${reason})` : ''}`;
+    });
   }
 
   topicStatus(data: unknown): boolean {
-    if (!data || typeof data !== 'object') return false;
-    const t = data as Partial<Record<keyof TopicStatusItem, unknown>>;
-    const kind = t.k;
-    if (kind !== 'create' && kind !== 'join' && kind !== 'leave') return false;
-    const topic = `#${str(t.topic)}`;
-    const user = str(t.user);
-    const on = `on ${str(t.server)}`;
-    const text = kind === 'create' ? `${topic} by ${user} ${on}` : kind === 'join' ? `${user} → ${topic} ${on}` : `${user} ← ${topic} ${on}`;
-    this.add(kind, tsOf(t.ts, this.now()), text);
-    this.changed();
-    return true;
+    return this.event(data, TOPIC_KINDS, (t: Partial<Record<keyof TopicStatusItem, unknown>>) => {
+      const topic = `#${str(t.topic)}`;
+      const user = str(t.user);
+      const on = `on ${str(t.server)}`;
+      if (t.k === 'create') return `${topic} by ${user} ${on}`;
+      return t.k === 'join' ? `${user} → ${topic} ${on}` : `${user} ← ${topic} ${on}`;
+    });
   }
 
   /** Marks roles whose beats stopped as down (call it every second or so). */
@@ -237,6 +223,20 @@ export class TailStore {
   }
 
   // ------------------------------------------------------------ internals
+
+  /** A client-status or topic-status item: logged as `text(item)` when its `k` is one of `kinds`. */
+  private event<T extends { k?: unknown; ts?: unknown }>(
+    data: unknown,
+    kinds: readonly LogKind[],
+    text: (item: T) => string,
+  ): boolean {
+    if (!data || typeof data !== 'object') return false;
+    const item = data as T;
+    if (!kinds.includes(item.k as LogKind)) return false;
+    this.add(item.k as LogKind, tsOf(item.ts, this.now()), text(item));
+    this.changed();
+    return true;
+  }
 
   private add(kind: LogKind, ts: number, text: string): void {
     this.seq++;
@@ -285,33 +285,14 @@ export function matches(entry: LogEntry, filter: string): boolean {
   return words.every((w) => entry.search.includes(w));
 }
 
-function fields(b: Record<string, unknown>): Omit<TailRole, 'up' | 'lastBeat' | 'beatMs' | 'inHistory' | 'outHistory'> {
-  const out: Omit<TailRole, 'up' | 'lastBeat' | 'beatMs' | 'inHistory' | 'outHistory'> = {
-    role: String(b.role),
-    id: String(b.id),
-    boot: typeof b.boot === 'string' ? b.boot : '',
-    pid: num(b.pid),
-    uptime: num(b.uptime),
-    conns: num(b.conns),
-    inRate: num(b.inRate),
-    outRate: num(b.outRate),
-    p50: num(b.p50),
-    p99: num(b.p99),
-    rss: num(b.rss),
-    loop: num(b.loop),
-  };
-  if (typeof b.addr === 'string' && b.addr) out.addr = b.addr;
-  if (typeof b.http === 'string' && b.http) out.http = b.http;
-  return out;
-}
-
 function keyOf(role: string, id: string): string {
   return `${role}\u0000${id}`;
 }
 
 function rank(role: string): number {
-  const i = ROLE_ORDER.indexOf(role);
-  return i < 0 ? ROLE_ORDER.length : i;
+  // The roles in the order of ROLE_NAMES (gateway first), then any other.
+  const i = (ROLE_NAMES as readonly string[]).indexOf(role);
+  return i < 0 ? ROLE_NAMES.length : i;
 }
 
 function cmp(a: string, b: string): number {

@@ -73,6 +73,53 @@ export interface Beat {
   ts: number;
 }
 
+/** A beat's fields as a reader keeps them (the monitor, `fishchat tail`): no send time, no limit. */
+export type BeatSummary = Omit<Beat, 'ts' | 'max'>;
+
+/** Text fields of a beat are cut to this many characters. */
+const MAX_BEAT_TEXT = 256;
+
+/**
+ * A beat as it came off the bus (or from the monitor): known fields only,
+ * numbers finite and not negative (0 otherwise), text bounded; null without
+ * a role and an id.
+ */
+export function parseBeat(item: unknown): BeatSummary | null {
+  if (!item || typeof item !== 'object') return null;
+  const b = item as Partial<Record<keyof Beat, unknown>>;
+  const role = beatText(b.role);
+  const id = beatText(b.id);
+  if (!role || !id) return null;
+  const out: BeatSummary = {
+    role,
+    id,
+    pid: beatNum(b.pid),
+    boot: beatText(b.boot) ?? '',
+    uptime: beatNum(b.uptime),
+    conns: beatNum(b.conns),
+    inRate: beatNum(b.inRate),
+    outRate: beatNum(b.outRate),
+    p50: beatNum(b.p50),
+    p99: beatNum(b.p99),
+    rss: beatNum(b.rss),
+    loop: beatNum(b.loop),
+  };
+  const addr = beatText(b.addr);
+  const http = beatText(b.http);
+  if (addr) out.addr = addr;
+  if (http) out.http = http;
+  return out;
+}
+
+function beatText(v: unknown): string | undefined {
+  return typeof v === 'string' && v.length > 0 ? v.slice(0, MAX_BEAT_TEXT) : undefined;
+}
+
+function beatNum(v: unknown): number {
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : 0;
+}
+
 export function encodeItems(items: unknown[]): Uint8Array {
   return cborxEncoder.encode(items);
 }

@@ -168,3 +168,11 @@ export async function redisAppendonly(redisUrl: string, timeoutMs = 3000): Promi
     client.disconnect();
   }
 }
+
+/** The warning of `up` and `serve` when redisAppendonly said false. */
+export function noAppendonlyWarning(redisUrl: string): string {
+  return (
+    `the Redis at ${redactRedisUrl(redisUrl)} runs without appendonly: ` +
+    'a Redis restart loses what it held since its last snapshot'
+  );
+}

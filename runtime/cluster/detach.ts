@@ -17,9 +17,24 @@
  * command line is still that of a fishchat `up` (a pid reused by another
  * program is not ours to signal).
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, mkdirSync, fstatSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
-import { processAlive, type RunInfo } from './load.js';
+import { CLUSTER_DEFAULTS, CLUSTER_FILE } from './defaults.js';
+import { processAlive, readRunFileRaw, runFilePath, type RunInfo } from './run-file.js';
 
 /** The lock of a running (or starting) `fishchat up`: its pid. */
 export const UP_PID_FILE = join('.fishchat', 'up.pid');
@@ -182,25 +197,31 @@ export function removeStaleUpLock(dir: string): boolean {
   return true;
 }
 
-// ---------------------------------------------------------------- run.json, leniently
+/**
+ * The `up` of DIR (`fishchat down`): the pid of run.json when that is a
+ * running `up`, else the one of up.pid (an `up` still starting); `info` is
+ * run.json as found, also when its `up` is gone.
+ */
+export function findUp(dir: string): { pid?: number; info?: RunInfo } {
+  const info = readRunFileRaw(runFilePath(dir));
+  if (info && processIs(info.pid, 'up')) return { pid: info.pid, info };
+  return { pid: readUpLock(dir), info };
+}
 
-/** run.json as it is on disk, whatever its process; undefined when missing or unreadable. */
-export function readRunFileRaw(path: string): RunInfo | undefined {
-  try {
-    const info = JSON.parse(readFileSync(path, 'utf8')) as RunInfo;
-    return info && typeof info.pid === 'number' ? info : undefined;
-  } catch {
-    return undefined;
-  }
+/** Once the `up` with `pid` is gone: its run.json (a killed `up` cannot remove it) and a stale up.pid. */
+export function removeUpFiles(dir: string, pid: number): void {
+  const runFile = runFilePath(dir);
+  if (readRunFileRaw(runFile)?.pid === pid) rmSync(runFile, { force: true });
+  removeStaleUpLock(dir);
 }
 
 /** The cluster name from fishchat.json, without validating the rest ("local" when unreadable). */
 export function clusterName(dir: string): string {
   try {
-    const raw = JSON.parse(readFileSync(join(dir, 'fishchat.json'), 'utf8')) as { cluster?: unknown };
-    return typeof raw.cluster === 'string' ? raw.cluster : 'local';
+    const raw = JSON.parse(readFileSync(join(dir, CLUSTER_FILE), 'utf8')) as { cluster?: unknown };
+    return typeof raw.cluster === 'string' ? raw.cluster : CLUSTER_DEFAULTS.cluster;
   } catch {
-    return 'local';
+    return CLUSTER_DEFAULTS.cluster;
   }
 }
 
@@ -312,4 +333,106 @@ export function lastLines(text: string, n: number): string[] {
     .map((l) => l.replace(/\r$/, ''))
     .filter((l) => l.trim() !== '')
     .slice(-n);
+}
+
+// ---------------------------------------------------------------- up --detach
+
+/** How a background `up` ended before it was ready. */
+export interface DetachedExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** it could not be started at all */
+  error?: string;
+}
+
+/** A background `fishchat up` just spawned. */
+export interface DetachedUp {
+  pid: number;
+  /** up.log, and where this run's output starts in it */
+  log: { path: string; offset: number };
+  /** how it ended, once it did */
+  exited(): DetachedExit | undefined;
+}
+
+/**
+ * Spawns `fishchat up` (`entry` run with this runtime, `args` after it) in a
+ * session of its own, its output appended to DIR/.fishchat/logs/up.log.
+ */
+export async function spawnDetachedUp(dir: string, entry: string, args: string[]): Promise<DetachedUp> {
+  const log = openUpLog(dir);
+  let exited: DetachedExit | undefined;
+  try {
+    const started = new Date().toISOString();
+    writeSync(log.fd, `==> ${started}  fishchat ${args.join(' ')}  (started by fishchat up --detach)\n`);
+    const child = spawn(process.execPath, [...process.execArgv, entry, ...args], {
+      cwd: process.cwd(),
+      env: { ...process.env, [DETACHED_ENV]: '1' },
+      stdio: ['ignore', log.fd, log.fd],
+      detached: true,
+    });
+    child.on('error', (err) => (exited = { code: null, signal: null, error: err.message }));
+    child.on('exit', (code, signal) => (exited ??= { code, signal }));
+    child.unref();
+    if (child.pid === undefined) {
+      await new Promise((r) => setImmediate(r));
+      throw new Error(`cannot start ${process.execPath} ${entry} up: ${exited?.error ?? 'no pid'}`);
+    }
+    return { pid: child.pid, log: { path: log.path, offset: log.offset }, exited: () => exited };
+  } finally {
+    closeSync(log.fd);
+  }
+}
+
+/** Why waiting for a background `up` ended. */
+export type DetachedOutcome =
+  | { kind: 'ready' }
+  | { kind: 'exited'; exited: DetachedExit | undefined }
+  | { kind: 'cancelled'; signal: string }
+  | { kind: 'timeout' };
+
+/**
+ * Waits until the background `up` is ready: it said "cluster ready in …" and
+ * run.json names it. `show` gets its output lines up to that one as they come;
+ * `cancelled` tells whether the wait was called off (a signal).
+ */
+export async function awaitDetachedUp(
+  dir: string,
+  up: DetachedUp,
+  o: { timeoutMs: number; show: (line: string) => void; cancelled: () => string | undefined },
+): Promise<DetachedOutcome> {
+  const runFile = runFilePath(dir);
+  const follower = new LogFollower(up.log.path, up.log.offset);
+  const deadline = Date.now() + o.timeoutMs;
+  let readyLine = false;
+  const show = (lines: string[]) => {
+    for (const line of lines) {
+      if (readyLine || line.startsWith('==> ')) continue;
+      o.show(line);
+      if (/^cluster ready in /.test(line)) readyLine = true;
+    }
+  };
+  for (;;) {
+    show(follower.poll());
+    if (readyLine && readRunFileRaw(runFile)?.pid === up.pid) return { kind: 'ready' };
+    if (up.exited() !== undefined || !processRunning(up.pid)) {
+      await new Promise((r) => setTimeout(r, 50)); // its last words
+      show(follower.flush());
+      return { kind: 'exited', exited: up.exited() };
+    }
+    const signal = o.cancelled();
+    if (signal !== undefined || Date.now() >= deadline) {
+      show(follower.flush());
+      return signal !== undefined ? { kind: 'cancelled', signal } : { kind: 'timeout' };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** SIGTERM, then SIGKILL when it is not gone within `timeoutMs` (`killing` is called first). */
+export async function terminate(pid: number, timeoutMs: number, killing?: () => void): Promise<void> {
+  signalProcess(pid, 'SIGTERM');
+  if (await waitForExit(pid, timeoutMs)) return;
+  killing?.();
+  signalProcess(pid, 'SIGKILL');
+  await waitForExit(pid, 5000);
 }

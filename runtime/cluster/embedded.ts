@@ -9,15 +9,14 @@
  * reverse: gateway, msg_servers (they kick `draining`; the manager still
  * hears the logouts), manager, router, monitor, then the bus and the store.
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { AddressInUseError, getPlatform } from '../platform/index.js';
+import { bindAddress } from '../platform/address.js';
+import { getPlatform } from '../platform/index.js';
 import { makeRoleContext, startRole, type Logger, type RoleContext, type RoleHandle } from '../roles/index.js';
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { openBackends } from './backends.js';
 import type { ClusterConfig, RoleConfig } from './config.js';
-import { joinHostPort, processAlive, runFilePath, type RunInfo } from './load.js';
+import { AlreadyRunningError, readRunInfo, removeRunFile, runFilePath, writeRunFile, type RunInfo } from './run-file.js';
 
 export interface EmbeddedCluster {
   /** in start order: monitor, router, manager, msg_servers, gateway */
@@ -37,40 +36,9 @@ export interface EmbeddedOptions {
   onReady?: (role: RoleHandle) => void;
 }
 
-/** A listener's port is taken: names the role, the listener and the port. */
-export class PortInUseError extends Error {
-  constructor(
-    readonly role: string,
-    readonly id: string,
-    readonly listener: 'tcp' | 'http',
-    readonly host: string,
-    readonly port: number,
-  ) {
-    super(
-      `cannot start ${role} ${id}: its ${listener === 'tcp' ? 'client TCP' : 'HTTP'} port ${port} on ${host} is already in use — ` +
-        `stop what holds it, or change "${listener === 'tcp' ? 'port' : 'httpPort'}" in its role file`,
-    );
-    this.name = 'PortInUseError';
-  }
-}
-
-/** Another live process runs a cluster on this directory. */
-export class AlreadyRunningError extends Error {
-  constructor(
-    readonly dir: string,
-    readonly info: RunInfo,
-  ) {
-    super(
-      `a cluster is already running in ${dir} (pid ${info.pid}, gateway ${info.gateway}); stop it first ` +
-        `(Ctrl-C where it runs, or kill ${info.pid}; if that pid is not FishChat, delete ${runFilePath(dir)})`,
-    );
-    this.name = 'AlreadyRunningError';
-  }
-}
-
 export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions): Promise<EmbeddedCluster> {
   const runFile = runFilePath(config.dir);
-  const running = await readLiveRunFile(runFile);
+  const running = await readRunInfo(config.dir);
   if (running && running.pid !== process.pid) throw new AlreadyRunningError(config.dir, running);
 
   const platform = await getPlatform();
@@ -88,12 +56,7 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
 
   const started: RoleHandle[] = [];
   const start = async (c: RoleConfig) => {
-    let handle: RoleHandle;
-    try {
-      handle = await startRole(c.role, ctx(c.role, c.id), c);
-    } catch (err) {
-      throw portError(err, c);
-    }
+    const handle = await startRole(c.role, ctx(c.role, c.id), c);
     started.push(handle);
     opts.onReady?.(handle);
     return handle;
@@ -116,7 +79,7 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
     groups.push(servers);
     for (const ms of config.msgServers) servers.push(await start(ms));
     const seeds = config.msgServers.map(
-      (ms, i) => ms.advertise ?? servers[i]!.addresses.tcp ?? joinHostPort(ms.host, ms.port),
+      (ms, i) => ms.advertise ?? servers[i]!.addresses.tcp ?? bindAddress(ms.host, ms.port),
     );
     gateway = await one({ ...config.gateway, seeds });
   } catch (err) {
@@ -124,8 +87,8 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
     throw err;
   }
 
-  const gatewayAddr = gateway.addresses.tcp ?? joinHostPort(config.gateway.host, config.gateway.port);
-  const monitorAddr = monitor.addresses.http ?? joinHostPort(config.monitor.httpHost, config.monitor.httpPort);
+  const gatewayAddr = gateway.addresses.tcp ?? bindAddress(config.gateway.host, config.gateway.port);
+  const monitorAddr = monitor.addresses.http ?? bindAddress(config.monitor.httpHost, config.monitor.httpPort);
   const info: RunInfo = {
     pid: process.pid,
     mode: 'embedded',
@@ -189,41 +152,4 @@ export function roleLogger(role: string, id: string, log: EmbeddedOptions['log']
     warn: (m) => log(role, id, `warning: ${m}`),
     error: (m) => log(role, id, `error: ${m}`),
   };
-}
-
-/** An AddressInUseError that a role let through, as an error naming the role and the port. */
-export function portError(err: unknown, c: RoleConfig): unknown {
-  if (!(err instanceof AddressInUseError) && (err as { code?: string } | undefined)?.code !== 'EADDRINUSE') return err;
-  const e = err as Partial<AddressInUseError>;
-  const tcp = (c.role === 'gateway' || c.role === 'msg_server') && e.port === c.port && c.port !== 0;
-  const host = tcp ? (c as { host: string }).host : c.httpHost;
-  return new PortInUseError(c.role, c.id, tcp ? 'tcp' : 'http', e.host ?? host, e.port ?? (tcp ? (c as { port: number }).port : c.httpPort));
-}
-
-// ---------------------------------------------------------------- run.json
-
-export async function readLiveRunFile(path: string): Promise<RunInfo | undefined> {
-  try {
-    const info = JSON.parse(await readFile(path, 'utf8')) as RunInfo;
-    return typeof info?.pid === 'number' && processAlive(info.pid) ? info : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export async function writeRunFile(path: string, info: RunInfo): Promise<void> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.${process.pid}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(info, null, 2)}\n`);
-  await rename(tmp, path);
-}
-
-/** Removes the run file if it is still ours. */
-export async function removeRunFile(path: string): Promise<void> {
-  try {
-    const info = JSON.parse(await readFile(path, 'utf8')) as RunInfo;
-    if (info.pid === process.pid) await rm(path, { force: true });
-  } catch {
-    // gone already, or not ours to judge
-  }
 }

@@ -1,6 +1,9 @@
-/** Cluster directories: configuration, secret, `init`, the embedded launcher and the Redis modes. */
+/** Cluster directories: configuration, secret, `init`, the embedded launcher, the Redis modes and `up`. */
 export * from './config.js';
+export * from './defaults.js';
+export { checkRedisUrl, ConfigError, describeValue } from './checks.js';
 export * from './load.js';
+export * from './run-file.js';
 export * from './secret.js';
 export * from './init.js';
 export * from './embedded.js';
@@ -8,5 +11,8 @@ export * from './backends.js';
 export * from './supervisor.js';
 export * from './managed-redis.js';
 export * from './detach.js';
+export * from './signals.js';
+export * from './up.js';
 export { serveRole, formatAddresses, parseReadyLine, ServeUsageError, type ServeRoleOptions, type ServedRole } from './role-main.js';
+export { bindAddress, dialAddress, isLoopback, parseHostPort } from '../platform/address.js';
 export { ROLE_NAMES, type Logger, type RoleContext, type RoleHandle, type RoleName } from '../roles/context.js';

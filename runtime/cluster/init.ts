@@ -8,7 +8,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLUSTER_FILE, ConfigError, describeValue, MAX_MSG_SERVERS } from './load.js';
+import { checkRedisUrl } from './checks.js';
+import { CLUSTER_FILE, MAX_MSG_SERVERS } from './defaults.js';
 import { createSecret, readSecret } from './secret.js';
 
 export interface InitOptions {
@@ -18,29 +19,6 @@ export interface InitOptions {
   force?: boolean;
   /** "redis" in fishchat.json: redis://host:port or rediss://… (checked with checkRedisUrl) */
   redis?: string;
-}
-
-/**
- * A Redis URL as `init --redis` takes it: redis:// or rediss://, a host, an
- * optional port 1–65535 (ioredis's URL form: user, password, /db and
- * ?cluster=1 allowed). Throws ConfigError naming `source`.
- */
-export function checkRedisUrl(url: string, source = '--redis'): string {
-  const expected = 'must be a URL "redis://host:port" (or rediss:// for TLS), such as redis://127.0.0.1:6379';
-  let u: URL | undefined;
-  try {
-    u = /\s/.test(url) ? undefined : new URL(url);
-  } catch {
-    u = undefined;
-  }
-  if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '') {
-    throw new ConfigError(source, undefined, `${expected}, found ${describeValue(url)}`);
-  }
-  if (u.port !== '' && Number(u.port) === 0) throw new ConfigError(source, undefined, `${expected} (port 1–65535), found ${describeValue(url)}`);
-  if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) {
-    throw new ConfigError(source, undefined, `${expected}; the path may only be a database number (/0), found ${describeValue(url)}`);
-  }
-  return url;
 }
 
 export interface InitResult {

@@ -10,8 +10,8 @@ import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { getPlatform } from '../platform/index.js';
-import { processAlive } from './load.js';
-import { findOnPath } from './supervisor.js';
+import { processAlive } from './run-file.js';
+import { eachLine, findOnPath } from './supervisor.js';
 
 export const MANAGED_REDIS_DIR = join('.fishchat', 'redis');
 const PID_FILE = 'redis-server.pid';
@@ -87,8 +87,8 @@ async function launch(bin: string, port: number, dir: string, log?: (line: strin
     if (tail.length > 20) tail.shift();
     log?.(line);
   };
-  splitLines(proc.stdout!, onLine);
-  splitLines(proc.stderr!, onLine);
+  eachLine(proc.stdout!, onLine);
+  eachLine(proc.stderr!, onLine);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     proc.on('error', (err) => {
       onLine(`cannot start ${bin}: ${err.message}`);
@@ -212,17 +212,4 @@ function kill(proc: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     // gone
   }
-}
-
-function splitLines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
-  let buf = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    buf += chunk;
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      onLine(buf.slice(0, i).replace(/\r$/, ''));
-      buf = buf.slice(i + 1);
-    }
-  });
 }

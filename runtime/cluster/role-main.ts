@@ -29,8 +29,10 @@ import { getPlatform } from '../platform/index.js';
 import { makeRoleContext, ROLE_NAMES, startRole, type Logger, type RoleHandle, type RoleName } from '../roles/index.js';
 import { NoRedisError, openBackends, redactRedisUrl } from './backends.js';
 import type { ClusterConfig, RoleConfig } from './config.js';
-import { portError } from './embedded.js';
-import { ConfigError, loadCluster, loadRoleFile, parseHostPort } from './load.js';
+import { parseHostPort } from '../platform/address.js';
+import { ConfigError } from './checks.js';
+import { loadCluster, loadRoleFile } from './load.js';
+import { StopSignals, stopWithin } from './signals.js';
 
 /** How long a clean stop may take before the process gives up on it. */
 export const ROLE_STOP_TIMEOUT_MS = 10_000;
@@ -112,7 +114,7 @@ export async function serveRole(opts: ServeRoleOptions): Promise<ServedRole> {
     handle = await startRole(roleConfig.role, ctx, roleConfig);
   } catch (err) {
     await backends.close().catch(() => {});
-    throw portError(err, roleConfig);
+    throw err;
   }
   let stopping: Promise<void> | undefined;
   return {
@@ -234,44 +236,25 @@ async function main(argv: string[]): Promise<void> {
     error: (m) => writeLines(process.stderr, `error: ${m}`),
   };
 
-  let stopRequested: string | undefined;
-  let served: ServedRole | undefined;
-  const stop = async (why: string) => {
-    if (stopRequested !== undefined) {
-      if (why !== 'stdin closed') {
-        process.stderr.write(`${why} again: exiting without a clean stop\n`);
-        process.exit(1);
-      }
-      return;
-    }
-    stopRequested = why;
-    if (!served) return; // still starting: stopped as soon as it is up
-    log.info(`stopping (${why})`);
-    const timer = setTimeout(() => {
-      process.stderr.write(`did not stop within ${ROLE_STOP_TIMEOUT_MS / 1000} s; exiting\n`);
+  // Stop requests while starting stop the role as soon as it is up.
+  const stopRequests = new StopSignals(
+    (why) => {
+      if (why === 'stdin closed') return;
+      process.stderr.write(`${why} again: exiting without a clean stop\n`);
       process.exit(1);
-    }, ROLE_STOP_TIMEOUT_MS);
-    let code = 0;
-    try {
-      await served.stop();
-      log.info('stopped');
-    } catch (err) {
-      process.stderr.write(`Error: ${(err as Error).message}\n`);
-      code = 1;
-    }
-    clearTimeout(timer);
-    await flushStdout();
-    process.exit(code);
-  };
-  for (const s of ['SIGTERM', 'SIGINT'] as const) process.on(s, () => void stop(s));
+    },
+    ['SIGTERM', 'SIGINT'],
+  );
   if (values['watch-stdin']) {
     // Our supervisor holds the other end: it closing means the supervisor is gone.
-    process.stdin.on('end', () => void stop('stdin closed'));
-    process.stdin.on('close', () => void stop('stdin closed'));
-    process.stdin.on('error', () => void stop('stdin closed'));
+    const gone = () => stopRequests.request('stdin closed');
+    process.stdin.on('end', gone);
+    process.stdin.on('close', gone);
+    process.stdin.on('error', gone);
     process.stdin.resume();
   }
 
+  let served: ServedRole;
   try {
     served = await serveRole({
       dir: str('dir'),
@@ -291,11 +274,24 @@ async function main(argv: string[]): Promise<void> {
   }
   const h = served.handle;
   process.stdout.write(`ready ${h.role} ${h.id} ${formatAddresses(h.addresses)} pid=${process.pid}\n`.replace('  ', ' '));
-  if (stopRequested !== undefined) {
-    const why = stopRequested;
-    stopRequested = undefined;
-    await stop(why);
-  }
+
+  const why = await stopRequests.wait();
+  log.info(`stopping (${why})`);
+  let code = 0;
+  await stopWithin(ROLE_STOP_TIMEOUT_MS, async () => {
+    try {
+      await served.stop();
+      log.info('stopped');
+    } catch (err) {
+      process.stderr.write(`Error: ${(err as Error).message}\n`);
+      code = 1;
+    }
+  }, () => {
+    process.stderr.write(`did not stop within ${ROLE_STOP_TIMEOUT_MS / 1000} s; exiting\n`);
+    process.exit(1);
+  });
+  await flushStdout();
+  process.exit(code);
 }
 
 function writeLines(stream: NodeJS.WriteStream, text: string): void {

@@ -240,7 +240,7 @@ export class Supervisor {
       }, timeoutMs);
 
       proc.stdin!.on('error', () => {});
-      lines(proc.stdout!, (line) => {
+      eachLine(proc.stdout!, (line) => {
         const r = !ready ? parseReadyLine(line) : undefined;
         if (r && r.role === ch.role && r.id === ch.id) {
           ready = true;
@@ -252,7 +252,7 @@ export class Supervisor {
         }
         o.log(ch.role, ch.id, line, 'stdout');
       });
-      lines(proc.stderr!, (line) => {
+      eachLine(proc.stderr!, (line) => {
         ch.tail.push(line);
         if (ch.tail.length > KEPT_LINES) ch.tail.shift();
         o.log(ch.role, ch.id, line, 'stderr');
@@ -336,7 +336,7 @@ export class Supervisor {
 }
 
 /** Calls `onLine` for each line of a stream (a partial last line at its end). */
-function lines(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
+export function eachLine(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {
   let buf = '';
   stream.setEncoding('utf8');
   stream.on('data', (chunk: string) => {

@@ -80,14 +80,37 @@ export interface Platform {
   openSqlite(path: string): SqliteDatabase;
 }
 
-/** Thrown by listenTcp/serveHttp when the port is taken: `code` is 'EADDRINUSE'. */
+/** Which listener of a role: its client TCP port ("port") or its HTTP port ("httpPort"). */
+export type Listener = 'tcp' | 'http';
+
+/** The role whose listener it was, when known (listenError adds it). */
+export interface ListenerOwner {
+  role: string;
+  id: string;
+  listener: Listener;
+}
+
+/**
+ * The port is taken: thrown by listenTcp/serveHttp (`code` is 'EADDRINUSE'),
+ * and by a role's start with its `owner`, naming the role file field to change.
+ */
 export class AddressInUseError extends Error {
   readonly code = 'EADDRINUSE';
+  /** the role file field that sets this port: "port" or "httpPort" (undefined without an owner) */
+  readonly field?: 'port' | 'httpPort';
   constructor(
     readonly host: string,
     readonly port: number,
+    readonly owner?: ListenerOwner,
   ) {
-    super(`address ${host}:${port} is already in use`);
+    super(
+      owner === undefined
+        ? `address ${host}:${port} is already in use`
+        : `cannot start ${owner.role} ${owner.id}: its ${owner.listener === 'tcp' ? 'client TCP' : 'HTTP'} ` +
+            `port ${port} on ${host} is already in use — stop what holds it, or change ` +
+            `"${owner.listener === 'tcp' ? 'port' : 'httpPort'}" in its role file`,
+    );
     this.name = 'AddressInUseError';
+    if (owner) this.field = owner.listener === 'tcp' ? 'port' : 'httpPort';
   }
 }

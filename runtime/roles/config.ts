@@ -1,8 +1,9 @@
 /**
  * What each role is configured with, after loading and validation
  * (runtime/cluster/load.ts reads fishchat.json and the per-role JSON files),
- * and the one set of defaults.
+ * and the one set of defaults (the store's limits are the store's own, DEFAULT_LIMITS).
  */
+import { DEFAULT_LIMITS } from '../store/store.js';
 
 export type RuntimeName = 'node' | 'bun' | 'deno';
 export type AuthMode = 'token' | 'none';
@@ -43,9 +44,7 @@ export const DEFAULT_SETTINGS: Settings = {
   backoff: { base: 1000, max: 30_000 },
   loginPush: 1000,
   maxOutBuffer: 1 << 20,
-  retentionMs: 7 * 24 * 3600_000,
-  maxInbox: 10_000,
-  cidWindowMs: 24 * 3600_000,
+  ...DEFAULT_LIMITS,
   beat: 2000,
   loginTimeout: 10_000,
   sendRate: { rate: 200, burst: 400 },

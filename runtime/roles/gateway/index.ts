@@ -9,7 +9,7 @@ import { encodeFrame, FrameDecoder, GATEWAY_OPS, parseRequest } from '../../prot
 import type { GatewayConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
 import type { TcpSocket } from '../../platform/types.js';
-import { joinHostPort, listenError } from '../../platform/address.js';
+import { dialAddress, listenError } from '../../platform/address.js';
 import { decodeItems, type Beat } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, MISSED_BEATS, startBeats } from '../../metrics/beat.js';
@@ -131,7 +131,7 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
     tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection });
   } catch (err) {
     await unsubscribe();
-    throw listenError(err, 'gateway', config.id, 'client TCP');
+    throw listenError(err, 'gateway', config.id, 'tcp');
   }
 
   const app = new Hono();
@@ -147,10 +147,10 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
   } catch (err) {
     await tcp.close();
     await unsubscribe();
-    throw listenError(err, 'gateway', config.id, 'HTTP');
+    throw listenError(err, 'gateway', config.id, 'http');
   }
-  const addr = joinHostPort(tcp.host, tcp.port);
-  const httpAddr = joinHostPort(http.host, http.port);
+  const addr = dialAddress(tcp.host, tcp.port);
+  const httpAddr = dialAddress(http.host, http.port);
 
   const sweepIdle = () => {
     const idleLimit = ctx.settings.heartbeat * 2.5;

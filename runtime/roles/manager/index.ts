@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ManagerConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
-import { joinHostPort, listenError } from '../../platform/address.js';
+import { dialAddress, listenError } from '../../platform/address.js';
 import { decodeItems, type ClientStatusItem, type TopicStatusItem } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, startBeats } from '../../metrics/beat.js';
@@ -72,9 +72,9 @@ export async function startManager(ctx: RoleContext & { store: Store & StoreTopi
     http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
   } catch (err) {
     await unsubscribeAll();
-    throw listenError(err, 'manager', config.id, 'HTTP');
+    throw listenError(err, 'manager', config.id, 'http');
   }
-  const httpAddr = joinHostPort(http.host, http.port);
+  const httpAddr = dialAddress(http.host, http.port);
 
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'manager', id: config.id, http: httpAddr, boot, conns: 0 }, stats), () => housekeeping.tick());
 

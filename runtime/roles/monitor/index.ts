@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import type { MonitorConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
-import { joinHostPort, listenError } from '../../platform/address.js';
+import { dialAddress, listenError } from '../../platform/address.js';
 import { decodeItems } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, startBeats } from '../../metrics/beat.js';
@@ -72,9 +72,9 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
     http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
   } catch (err) {
     await unsubscribeAll();
-    throw listenError(err, 'monitor', config.id, 'HTTP');
+    throw listenError(err, 'monitor', config.id, 'http');
   }
-  const httpAddr = joinHostPort(http.host, http.port);
+  const httpAddr = dialAddress(http.host, http.port);
 
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'monitor', id: config.id, http: httpAddr, boot, conns: hub.size }, stats));
 

@@ -4,7 +4,7 @@
  * MISSED_BEATS beat intervals old (by this process's clock, so the clocks of
  * other machines do not matter).
  */
-import type { Beat } from '../../bus/payloads.js';
+import { parseBeat, type Beat } from '../../bus/payloads.js';
 
 import { MISSED_BEATS } from '../../metrics/beat.js';
 
@@ -12,7 +12,6 @@ export { MISSED_BEATS };
 
 /** Roles kept at most; past it, the role down the longest is forgotten. */
 const MAX_ROLES = 4096;
-const MAX_TEXT = 256;
 
 /** One role as /status shows it: its last beat, and whether it is up. */
 export type RoleState = Omit<Beat, 'ts'> & {
@@ -78,40 +77,10 @@ function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-function text(v: unknown): string | undefined {
-  return typeof v === 'string' && v.length > 0 ? v.slice(0, MAX_TEXT) : undefined;
-}
-
-function num(v: unknown): number {
-  const n = typeof v === 'bigint' ? Number(v) : v;
-  return typeof n === 'number' && Number.isFinite(n) ? n : 0;
-}
-
-/** A beat as the monitor keeps it: known fields only, numbers finite, text bounded. */
+/** A beat as the monitor keeps it (parseBeat), stamped with its arrival. */
 export function cleanBeat(item: unknown, now: number): SeenBeat | null {
-  if (!item || typeof item !== 'object') return null;
-  const b = item as Partial<Record<keyof Beat, unknown>>;
-  const role = text(b.role);
-  const id = text(b.id);
-  if (!role || !id) return null;
-  const out: SeenBeat = {
-    role,
-    id,
-    lastBeat: now,
-    pid: num(b.pid),
-    boot: text(b.boot) ?? '',
-    uptime: num(b.uptime),
-    conns: num(b.conns),
-    inRate: num(b.inRate),
-    outRate: num(b.outRate),
-    p50: num(b.p50),
-    p99: num(b.p99),
-    rss: num(b.rss),
-    loop: num(b.loop),
-  };
-  const addr = text(b.addr);
-  const http = text(b.http);
-  if (addr) out.addr = addr;
-  if (http) out.http = http;
-  return out;
+  const b = parseBeat(item);
+  if (!b) return null;
+  const { role, id, ...rest } = b;
+  return { role, id, lastBeat: now, ...rest };
 }

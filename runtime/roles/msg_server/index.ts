@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import type { MsgServerConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
-import { joinHostPort, listenError } from '../../platform/address.js';
+import { dialAddress, listenError } from '../../platform/address.js';
 import { startBeats } from '../../metrics/beat.js';
 import { MsgServer } from './msg_server.js';
 
@@ -19,9 +19,9 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
     tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection: (s) => server.accept(s) });
   } catch (err) {
     await unsubscribe();
-    throw listenError(err, 'msg_server', config.id, 'client TCP');
+    throw listenError(err, 'msg_server', config.id, 'tcp');
   }
-  server.addr = config.advertise ?? joinHostPort(tcp.host, tcp.port);
+  server.addr = config.advertise ?? dialAddress(tcp.host, tcp.port);
 
   const app = new Hono();
   app.get('/health', (c) => c.json({ ok: true, role: 'msg_server', id: config.id, addr: server.addr, connections: server.connectionCount }));
@@ -31,10 +31,10 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
   } catch (err) {
     await tcp.close();
     await unsubscribe();
-    throw listenError(err, 'msg_server', config.id, 'HTTP');
+    throw listenError(err, 'msg_server', config.id, 'http');
   }
 
-  const httpAddr = joinHostPort(http.host, http.port);
+  const httpAddr = dialAddress(http.host, http.port);
   const stopBeats = startBeats(
     ctx,
     () => ({ ...server.beat(), http: httpAddr }),

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import type { RouterConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
-import { joinHostPort, listenError } from '../../platform/address.js';
+import { dialAddress, listenError } from '../../platform/address.js';
 import { asStoredMessage, BatchPublisher, decodeItems, type DeliverItem, type SendItem, type TopicSyncItem } from '../../bus/payloads.js';
 import type { FanoutCopy } from '../../store/store.js';
 import { RoleStats } from '../../metrics/stats.js';
@@ -80,9 +80,9 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
   } catch (err) {
     await unsubscribe();
     await unsubscribeTopics();
-    throw listenError(err, 'router', config.id, 'HTTP');
+    throw listenError(err, 'router', config.id, 'http');
   }
-  const httpAddr = joinHostPort(http.host, http.port);
+  const httpAddr = dialAddress(http.host, http.port);
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'router', id: config.id, http: httpAddr, boot, conns: 0 }, stats));
 
   let stopped: Promise<void> | undefined;
