@@ -38,7 +38,6 @@ export {
   loadRoleFile,
   NoRedisError,
   openBackends,
-  PortInUseError,
   serveRole,
   startEmbedded,
   type BackendKind,
