@@ -8,8 +8,8 @@ import { Hono } from 'hono';
 import { encodeFrame, FrameDecoder, GATEWAY_OPS, parseRequest } from '../../protocol/index.js';
 import type { GatewayConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
+import { listenRoleTcp, serveRoleHttp } from '../listen.js';
 import type { TcpSocket } from '../../platform/types.js';
-import { dialAddress, listenError } from '../../platform/address.js';
 import { decodeItems, type Beat } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, MISSED_BEATS, startBeats } from '../../metrics/beat.js';
@@ -126,13 +126,8 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
     });
   };
 
-  let tcp;
-  try {
-    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection });
-  } catch (err) {
-    await unsubscribe();
-    throw listenError(err, 'gateway', config.id, 'tcp');
-  }
+  const who = { role: 'gateway', id: config.id } as const;
+  const { tcp, addr } = await listenRoleTcp(ctx, who, { host: config.host, port: config.port }, onConnection, unsubscribe);
 
   const app = new Hono();
   app.get('/health', (c) => c.json({ ok: true, role: 'gateway', id: config.id }));
@@ -141,16 +136,11 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
     if (f.servers.length === 0) return c.json({ error: { code: 'overloaded', message: noServer(full) } }, 503);
     return c.json(f);
   });
-  let http;
-  try {
-    http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
-  } catch (err) {
+  const at = { host: config.httpHost, port: config.httpPort };
+  const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, async () => {
     await tcp.close();
     await unsubscribe();
-    throw listenError(err, 'gateway', config.id, 'http');
-  }
-  const addr = dialAddress(tcp.host, tcp.port);
-  const httpAddr = dialAddress(http.host, http.port);
+  });
 
   const sweepIdle = () => {
     const idleLimit = ctx.settings.heartbeat * 2.5;

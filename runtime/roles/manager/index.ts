@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ManagerConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
-import { dialAddress, listenError } from '../../platform/address.js';
+import { serveRoleHttp } from '../listen.js';
 import { decodeItems, type ClientStatusItem, type TopicStatusItem } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, startBeats } from '../../metrics/beat.js';
@@ -67,14 +67,9 @@ export async function startManager(ctx: RoleContext & { store: Store & StoreTopi
   }
 
   const app = managerApi({ store, secret: ctx.auth.secret, id: config.id, log });
-  let http;
-  try {
-    http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
-  } catch (err) {
-    await unsubscribeAll();
-    throw listenError(err, 'manager', config.id, 'http');
-  }
-  const httpAddr = dialAddress(http.host, http.port);
+  const who = { role: 'manager', id: config.id } as const;
+  const at = { host: config.httpHost, port: config.httpPort };
+  const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, unsubscribeAll);
 
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'manager', id: config.id, http: httpAddr, boot, conns: 0 }, stats), () => housekeeping.tick());
 

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import type { MonitorConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
-import { dialAddress, listenError } from '../../platform/address.js';
+import { serveRoleHttp } from '../listen.js';
 import { decodeItems } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, startBeats } from '../../metrics/beat.js';
@@ -67,14 +67,9 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
     return jsonError(c, 500, 'internal', 'internal error; see the monitor log');
   });
 
-  let http;
-  try {
-    http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
-  } catch (err) {
-    await unsubscribeAll();
-    throw listenError(err, 'monitor', config.id, 'http');
-  }
-  const httpAddr = dialAddress(http.host, http.port);
+  const who = { role: 'monitor', id: config.id } as const;
+  const at = { host: config.httpHost, port: config.httpPort };
+  const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, unsubscribeAll);
 
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'monitor', id: config.id, http: httpAddr, boot, conns: hub.size }, stats));
 
