@@ -1,3 +1,4 @@
+/// <reference types="deno" />
 /**
  * HTTP on Deno: a Hono app's `fetch` served by Deno.serve.
  */
