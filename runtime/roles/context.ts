@@ -47,3 +47,12 @@ export type RoleContextOptions = Omit<RoleContext, 'channels'>;
 export function makeRoleContext(o: RoleContextOptions): RoleContext {
   return { ...o, channels: channels(o.cluster) };
 }
+
+/** A RoleHandle whose `stop` runs `stop` once: every later call gets the same promise. */
+export function roleHandle(
+  who: { role: RoleName; id: string; addresses: RoleHandle['addresses'] },
+  stop: () => Promise<void>,
+): RoleHandle {
+  let stopped: Promise<void> | undefined;
+  return { ...who, stop: () => (stopped ??= stop()) };
+}

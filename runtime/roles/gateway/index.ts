@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { encodeFrame, FrameDecoder, GATEWAY_OPS, parseRequest } from '../../protocol/index.js';
 import type { GatewayConfig } from '../config.js';
-import type { RoleContext, RoleHandle } from '../context.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
 import { listenRoleTcp, serveRoleHttp } from '../listen.js';
 import type { TcpSocket } from '../../platform/types.js';
 import { decodeItems, type Beat } from '../../bus/payloads.js';
@@ -149,21 +149,12 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
   };
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'gateway', id: config.id, addr, http: httpAddr, boot, conns: socks.size }, stats), sweepIdle);
 
-  let stopped: Promise<void> | undefined;
-  return {
-    role: 'gateway',
-    id: config.id,
-    addresses: { tcp: addr, http: httpAddr },
-    stop() {
-      stopped ??= (async () => {
-        stopBeats();
-        await tcp.close();
-        for (const s of socks) s.sock.end();
-        await http.close();
-        await unsubscribe();
-        stats.stop();
-      })();
-      return stopped;
-    },
-  };
+  return roleHandle({ role: 'gateway', id: config.id, addresses: { tcp: addr, http: httpAddr } }, async () => {
+    stopBeats();
+    await tcp.close();
+    for (const s of socks) s.sock.end();
+    await http.close();
+    await unsubscribe();
+    stats.stop();
+  });
 }

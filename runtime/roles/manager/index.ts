@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { ManagerConfig } from '../config.js';
-import type { RoleContext, RoleHandle } from '../context.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
 import { serveRoleHttp } from '../listen.js';
 import { decodeItems, type ClientStatusItem, type TopicStatusItem } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
@@ -73,23 +73,14 @@ export async function startManager(ctx: RoleContext & { store: Store & StoreTopi
 
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'manager', id: config.id, http: httpAddr, boot, conns: 0 }, stats), () => housekeeping.tick());
 
-  let stopped: Promise<void> | undefined;
-  return {
-    role: 'manager',
-    id: config.id,
-    addresses: { http: httpAddr },
-    stop() {
-      stopped ??= (async () => {
-        stopBeats();
-        await unsubscribeAll();
-        await housekeeping.stop();
-        await Promise.all(chains.values());
-        await http.close();
-        stats.stop();
-      })();
-      return stopped;
-    },
-  };
+  return roleHandle({ role: 'manager', id: config.id, addresses: { http: httpAddr } }, async () => {
+    stopBeats();
+    await unsubscribeAll();
+    await housekeeping.stop();
+    await Promise.all(chains.values());
+    await http.close();
+    stats.stop();
+  });
 }
 
 function isClientStatus(e: unknown): e is ClientStatusItem {

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import type { MonitorConfig } from '../config.js';
-import type { RoleContext, RoleHandle } from '../context.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
 import { serveRoleHttp } from '../listen.js';
 import { decodeItems } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
@@ -73,20 +73,11 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
 
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'monitor', id: config.id, http: httpAddr, boot, conns: hub.size }, stats));
 
-  let stopped: Promise<void> | undefined;
-  return {
-    role: 'monitor',
-    id: config.id,
-    addresses: { http: httpAddr },
-    stop() {
-      stopped ??= (async () => {
-        stopBeats();
-        await unsubscribeAll();
-        hub.closeAll();
-        await http.close();
-        stats.stop();
-      })();
-      return stopped;
-    },
-  };
+  return roleHandle({ role: 'monitor', id: config.id, addresses: { http: httpAddr } }, async () => {
+    stopBeats();
+    await unsubscribeAll();
+    hub.closeAll();
+    await http.close();
+    stats.stop();
+  });
 }
