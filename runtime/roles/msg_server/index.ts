@@ -4,8 +4,10 @@ import type { RoleContext, RoleHandle } from '../context.js';
 import { dialAddress, listenError } from '../../platform/address.js';
 import { startBeats } from '../../metrics/beat.js';
 import { MsgServer } from './msg_server.js';
+import { tcpTransport } from './transport_tcp.js';
 
 export { MsgServer } from './msg_server.js';
+export type { CloseReason, Transport, TransportHandlers } from './transport.js';
 
 /** Starts a msg_server: client TCP listener, HTTP health, its deliver channel, beats and lease. */
 export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig): Promise<RoleHandle> {
@@ -16,7 +18,7 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
 
   let tcp;
   try {
-    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection: (s) => server.accept(s) });
+    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection: (s) => server.accept(tcpTransport(s, ctx.settings.maxFrame)) });
   } catch (err) {
     await unsubscribe();
     throw listenError(err, 'msg_server', config.id, 'tcp');
