@@ -1,10 +1,11 @@
 /**
- * The router role: topic fan-out and control traffic. It takes each topic
- * fan-out step from `/sysctrl/topic-sync`, finds which msg_servers hold the
- * members in the session directory, and publishes to each of them, with only
- * its members' copies, on `/sysctrl/deliver/<server-id>` — never to every
- * msg_server. (p2p messages go from the sender's msg_server straight to
- * `/sysctrl/deliver/<server-id>`, without the router.)
+ * The router role: topic fan-out. It takes each fan-out step from
+ * `/sysctrl/topic-sync`, finds which msg_servers hold the members in the
+ * session directory, and publishes to each of them, with only its members'
+ * copies, on `/sysctrl/deliver/<server-id>` — never to every msg_server.
+ * Like every role it beats on `/sysctrl/monitor` and answers /health.
+ * (p2p messages do not pass here: the sender's msg_server publishes straight
+ * to `/sysctrl/deliver/<server-id>`.)
  */
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
