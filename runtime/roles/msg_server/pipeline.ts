@@ -128,27 +128,24 @@ async function handle(s: MsgServer, conn: Conn, req: Request): Promise<void> {
     rateLimited(s, conn, req.rid);
     return;
   }
-  switch (req.op) {
-    case 'logout':
-      return logout(s, conn, req);
-    case 'ack':
-      return ack(s, conn, req);
-    case 'sync':
-      return sync(s, conn, req);
-    case 'topic_create':
-      return topicCreate(s, conn, req);
-    case 'topic_join':
-      return topicJoin(s, conn, req);
-    case 'topic_leave':
-      return topicLeave(s, conn, req);
-    case 'topic_members':
-      return topicMembers(s, conn, req);
-    case 'topic_send':
-      return topicSend(s, conn, req);
-    default:
-      conn.error('unknown_op', `unknown op "${req.op}"`, req.rid);
-  }
+  const handler = AFTER_LOGIN[req.op] as Handler<Request> | undefined;
+  if (handler) return handler(s, conn, req);
+  conn.error('unknown_op', `unknown op "${req.op}"`, req.rid);
 }
+
+type Handler<R> = (s: MsgServer, conn: Conn, req: R) => Promise<void>;
+
+/** The handler of each op a logged-in connection may send, but `send` (pipelined, above). */
+const AFTER_LOGIN: { [Op in Request['op']]?: Handler<Extract<Request, { op: Op }>> } = {
+  logout,
+  ack,
+  sync,
+  topic_create: topicCreate,
+  topic_join: topicJoin,
+  topic_leave: topicLeave,
+  topic_members: topicMembers,
+  topic_send: topicSend,
+};
 
 function rateLimited(s: MsgServer, conn: Conn, rid: number | undefined): void {
   const { rate, burst } = s.ctx.settings.sendRate;
