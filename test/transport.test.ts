@@ -15,7 +15,12 @@ import { getPlatform } from '../runtime/platform/index.js';
 import { openSqliteStore } from '../runtime/store/sqlite/index.js';
 import type { Store } from '../runtime/store/store.js';
 import { decodeFrame, encodeBody, encodeFrame, RawCbor } from '../runtime/protocol/index.js';
-import { MsgServer, type CloseReason, type Transport, type TransportHandlers } from '../runtime/roles/msg_server/index.js';
+import {
+  MsgServer,
+  type CloseReason,
+  type Transport,
+  type TransportHandlers,
+} from '../runtime/roles/msg_server/index.js';
 
 /** A duplex of whole maps in memory: what the client sends goes in as map bytes, what the core writes is decoded. */
 class MemoryTransport implements Transport {
@@ -90,8 +95,10 @@ before(async () => {
   const limits = { retentionMs: settings.retentionMs, maxInbox: settings.maxInbox, cidWindowMs: settings.cidWindowMs };
   store = await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')), limits);
   const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
-  const ctx = makeRoleContext({ cluster: 'seam', settings, auth: { mode: 'none', secret: '' }, bus: createMemoryBus(), store, platform, log });
-  server = new MsgServer(ctx, { role: 'msg_server', id: 'ms-mem', host: '127.0.0.1', port: 0, httpHost: '127.0.0.1', httpPort: 0 });
+  const auth = { mode: 'none' as const, secret: '' };
+  const ctx = makeRoleContext({ cluster: 'seam', settings, auth, bus: createMemoryBus(), store, platform, log });
+  const listen = { host: '127.0.0.1', port: 0, httpHost: '127.0.0.1', httpPort: 0 };
+  server = new MsgServer(ctx, { role: 'msg_server', id: 'ms-mem', ...listen });
 });
 
 after(async () => {

@@ -19,12 +19,13 @@ export function deliverLocal(s: Local, user: string, msg: StoredMessage): void {
 }
 
 export function deliverTopic(s: Local, msg: FanoutMessage): void {
+  const { mid, from, topic, tseq, body, ts } = msg;
   let tpl: TopicFrame | undefined;
   for (const copy of msg.copies) {
     const set = s.byUser.get(copy.user);
     if (!set) continue;
     tpl ??= new TopicFrame(msg);
-    const m: PushMessage = { seq: copy.seq, mid: msg.mid, from: msg.from, topic: msg.topic, tseq: msg.tseq, body: msg.body, ts: msg.ts, tpl };
+    const m: PushMessage = { seq: copy.seq, mid, from, topic, tseq, body, ts, tpl };
     for (const c of set) c.cursor.pushMsg(m);
   }
 }
@@ -33,9 +34,13 @@ export function deliverTopic(s: Local, msg: FanoutMessage): void {
 export function onDeliver(s: MsgServer, payload: Uint8Array): void {
   for (const item of decodeItems<DeliverItem>(payload)) {
     if (!item || typeof item !== 'object') continue;
-    if (item.k === 'msg' && typeof item.user === 'string' && item.msg) deliverLocal(s, item.user, asStoredMessage(item.msg));
-    else if (item.k === 'topic' && item.msg && Array.isArray(item.msg.copies)) deliverTopic(s, asFanout(item.msg));
-    else if (item.k === 'kick' && typeof item.user === 'string') kickOlder(s, item.user, item.device, item.gen);
+    if (item.k === 'msg' && typeof item.user === 'string' && item.msg) {
+      deliverLocal(s, item.user, asStoredMessage(item.msg));
+    } else if (item.k === 'topic' && item.msg && Array.isArray(item.msg.copies)) {
+      deliverTopic(s, asFanout(item.msg));
+    } else if (item.k === 'kick' && typeof item.user === 'string') {
+      kickOlder(s, item.user, item.device, item.gen);
+    }
   }
 }
 

@@ -10,7 +10,8 @@ export class TopicFrame {
   private readonly rest: Uint8Array;
 
   constructor(m: { mid: string; from: string; topic: string; tseq: number; body: Uint8Array; ts: number }) {
-    const f = encodeFrame({ op: 'msg', mid: m.mid, from: m.from, topic: m.topic, tseq: m.tseq, body: new RawCbor(m.body), ts: m.ts });
+    const { mid, from, topic, tseq, ts } = m;
+    const f = encodeFrame({ op: 'msg', mid, from, topic, tseq, body: new RawCbor(m.body), ts });
     // f = length(4) | map head (7 entries, 0xa7) | entries
     this.rest = f.slice(5);
   }
@@ -36,10 +37,12 @@ export type PushMessage = StoredMessage & { frame?: Uint8Array; tpl?: TopicFrame
 export function msgFrame(m: PushMessage, rid?: number): Uint8Array {
   if (rid === undefined && m.frame) return m.frame;
   if (rid === undefined && m.tpl) return (m.frame = m.tpl.forSeq(m.seq));
+  const { seq, mid, from, ts } = m;
+  const body = new RawCbor(m.body);
   const fields: Record<string, WireValue | undefined> =
     m.topic === undefined
-      ? { op: 'msg', rid, seq: m.seq, mid: m.mid, from: m.from, to: m.to, body: new RawCbor(m.body), ts: m.ts }
-      : { op: 'msg', rid, seq: m.seq, mid: m.mid, from: m.from, topic: m.topic, tseq: m.tseq, body: new RawCbor(m.body), ts: m.ts };
+      ? { op: 'msg', rid, seq, mid, from, to: m.to, body, ts }
+      : { op: 'msg', rid, seq, mid, from, topic: m.topic, tseq: m.tseq, body, ts };
   const frame = encodeFrame(fields);
   if (rid === undefined) m.frame = frame;
   return frame;

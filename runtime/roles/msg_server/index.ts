@@ -3,6 +3,7 @@ import type { MsgServerConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
 import { dialAddress, listenError } from '../../platform/address.js';
 import { startBeats } from '../../metrics/beat.js';
+import type { TcpSocket } from '../../platform/types.js';
 import { MsgServer } from './msg_server.js';
 import { tcpTransport } from './transport_tcp.js';
 
@@ -18,7 +19,8 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
 
   let tcp;
   try {
-    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection: (s) => server.accept(tcpTransport(s, ctx.settings.maxFrame)) });
+    const onConnection = (s: TcpSocket) => server.accept(tcpTransport(s, ctx.settings.maxFrame));
+    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection });
   } catch (err) {
     await unsubscribe();
     throw listenError(err, 'msg_server', config.id, 'tcp');

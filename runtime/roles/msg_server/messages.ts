@@ -16,7 +16,8 @@ import { newMid } from './mid.js';
  */
 export async function send(s: MsgServer, conn: Conn, req: SendReq, t0: number, before?: Promise<void>): Promise<void> {
   const ts = Date.now();
-  const append = s.ctx.store.appendP2P({ from: conn.user!, to: req.to, mid: newMid(ts), body: req.body, ts, cid: req.cid });
+  const { to, body, cid } = req;
+  const append = s.ctx.store.appendP2P({ from: conn.user!, to, mid: newMid(ts), body, ts, cid });
   let res: AppendResult | undefined;
   let failure: unknown;
   try {

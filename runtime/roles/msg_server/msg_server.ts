@@ -134,7 +134,8 @@ export class MsgServer {
 
   /** The beat, with `max`: the connection limit, so the gateway stops routing to a full msg_server. */
   beat(): Beat {
-    const beat = makeBeat({ role: 'msg_server', id: this.id, addr: this.addr, boot: this.boot, conns: this.conns.size }, this.stats);
+    const { id, addr, boot } = this;
+    const beat = makeBeat({ role: 'msg_server', id, addr, boot, conns: this.conns.size }, this.stats);
     return { ...beat, max: this.ctx.settings.maxConnections };
   }
 

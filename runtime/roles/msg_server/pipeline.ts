@@ -38,7 +38,9 @@ export function requestQueue(s: MsgServer, conn: Conn): TransportHandlers {
         // A client that sends far ahead of the replies: the server sheds it rather than buffer without bound.
         conn.requests = [];
         conn.queuedBytes = 0;
-        conn.error('overloaded', `more than ${MAX_QUEUED_REQUESTS} requests or ${MAX_QUEUED_BYTES >> 20} MiB waiting on this connection; wait for replies before sending more`);
+        const limits = `${MAX_QUEUED_REQUESTS} requests or ${MAX_QUEUED_BYTES >> 20} MiB`;
+        const message = `more than ${limits} waiting on this connection; wait for replies before sending more`;
+        conn.error('overloaded', message);
         conn.close({ why: 'overloaded' });
         return;
       }

@@ -25,7 +25,8 @@ export async function login(s: MsgServer, conn: Conn, req: LoginReq): Promise<vo
     }
   }
   // Login writes before it reads: the directory entry, then head and backlog.
-  const res = await s.ctx.store.login({ user: req.user, device: req.device, server: s.id, boot: s.boot, push: req.push });
+  const { user, device, push } = req;
+  const res = await s.ctx.store.login({ user, device, server: s.id, boot: s.boot, push });
   if (conn.closing) {
     if (req.push) await s.ctx.store.removeSession(req.user, req.device, res.gen).catch(() => false);
     return;
@@ -43,7 +44,8 @@ export async function login(s: MsgServer, conn: Conn, req: LoginReq): Promise<vo
     s.register(conn);
     replaceOlder(s, req.user, req.device, res.gen, res.replaced);
   }
-  conn.reply({ op: 'ok', rid: req.rid, user: req.user, device: req.device, server: s.id, seq: head.seq, acked: res.acked, first: head.first, epoch: head.epoch });
+  const { seq, first, epoch } = head;
+  conn.reply({ op: 'ok', rid: req.rid, user, device, server: s.id, seq, acked: res.acked, first, epoch });
   if (!req.push) return;
   s.status({ k: 'login', user: req.user, device: req.device, server: s.id, gen: res.gen, ts: Date.now() });
   // The backlog, oldest first, at most loginPush; the rest is for sync.
@@ -98,7 +100,8 @@ export function kickOlder(s: MsgServer, user: string, device: string, gen: numbe
 export function kickSlow(s: MsgServer, conn: Conn): void {
   if (conn.closing) return;
   if (conn.loggedIn && conn.push) {
-    s.status({ k: 'kick', user: conn.user!, device: conn.device, server: s.id, gen: conn.gen, reason: 'slow', ts: Date.now() });
+    const { device, gen } = conn;
+    s.status({ k: 'kick', user: conn.user!, device, server: s.id, gen, reason: 'slow', ts: Date.now() });
   }
   conn.kick('slow');
 }

@@ -1,5 +1,11 @@
 /** Topics: topic_create, topic_join, topic_leave, topic_members, topic_send, and the fan-out of a topic's messages. */
-import type { TopicCreateReq, TopicJoinReq, TopicLeaveReq, TopicMembersReq, TopicSendReq } from '../../protocol/types.js';
+import type {
+  TopicCreateReq,
+  TopicJoinReq,
+  TopicLeaveReq,
+  TopicMembersReq,
+  TopicSendReq,
+} from '../../protocol/types.js';
 import type { FanoutMessage } from '../../store/store.js';
 import type { TopicStatusItem, TopicSyncItem } from '../../bus/payloads.js';
 import type { Conn } from './connection.js';
@@ -74,9 +80,11 @@ export async function topicMembers(s: MsgServer, conn: Conn, req: TopicMembersRe
 
 export async function topicSend(s: MsgServer, conn: Conn, req: TopicSendReq): Promise<void> {
   const ts = Date.now();
-  const r = await s.ctx.store.topicAppend({ topic: req.topic, from: conn.user!, mid: newMid(ts), body: req.body, ts, cid: req.cid });
+  const { topic, body, cid } = req;
+  const r = await s.ctx.store.topicAppend({ topic, from: conn.user!, mid: newMid(ts), body, ts, cid });
   if (r.code !== 'ok') {
-    conn.error(r.code, r.code === 'no_such_topic' ? `no topic "${req.topic}"` : `not a member of "${req.topic}"`, req.rid);
+    const message = r.code === 'no_such_topic' ? `no topic "${topic}"` : `not a member of "${topic}"`;
+    conn.error(r.code, message, req.rid);
     return;
   }
   conn.reply({ op: 'ok', rid: req.rid, mid: r.mid, tseq: r.tseq, ts: r.ts });
