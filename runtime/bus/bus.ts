@@ -23,7 +23,6 @@ export function channels(cluster: string) {
     clientStatus: `${p}/sysctrl/client-status`,
     topicStatus: `${p}/sysctrl/topic-status`,
     topicSync: `${p}/sysctrl/topic-sync`,
-    send: `${p}/sysctrl/send`,
     deliver: (serverId: string) => `${p}/sysctrl/deliver/${serverId}`,
     monitor: `${p}/sysctrl/monitor`,
   };

@@ -7,13 +7,6 @@ import { cborxDecoder, cborxEncoder } from '../protocol/cborx.js';
 import type { FanoutMessage, StoredMessage } from '../store/store.js';
 import type { Bus } from './bus.js';
 
-/** `/sysctrl/send`: a p2p message whose recipient has sessions on other msg_servers. */
-export interface SendItem {
-  origin: string;
-  to: string;
-  msg: StoredMessage;
-}
-
 /** `/sysctrl/deliver/<server-id>`: what a msg_server must do for its local connections. */
 export type DeliverItem =
   | { k: 'msg'; user: string; msg: StoredMessage }

@@ -3,9 +3,12 @@ import type { MsgServerConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
 import { dialAddress, listenError } from '../../platform/address.js';
 import { startBeats } from '../../metrics/beat.js';
+import type { TcpSocket } from '../../platform/types.js';
 import { MsgServer } from './msg_server.js';
+import { tcpTransport } from './transport_tcp.js';
 
 export { MsgServer } from './msg_server.js';
+export type { CloseReason, Transport, TransportHandlers } from './transport.js';
 
 /** Starts a msg_server: client TCP listener, HTTP health, its deliver channel, beats and lease. */
 export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig): Promise<RoleHandle> {
@@ -16,7 +19,8 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
 
   let tcp;
   try {
-    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection: (s) => server.accept(s) });
+    const onConnection = (s: TcpSocket) => server.accept(tcpTransport(s, ctx.settings.maxFrame));
+    tcp = await ctx.platform.listenTcp({ host: config.host, port: config.port, onConnection });
   } catch (err) {
     await unsubscribe();
     throw listenError(err, 'msg_server', config.id, 'tcp');

@@ -1,14 +1,18 @@
 /**
- * The router role: takes p2p messages from `/sysctrl/send`, finds which
- * msg_servers hold the recipient in the session directory, and forwards to
- * each of them on `/sysctrl/deliver/<server-id>` — never to every msg_server.
+ * The router role: topic fan-out. It takes each fan-out step from
+ * `/sysctrl/topic-sync`, finds which msg_servers hold the members in the
+ * session directory, and publishes to each of them, with only its members'
+ * copies, on `/sysctrl/deliver/<server-id>` — never to every msg_server.
+ * Like every role it beats on `/sysctrl/monitor` and answers /health.
+ * (p2p messages do not pass here: the sender's msg_server publishes straight
+ * to `/sysctrl/deliver/<server-id>`.)
  */
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import type { RouterConfig } from '../config.js';
 import type { RoleContext, RoleHandle } from '../context.js';
 import { dialAddress, listenError } from '../../platform/address.js';
-import { asStoredMessage, BatchPublisher, decodeItems, type DeliverItem, type SendItem, type TopicSyncItem } from '../../bus/payloads.js';
+import { BatchPublisher, decodeItems, type DeliverItem, type TopicSyncItem } from '../../bus/payloads.js';
 import type { FanoutCopy } from '../../store/store.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, startBeats } from '../../metrics/beat.js';
@@ -17,28 +21,6 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
   const stats = new RoleStats();
   const boot = randomBytes(8).toString('hex');
   const pub = new BatchPublisher(ctx.bus);
-
-  const route = async (item: SendItem) => {
-    const t0 = performance.now();
-    stats.countIn();
-    const sessions = await ctx.store.sessions(item.to);
-    const servers = new Set<string>();
-    for (const s of sessions) if (s.server !== item.origin) servers.add(s.server);
-    const out: DeliverItem = { k: 'msg', user: item.to, msg: asStoredMessage(item.msg) };
-    for (const server of servers) {
-      pub.add(ctx.channels.deliver(server), out);
-      stats.countOut();
-    }
-    stats.latency(performance.now() - t0);
-  };
-
-  const unsubscribe = await ctx.bus.subscribe(ctx.channels.send, (payload) => {
-    for (const item of decodeItems<SendItem>(payload)) {
-      if (!item || typeof item !== 'object' || typeof item.to !== 'string' || !item.msg) continue;
-      // A lost push is repaired by the recipient's next ping: log, never crash.
-      route(item).catch((err) => ctx.log.warn(`routing to ${item.to} failed: ${(err as Error).message}`));
-    }
-  });
 
   /** A topic fan-out step: one publish per msg_server holding members, each with only its members' copies. */
   const routeTopic = async (item: TopicSyncItem) => {
@@ -78,7 +60,6 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
   try {
     http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
   } catch (err) {
-    await unsubscribe();
     await unsubscribeTopics();
     throw listenError(err, 'router', config.id, 'http');
   }
@@ -94,7 +75,6 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
       stopped ??= (async () => {
         stopBeats();
         pub.flush();
-        await unsubscribe();
         await unsubscribeTopics();
         await http.close();
         stats.stop();

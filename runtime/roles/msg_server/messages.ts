@@ -1,0 +1,74 @@
+/** p2p messages: send, ack, sync (PROTOCOL.md §4). */
+import type { AckReq, SendReq, SyncReq } from '../../protocol/types.js';
+import type { AppendResult, StoredMessage } from '../../store/store.js';
+import type { DeliverItem } from '../../bus/payloads.js';
+import type { Conn } from './connection.js';
+import type { MsgServer } from './msg_server.js';
+import { deliverLocal } from './delivery.js';
+import { msgFrame } from './frames.js';
+import { newMid } from './mid.js';
+
+/**
+ * send: appends to the recipient's inbox at once, then answers once `before`
+ * (the send received just before it, if it is still running) is answered, so a
+ * pipelined run of sends shares its store calls and keeps its reply order.
+ * The sender is logged in and within its rate. Never rejects.
+ */
+export async function send(s: MsgServer, conn: Conn, req: SendReq, t0: number, before?: Promise<void>): Promise<void> {
+  const ts = Date.now();
+  const { to, body, cid } = req;
+  const append = s.ctx.store.appendP2P({ from: conn.user!, to, mid: newMid(ts), body, ts, cid });
+  let res: AppendResult | undefined;
+  let failure: unknown;
+  try {
+    res = await append;
+  } catch (err) {
+    failure = err ?? new Error('append failed');
+  }
+  if (before) await before;
+  if (res) sent(s, conn, req, res);
+  else {
+    s.ctx.log.error(`send failed: ${(failure as Error)?.message ?? failure}`);
+    conn.error('internal', 'server fault; the request may be retried', req.rid);
+  }
+  s.stats.latency(performance.now() - t0);
+}
+
+/** A send is stored: the ok, then the pushes (local, and to each other msg_server in the directory). */
+function sent(s: MsgServer, conn: Conn, req: SendReq, res: AppendResult): void {
+  conn.reply({ op: 'ok', rid: req.rid, mid: res.mid, seq: res.seq, ts: res.ts });
+  if (res.duplicate) return;
+  const msg: StoredMessage = { seq: res.seq, mid: res.mid, from: conn.user!, to: req.to, body: req.body, ts: res.ts };
+  deliverLocal(s, req.to, msg);
+  // The append returned the recipient's directory entries, read in the same atomic step as
+  // the seq: publish straight to each other msg_server holding a session (DESIGN.md: the
+  // router hop costs a lookup and a publish per message and gives p2p nothing).
+  const dir = res.sessions;
+  let item: DeliverItem | undefined;
+  next: for (let i = 0; i < dir.length; i++) {
+    const server = dir[i]!.server;
+    if (server === s.id) continue;
+    for (let j = 0; j < i; j++) if (dir[j]!.server === server) continue next; // a user has few devices
+    item ??= { k: 'msg', user: req.to, msg };
+    s.pub.add(s.ctx.channels.deliver(server), item);
+  }
+}
+
+export async function ack(s: MsgServer, conn: Conn, req: AckReq): Promise<void> {
+  await s.ctx.store.ack(conn.user!, conn.device, req.seq);
+}
+
+export async function sync(s: MsgServer, conn: Conn, req: SyncReq): Promise<void> {
+  const { messages, head } = await s.ctx.store.readInbox(conn.user!, req.after, req.limit);
+  for (const m of messages) {
+    const f = msgFrame(m, req.rid);
+    const wait = conn.room(f.length);
+    if (wait) await wait;
+    if (conn.closing) return;
+    conn.write(f);
+  }
+  s.stats.countOut(messages.length);
+  const last = messages.length ? messages[messages.length - 1]!.seq : req.after;
+  const more = last < head.seq && head.first <= head.seq;
+  conn.reply({ op: 'ok', rid: req.rid, last, more, first: head.first, epoch: head.epoch });
+}
