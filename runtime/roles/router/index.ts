@@ -10,8 +10,8 @@
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import type { RouterConfig } from '../config.js';
-import type { RoleContext, RoleHandle } from '../context.js';
-import { dialAddress, listenError } from '../../platform/address.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
+import { serveRoleHttp } from '../listen.js';
 import { BatchPublisher, decodeItems, type DeliverItem, type TopicSyncItem } from '../../bus/payloads.js';
 import type { FanoutCopy } from '../../store/store.js';
 import { RoleStats } from '../../metrics/stats.js';
@@ -56,30 +56,16 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
 
   const app = new Hono();
   app.get('/health', (c) => c.json({ ok: true, role: 'router', id: config.id }));
-  let http;
-  try {
-    http = await ctx.platform.serveHttp({ host: config.httpHost, port: config.httpPort, fetch: app.fetch });
-  } catch (err) {
-    await unsubscribeTopics();
-    throw listenError(err, 'router', config.id, 'http');
-  }
-  const httpAddr = dialAddress(http.host, http.port);
+  const who = { role: 'router', id: config.id } as const;
+  const at = { host: config.httpHost, port: config.httpPort };
+  const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, unsubscribeTopics);
   const stopBeats = startBeats(ctx, () => makeBeat({ role: 'router', id: config.id, http: httpAddr, boot, conns: 0 }, stats));
 
-  let stopped: Promise<void> | undefined;
-  return {
-    role: 'router',
-    id: config.id,
-    addresses: { http: httpAddr },
-    stop() {
-      stopped ??= (async () => {
-        stopBeats();
-        pub.flush();
-        await unsubscribeTopics();
-        await http.close();
-        stats.stop();
-      })();
-      return stopped;
-    },
-  };
+  return roleHandle({ role: 'router', id: config.id, addresses: { http: httpAddr } }, async () => {
+    stopBeats();
+    pub.flush();
+    await unsubscribeTopics();
+    await http.close();
+    stats.stop();
+  });
 }
