@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ReadableStreamDefaultReader } from 'node:stream/web';
 import { after, before, describe, it } from 'node:test';
 import { Hono } from 'hono';
 import { channels } from '../runtime/bus/bus.js';
