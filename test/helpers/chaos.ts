@@ -42,7 +42,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Connection, FishClient, type Frame, type Msg } from '../../runtime/client/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { freePort, RedisServer } from './redis-server.js';
+import { freePort } from './net.js';
+import { RedisServer } from './redis-server.js';
 import { deleteKeysWithPrefix } from '../../runtime/redis/index.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

@@ -8,23 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './net.js';
 
 export function available(): boolean {
   return spawnSync('redis-server', ['--version']).status === 0;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function ping(port: number, timeoutMs: number): Promise<void> {
+/** Resolves once a redis-server on 127.0.0.1:`port` answers PING; throws after `timeoutMs`. */
+export async function waitForPing(port: number, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -69,7 +60,7 @@ export class RedisServer {
 
   async run(): Promise<void> {
     this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, ...this.args], { stdio: 'ignore' });
-    await ping(this.port, 5000);
+    await waitForPing(this.port);
   }
 
   /** SIGTERM (redis flushes its AOF and exits), then waits for the exit. */
