@@ -18,64 +18,21 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { FishClient } from '../runtime/client/index.js';
 import { processRunning } from '../runtime/cluster/detach.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { fishchat as runFishchat, initCluster, NODE, ROOT, type CliOptions } from './helpers/cli.js';
+import { redisReachable } from './helpers/redis.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-/** Node itself: under `bun test`, process.execPath is bun. */
-const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
-const CLEAN_ENV = { FISHCHAT_SECRET: '', FISHCHAT_REDIS: '', FISHCHAT_CLUSTER: '', NODE_ENV: '', DEBUG: '', npm_command: '' };
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+/** Runs `node bin/run.js ...args` to its end (killed after 90 s unless `timeoutMs` says otherwise). */
+const fishchat = (args: string[], opts: CliOptions = {}) => runFishchat(args, { timeoutMs: 90_000, ...opts });
 
-/** Runs `node bin/run.js ...args` to its end (killed after `timeoutMs`). */
-function fishchat(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Result> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...CLEAN_ENV, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 90_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
-    });
-  });
-}
-
-async function redisReachable(): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
-const NO_REDIS = (await redisReachable()) ? false : `no Redis at ${REDIS_URL} (set FISHCHAT_TEST_REDIS)`;
+const NO_REDIS = (await redisReachable(REDIS_URL)) ? false : `no Redis at ${REDIS_URL} (set FISHCHAT_TEST_REDIS)`;
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -86,17 +43,7 @@ async function tempDir(): Promise<string> {
 
 /** A cluster directory from `init`, every listener on port 0 (any free port). */
 async function initPortZero(extra: string[] = []): Promise<string> {
-  const dir = await tempDir();
-  const r = await fishchat(['init', dir, ...extra]);
-  assert.equal(r.code, 0, r.stderr);
-  const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { roles: string[] };
-  for (const file of cluster.roles) {
-    const role = JSON.parse(await readFile(join(dir, file), 'utf8')) as Record<string, unknown>;
-    if ('port' in role) role.port = 0;
-    role.httpPort = 0;
-    await writeFile(join(dir, file), JSON.stringify(role, null, 2));
-  }
-  return dir;
+  return initCluster(await tempDir(), extra);
 }
 
 interface Run {

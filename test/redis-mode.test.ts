@@ -15,41 +15,24 @@
  * Skipped, with the reason, when Redis, redis-server, deno or bun is missing.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { FishClient, route, type Msg } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { BIN, CLEAN_ENV, CliProcess, fishchat, NODE, ROOT } from './helpers/cli.js';
+import { redisReachable } from './helpers/redis.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-/** Node itself: under `bun test`, process.execPath is bun. */
-const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const READY_TIMEOUT_MS = 60_000;
 /** Deno compiles the role code on its first start. */
 const DENO_READY_TIMEOUT_MS = 120_000;
-const CLEAN_ENV = { FISHCHAT_SECRET: '', FISHCHAT_REDIS: '', FISHCHAT_CLUSTER: '', NODE_ENV: '', DEBUG: '', npm_command: '' };
 
 // ---------------------------------------------------------------- what is there
-
-async function redisReachable(): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
 
 function onPath(name: string): string | undefined {
   for (const d of (process.env.PATH ?? '').split(delimiter)) {
@@ -63,7 +46,7 @@ function localBin(name: string): string | undefined {
   return existsSync(p) ? p : onPath(name);
 }
 
-const HAVE_REDIS = await redisReachable();
+const HAVE_REDIS = await redisReachable(REDIS_URL);
 const NO_REDIS = HAVE_REDIS ? false : `no Redis at ${REDIS_URL} (set FISHCHAT_TEST_REDIS)`;
 const NO_REDIS_SERVER = onPath('redis-server') ? false : 'redis-server is not on PATH';
 const NO_DENO = NO_REDIS || (localBin('deno') ? false : 'deno is not installed (npm install deno)');
@@ -71,67 +54,10 @@ const NO_BUN = NO_REDIS || (localBin('bun') ? false : 'bun is not installed (npm
 
 // ---------------------------------------------------------------- helpers
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function fishchat(args: string[], opts: { env?: Record<string, string> } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-/** `fishchat up …` as a child process, its output collected as it comes. */
-class Up {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
+/** `fishchat up …args` as a child process. */
+class Up extends CliProcess {
   constructor(args: string[]) {
-    this.child = spawn(NODE, [BIN, 'up', ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get output(): string {
-    return `--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`;
-  }
-
-  async waitFor(pattern: RegExp, timeoutMs = READY_TIMEOUT_MS): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    void this.exited.then(() => (exited = true));
-    while (!pattern.test(this.stdout)) {
-      if (exited) throw new Error(`fishchat up exited before ${pattern}:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${this.output}`);
-      await sleep(25);
-    }
-    return this.stdout;
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM') {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
-    try {
-      return await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
+    super(['up', ...args], { waitMs: READY_TIMEOUT_MS, killAfterMs: 60_000 });
   }
 }
 
