@@ -83,7 +83,11 @@ describe('fishchat chat in a terminal (tmux)', { skip, timeout: 120_000 }, () =>
       // a cluster directory, every listener on a port from the OS
       await initCluster(dir);
 
-      up = spawn(NODE, [BIN, 'up', '--embedded', dir], { cwd: ROOT, env: { ...process.env, ...ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+      up = spawn(NODE, [BIN, 'up', '--embedded', dir], {
+        cwd: ROOT,
+        env: { ...process.env, ...ENV },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       up.stdout!.on('data', (d: Buffer) => (upOut += d.toString()));
       up.stderr!.on('data', (d: Buffer) => (upOut += d.toString()));
       const upProc = up;
