@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyToken } from '../runtime/protocol/token.js';
 import { CliProcess, fishchat, initCluster, ROOT, type CliResult } from './helpers/cli.js';
-import { freePort } from './helpers/net.js';
+import { freePort, takenPort } from './helpers/net.js';
 
 const READY_TIMEOUT_MS = 20_000;
 
@@ -427,9 +426,7 @@ describe('fishchat status without a cluster', () => {
 describe('fishchat up errors', () => {
   test('a taken port names the port and the role; exit non-zero', async () => {
     const dir = await initPortZero();
-    const blocker: Server = createServer();
-    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
-    const port = (blocker.address() as { port: number }).port;
+    const { port, close } = await takenPort();
     try {
       const gw = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8'));
       gw.port = port;
@@ -442,7 +439,7 @@ describe('fishchat up errors', () => {
       assert.doesNotMatch(r.stderr, /\n\s+at /);
       assert.ok(!existsSync(join(dir, '.fishchat', 'run.json')));
     } finally {
-      await new Promise<void>((r) => blocker.close(() => r()));
+      await close();
     }
   });
 

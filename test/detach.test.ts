@@ -20,11 +20,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
 import { FishClient } from '../runtime/client/index.js';
 import { processRunning } from '../runtime/cluster/detach.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
 import { fishchat as runFishchat, initCluster, NODE, ROOT, type CliOptions } from './helpers/cli.js';
+import { takenPort } from './helpers/net.js';
 import { redisReachable } from './helpers/redis.js';
 
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
@@ -208,10 +209,7 @@ describe('fishchat down: stale and failing cases', () => {
   test('a cluster that fails to start: up --detach exits non-zero with the log tail', async () => {
     const dir = await initPortZero();
     // The gateway on a taken port: the configuration loads, the background up fails at its listen.
-    const { createServer } = await import('node:net');
-    const blocker = createServer();
-    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
-    const port = (blocker.address() as { port: number }).port;
+    const { port, close } = await takenPort();
     try {
       const gw = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8'));
       gw.port = port;
@@ -224,7 +222,7 @@ describe('fishchat down: stale and failing cases', () => {
       assert.ok(!existsSync(join(dir, '.fishchat', 'run.json')));
       assert.ok(!existsSync(join(dir, '.fishchat', 'up.pid')));
     } finally {
-      await new Promise<void>((r) => blocker.close(() => r()));
+      await close();
       await forceDown(dir);
     }
   });
@@ -251,18 +249,7 @@ describe('fishchat up --detach and down (Redis)', { skip: NO_REDIS }, () => {
 
   after(async () => {
     await forceDown(dir);
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    redis.on('error', () => {});
-    try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `fishchat:${cluster}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
-    } finally {
-      redis.disconnect();
-    }
+    await deleteKeysWithPrefix(REDIS_URL, `fishchat:${cluster}:`);
   });
 
   test('up --detach --redis: every role its own process; down leaves none of them', async () => {

@@ -24,7 +24,9 @@ import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { FishClient, route, type Msg } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
 import { BIN, CLEAN_ENV, CliProcess, fishchat, NODE, ROOT } from './helpers/cli.js';
+import { take } from './helpers/messages.js';
 import { redisReachable } from './helpers/redis.js';
 
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
@@ -92,20 +94,6 @@ function alive(pid: number): boolean {
   }
 }
 
-async function take(it: AsyncIterator<Msg>, n: number, timeoutMs = 10_000): Promise<Msg[]> {
-  const out: Msg[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`got ${out.length} of ${n} messages`);
-    const r = await Promise.race([it.next(), sleep(left).then(() => 'timeout' as const)]);
-    if (r === 'timeout') throw new Error(`got ${out.length} of ${n} messages`);
-    if (r.done) throw new Error('iterator ended');
-    out.push(r.value);
-  }
-  return out;
-}
-
 const dirs: string[] = [];
 const clusters: string[] = [];
 
@@ -152,13 +140,13 @@ async function crossServerExchange(run: RunJson, secret: string, tag: string): P
     const bobInbox = bob.messages()[Symbol.asyncIterator]();
     const aliceInbox = alice.messages()[Symbol.asyncIterator]();
     const sent = [await alice.send(`bob-${tag}`, 'hello bob'), await alice.send(`bob-${tag}`, { n: 2 })];
-    const got = await take(bobInbox, 2);
+    const got = await take(bobInbox, 2, 10_000);
     assert.deepEqual(got.map((m) => [m.seq, m.mid, m.from, m.body]), [
       [sent[0]!.seq, sent[0]!.mid, `alice-${tag}`, 'hello bob'],
       [sent[1]!.seq, sent[1]!.mid, `alice-${tag}`, { n: 2 }],
     ]);
     const back = await bob.send(`alice-${tag}`, 'hi alice');
-    const [m] = await take(aliceInbox, 1);
+    const [m] = await take(aliceInbox, 1, 10_000);
     assert.deepEqual([m!.mid, m!.from, m!.body], [back.mid, `bob-${tag}`, 'hi alice']);
   } finally {
     await alice.close();
@@ -168,19 +156,7 @@ async function crossServerExchange(run: RunJson, secret: string, tag: string): P
 
 after(async () => {
   if (HAVE_REDIS && clusters.length > 0) {
-    const r = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    try {
-      for (const c of clusters) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await r.scan(cursor, 'MATCH', `fishchat:${c}:*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await r.del(...keys);
-        } while (cursor !== '0');
-      }
-    } finally {
-      r.disconnect();
-    }
+    for (const c of clusters) await deleteKeysWithPrefix(REDIS_URL, `fishchat:${c}:`);
   }
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
@@ -331,7 +307,7 @@ describe('fishchat serve: one role in this process', { skip: NO_REDIS, timeout: 
       const kicked = new Promise<string>((res) => bob.on('kick', (k) => res(k.reason)));
       const alice = await FishClient.connect({ server: m[1]!, user: 'alice', token: token('alice'), reconnect: false });
       const ok = await alice.send('bob', 'same server');
-      const [got] = await take(bob.messages()[Symbol.asyncIterator](), 1);
+      const [got] = await take(bob.messages()[Symbol.asyncIterator](), 1, 10_000);
       assert.equal(got!.mid, ok.mid);
       const r = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
       try {

@@ -12,3 +12,11 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/** A port that something listens on (127.0.0.1), until `close()`. */
+export async function takenPort(): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return { port, close: () => new Promise<void>((r) => server.close(() => r())) };
+}
