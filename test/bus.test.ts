@@ -9,36 +9,22 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import net from 'node:net';
 import { Redis } from 'ioredis';
 import { createMemoryBus } from '../runtime/bus/memory.js';
 import { createRedisBus } from '../runtime/bus/redis.js';
 import { busContract, until } from './bus-contract.js';
-import { startRedisCluster } from './helpers/redis-server.js';
+import { freePort } from './helpers/net.js';
+import { redisReachable } from './helpers/redis.js';
+import { available, RedisServer, startRedisCluster } from './helpers/redis-server.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const bytes = (text: string) => new TextEncoder().encode(text);
 const text = (payload: Uint8Array) => new TextDecoder().decode(payload);
 
-/** Does a Redis answer PING at `url`? */
-async function reachable(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
-
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
-const sharedRedis = await reachable(REDIS_URL);
+const hasRedisServer = available();
+const sharedRedis = await redisReachable(REDIS_URL);
 
 busContract('memory', async () => ({ bus: createMemoryBus(), cleanup: async () => {} }));
 
@@ -54,60 +40,14 @@ if (sharedRedis) {
   });
 }
 
-// ---- private redis-server processes ------------------------------------------
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitForPing(port: number, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect({ host: '127.0.0.1', port }, () => s.write('PING\r\n'));
-      s.once('data', (d) => {
-        s.destroy();
-        resolve(d.toString().startsWith('+PONG'));
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > end) throw new Error(`redis-server on port ${port} did not answer PING within ${ms} ms`);
-    await sleep(25);
-  }
-}
-
-/** A redis-server on `port` without persistence, started now. */
-async function startRedisServer(port: number): Promise<ChildProcess> {
-  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  await waitForPing(port);
-  return proc;
-}
-
-/** Stops the process by its PID and waits until it is gone. */
-async function stopByPid(proc: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-  if (proc.exitCode !== null || proc.signalCode !== null || proc.pid === undefined) return;
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  process.kill(proc.pid, signal);
-  await exited;
-}
-
 describe('RedisBus', () => {
   it(
     'after redis-server restarts: onResubscribe fires and later publishes arrive; publishes while down never throw',
     { skip: hasRedisServer ? false : 'redis-server is not on PATH', timeout: 90_000 },
     async () => {
-      const port = await freePort();
-      let server = await startRedisServer(port);
+      // without persistence; restarted on the same port
+      const server = await RedisServer.start(['--appendonly', 'no']);
+      const port = server.port;
       const logs: string[] = [];
       const bus = await createRedisBus({ url: `redis://127.0.0.1:${port}`, log: (m) => logs.push(m), maxQueued: 5 });
       try {
@@ -122,13 +62,13 @@ describe('RedisBus', () => {
         await until(() => a.length === 1 && b.length === 1, 'the first payload');
         assert.equal(resubscribed, 0);
 
-        await stopByPid(server);
+        await server.stop('SIGKILL');
         await sleep(100);
         // Redis is down: publish must not throw, and must not hold more than maxQueued
         for (let i = 0; i < 50; i++) bus.publish(ch, bytes(`during ${i}`));
         await until(() => logs.some((l) => /dropping/.test(l)), 'a log line about dropped publishes');
 
-        server = await startRedisServer(port);
+        await server.run();
         await until(() => resubscribed >= 1, 'onResubscribe', 15_000);
         // what was queued while down went out; at most maxQueued of the 50
         await sleep(200);
@@ -148,7 +88,7 @@ describe('RedisBus', () => {
         }
       } finally {
         await bus.close();
-        await stopByPid(server);
+        await server.destroy();
       }
     },
   );

@@ -9,19 +9,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { FishClient, type Msg } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { BIN, CLEAN_ENV, fishchat, initCluster, NODE, ROOT } from './helpers/cli.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-/** Node itself: under `bun test`, process.execPath is bun. */
-const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
-const CLEAN_ENV = { FISHCHAT_SECRET: '', NODE_ENV: '', DEBUG: '', npm_command: '', LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
+/** The CLI's environment: a UTF-8 locale, whatever the test run's. */
+const ENV = { ...CLEAN_ENV, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8' };
 const READY_TIMEOUT_MS = 20_000;
 const STEP_TIMEOUT_MS = 15_000;
 
@@ -42,21 +39,7 @@ async function until<T>(what: string, probe: () => T | undefined | false | Promi
   }
 }
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const run = (args: string[]) => fishchat(args, { env: ENV });
 
 /** tmux on a socket of its own: a server of this test only, with this test's environment. */
 class Tmux {
@@ -67,7 +50,7 @@ class Tmux {
     return execFileSync('tmux', ['-u', '-L', this.socket, ...args], {
       encoding: 'utf8',
       timeout: 10_000,
-      env: { ...process.env, ...CLEAN_ENV },
+      env: { ...process.env, ...ENV },
     });
   }
 
@@ -98,17 +81,13 @@ describe('fishchat chat in a terminal (tmux)', { skip, timeout: 120_000 }, () =>
     let bob: FishClient | undefined;
     try {
       // a cluster directory, every listener on a port from the OS
-      const init = await run(['init', dir]);
-      assert.equal(init.code, 0, init.stderr);
-      const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { roles: string[] };
-      for (const file of cluster.roles) {
-        const role = JSON.parse(await readFile(join(dir, file), 'utf8')) as Record<string, unknown>;
-        if ('port' in role) role.port = 0;
-        role.httpPort = 0;
-        await writeFile(join(dir, file), JSON.stringify(role, null, 2));
-      }
+      await initCluster(dir);
 
-      up = spawn(NODE, [BIN, 'up', '--embedded', dir], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+      up = spawn(NODE, [BIN, 'up', '--embedded', dir], {
+        cwd: ROOT,
+        env: { ...process.env, ...ENV },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       up.stdout!.on('data', (d: Buffer) => (upOut += d.toString()));
       up.stderr!.on('data', (d: Buffer) => (upOut += d.toString()));
       const upProc = up;

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { cleanup, render } from 'ink-testing-library';
-// tsx compiles test/ (outside tsconfig's include) with the classic JSX transform, which needs React in scope.
+// tsx compiles test/ (outside tsconfig.json's include) with the classic JSX transform, which needs React in scope.
 import React from 'react';
 import { Chat, ChatApp, type ChatProps } from '../cli/ui/Chat.js';
 import { EMPTY_EDIT, editLine } from '../cli/ui/ChatInput.js';

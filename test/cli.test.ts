@@ -5,95 +5,23 @@
  * file runs under Bun.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { verifyToken } from '../runtime/protocol/token.js';
+import { CliProcess, fishchat, initCluster, ROOT, type CliResult } from './helpers/cli.js';
+import { freePort, takenPort } from './helpers/net.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-/** Node itself: under `bun test`, process.execPath is bun. */
-const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
 const READY_TIMEOUT_MS = 20_000;
-/** What the CLI must not inherit from the test run (npm_command=exec makes hints say `npx fishchat`). */
-const CLEAN_ENV = { FISHCHAT_SECRET: '', NODE_ENV: '', DEBUG: '', npm_command: '' };
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `node bin/run.js ...args` to its end. */
-function fishchat(args: string[], opts: { input?: string; env?: Record<string, string>; cwd?: string } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [BIN, ...args], {
-      cwd: opts.cwd ?? ROOT,
-      env: { ...process.env, ...CLEAN_ENV, ...opts.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-    child.stdin.end(opts.input ?? '');
-  });
-}
-
-/** `fishchat up` as a child process, with its output collected as it comes. */
-class Up {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
+/** `fishchat up dir --embedded` as a child process. */
+class Up extends CliProcess {
   constructor(dir: string) {
     // --embedded: with redis-server on PATH, a bare `up` would run managed Redis (test/redis-mode.test.ts covers that).
-    this.child = spawn(NODE, [BIN, 'up', dir, '--embedded'], {
-      cwd: ROOT,
-      env: { ...process.env, ...CLEAN_ENV },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  /** Resolves with the output once `pattern` appears on stdout; rejects on exit or timeout. */
-  async waitFor(pattern: RegExp, timeoutMs = READY_TIMEOUT_MS): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    void this.exited.then(() => (exited = true));
-    while (!pattern.test(this.stdout)) {
-      if (exited) throw new Error(`fishchat up exited before ${pattern}:\n${this.stdout}\n${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${this.stdout}\n${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return this.stdout;
-  }
-
-  /** Stops it; resolves with how it exited. */
-  async stop(signal: NodeJS.Signals = 'SIGTERM') {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    try {
-      return await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
+    super(['up', dir, '--embedded'], { waitMs: READY_TIMEOUT_MS });
   }
 }
 
@@ -106,26 +34,7 @@ async function tempDir(): Promise<string> {
 
 /** A cluster directory from `init`, every listener on port 0 (any free port). */
 async function initPortZero(): Promise<string> {
-  const dir = await tempDir();
-  const r = await fishchat(['init', dir]);
-  assert.equal(r.code, 0, r.stderr);
-  const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { roles: string[] };
-  for (const file of cluster.roles) {
-    const role = JSON.parse(await readFile(join(dir, file), 'utf8')) as Record<string, unknown>;
-    if ('port' in role) role.port = 0;
-    role.httpPort = 0;
-    await writeFile(join(dir, file), JSON.stringify(role, null, 2));
-  }
-  return dir;
-}
-
-/** A port nothing listens on (taken from the OS, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
+  return initCluster(await tempDir());
 }
 
 const READY_LINE = /^ready {2}(\S+)\s+(\S+)\s+(.*)$/gm;
@@ -299,7 +208,7 @@ describe('fishchat up and send', () => {
     const expected = ['gateway/gateway', 'manager/manager', 'monitor/monitor', 'msg_server/ms-19000', 'msg_server/ms-19001', 'router/router'];
     // The first beats take a moment to arrive: ask again for up to a few seconds.
     const deadline = Date.now() + 8000;
-    let r: Result;
+    let r: CliResult;
     let report: { cluster: string; ts: number; roles: { role: string; id: string; up: boolean; addr?: string; http?: string; rss: number }[] };
     for (;;) {
       r = await fishchat(['status', '--dir', dir, '--json']);
@@ -517,9 +426,7 @@ describe('fishchat status without a cluster', () => {
 describe('fishchat up errors', () => {
   test('a taken port names the port and the role; exit non-zero', async () => {
     const dir = await initPortZero();
-    const blocker: Server = createServer();
-    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
-    const port = (blocker.address() as { port: number }).port;
+    const { port, close } = await takenPort();
     try {
       const gw = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8'));
       gw.port = port;
@@ -532,7 +439,7 @@ describe('fishchat up errors', () => {
       assert.doesNotMatch(r.stderr, /\n\s+at /);
       assert.ok(!existsSync(join(dir, '.fishchat', 'run.json')));
     } finally {
-      await new Promise<void>((r) => blocker.close(() => r()));
+      await close();
     }
   });
 

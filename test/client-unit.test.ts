@@ -13,18 +13,9 @@ import { FishError } from '../runtime/client/errors.js';
 import { Queue } from '../runtime/client/queue.js';
 import { getPlatform, type TcpListener, type TcpSocket } from '../runtime/platform/index.js';
 import { decodeFrame, encodeBody, encodeFrame, FrameDecoder, RawCbor, type WireValue } from '../runtime/protocol/index.js';
+import { sleep, until } from './helpers/wait.js';
 
 const HOST = '127.0.0.1';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
-
 // --- a fake server over real TCP ----------------------------------------------
 
 type Req = Record<string, unknown> & { op: string; rid?: number };

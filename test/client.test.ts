@@ -7,20 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { FishClient, FishError, route, type Msg } from '../runtime/client/index.js';
 import { startTestCluster } from './helpers/cluster.js';
-
-async function take(it: AsyncIterator<Msg>, n: number, timeoutMs = 5000): Promise<Msg[]> {
-  const out: Msg[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`got ${out.length} of ${n} messages`);
-    const r = await Promise.race([it.next(), new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), left))]);
-    if (r === 'timeout') throw new Error(`got ${out.length} of ${n} messages: ${JSON.stringify(out.map((m) => m.seq))}`);
-    if (r.done) throw new Error('iterator ended');
-    out.push(r.value);
-  }
-  return out;
-}
+import { take } from './helpers/messages.js';
 
 describe('client library', () => {
   it('routes, logs in, sends and receives, acks, syncs, and reports server errors as FishError', async () => {

@@ -18,64 +18,22 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
 import { FishClient } from '../runtime/client/index.js';
 import { processRunning } from '../runtime/cluster/detach.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
+import { fishchat as runFishchat, initCluster, NODE, ROOT, type CliOptions } from './helpers/cli.js';
+import { takenPort } from './helpers/net.js';
+import { redisReachable } from './helpers/redis.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-/** Node itself: under `bun test`, process.execPath is bun. */
-const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
-const CLEAN_ENV = { FISHCHAT_SECRET: '', FISHCHAT_REDIS: '', FISHCHAT_CLUSTER: '', NODE_ENV: '', DEBUG: '', npm_command: '' };
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+/** Runs `node bin/run.js ...args` to its end (killed after 90 s unless `timeoutMs` says otherwise). */
+const fishchat = (args: string[], opts: CliOptions = {}) => runFishchat(args, { timeoutMs: 90_000, ...opts });
 
-/** Runs `node bin/run.js ...args` to its end (killed after `timeoutMs`). */
-function fishchat(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<Result> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [BIN, ...args], {
-      cwd: ROOT,
-      env: { ...process.env, ...CLEAN_ENV, ...opts.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 90_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr, ms: Date.now() - t0 });
-    });
-  });
-}
-
-async function redisReachable(): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
-const NO_REDIS = (await redisReachable()) ? false : `no Redis at ${REDIS_URL} (set FISHCHAT_TEST_REDIS)`;
+const NO_REDIS = (await redisReachable(REDIS_URL)) ? false : `no Redis at ${REDIS_URL} (set FISHCHAT_TEST_REDIS)`;
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
@@ -86,17 +44,7 @@ async function tempDir(): Promise<string> {
 
 /** A cluster directory from `init`, every listener on port 0 (any free port). */
 async function initPortZero(extra: string[] = []): Promise<string> {
-  const dir = await tempDir();
-  const r = await fishchat(['init', dir, ...extra]);
-  assert.equal(r.code, 0, r.stderr);
-  const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { roles: string[] };
-  for (const file of cluster.roles) {
-    const role = JSON.parse(await readFile(join(dir, file), 'utf8')) as Record<string, unknown>;
-    if ('port' in role) role.port = 0;
-    role.httpPort = 0;
-    await writeFile(join(dir, file), JSON.stringify(role, null, 2));
-  }
-  return dir;
+  return initCluster(await tempDir(), extra);
 }
 
 interface Run {
@@ -261,10 +209,7 @@ describe('fishchat down: stale and failing cases', () => {
   test('a cluster that fails to start: up --detach exits non-zero with the log tail', async () => {
     const dir = await initPortZero();
     // The gateway on a taken port: the configuration loads, the background up fails at its listen.
-    const { createServer } = await import('node:net');
-    const blocker = createServer();
-    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
-    const port = (blocker.address() as { port: number }).port;
+    const { port, close } = await takenPort();
     try {
       const gw = JSON.parse(await readFile(join(dir, 'gateway.json'), 'utf8'));
       gw.port = port;
@@ -277,7 +222,7 @@ describe('fishchat down: stale and failing cases', () => {
       assert.ok(!existsSync(join(dir, '.fishchat', 'run.json')));
       assert.ok(!existsSync(join(dir, '.fishchat', 'up.pid')));
     } finally {
-      await new Promise<void>((r) => blocker.close(() => r()));
+      await close();
       await forceDown(dir);
     }
   });
@@ -304,18 +249,7 @@ describe('fishchat up --detach and down (Redis)', { skip: NO_REDIS }, () => {
 
   after(async () => {
     await forceDown(dir);
-    const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    redis.on('error', () => {});
-    try {
-      let cursor = '0';
-      do {
-        const [next, keys] = await redis.scan(cursor, 'MATCH', `fishchat:${cluster}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (keys.length > 0) await redis.del(...keys);
-      } while (cursor !== '0');
-    } finally {
-      redis.disconnect();
-    }
+    await deleteKeysWithPrefix(REDIS_URL, `fishchat:${cluster}:`);
   });
 
   test('up --detach --redis: every role its own process; down leaves none of them', async () => {

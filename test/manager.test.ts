@@ -21,6 +21,7 @@ import { startManager } from '../runtime/roles/manager/index.js';
 import { Housekeeping } from '../runtime/roles/manager/housekeeping.js';
 import { openSqliteStore } from '../runtime/store/sqlite/index.js';
 import type { Store, StoreTopics } from '../runtime/store/store.js';
+import { sleep, untilValue } from './helpers/wait.js';
 
 type FullStore = Store & StoreTopics;
 type Ctx = RoleContext & { store: FullStore };
@@ -39,19 +40,8 @@ const logs: string[] = [];
 /** store method name → calls seen through the spy */
 const calls = new Map<string, number>();
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 let n = 0;
 const uniq = (p: string) => `${p}${++n}_${Math.random().toString(36).slice(2, 7)}`;
-
-async function until<T>(f: () => Promise<T | undefined | false>, ms = 3000, what = 'condition'): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** GET with an admin token by default; `null`: no token. */
 async function get(path: string, token: string | null = ADMIN): Promise<{ status: number; body: any }> {
@@ -116,7 +106,7 @@ describe('basics', () => {
     const beats: any[] = [];
     const unsub = await ctx.bus.subscribe(ctx.channels.monitor, (p) => beats.push(...decodeItems(p)));
     try {
-      const b = await until(async () => beats.find((x) => x.role === 'manager'), 2000, 'a manager beat');
+      const b = await untilValue(async () => beats.find((x) => x.role === 'manager'), 2000, 'a manager beat');
       assert.equal(b.id, 'manager');
       assert.equal(b.http, manager.addresses.http);
     } finally {
@@ -135,7 +125,7 @@ describe('users', () => {
     const t = Date.now();
     const ev = (k: ClientStatusItem['k'], device: string, ts: number): ClientStatusItem => ({ k, user, device, server: 'ms-0', gen: 1, ts });
     ctx.bus.publish(ctx.channels.clientStatus, encodeItems([ev('login', 'phone', t), ev('login', 'laptop', t + 1)]));
-    const rec = await until(async () => {
+    const rec = await untilValue(async () => {
       const r = await get(`/v1/users/${user}`);
       return r.status === 200 && r.body.record?.devices?.length === 2 && r.body;
     }, 2000, 'the login recorded');
@@ -148,7 +138,7 @@ describe('users', () => {
     assert.ok(Array.isArray(rec.sessions));
 
     ctx.bus.publish(ctx.channels.clientStatus, encodeItems([ev('logout', 'phone', t + 2), ev('kick', 'laptop', t + 3)]));
-    const off = await until(async () => {
+    const off = await untilValue(async () => {
       const r = await ok(`/v1/users/${user}`);
       return r.record.online === false && r;
     }, 2000, 'the logout recorded');
@@ -251,7 +241,7 @@ describe('sessions and leases', () => {
       };
       const before = await users();
       assert.ok(before.some((s) => s.user === bob && s.server === 'ms-x' && s.boot === 'x-boot-1'));
-      await until(async () => !(await users()).some((s) => s.user === bob), 3000, 'the dead ms-x entry removed');
+      await untilValue(async () => !(await users()).some((s) => s.user === bob), 3000, 'the dead ms-x entry removed');
       const left = await users();
       assert.ok(left.some((s) => s.user === carol && s.server === 'ms-y'), 'a live msg_server keeps its entries');
       assert.ok(left.some((s) => s.user === dave && s.boot === 'x-boot-2'), "a restarted msg_server's new sessions stay");
@@ -344,7 +334,11 @@ describe('topics', () => {
       // A msg_server appended to the log, said ok, and died before its fan-out.
       const r = await store.topicAppend({ topic, from: 'alice', mid: uniq('tm'), body: cbor.encode('hello all'), ts: Date.now() });
       assert.equal(r.code, 'ok');
-      const item = await until(async () => synced.find((s) => s.msg.topic === topic), 3000, 'a topic-sync from the manager');
+      const item = await untilValue(
+        async () => synced.find((s) => s.msg.topic === topic),
+        3000,
+        'a topic-sync from the manager',
+      );
       assert.equal(item.origin, 'manager');
       assert.deepEqual(item.msg.copies.map((c) => c.user).sort(), ['alice', 'bob']);
       assert.ok(item.msg.body instanceof Uint8Array);

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { ReadableStreamDefaultReader } from 'node:stream/web';
 import { after, before, describe, it } from 'node:test';
 import { Hono } from 'hono';
 import { channels } from '../runtime/bus/bus.js';
@@ -21,6 +22,7 @@ import { EventHub } from '../runtime/roles/monitor/events.js';
 import { escapeLabelValue, writeMetrics } from '../runtime/metrics/prometheus.js';
 import { openSqliteStore } from '../runtime/store/sqlite/index.js';
 import type { Store } from '../runtime/store/store.js';
+import { sleep, untilValue } from './helpers/wait.js';
 
 const BEAT = 100;
 const SECRET = 'monitor-test-secret';
@@ -31,18 +33,6 @@ let store: Store;
 let ctx: RoleContext;
 let monitor: RoleHandle;
 let base: string;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(f: () => Promise<T | undefined | false>, ms = 3000, what = 'condition'): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await f();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** GET with an admin token by default; `null`: no token. */
 function get(path: string, token: string | null = ADMIN, headers: Record<string, string> = {}): Promise<Response> {
@@ -270,7 +260,7 @@ describe('/status', () => {
       publish(ch, beat('gateway', 'gw-1', { addr: '127.0.0.1:17000' }), ...(beating ? [beat('msg_server', 'ms-a', { addr: '127.0.0.1:19000', conns: 5 })] : []));
     }, BEAT);
     try {
-      const s = await until(async () => {
+      const s = await untilValue(async () => {
         const st = await status();
         const ok = ['gateway/gw-1', 'msg_server/ms-a', 'monitor/monitor'].every((k) => st.roles.find((r) => `${r.role}/${r.id}` === k)?.up);
         return ok && st;
@@ -289,7 +279,7 @@ describe('/status', () => {
       const stoppedAt = Date.now();
       await sleep(BEAT);
       assert.equal((await roleState('msg_server', 'ms-a'))?.up, true, 'still up one beat after its last');
-      await until(async () => (await roleState('msg_server', 'ms-a'))?.up === false, 2000, 'ms-a down');
+      await untilValue(async () => (await roleState('msg_server', 'ms-a'))?.up === false, 2000, 'ms-a down');
       const took = Date.now() - stoppedAt;
       assert.ok(took <= 3 * BEAT + 2 * BEAT, `down after ${took} ms (3 beats = ${3 * BEAT} ms)`);
       // The others stay up, and the silent one stays listed.
@@ -315,7 +305,7 @@ describe('/metrics', () => {
   it('is valid Prometheus text 0.0.4 with every fishchat_ gauge, labels escaped', async () => {
     const weird = 'we"ird\\id\nnext';
     publish(ctx.channels.monitor, beat('msg_server', weird, { conns: 11, inRate: 3, outRate: 4, p50: 0.25, p99: 7, rss: 99, loop: 1.25, uptime: 60 }), beat('router', 'r-1'));
-    await until(async () => (await roleState('msg_server', weird))?.up, 2000, 'weird beat');
+    await untilValue(async () => (await roleState('msg_server', weird))?.up, 2000, 'weird beat');
     const res = await get('/metrics', null);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
@@ -447,9 +437,10 @@ describe('/events', () => {
     assert.ok(sse.comments.length >= 1, 'an opening comment');
 
     // The monitor counts its readers in its beat's conns: 1 now, 0 once we go.
-    await until(async () => (await roleState('monitor', 'monitor'))?.conns === 1, 2000, 'monitor conns = 1');
+    await untilValue(async () => (await roleState('monitor', 'monitor'))?.conns === 1, 2000, 'monitor conns = 1');
     await (sse as unknown as { reader: ReadableStreamDefaultReader }).reader.cancel();
-    await until(async () => (await roleState('monitor', 'monitor'))?.conns === 0, 3000, 'monitor conns = 0 after disconnect');
+    const gone = async () => (await roleState('monitor', 'monitor'))?.conns === 0;
+    await untilValue(gone, 3000, 'monitor conns = 0 after disconnect');
   });
 
   it('a slow reader loses its oldest events, is told so, and its queue stays bounded', async () => {
@@ -459,14 +450,14 @@ describe('/events', () => {
     const res = await app.request('/e');
     const sse = new SseReader(res.body!.getReader());
     // Wait until the stream loop is waiting for events.
-    await until(async () => hub.size === 1 && ((await sleep(20)), true), 1000, 'reader registered');
+    await untilValue(async () => hub.size === 1 && ((await sleep(20)), true), 1000, 'reader registered');
     for (let i = 1; i <= 50; i++) hub.publish('beat', { i });
     const got: number[] = [];
     while (got.length < 5) got.push((JSON.parse((await sse.next()).data) as { i: number }).i);
     assert.deepEqual(got, [46, 47, 48, 49, 50]);
     assert.ok(sse.comments.some((c) => /45 events dropped/.test(c)), JSON.stringify(sse.comments));
     await (sse as unknown as { reader: ReadableStreamDefaultReader }).reader.cancel();
-    await until(async () => hub.size === 0, 1000, 'reader removed after cancel');
+    await untilValue(async () => hub.size === 0, 1000, 'reader removed after cancel');
   });
 
   it('sends a heartbeat comment when there is nothing to say', async () => {
@@ -485,7 +476,7 @@ describe('/events', () => {
     }
     assert.ok(text.includes(': heartbeat\n\n'), text);
     await reader.cancel();
-    await until(async () => hub.size === 0, 1000, 'reader removed');
+    await untilValue(async () => hub.size === 0, 1000, 'reader removed');
     hub.closeAll();
   });
 });

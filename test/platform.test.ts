@@ -8,6 +8,7 @@ import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Hono } from 'hono';
 import { AddressInUseError, getPlatform, type Platform, type TcpSocket } from '../runtime/platform/index.js';
+import { sleep, until } from './helpers/wait.js';
 
 const HOST = '127.0.0.1';
 let platform: Platform;
@@ -15,17 +16,6 @@ let platform: Platform;
 before(async () => {
   platform = await getPlatform();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Resolves when cond() holds, polling; fails after ms. */
-async function until(cond: () => boolean, ms = 5000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(5);
-  }
-}
 
 /** A 4-byte big-endian length prefix + payload, as the protocol frames. */
 function frame(payload: Uint8Array): Uint8Array {

@@ -15,41 +15,26 @@
  * Skipped, with the reason, when Redis, redis-server, deno or bun is missing.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { FishClient, route, type Msg } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
+import { BIN, CLEAN_ENV, CliProcess, fishchat, NODE, ROOT } from './helpers/cli.js';
+import { take } from './helpers/messages.js';
+import { redisReachable } from './helpers/redis.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-/** Node itself: under `bun test`, process.execPath is bun. */
-const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const READY_TIMEOUT_MS = 60_000;
 /** Deno compiles the role code on its first start. */
 const DENO_READY_TIMEOUT_MS = 120_000;
-const CLEAN_ENV = { FISHCHAT_SECRET: '', FISHCHAT_REDIS: '', FISHCHAT_CLUSTER: '', NODE_ENV: '', DEBUG: '', npm_command: '' };
 
 // ---------------------------------------------------------------- what is there
-
-async function redisReachable(): Promise<boolean> {
-  const r = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
-  r.on('error', () => {});
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
 
 function onPath(name: string): string | undefined {
   for (const d of (process.env.PATH ?? '').split(delimiter)) {
@@ -63,7 +48,7 @@ function localBin(name: string): string | undefined {
   return existsSync(p) ? p : onPath(name);
 }
 
-const HAVE_REDIS = await redisReachable();
+const HAVE_REDIS = await redisReachable(REDIS_URL);
 const NO_REDIS = HAVE_REDIS ? false : `no Redis at ${REDIS_URL} (set FISHCHAT_TEST_REDIS)`;
 const NO_REDIS_SERVER = onPath('redis-server') ? false : 'redis-server is not on PATH';
 const NO_DENO = NO_REDIS || (localBin('deno') ? false : 'deno is not installed (npm install deno)');
@@ -71,67 +56,10 @@ const NO_BUN = NO_REDIS || (localBin('bun') ? false : 'bun is not installed (npm
 
 // ---------------------------------------------------------------- helpers
 
-interface Result {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function fishchat(args: string[], opts: { env?: Record<string, string> } = {}): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
-
-/** `fishchat up …` as a child process, its output collected as it comes. */
-class Up {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-
+/** `fishchat up …args` as a child process. */
+class Up extends CliProcess {
   constructor(args: string[]) {
-    this.child = spawn(NODE, [BIN, 'up', ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
-  }
-
-  get output(): string {
-    return `--- stdout\n${this.stdout}\n--- stderr\n${this.stderr}`;
-  }
-
-  async waitFor(pattern: RegExp, timeoutMs = READY_TIMEOUT_MS): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
-    let exited = false;
-    void this.exited.then(() => (exited = true));
-    while (!pattern.test(this.stdout)) {
-      if (exited) throw new Error(`fishchat up exited before ${pattern}:\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`no ${pattern} within ${timeoutMs} ms:\n${this.output}`);
-      await sleep(25);
-    }
-    return this.stdout;
-  }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM') {
-    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 60_000);
-    try {
-      return await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
+    super(['up', ...args], { waitMs: READY_TIMEOUT_MS, killAfterMs: 60_000 });
   }
 }
 
@@ -164,20 +92,6 @@ function alive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
-}
-
-async function take(it: AsyncIterator<Msg>, n: number, timeoutMs = 10_000): Promise<Msg[]> {
-  const out: Msg[] = [];
-  const deadline = Date.now() + timeoutMs;
-  while (out.length < n) {
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`got ${out.length} of ${n} messages`);
-    const r = await Promise.race([it.next(), sleep(left).then(() => 'timeout' as const)]);
-    if (r === 'timeout') throw new Error(`got ${out.length} of ${n} messages`);
-    if (r.done) throw new Error('iterator ended');
-    out.push(r.value);
-  }
-  return out;
 }
 
 const dirs: string[] = [];
@@ -226,13 +140,13 @@ async function crossServerExchange(run: RunJson, secret: string, tag: string): P
     const bobInbox = bob.messages()[Symbol.asyncIterator]();
     const aliceInbox = alice.messages()[Symbol.asyncIterator]();
     const sent = [await alice.send(`bob-${tag}`, 'hello bob'), await alice.send(`bob-${tag}`, { n: 2 })];
-    const got = await take(bobInbox, 2);
+    const got = await take(bobInbox, 2, 10_000);
     assert.deepEqual(got.map((m) => [m.seq, m.mid, m.from, m.body]), [
       [sent[0]!.seq, sent[0]!.mid, `alice-${tag}`, 'hello bob'],
       [sent[1]!.seq, sent[1]!.mid, `alice-${tag}`, { n: 2 }],
     ]);
     const back = await bob.send(`alice-${tag}`, 'hi alice');
-    const [m] = await take(aliceInbox, 1);
+    const [m] = await take(aliceInbox, 1, 10_000);
     assert.deepEqual([m!.mid, m!.from, m!.body], [back.mid, `bob-${tag}`, 'hi alice']);
   } finally {
     await alice.close();
@@ -242,19 +156,7 @@ async function crossServerExchange(run: RunJson, secret: string, tag: string): P
 
 after(async () => {
   if (HAVE_REDIS && clusters.length > 0) {
-    const r = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-    try {
-      for (const c of clusters) {
-        let cursor = '0';
-        do {
-          const [next, keys] = await r.scan(cursor, 'MATCH', `fishchat:${c}:*`, 'COUNT', 1000);
-          cursor = next;
-          if (keys.length > 0) await r.del(...keys);
-        } while (cursor !== '0');
-      }
-    } finally {
-      r.disconnect();
-    }
+    for (const c of clusters) await deleteKeysWithPrefix(REDIS_URL, `fishchat:${c}:`);
   }
   await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
 });
@@ -405,7 +307,7 @@ describe('fishchat serve: one role in this process', { skip: NO_REDIS, timeout: 
       const kicked = new Promise<string>((res) => bob.on('kick', (k) => res(k.reason)));
       const alice = await FishClient.connect({ server: m[1]!, user: 'alice', token: token('alice'), reconnect: false });
       const ok = await alice.send('bob', 'same server');
-      const [got] = await take(bob.messages()[Symbol.asyncIterator](), 1);
+      const [got] = await take(bob.messages()[Symbol.asyncIterator](), 1, 10_000);
       assert.equal(got!.mid, ok.mid);
       const r = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
       try {

@@ -49,7 +49,7 @@ async function fanAll(store: Store, topic: string, limit = 1000): Promise<Fanout
 /** (user, tseq) pairs, sorted, to compare sets of copies. */
 const pairs = (copies: FanoutCopy[]) => copies.map((c) => `${c.user}#${c.tseq}`).sort();
 
-const sortDir = (entries: DirEntry[]) =>
+const sortDir = (entries: readonly DirEntry[]) =>
   [...entries].sort((a, b) => (a.device < b.device ? -1 : a.device > b.device ? 1 : 0));
 
 export function storeContract(name: string, open: OpenStore): void {

@@ -10,37 +10,23 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, createConnection } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { deleteKeysWithPrefix, openRedisStore } from '../runtime/store/redis/index.js';
 import type { Store, StoreLimits } from '../runtime/store/store.js';
+import { freePort } from './helpers/net.js';
+import { redisReachable } from './helpers/redis.js';
+import { available, RedisServer, startRedisCluster } from './helpers/redis-server.js';
 import { storeContract } from './store-contract.js';
 
 const URL_ = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const newPrefix = () => `fishchat:test-${randomBytes(6).toString('hex')}:`;
 
-async function reachable(url: string): Promise<boolean> {
-  const r = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    return (await r.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    r.disconnect();
-  }
-}
-
 const deletePrefix = (url: string, prefix: string): Promise<void> => deleteKeysWithPrefix(url, prefix);
 
-const up = await reachable(URL_);
+const up = await redisReachable(URL_);
 if (!up) console.log(`# store-redis: no Redis at ${URL_}: the Redis store contract is skipped`);
 
 if (up) {
@@ -136,64 +122,20 @@ describe('RedisStore', { skip: up ? false : `no Redis at ${URL_}` }, () => {
 
 // ---- a private redis-server with appendonly, restarted under the store ------
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitPort(port: number, timeoutMs = 10_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (Date.now() < end) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createConnection({ port, host: '127.0.0.1' });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await sleep(50);
-  }
-  throw new Error(`redis-server did not listen on ${port}`);
-}
-
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
+const hasRedisServer = available();
 
 describe('RedisStore over a private redis-server (appendonly)', { skip: hasRedisServer ? false : 'redis-server is not on PATH' }, () => {
-  let dir = '';
+  let server: RedisServer;
   let port = 0;
-  let child: ChildProcess | undefined;
-
-  const start = async () => {
-    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--dir', dir, '--save', ''], {
-      stdio: 'ignore',
-    });
-    await waitPort(port);
-  };
-  const stop = async () => {
-    const c = child;
-    child = undefined;
-    if (c === undefined || c.exitCode !== null) return;
-    const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
-    c.kill('SIGTERM');
-    await exited;
-  };
+  const start = () => server.run();
+  const stop = () => server.stop();
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'fishchat-redis-'));
-    port = await freePort();
-    await start();
+    server = await RedisServer.start(['--appendonly', 'yes']);
+    port = server.port;
   });
   after(async () => {
-    await stop();
-    await rm(dir, { recursive: true, force: true });
+    await server.destroy();
   });
 
   it('a restart from the AOF loses no acknowledged message and seq continues', async (t) => {
@@ -262,60 +204,12 @@ describe('RedisStore over a private redis-server (appendonly)', { skip: hasRedis
 
 // ---- a private 3-node Redis Cluster: the contract with ioredis Cluster ------
 
-async function clusterPort(): Promise<number> {
-  for (;;) {
-    const port = await freePort();
-    if (port < 55_000) return port;
-  }
-}
-
 const hasRedisCli = spawnSync('redis-cli', ['--version']).status === 0;
 
-async function startCluster(): Promise<{ ports: number[]; stop: () => Promise<void> } | string> {
-  const dir = await mkdtemp(join(tmpdir(), 'fishchat-rcluster-'));
-  const children: ChildProcess[] = [];
-  const stop = async () => {
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((resolve) => {
-            if (c.exitCode !== null || c.signalCode !== null) return resolve();
-            c.once('exit', () => resolve());
-            c.kill('SIGTERM');
-          }),
-      ),
-    );
-    await rm(dir, { recursive: true, force: true });
-  };
+async function startCluster(): Promise<Awaited<ReturnType<typeof startRedisCluster>> | string> {
   try {
-    const ports: number[] = [];
-    for (let i = 0; i < 3; i++) ports.push(await clusterPort());
-    for (const port of ports) {
-      children.push(
-        spawn(
-          'redis-server',
-          ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`),
-            '--dir', dir, '--appendonly', 'no', '--save', ''],
-          { stdio: 'ignore' },
-        ),
-      );
-    }
-    for (const port of ports) await waitPort(port);
-    const create = spawnSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], {
-      encoding: 'utf8',
-      timeout: 30_000,
-    });
-    if (create.status !== 0) throw new Error(`redis-cli --cluster create failed: ${create.stdout} ${create.stderr}`);
-    const end = Date.now() + 15_000;
-    for (;;) {
-      const info = spawnSync('redis-cli', ['-p', String(ports[0]), 'cluster', 'info'], { encoding: 'utf8' }).stdout;
-      if (info.includes('cluster_state:ok')) break;
-      if (Date.now() > end) throw new Error('the cluster never reached cluster_state:ok');
-      await sleep(100);
-    }
-    return { ports, stop };
+    return await startRedisCluster();
   } catch (err) {
-    await stop();
     return `a Redis Cluster could not be started here: ${(err as Error).message}`;
   }
 }
@@ -324,9 +218,9 @@ const cluster = hasRedisServer && hasRedisCli ? await startCluster() : 'redis-se
 if (typeof cluster === 'string') {
   console.log(`# store-redis: ${cluster}: the Redis Cluster contract is skipped`);
 } else {
-  const clusterUrl = cluster.ports.map((p) => `redis://127.0.0.1:${p}`).join(',');
+  const clusterUrl = cluster.nodes.map((n) => n.url).join(',');
   describe('Redis Cluster (3 masters)', () => {
-    after(() => cluster.stop());
+    after(() => cluster.destroy());
     storeContract('redis cluster', async (limits?: Partial<StoreLimits>) => {
       // a private cluster: a fresh prefix per case is all the cleanup it needs
       const prefix = newPrefix();

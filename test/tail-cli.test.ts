@@ -6,48 +6,24 @@
  * CLI always runs on Node, also when this file runs under Bun.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { FishClient } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
+import { CliProcess, fishchat as runFishchat, initCluster, ROOT } from './helpers/cli.js';
+import { freePort } from './helpers/net.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-/** Node itself: under `bun test`, process.execPath is bun. */
-const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
 const READY_TIMEOUT_MS = 20_000;
 /** Beats come every 2 s by default: a few of them fit. */
 const LINE_TIMEOUT_MS = 15_000;
-const CLEAN_ENV = { FISHCHAT_SECRET: '', NODE_ENV: '', DEBUG: '', npm_command: '' };
 
 type Line = Record<string, unknown> & { event: string };
 
-/** A `fishchat …` child process whose output is collected as it comes. */
-class Proc {
-  readonly child: ChildProcess;
-  stdout = '';
-  stderr = '';
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private done = false;
-
-  constructor(args: string[]) {
-    this.child = spawn(NODE, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) =>
-      this.child.on('exit', (code, signal) => {
-        this.done = true;
-        resolve({ code, signal });
-      }),
-    );
-  }
-
+/** A `fishchat …` child process whose output is collected as it comes, read as JSON lines. */
+class Proc extends CliProcess {
   /** stdout's complete lines, parsed. */
   lines(): Line[] {
     return this.stdout
@@ -72,28 +48,10 @@ class Proc {
     await this.until(() => (found = this.lines().find(pred)) !== undefined, what, timeoutMs);
     return found!;
   }
-
-  async stop(signal: NodeJS.Signals = 'SIGTERM') {
-    if (!this.done) this.child.kill(signal);
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 20_000);
-    try {
-      return await this.exited;
-    } finally {
-      clearTimeout(timer);
-    }
-  }
 }
 
 /** Runs `fishchat …args` to its end (killed after 30 s). */
-async function fishchat(args: string[]) {
-  const p = new Proc(args);
-  const timer = setTimeout(() => p.child.kill('SIGKILL'), 30_000);
-  const { code } = await p.exited;
-  clearTimeout(timer);
-  // 'exit' may come before the pipes are drained
-  await new Promise((r) => setTimeout(r, 20));
-  return { code, stdout: p.stdout, stderr: p.stderr };
-}
+const fishchat = (args: string[]) => runFishchat(args, { timeoutMs: 30_000 });
 
 const dirs: string[] = [];
 const procs: Proc[] = [];
@@ -102,24 +60,7 @@ const procs: Proc[] = [];
 async function initPortZero(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'fishchat-tail-'));
   dirs.push(dir);
-  const r = await fishchat(['init', dir]);
-  assert.equal(r.code, 0, r.stderr);
-  const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { roles: string[] };
-  for (const file of cluster.roles) {
-    const role = JSON.parse(await readFile(join(dir, file), 'utf8')) as Record<string, unknown>;
-    if ('port' in role) role.port = 0;
-    role.httpPort = 0;
-    await writeFile(join(dir, file), JSON.stringify(role, null, 2));
-  }
-  return dir;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
+  return initCluster(dir);
 }
 
 before(() => {

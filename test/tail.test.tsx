@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
 // eslint-disable-next-line @typescript-eslint/no-unused-vars
-import React from 'react'; // test/ is outside tsconfig's include: tsx and Bun may compile JSX classically
+import React from 'react'; // test/ is outside tsconfig.json's include: tsx and Bun may compile JSX classically
 import { render } from 'ink-testing-library';
 import { Tail } from '../cli/ui/Tail.js';
 import { TailStore, type TailRole } from '../cli/ui/TailStore.js';

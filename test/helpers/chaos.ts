@@ -38,18 +38,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Connection, FishClient, type Frame, type Msg } from '../../runtime/client/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { freePort, RedisServer } from './redis-server.js';
+import { BIN, CLEAN_ENV, fishchat, NODE, ROOT } from './cli.js';
+import { freePort } from './net.js';
+import { RedisServer } from './redis-server.js';
 import { deleteKeysWithPrefix } from '../../runtime/redis/index.js';
 
-export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = join(ROOT, 'bin', 'run.js');
-/** Node itself: under Bun, process.execPath is bun. */
-const NODE = (process.versions as { bun?: string }).bun ? 'node' : process.execPath;
-const CLEAN_ENV = { FISHCHAT_SECRET: '', FISHCHAT_REDIS: '', FISHCHAT_CLUSTER: '', NODE_ENV: '', DEBUG: '', npm_command: '' };
 const ROLE_FILES = ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json', 'manager.json', 'monitor.json'];
 
 export type ChaosMode = 'kill-ms' | 'restart-redis' | 'kill-up';
@@ -304,21 +300,6 @@ function isOurRole(pid: number, dir: string): boolean {
   }
 }
 
-function fishchat(args: string[], timeoutMs = 60_000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, out });
-    });
-  });
-}
-
 /**
  * `fishchat init` in a new temp directory, under a unique cluster name, with
  * quick beats and heartbeats and a short reconnect backoff. Ports: 0 (from the
@@ -328,7 +309,7 @@ function fishchat(args: string[], timeoutMs = 60_000): Promise<{ code: number | 
 export async function initCluster(opts: { fixedPorts: boolean }): Promise<{ dir: string; cluster: string; secret: string }> {
   const dir = await realpath(await mkdtemp(join(tmpdir(), 'fishchat-chaos-')));
   const r = await fishchat(['init', dir]);
-  if (r.code !== 0) throw new Error(`fishchat init failed: ${r.out}`);
+  if (r.code !== 0) throw new Error(`fishchat init failed: ${r.stdout}${r.stderr}`);
   const cluster = `chaos-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   const file = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { cluster: string; roles: string[]; settings: Record<string, unknown> };
   file.cluster = cluster;

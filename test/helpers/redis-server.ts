@@ -8,23 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './net.js';
 
 export function available(): boolean {
   return spawnSync('redis-server', ['--version']).status === 0;
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function ping(port: number, timeoutMs: number): Promise<void> {
+/** Resolves once a redis-server on 127.0.0.1:`port` answers PING; throws after `timeoutMs`. */
+export async function waitForPing(port: number, timeoutMs = 5000): Promise<void> {
   const end = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -60,16 +51,16 @@ export class RedisServer {
     return this.proc?.pid;
   }
 
-  /** Starts redis-server on a free port; `args` are extra redis-server options. */
-  static async start(args: string[] = ['--appendonly', 'yes']): Promise<RedisServer> {
-    const r = new RedisServer(await freePort(), args);
+  /** Starts redis-server on `port` (else a free one); `args` are extra redis-server options. */
+  static async start(args: string[] = ['--appendonly', 'yes'], port?: number): Promise<RedisServer> {
+    const r = new RedisServer(port ?? (await freePort()), args);
     await r.run();
     return r;
   }
 
   async run(): Promise<void> {
     this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, ...this.args], { stdio: 'ignore' });
-    await ping(this.port, 5000);
+    await waitForPing(this.port);
   }
 
   /** SIGTERM (redis flushes its AOF and exits), then waits for the exit. */
@@ -94,11 +85,21 @@ export class RedisServer {
   }
 }
 
+/** A free port below 55 000: a cluster node's bus port is its port + 10 000. */
+async function clusterPort(): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (port < 55_000) return port;
+  }
+}
+
+const CLUSTER_NODE = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--appendonly', 'no'];
+
 /** Three masters with cluster-enabled, joined with redis-cli --cluster create. */
 export async function startRedisCluster(): Promise<{ nodes: RedisServer[]; url: string; destroy: () => Promise<void> }> {
   const nodes: RedisServer[] = [];
   try {
-    for (let i = 0; i < 3; i++) nodes.push(await RedisServer.start(['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--appendonly', 'no']));
+    for (let i = 0; i < 3; i++) nodes.push(await RedisServer.start(CLUSTER_NODE, await clusterPort()));
     const r = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
     if (r.status !== 0) throw new Error(`redis-cli --cluster create failed: ${r.stderr || r.stdout}`);
     // Wait until every node reports the cluster state ok.
