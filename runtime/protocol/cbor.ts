@@ -6,7 +6,7 @@
  * (a ms timestamp, say) as a float64, which PROTOCOL.md §1 forbids. Here every
  * safe integer is a CBOR integer with the shortest head.
  */
-import { BAD_HEAD, CborHead } from './head.js';
+import { HEAD_BAD, CborHead } from './head.js';
 
 /** Already-encoded CBOR, spliced into the output as-is (e.g. a message body passed through). */
 export class RawCbor {
@@ -435,8 +435,8 @@ function scan(buf: Uint8Array, start: number, end: number, maxDepth: number): nu
       p++;
       // the container is complete: fall through to "item done"
     } else {
-      const arg = head.read(buf, p, end); // INDEFINITE (-1) for ai 31
-      if (arg === BAD_HEAD) return -1; // truncated, or 28..30 reserved
+      const arg = head.read(buf, p, end); // HEAD_INDEFINITE (-1) for ai 31
+      if (arg === HEAD_BAD) return -1; // truncated, or 28..30 reserved
       const major = ib >> 5;
       p = head.end;
 

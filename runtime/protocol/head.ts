@@ -8,9 +8,9 @@
 const TWO_32 = 0x1_0000_0000;
 
 /** What CborHead.read returns for additional info 31 (an indefinite length, or a break). */
-export const INDEFINITE = -1;
+export const HEAD_INDEFINITE = -1;
 /** What CborHead.read returns for a truncated head or reserved additional info (28..30). */
-export const BAD_HEAD = -2;
+export const HEAD_BAD = -2;
 
 /**
  * A head reader. read() returns the argument and leaves the head's major type
@@ -26,11 +26,11 @@ export class CborHead {
   /**
    * Reads the head starting at buf[p]; it must end at or before `limit`.
    * Returns its argument (above 2^53 it loses precision: compare it only with
-   * sizes and bounds), INDEFINITE for additional info 31, or BAD_HEAD (then
+   * sizes and bounds), HEAD_INDEFINITE for additional info 31, or HEAD_BAD (then
    * major and end are not set).
    */
   read(buf: Uint8Array, p: number, limit: number): number {
-    if (p >= limit) return BAD_HEAD;
+    if (p >= limit) return HEAD_BAD;
     const ib = buf[p] as number;
     const ai = ib & 0x1f;
     if (ai < 24) {
@@ -41,11 +41,11 @@ export class CborHead {
     if (ai === 31) {
       this.major = ib >> 5;
       this.end = p + 1;
-      return INDEFINITE;
+      return HEAD_INDEFINITE;
     }
     const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : 0;
     const q = p + 1;
-    if (n === 0 || q + n > limit) return BAD_HEAD;
+    if (n === 0 || q + n > limit) return HEAD_BAD;
     this.major = ib >> 5;
     this.end = q + n;
     if (n === 1) return buf[q] as number;

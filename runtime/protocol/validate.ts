@@ -4,7 +4,7 @@
  * scanCbor; `body` is kept as the raw bytes of its item.
  */
 import { scanCbor } from './cbor.js';
-import { BAD_HEAD, CborHead } from './head.js';
+import { HEAD_BAD, CborHead } from './head.js';
 import type { ErrorCode } from './errors.js';
 import type { LoginReq, Op, Request, SendReq, TopicMembersReq, TopicSendReq } from './types.js';
 import { GATEWAY_OPS, MSG_SERVER_OPS } from './types.js';
@@ -71,7 +71,7 @@ function readUint(b: Uint8Array, head: CborHead, p: number, end: number): number
  */
 function readTextBinary(b: Uint8Array, head: CborHead, p: number, end: number): string | null {
   const len = head.read(b, p, end);
-  if (len === BAD_HEAD || head.major !== 3) return null;
+  if (len === HEAD_BAD || head.major !== 3) return null;
   let q = head.end;
   if (len >= 0) return binary(b, q, q + len);
   let s = '';
@@ -247,7 +247,7 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
   let dupKey: string | null = null;
   let unknownKeys: Set<string> | null = null;
   const count = head.read(b, 0, end);
-  if (count === BAD_HEAD) return fail('bad_frame', BAD_FRAME_MSG);
+  if (count === HEAD_BAD) return fail('bad_frame', BAD_FRAME_MSG);
   let p = head.end;
   for (let i = 0; ; i++) {
     if (count >= 0) {
@@ -273,7 +273,7 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
       if (keyEnd > end) return fail('bad_frame', BAD_FRAME_MSG);
       slot = keySlot(b, head.end, klen);
     } else {
-      keyEnd = klen === BAD_HEAD ? -1 : scanCbor(b, p, end, 1);
+      keyEnd = klen === HEAD_BAD ? -1 : scanCbor(b, p, end, 1);
       if (keyEnd < 0) return fail('bad_frame', BAD_FRAME_MSG);
       key = readTextBinary(b, head, p, keyEnd) as string;
       slot = FIELD_SLOTS.get(key) ?? -1;
