@@ -127,6 +127,12 @@ export class CborWriter {
     }
   }
 
+  /** Writes one byte (a simple value: false, true, null, undefined). */
+  private byte(b: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = b;
+  }
+
   /** Writes one value (see encodeCbor for the rules). */
   write(value: WireValue): void {
     switch (typeof value) {
@@ -137,16 +143,14 @@ export class CborWriter {
         this.number(value);
         return;
       case 'boolean':
-        this.ensure(1);
-        this.buf[this.pos++] = value ? 0xf5 : 0xf4;
+        this.byte(value ? 0xf5 : 0xf4);
         return;
       case 'bigint':
         this.bigint(value);
         return;
       case 'undefined':
         // Not a WireValue; only reachable from untyped callers (e.g. [undefined]).
-        this.ensure(1);
-        this.buf[this.pos++] = 0xf7;
+        this.byte(0xf7);
         return;
       case 'object':
         break;
@@ -154,8 +158,7 @@ export class CborWriter {
         throw new TypeError(`cannot encode a ${typeof value} as CBOR`);
     }
     if (value === null) {
-      this.ensure(1);
-      this.buf[this.pos++] = 0xf6;
+      this.byte(0xf6);
       return;
     }
     if (value instanceof RawCbor) {
@@ -193,28 +196,28 @@ export class CborWriter {
       // The count fits the 1-byte head whatever it ends up being: patch it after.
       this.ensure(1);
       const at = this.pos++ - this.start; // relative: ensure() may move the value
-      let count = 0;
-      for (let i = 0; i < n; i++) {
-        const k = keys[i] as string;
-        const v = obj[k];
-        if (v === undefined) continue;
-        this.text(k);
-        this.write(v);
-        count++;
-      }
+      const count = this.entries(obj, keys);
       this.buf[this.start + at] = 0xa0 | count;
       return;
     }
     let count = 0;
     for (let i = 0; i < n; i++) if (obj[keys[i] as string] !== undefined) count++;
     this.head(5, count);
-    for (let i = 0; i < n; i++) {
+    this.entries(obj, keys);
+  }
+
+  /** Writes the entries of a map whose value is not undefined; returns how many. */
+  private entries(obj: { [k: string]: WireValue | undefined }, keys: string[]): number {
+    let count = 0;
+    for (let i = 0; i < keys.length; i++) {
       const k = keys[i] as string;
       const v = obj[k];
       if (v === undefined) continue;
       this.text(k);
       this.write(v);
+      count++;
     }
+    return count;
   }
 
   number(v: number): void {

@@ -192,9 +192,16 @@ function keySlot(b: Uint8Array, p: number, len: number): number {
   }
 }
 
+/** A name value, or null if absent or not a name (then nameProblem(slot) says which). */
 function nameAt(b: Uint8Array, head: CborHead, slot: number): string | null {
+  if (starts[slot] < 0) return null;
   const s = readTextBinary(b, head, starts[slot] as number, ends[slot] as number);
   return s !== null && isName(s) ? s : null;
+}
+
+function nameProblem(slot: number): string {
+  const field = FIELD_NAMES[slot] as string;
+  return starts[slot] < 0 ? `${field} is required` : `${field} ${NAME_RULE}`;
 }
 
 /** A text value decoded as UTF-8, or null if not text / not valid UTF-8. */
@@ -330,17 +337,16 @@ function buildRequest(b: Uint8Array, head: CborHead, op: Op, maxFrame: number): 
     case 'route': {
       if (starts[F_USER] < 0) return { op };
       const user = nameAt(b, head, F_USER);
-      return user === null ? `user ${NAME_RULE}` : { op, user };
+      return user === null ? nameProblem(F_USER) : { op, user };
     }
 
     case 'login': {
-      if (starts[F_USER] < 0) return 'user is required';
       const user = nameAt(b, head, F_USER);
-      if (user === null) return `user ${NAME_RULE}`;
+      if (user === null) return nameProblem(F_USER);
       let device = 'default';
       if (starts[F_DEVICE] >= 0) {
         const d = nameAt(b, head, F_DEVICE);
-        if (d === null) return `device ${NAME_RULE}`;
+        if (d === null) return nameProblem(F_DEVICE);
         device = d;
       }
       let push = true;
@@ -360,16 +366,9 @@ function buildRequest(b: Uint8Array, head: CborHead, op: Op, maxFrame: number): 
 
     case 'send':
     case 'topic_send': {
-      let target: string | null;
-      if (op === 'send') {
-        if (starts[F_TO] < 0) return 'to is required';
-        target = nameAt(b, head, F_TO);
-        if (target === null) return `to ${NAME_RULE}`;
-      } else {
-        if (starts[F_TOPIC] < 0) return 'topic is required';
-        target = nameAt(b, head, F_TOPIC);
-        if (target === null) return `topic ${NAME_RULE}`;
-      }
+      const slot = op === 'send' ? F_TO : F_TOPIC;
+      const target = nameAt(b, head, slot);
+      if (target === null) return nameProblem(slot);
       if (starts[F_BODY] < 0) return 'body is required';
       const bs = starts[F_BODY] as number;
       const be = ends[F_BODY] as number;
@@ -406,21 +405,19 @@ function buildRequest(b: Uint8Array, head: CborHead, op: Op, maxFrame: number): 
     case 'topic_create':
     case 'topic_join':
     case 'topic_leave': {
-      if (starts[F_TOPIC] < 0) return 'topic is required';
       const topic = nameAt(b, head, F_TOPIC);
-      return topic === null ? `topic ${NAME_RULE}` : { op, topic };
+      return topic === null ? nameProblem(F_TOPIC) : { op, topic };
     }
 
     case 'topic_members': {
-      if (starts[F_TOPIC] < 0) return 'topic is required';
       const topic = nameAt(b, head, F_TOPIC);
-      if (topic === null) return `topic ${NAME_RULE}`;
+      if (topic === null) return nameProblem(F_TOPIC);
       const limit = limitAt(b, head, 1000);
       if (limit < 0) return `limit ${LIMIT_RULE}`;
       const req: TopicMembersReq = { op, topic, limit };
       if (starts[F_AFTER] >= 0) {
         const after = nameAt(b, head, F_AFTER);
-        if (after === null) return `after ${NAME_RULE}`;
+        if (after === null) return nameProblem(F_AFTER);
         req.after = after;
       }
       return req;
