@@ -38,7 +38,7 @@ import {
   encodeFrame,
   type WireValue,
 } from '../runtime/protocol/index.js';
-import { insertAt, prng, randomValue, type Rng, type ValueCorpus } from '../test/helpers/fuzz.js';
+import { insertAt, prng, RAW_BASICS, randomValue, type Rng, type ValueCorpus } from '../test/helpers/fuzz.js';
 
 // ------------------------------------------------------------------ frames
 
@@ -63,9 +63,7 @@ const VALUES: ValueCorpus = {
   names: NAMES,
   maxBytes: 12,
   raw: [
-    encodeBody(new Map<unknown, unknown>([[1, 'a'], [-2, new Uint8Array([1])]])),
-    new Uint8Array([0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0]), // tag 1
-    new Uint8Array([0x5f, 0x41, 0x01, 0x41, 0x02, 0xff]), // chunked bytes
+    ...RAW_BASICS,
     new Uint8Array([0x7f, 0x61, 0x61, 0x61, 0x62, 0xff]), // chunked text
     new Uint8Array([0xbf, 0x01, 0x02, 0xff]), // indefinite map, integer key
     new Uint8Array([0x9f, 0x01, 0x9f, 0xff, 0xff]), // indefinite arrays

@@ -21,7 +21,7 @@ import {
   type ParseResult,
   type WireValue,
 } from '../runtime/protocol/index.js';
-import { insertAt, prng, randomValue, type Rng, type ValueCorpus } from './helpers/fuzz.js';
+import { insertAt, prng, RAW_BASICS, randomValue, type Rng, type ValueCorpus } from './helpers/fuzz.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eedf15) >>> 0;
 const CASES = 10_000;
@@ -39,9 +39,7 @@ const VALUES: ValueCorpus = {
   names: NAMES,
   maxBytes: 8,
   raw: [
-    encodeBody(new Map<unknown, unknown>([[1, 'a'], [-2, new Uint8Array([1])]])),
-    new Uint8Array([0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0]), // tag 1
-    new Uint8Array([0x5f, 0x41, 0x01, 0x41, 0x02, 0xff]), // chunked bytes
+    ...RAW_BASICS,
     new Uint8Array([0xbf, 0x01, 0x02, 0xff]), // indefinite map, integer key
     new Uint8Array([0xf7]), // undefined
     new Uint8Array([0xf9, 0x45, 0x00]), // half float 5.0

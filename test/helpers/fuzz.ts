@@ -3,7 +3,7 @@
  * and through it test/fuzz-live.test.ts): a PRNG, and random CBOR values
  * drawn from a corpus each fuzzer chooses.
  */
-import { RawCbor, type WireValue } from '../../runtime/protocol/index.js';
+import { encodeBody, RawCbor, type WireValue } from '../../runtime/protocol/index.js';
 
 /** mulberry32: small, fast, seeded. */
 export function prng(seed: number) {
@@ -38,6 +38,13 @@ export interface ValueCorpus {
   /** keys of random maps */
   keys: readonly string[];
 }
+
+/** Raw items every corpus starts with. */
+export const RAW_BASICS: readonly Uint8Array[] = [
+  encodeBody(new Map<unknown, unknown>([[1, 'a'], [-2, new Uint8Array([1])]])), // integer keys
+  new Uint8Array([0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0]), // tag 1
+  new Uint8Array([0x5f, 0x41, 0x01, 0x41, 0x02, 0xff]), // chunked bytes
+];
 
 /** A random value: scalars, raw items, and (below depth 4) arrays and maps of random values. */
 export function randomValue(r: Rng, c: ValueCorpus, depth: number): WireValue {
