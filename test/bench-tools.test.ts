@@ -211,7 +211,8 @@ describe('SVG chart', () => {
 describe('bench wire: MsgScanner', () => {
   test('finds seq and body in a pushed msg; other shapes fall back', () => {
     const body = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    const push = encodeFrame({ op: 'msg', seq: 70000, from: 'a', ts: 1764300000000, body, x: [1, { y: 'z' }] }).slice(4);
+    const fields = { op: 'msg', seq: 70000, from: 'a', ts: 1764300000000, body, x: [1, { y: 'z' }] };
+    const push = encodeFrame(fields).slice(4);
     assert.equal(opOf(push), OP_MSG);
     const m = new MsgScanner();
     assert.equal(m.scan(push), true);

@@ -239,7 +239,8 @@ async function drive(
     const summary = run.summary();
     if (summary) o.status(`server errors during the run (warmup included): ${summary}`);
     if (run.stalled > 0) o.status(`${run.stalled} message(s) were not delivered within ${STALL_MS / 1000} s and were given up on`);
-    return { sent: run.sent, delivered: run.delivered, errors: run.errors, seconds, latencies: run.samples.view().sort(), stalled: run.stalled };
+    const latencies = run.samples.view().sort();
+    return { sent: run.sent, delivered: run.delivered, errors: run.errors, seconds, latencies, stalled: run.stalled };
   } finally {
     clearInterval(timer);
     clients.closeAll();
