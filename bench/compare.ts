@@ -19,25 +19,16 @@ import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { BenchResult } from '../cli/bench/report.js';
 import { machineBusy } from './peers/stats.js';
 
 const root = join(import.meta.dirname, '..');
 
-export interface Result {
-  system: string;
-  runtime: string | null;
-  mode: string;
-  workload: string;
-  pairs: number;
-  msgsPerSec: number;
-  sent: number;
-  delivered: number;
-  errors: number;
-  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number } | null;
-  processes: { name: string; pid: number; cpuPct: number | null; rssMiB: number | null }[];
-  client?: { cpuPct: number; rssMiB: number };
-  at: string;
-}
+/** What is read of a result line (fishchat's or the socket.io peer's; bench/FORMAT.md). */
+export type Result = Pick<
+  BenchResult,
+  'pairs' | 'msgsPerSec' | 'sent' | 'delivered' | 'errors' | 'latencyMs' | 'processes' | 'at'
+> & { system: string; runtime: string | null; mode: string; workload: string; client?: BenchResult['client'] };
 
 interface Run {
   label: string;

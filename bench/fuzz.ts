@@ -38,29 +38,7 @@ import {
   encodeFrame,
   type WireValue,
 } from '../runtime/protocol/index.js';
-
-// ------------------------------------------------------------------ random
-
-/** mulberry32: small, fast, seeded. */
-export function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
-  const bytes = (n: number) => {
-    const b = new Uint8Array(n);
-    for (let i = 0; i < n; i++) b[i] = int(256);
-    return b;
-  };
-  return { next, int, pick, bytes };
-}
-export type Rng = ReturnType<typeof prng>;
+import { insertAt, prng, RAW_BASICS, randomValue, type Rng, type ValueCorpus } from '../test/helpers/fuzz.js';
 
 // ------------------------------------------------------------------ frames
 
@@ -80,47 +58,22 @@ const ALL_OPS = [...MSG_OPS, 'route'];
 /** Ops that cannot end a connection when well-formed (login and logout can). */
 const SAFE_OPS = new Set(['ping', 'send', 'ack', 'sync', 'topic_create', 'topic_join', 'topic_leave', 'topic_members', 'topic_send', 'route', 'nope', 'PING', 'Ping', 'ping\u0000', '']);
 
-function randomValue(r: Rng, depth: number): WireValue {
-  switch (r.int(depth > 3 ? 7 : 10)) {
-    case 0:
-      return r.pick(INTS);
-    case 1:
-      return r.pick(NAMES);
-    case 2:
-      return r.bytes(r.int(12));
-    case 3:
-      return r.pick([true, false, null] as WireValue[]);
-    case 4:
-      return r.next() * 1000;
-    case 5:
-      return new RawCbor(
-        r.pick([
-          encodeBody(new Map<unknown, unknown>([[1, 'a'], [-2, new Uint8Array([1])]])),
-          new Uint8Array([0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0]), // tag 1
-          new Uint8Array([0x5f, 0x41, 0x01, 0x41, 0x02, 0xff]), // chunked bytes
-          new Uint8Array([0x7f, 0x61, 0x61, 0x61, 0x62, 0xff]), // chunked text
-          new Uint8Array([0xbf, 0x01, 0x02, 0xff]), // indefinite map, integer key
-          new Uint8Array([0x9f, 0x01, 0x9f, 0xff, 0xff]), // indefinite arrays
-          new Uint8Array([0xf7]), // undefined
-          new Uint8Array([0xf9, 0x7e, 0x00]), // half NaN
-          new Uint8Array([0xfb, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0]), // +Inf
-          new Uint8Array([0xd8, 0x2a, 0x40]), // tag 42 on empty bytes
-        ]),
-      );
-    case 6:
-      return 'text ' + r.int(1000);
-    case 7: {
-      const a: WireValue[] = [];
-      for (let i = r.int(4); i > 0; i--) a.push(randomValue(r, depth + 1));
-      return a;
-    }
-    default: {
-      const o: Record<string, WireValue> = {};
-      for (let i = r.int(4); i > 0; i--) o[r.pick(['a', 'b', 'text', 'n', 'op', 'rid'])] = randomValue(r, depth + 1);
-      return o;
-    }
-  }
-}
+const VALUES: ValueCorpus = {
+  ints: INTS,
+  names: NAMES,
+  maxBytes: 12,
+  raw: [
+    ...RAW_BASICS,
+    new Uint8Array([0x7f, 0x61, 0x61, 0x61, 0x62, 0xff]), // chunked text
+    new Uint8Array([0xbf, 0x01, 0x02, 0xff]), // indefinite map, integer key
+    new Uint8Array([0x9f, 0x01, 0x9f, 0xff, 0xff]), // indefinite arrays
+    new Uint8Array([0xf7]), // undefined
+    new Uint8Array([0xf9, 0x7e, 0x00]), // half NaN
+    new Uint8Array([0xfb, 0x7f, 0xf0, 0, 0, 0, 0, 0, 0]), // +Inf
+    new Uint8Array([0xd8, 0x2a, 0x40]), // tag 42 on empty bytes
+  ],
+  keys: ['a', 'b', 'text', 'n', 'op', 'rid'],
+};
 
 /** Every op, login and logout rarer (each ends a session that is not logged in, or logged in). */
 function randomOp(r: Rng): string {
@@ -144,16 +97,16 @@ export function randomRequest(r: Rng, op = randomOp(r)): Record<string, WireValu
     push: () => r.next() < 0.5,
     to: () => r.pick(FUZZ_USERS),
     topic: () => r.pick(FUZZ_TOPICS),
-    body: () => (r.next() < 0.1 ? r.bytes(r.int(3000)) : randomValue(r, 0)),
+    body: () => (r.next() < 0.1 ? r.bytes(r.int(3000)) : randomValue(r, VALUES, 0)),
     cid: () => 'cid-' + r.int(100),
     seq: () => r.int(1_000),
     after: () => (op === 'topic_members' ? r.pick(FUZZ_USERS) : r.int(100)),
     limit: () => 1 + r.int(1000),
-    extra: () => randomValue(r, 0),
+    extra: () => randomValue(r, VALUES, 0),
   };
   for (const f of FIELDS) {
     if (r.next() < 0.5) continue;
-    m[f] = r.next() < 0.85 ? good[f]() : randomValue(r, 0);
+    m[f] = r.next() < 0.85 ? good[f]() : randomValue(r, VALUES, 0);
   }
   return m;
 }
@@ -167,14 +120,6 @@ export function prefixed(payload: Uint8Array, length = payload.length): Uint8Arr
 
 function payloadOf(req: Record<string, WireValue>): Uint8Array {
   return encodeFrame(req).slice(4);
-}
-
-function insertAt(b: Uint8Array, at: number, piece: Uint8Array): Uint8Array<ArrayBuffer> {
-  const out = new Uint8Array(b.length + piece.length);
-  out.set(b.subarray(0, at));
-  out.set(piece, at);
-  out.set(b.subarray(at), at + piece.length);
-  return out;
 }
 
 /** 1 to 3 mutations of a payload (the length prefix is added afterwards). */

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { BenchResult } from '../cli/bench/report.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin', 'run.js');
@@ -47,26 +48,8 @@ function fishchat(args: string[], timeoutMs = 40_000): Promise<Result> {
   });
 }
 
-interface BenchJson {
-  system: string;
-  runtime: string | null;
-  mode: string;
-  workload: string;
-  pairs: number;
-  cross: boolean;
-  topicMembers: number;
-  idle: number;
-  sent: number;
-  delivered: number;
-  errors: number;
-  msgsPerSec: number;
-  latencyMs: { p50: number; p90: number; p99: number; p999: number; max: number } | null;
-  processes: { name: string; pid: number; cpuPct: number | null; rssMiB: number | null }[];
-  client: { cpuPct: number; rssMiB: number };
-  rssPerConnBytes: number | null;
-  machine: { cpus: number };
-  at: string;
-}
+/** A `fishchat bench --json` line (bench/FORMAT.md). */
+type BenchJson = BenchResult;
 
 /** Runs bench with --json; exit 0 and exactly one JSON line on stdout. */
 async function bench(args: string[]): Promise<BenchJson> {

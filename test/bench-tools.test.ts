@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildSeries, logTicks, mergeLatest, niceTicks, parseJsonl, renderSvg, type BenchResult } from '../bench/chart.js';
+import { MsgScanner, opOf, OP_MSG } from '../cli/bench/wire.js';
+import { encodeFrame, RawCbor } from '../runtime/protocol/index.js';
 import { parseProcStatCpu, parseProcStatTicks, parseProcStatusRss, percentile, Samples, summarize } from '../bench/peers/stats.js';
 
 describe('percentile (nearest rank, exact)', () => {
@@ -203,5 +205,22 @@ describe('SVG chart', () => {
     assert.deepEqual(niceTicks(0, 21000), [0, 5000, 10000, 15000, 20000, 25000]);
     assert.deepEqual(logTicks(9, 460), [5, 10, 20, 50, 100, 200, 500]);
     assert.deepEqual(logTicks(0.5, 5000), [0.1, 1, 10, 100, 1000, 10000]);
+  });
+});
+
+describe('bench wire: MsgScanner', () => {
+  test('finds seq and body in a pushed msg; other shapes fall back', () => {
+    const body = Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const fields = { op: 'msg', seq: 70000, from: 'a', ts: 1764300000000, body, x: [1, { y: 'z' }] };
+    const push = encodeFrame(fields).slice(4);
+    assert.equal(opOf(push), OP_MSG);
+    const m = new MsgScanner();
+    assert.equal(m.scan(push), true);
+    assert.equal(m.seq, 70000);
+    assert.deepEqual(push.subarray(m.bodyAt, m.bodyAt + m.bodyLen), body);
+    // body not a byte string, seq missing, a truncated item: false
+    assert.equal(m.scan(encodeFrame({ op: 'msg', seq: 1, body: new RawCbor(Uint8Array.of(0x01)) }).slice(4)), false);
+    assert.equal(m.scan(encodeFrame({ op: 'msg', body }).slice(4)), false);
+    assert.equal(m.scan(push.subarray(0, push.length - 3)), false);
   });
 });

@@ -21,6 +21,7 @@ import {
   type ParseResult,
   type WireValue,
 } from '../runtime/protocol/index.js';
+import { insertAt, prng, RAW_BASICS, randomValue, type Rng, type ValueCorpus } from './helpers/fuzz.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0x5eedf15) >>> 0;
 const CASES = 10_000;
@@ -30,66 +31,21 @@ const OPTS = { ops: ALL_OPS, maxFrame: MAX_FRAME };
 const PARSE_CODES = new Set(['bad_frame', 'bad_request', 'unknown_op']);
 const FEED_RESULTS = new Set([null, 'bad_frame', 'frame_too_large']);
 
-/** mulberry32: small, fast, seeded. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)] as T;
-  const bytes = (n: number) => {
-    const b = new Uint8Array(n);
-    for (let i = 0; i < n; i++) b[i] = int(256);
-    return b;
-  };
-  return { next, int, pick, bytes };
-}
-
-type Rng = ReturnType<typeof prng>;
-
 const NAMES = ['alice', 'bob', 'a.b@c-d_E9', 'x'.repeat(64), '', 'x'.repeat(65), 'bad name', 'é', 'general'];
 const INTS: WireValue[] = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, -1, -1000, 1.5, 5.0, 2n ** 63n, 1000, 1001, 100];
 
-function randomValue(r: Rng, depth: number): WireValue {
-  switch (r.int(depth > 3 ? 7 : 10)) {
-    case 0:
-      return r.pick(INTS);
-    case 1:
-      return r.pick(NAMES);
-    case 2:
-      return r.bytes(r.int(8));
-    case 3:
-      return r.pick([true, false, null] as WireValue[]);
-    case 4:
-      return r.next() * 1000;
-    case 5:
-      return new RawCbor(r.pick([
-        encodeBody(new Map<unknown, unknown>([[1, 'a'], [-2, new Uint8Array([1])]])),
-        new Uint8Array([0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0]), // tag 1
-        new Uint8Array([0x5f, 0x41, 0x01, 0x41, 0x02, 0xff]), // chunked bytes
-        new Uint8Array([0xbf, 0x01, 0x02, 0xff]), // indefinite map, integer key
-        new Uint8Array([0xf7]), // undefined
-        new Uint8Array([0xf9, 0x45, 0x00]), // half float 5.0
-      ]));
-    case 6:
-      return 'text ' + r.int(1000);
-    case 7: {
-      const a: WireValue[] = [];
-      for (let i = r.int(4); i > 0; i--) a.push(randomValue(r, depth + 1));
-      return a;
-    }
-    default: {
-      const o: Record<string, WireValue> = {};
-      for (let i = r.int(4); i > 0; i--) o[r.pick(['a', 'b', 'text', 'n', 'op'])] = randomValue(r, depth + 1);
-      return o;
-    }
-  }
-}
+const VALUES: ValueCorpus = {
+  ints: INTS,
+  names: NAMES,
+  maxBytes: 8,
+  raw: [
+    ...RAW_BASICS,
+    new Uint8Array([0xbf, 0x01, 0x02, 0xff]), // indefinite map, integer key
+    new Uint8Array([0xf7]), // undefined
+    new Uint8Array([0xf9, 0x45, 0x00]), // half float 5.0
+  ],
+  keys: ['a', 'b', 'text', 'n', 'op'],
+};
 
 const FIELDS = ['rid', 'user', 'device', 'token', 'push', 'to', 'topic', 'body', 'cid', 'seq', 'after', 'limit', 'extra'] as const;
 
@@ -105,16 +61,16 @@ function randomRequest(r: Rng): Record<string, WireValue> {
     push: () => r.next() < 0.5,
     to: () => 'bob',
     topic: () => 'general',
-    body: () => randomValue(r, 0),
+    body: () => randomValue(r, VALUES, 0),
     cid: () => 'cid-' + r.int(100),
     seq: () => r.int(1_000_000),
     after: () => (op === 'topic_members' ? 'bob' : r.int(1000)),
     limit: () => 1 + r.int(1000),
-    extra: () => randomValue(r, 0),
+    extra: () => randomValue(r, VALUES, 0),
   };
   for (const f of FIELDS) {
     if (f === 'rid' || r.next() < 0.5) continue;
-    m[f] = r.next() < 0.85 ? (good[f] as () => WireValue)() : randomValue(r, 0);
+    m[f] = r.next() < 0.85 ? (good[f] as () => WireValue)() : randomValue(r, VALUES, 0);
   }
   return m;
 }
@@ -139,12 +95,7 @@ function mutate(r: Rng, frame: Uint8Array, other: Uint8Array): Uint8Array {
         // splice a piece of another frame in
         const at = r.int(b.length + 1);
         const from = r.int(other.length + 1);
-        const piece = other.subarray(from, from + r.int(32));
-        const out = new Uint8Array(b.length + piece.length);
-        out.set(b.subarray(0, at));
-        out.set(piece, at);
-        out.set(b.subarray(at), at + piece.length);
-        b = out;
+        b = insertAt(b, at, other.subarray(from, from + r.int(32)));
         break;
       }
       case 4: {
@@ -167,12 +118,7 @@ function mutate(r: Rng, frame: Uint8Array, other: Uint8Array): Uint8Array {
       case 6: {
         // insert random bytes
         const at = r.int(b.length + 1);
-        const ins = r.bytes(1 + r.int(6));
-        const out = new Uint8Array(b.length + ins.length);
-        out.set(b.subarray(0, at));
-        out.set(ins, at);
-        out.set(b.subarray(at), at + ins.length);
-        b = out;
+        b = insertAt(b, at, r.bytes(1 + r.int(6)));
         break;
       }
       default: {

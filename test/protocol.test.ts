@@ -7,8 +7,11 @@ import assert from 'node:assert/strict';
 // not 'cbor-x': its native string extractor crashes Bun on long text (see decode.ts)
 import { decode as cborxDecode } from 'cbor-x/index-no-eval';
 import {
+  CborHead,
   ERROR_CODES,
   FrameDecoder,
+  HEAD_BAD,
+  HEAD_INDEFINITE,
   GATEWAY_OPS,
   MSG_SERVER_OPS,
   RawCbor,
@@ -329,6 +332,34 @@ describe('scanCbor', () => {
 });
 
 // ---------------------------------------------------------------------------
+describe('CborHead', () => {
+  it('reads major type, argument and end for every head size; indefinite; truncated and reserved', () => {
+    const h = new CborHead();
+    const cases: [string, number, number, number][] = [
+      ['17', 0, 23, 1],
+      ['3818', 1, 24, 2],
+      ['590100', 2, 256, 3],
+      ['7a00010000', 3, 65536, 5],
+      ['9b0000000100000000', 4, 2 ** 32, 9],
+      ['bf', 5, HEAD_INDEFINITE, 1],
+      ['ff', 7, HEAD_INDEFINITE, 1],
+    ];
+    for (const [h0, major, arg, end] of cases) {
+      const b = unhex(h0 + '00');
+      assert.equal(h.read(b, 0, b.length), arg, h0);
+      assert.equal(h.major, major, h0);
+      assert.equal(h.end, end, h0);
+    }
+    for (const bad of ['18', '1901', '1a000000', '1b00000000000000', '1c', '1d', '1e', '']) {
+      const b = unhex(bad);
+      assert.equal(h.read(b, 0, b.length), HEAD_BAD, bad);
+    }
+    // the limit, not the buffer, bounds the head
+    assert.equal(h.read(unhex('190100'), 0, 2), HEAD_BAD);
+    assert.equal(h.read(unhex('00190100'), 1, 4), 256);
+  });
+});
+
 describe('encodeFrame / FrameDecoder', () => {
   const frames = [
     encodeFrame({ op: 'ping', rid: 1 }),

@@ -1,47 +1,21 @@
 /**
  * Pure helpers shared by the peer benchmarks (bench/peers/*): exact percentiles, a growable
  * sample buffer, /proc readers for CPU and RSS, and the machine description of the result
- * contract (bench/FORMAT.md). Percentiles and the machine line are `fishchat bench`'s own
- * (cli/bench/report.ts), so both systems are measured and described alike.
+ * contract (bench/FORMAT.md). Percentiles, samples and the machine line are `fishchat bench`'s
+ * own (cli/bench/report.ts), so both systems are measured and described alike.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { machine, percentiles } from '../../cli/bench/report.js';
+import { machine, percentiles, type Latency as LatencySummary } from '../../cli/bench/report.js';
 
 /** Latency summary of the result contract, in ms. */
-export interface LatencySummary {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-}
+export type { Latency as LatencySummary } from '../../cli/bench/report.js';
 
-export { percentile } from '../../cli/bench/report.js';
+export { percentile, Samples } from '../../cli/bench/report.js';
 
 /** Sorts (a copy of) the samples and returns p50/p90/p99/p999/max, or null when there are none: `fishchat bench`'s own arithmetic. */
 export function summarize(samples: Float64Array): LatencySummary | null {
   return percentiles(Float64Array.from(samples).sort());
-}
-
-/** Append-only float64 buffer that doubles when full (no per-sample allocation). */
-export class Samples {
-  private buf: Float64Array;
-  length = 0;
-  constructor(initial = 1 << 16) {
-    this.buf = new Float64Array(initial);
-  }
-  push(x: number): void {
-    if (this.length === this.buf.length) {
-      const next = new Float64Array(this.buf.length * 2);
-      next.set(this.buf);
-      this.buf = next;
-    }
-    this.buf[this.length++] = x;
-  }
-  view(): Float64Array {
-    return this.buf.subarray(0, this.length);
-  }
 }
 
 let clkTck: number | undefined;

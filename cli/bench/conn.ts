@@ -9,7 +9,7 @@
  */
 import { getPlatform, type TcpSocket } from '../../runtime/platform/index.js';
 import { decodeFrame, encodeFrame, FrameDecoder, type WireValue } from '../../runtime/protocol/index.js';
-import { OP_ERROR, OP_MSG, OP_OK, OP_PONG, opOf, PING, scanMsg, scanned } from './wire.js';
+import { MsgScanner, OP_ERROR, OP_MSG, OP_OK, OP_PONG, opOf, PING } from './wire.js';
 
 /** What the server may send us, at most: maxFrame is a server setting; 16 MiB is its upper bound. */
 const MAX_FRAME = 16 * 1024 * 1024;
@@ -37,6 +37,7 @@ interface Pending {
 export class BenchConn {
   private readonly decoder = new FrameDecoder(MAX_FRAME);
   private readonly pending = new Map<number, Pending>();
+  private readonly msg = new MsgScanner();
   private nextRid = 1;
   /** something was written since the last keepalive sweep */
   wrote = false;
@@ -117,8 +118,8 @@ export class BenchConn {
   private readonly frame = (p: Uint8Array): void => {
     switch (opOf(p)) {
       case OP_MSG:
-        if (scanMsg(p)) {
-          this.onMsg?.(p, scanned.seq, scanned.bodyAt, scanned.bodyLen);
+        if (this.msg.scan(p)) {
+          this.onMsg?.(p, this.msg.seq, this.msg.bodyAt, this.msg.bodyLen);
           return;
         }
         return this.slow(p);

@@ -41,6 +41,33 @@ export interface BenchResult {
 }
 
 /**
+ * Append-only float64 sample buffer that doubles when full (no per-sample
+ * allocation). The socket.io peer uses this one too.
+ */
+export class Samples {
+  private buf: Float64Array;
+  length = 0;
+  constructor(initial = 1 << 16) {
+    this.buf = new Float64Array(initial);
+  }
+  push(x: number): void {
+    if (this.length === this.buf.length) {
+      const next = new Float64Array(this.buf.length * 2);
+      next.set(this.buf);
+      this.buf = next;
+    }
+    this.buf[this.length++] = x;
+  }
+  /** The samples so far (a view: sorting it sorts them in place). */
+  view(): Float64Array {
+    return this.buf.subarray(0, this.length);
+  }
+  clear(): void {
+    this.length = 0;
+  }
+}
+
+/**
  * Exact percentile, nearest rank: the smallest sample such that at least p of all samples are
  * ≤ it. `sorted` must be sorted ascending; p in [0, 1]. NaN for no samples. (The socket.io peer
  * uses this one too: both systems are measured with the same arithmetic.)

@@ -8,7 +8,7 @@
  * Payload (bench/FORMAT.md): the first 8 bytes of `body` hold the send time
  * (performance.now(), float64 little endian); the rest is padding.
  */
-import { encodeCbor, encodeFrame } from '../../runtime/protocol/index.js';
+import { CborHead, encodeCbor, encodeFrame } from '../../runtime/protocol/index.js';
 
 const f64 = new Float64Array(1);
 const f64Bytes = new Uint8Array(f64.buffer);
@@ -118,99 +118,70 @@ export function opOf(p: Uint8Array): number {
   }
 }
 
-/** Set by scanMsg: the push's `seq`, and where its body's bytes start and how many there are. */
-export const scanned = { seq: 0, bodyAt: -1, bodyLen: 0 };
-
 /**
- * Reads `seq` and the byte-string `body` of a pushed `msg` frame into
- * `scanned`. False when the frame is not shaped as expected (then decode it).
+ * Reads `seq` and the byte-string `body` of a pushed `msg` frame. Each
+ * connection owns one; after a true scan(), its fields describe that frame.
  */
-export function scanMsg(p: Uint8Array): boolean {
-  const b0 = p[0]!;
-  let n: number;
-  let i: number;
-  if (b0 >= 0xa0 && b0 <= 0xb7) {
-    n = b0 & 0x1f;
-    i = 1;
-  } else if (b0 === 0xb8) {
-    n = p[1]!;
-    i = 2;
-  } else return false;
-  let seq = -1;
-  let bodyAt = -1;
-  let bodyLen = 0;
-  const end = p.length;
-  for (let k = 0; k < n; k++) {
-    const kb = p[i]!;
-    if (kb < 0x60 || kb > 0x77) return false; // keys: short text
-    const klen = kb & 0x1f;
-    const key = i + 1;
-    i = key + klen;
-    if (i >= end) return false;
-    if (klen === 3 && p[key] === 0x73 && p[key + 1] === 0x65 && p[key + 2] === 0x71) {
-      // seq: an unsigned integer
-      seq = readUint(p, i);
-      if (seq < 0) return false;
-    } else if (klen === 4 && p[key] === 0x62 && p[key + 1] === 0x6f && p[key + 2] === 0x64 && p[key + 3] === 0x79) {
-      // body: a byte string
-      const h = p[i]!;
-      if (h >> 5 !== 2) return false;
-      bodyLen = readArg(p, i);
-      if (bodyLen < 0) return false;
-      bodyAt = argEnd;
+export class MsgScanner {
+  /** The push's `seq`. */
+  seq = 0;
+  /** Where its body's bytes start, and how many there are. */
+  bodyAt = -1;
+  bodyLen = 0;
+  private readonly head = new CborHead();
+
+  /** False when the frame is not shaped as expected (then decode it). */
+  scan(p: Uint8Array): boolean {
+    const b0 = p[0]!;
+    let n: number;
+    let i: number;
+    if (b0 >= 0xa0 && b0 <= 0xb7) {
+      n = b0 & 0x1f;
+      i = 1;
+    } else if (b0 === 0xb8) {
+      n = p[1]!;
+      i = 2;
+    } else return false;
+    let seq = -1;
+    let bodyAt = -1;
+    let bodyLen = 0;
+    const end = p.length;
+    const head = this.head;
+    for (let k = 0; k < n; k++) {
+      const kb = p[i]!;
+      if (kb < 0x60 || kb > 0x77) return false; // keys: short text
+      const klen = kb & 0x1f;
+      const key = i + 1;
+      i = key + klen;
+      if (i >= end) return false;
+      if (klen === 3 && p[key] === 0x73 && p[key + 1] === 0x65 && p[key + 2] === 0x71) {
+        // seq: an unsigned integer
+        seq = head.read(p, i, end);
+        if (seq < 0 || head.major !== 0) return false;
+      } else if (klen === 4 && p[key] === 0x62 && p[key + 1] === 0x6f && p[key + 2] === 0x64 && p[key + 3] === 0x79) {
+        // body: a byte string
+        bodyLen = head.read(p, i, end);
+        if (bodyLen < 0 || head.major !== 2) return false;
+        bodyAt = head.end;
+      }
+      i = skip(head, p, i, 0);
+      if (i < 0 || i > end) return false;
     }
-    i = skip(p, i, 0);
-    if (i < 0 || i > end) return false;
+    if (seq < 0 || bodyAt < 0 || bodyAt + bodyLen > end) return false;
+    this.seq = seq;
+    this.bodyAt = bodyAt;
+    this.bodyLen = bodyLen;
+    return true;
   }
-  if (seq < 0 || bodyAt < 0 || bodyAt + bodyLen > end) return false;
-  scanned.seq = seq;
-  scanned.bodyAt = bodyAt;
-  scanned.bodyLen = bodyLen;
-  return true;
-}
-
-let argEnd = 0;
-
-/** The argument of the head at i (definite only, else -1); sets argEnd. */
-function readArg(p: Uint8Array, i: number): number {
-  const ai = p[i]! & 0x1f;
-  if (ai < 24) {
-    argEnd = i + 1;
-    return ai;
-  }
-  switch (ai) {
-    case 24:
-      argEnd = i + 2;
-      return p[i + 1]!;
-    case 25:
-      argEnd = i + 3;
-      return (p[i + 1]! << 8) | p[i + 2]!;
-    case 26:
-      argEnd = i + 5;
-      return p[i + 1]! * 0x1000000 + ((p[i + 2]! << 16) | (p[i + 3]! << 8) | p[i + 4]!);
-    case 27: {
-      argEnd = i + 9;
-      let v = 0;
-      for (let j = 1; j <= 8; j++) v = v * 256 + p[i + j]!;
-      return v;
-    }
-    default:
-      return -1;
-  }
-}
-
-function readUint(p: Uint8Array, i: number): number {
-  if (p[i]! >> 5 !== 0) return -1;
-  return readArg(p, i);
 }
 
 /** The index after the item at i; -1 for what this scanner does not read (indefinite lengths, deep nesting). */
-function skip(p: Uint8Array, i: number, depth: number): number {
-  if (depth > 16 || i >= p.length) return -1;
-  const major = p[i]! >> 5;
-  const arg = readArg(p, i);
+function skip(head: CborHead, p: Uint8Array, i: number, depth: number): number {
+  if (depth > 16) return -1;
+  const arg = head.read(p, i, p.length);
   if (arg < 0) return -1;
-  let j = argEnd;
+  const major = head.major;
+  let j = head.end;
   switch (major) {
     case 0:
     case 1:
@@ -220,12 +191,12 @@ function skip(p: Uint8Array, i: number, depth: number): number {
     case 3:
       return j + arg;
     case 4:
-      for (let k = 0; k < arg && j >= 0; k++) j = skip(p, j, depth + 1);
+      for (let k = 0; k < arg && j >= 0; k++) j = skip(head, p, j, depth + 1);
       return j;
     case 5:
-      for (let k = 0; k < 2 * arg && j >= 0; k++) j = skip(p, j, depth + 1);
+      for (let k = 0; k < 2 * arg && j >= 0; k++) j = skip(head, p, j, depth + 1);
       return j;
     default: // 6: a tag, then its item
-      return skip(p, j, depth + 1);
+      return skip(head, p, j, depth + 1);
   }
 }

@@ -12,6 +12,7 @@ import { isLoopback, parseHostPort } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
 import { BenchConn, ServerError } from './conn.js';
 import type { MsgServer } from './cluster.js';
+import { Samples } from './report.js';
 import { ackFrame, readTime, RequestTemplate } from './wire.js';
 
 /** Receivers ack after this many messages (PROTOCOL.md §4.2: ack is cumulative). */
@@ -62,23 +63,6 @@ export interface WorkloadResult {
   latencies: Float64Array;
   /** messages released by the stall sweep (never delivered in time) */
   stalled: number;
-}
-
-/** Growable Float64Array of samples. */
-class Samples {
-  a = new Float64Array(1 << 16);
-  n = 0;
-  push(v: number): void {
-    if (this.n === this.a.length) {
-      const b = new Float64Array(this.a.length * 2);
-      b.set(this.a);
-      this.a = b;
-    }
-    this.a[this.n++] = v;
-  }
-  sorted(): Float64Array {
-    return this.a.subarray(0, this.n).sort();
-  }
 }
 
 /** Shared counters of a run; `measuring` gates what counts. */
@@ -203,6 +187,17 @@ function namePrefix(): string {
   return `b${process.pid.toString(36)}${Date.now().toString(36)}`;
 }
 
+/** `drive`'s begin for senders: each one's stall clock starts now and its window is filled. */
+function startAll<S extends { lastProgress: number }>(senders: S[], fill: (s: S) => void): () => void {
+  return () => {
+    const now = performance.now();
+    for (const s of senders) {
+      s.lastProgress = now;
+      fill(s);
+    }
+  };
+}
+
 /** Connects everything, then warmup, window, stop; `begin` starts the traffic, `outstanding` says what is still in flight. */
 async function drive(
   o: WorkloadOptions,
@@ -228,7 +223,7 @@ async function drive(
     if (o.warmup > 0) o.status(`warmup ${o.warmup} s …`);
     await wait(o.warmup * 1000, o);
     run.sent = run.delivered = run.errors = 0;
-    run.samples.n = 0;
+    run.samples.clear();
     o.window.start();
     const t0 = performance.now();
     run.measuring = true;
@@ -244,7 +239,8 @@ async function drive(
     const summary = run.summary();
     if (summary) o.status(`server errors during the run (warmup included): ${summary}`);
     if (run.stalled > 0) o.status(`${run.stalled} message(s) were not delivered within ${STALL_MS / 1000} s and were given up on`);
-    return { sent: run.sent, delivered: run.delivered, errors: run.errors, seconds, latencies: run.samples.sorted(), stalled: run.stalled };
+    const latencies = run.samples.view().sort();
+    return { sent: run.sent, delivered: run.delivered, errors: run.errors, seconds, latencies, stalled: run.stalled };
   } finally {
     clearInterval(timer);
     clients.closeAll();
@@ -337,13 +333,7 @@ export async function runP2p(o: WorkloadOptions): Promise<WorkloadResult> {
     o,
     run,
     clients,
-    () => {
-      const now = performance.now();
-      for (const p of pairs) {
-        p.lastProgress = now;
-        fill(p);
-      }
-    },
+    startAll(pairs, fill),
     (now) => {
       for (const p of pairs) {
         if (p.outstanding > 0 && now - p.lastProgress > STALL_MS) {
@@ -466,13 +456,7 @@ export async function runTopic(o: WorkloadOptions): Promise<WorkloadResult> {
     o,
     run,
     clients,
-    () => {
-      const now = performance.now();
-      for (const p of publishers) {
-        p.lastProgress = now;
-        fill(p);
-      }
-    },
+    startAll(publishers, fill),
     (now) => {
       for (const [t0, e] of inflight) {
         if (now - t0 > STALL_MS && now - e.pub.lastProgress > STALL_MS) {

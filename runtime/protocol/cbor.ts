@@ -6,6 +6,7 @@
  * (a ms timestamp, say) as a float64, which PROTOCOL.md §1 forbids. Here every
  * safe integer is a CBOR integer with the shortest head.
  */
+import { HEAD_BAD, CborHead } from './head.js';
 
 /** Already-encoded CBOR, spliced into the output as-is (e.g. a message body passed through). */
 export class RawCbor {
@@ -126,6 +127,12 @@ export class CborWriter {
     }
   }
 
+  /** Writes one byte (a simple value: false, true, null, undefined). */
+  private byte(b: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = b;
+  }
+
   /** Writes one value (see encodeCbor for the rules). */
   write(value: WireValue): void {
     switch (typeof value) {
@@ -136,16 +143,14 @@ export class CborWriter {
         this.number(value);
         return;
       case 'boolean':
-        this.ensure(1);
-        this.buf[this.pos++] = value ? 0xf5 : 0xf4;
+        this.byte(value ? 0xf5 : 0xf4);
         return;
       case 'bigint':
         this.bigint(value);
         return;
       case 'undefined':
         // Not a WireValue; only reachable from untyped callers (e.g. [undefined]).
-        this.ensure(1);
-        this.buf[this.pos++] = 0xf7;
+        this.byte(0xf7);
         return;
       case 'object':
         break;
@@ -153,8 +158,7 @@ export class CborWriter {
         throw new TypeError(`cannot encode a ${typeof value} as CBOR`);
     }
     if (value === null) {
-      this.ensure(1);
-      this.buf[this.pos++] = 0xf6;
+      this.byte(0xf6);
       return;
     }
     if (value instanceof RawCbor) {
@@ -192,28 +196,28 @@ export class CborWriter {
       // The count fits the 1-byte head whatever it ends up being: patch it after.
       this.ensure(1);
       const at = this.pos++ - this.start; // relative: ensure() may move the value
-      let count = 0;
-      for (let i = 0; i < n; i++) {
-        const k = keys[i] as string;
-        const v = obj[k];
-        if (v === undefined) continue;
-        this.text(k);
-        this.write(v);
-        count++;
-      }
+      const count = this.entries(obj, keys);
       this.buf[this.start + at] = 0xa0 | count;
       return;
     }
     let count = 0;
     for (let i = 0; i < n; i++) if (obj[keys[i] as string] !== undefined) count++;
     this.head(5, count);
-    for (let i = 0; i < n; i++) {
+    this.entries(obj, keys);
+  }
+
+  /** Writes the entries of a map whose value is not undefined; returns how many. */
+  private entries(obj: { [k: string]: WireValue | undefined }, keys: string[]): number {
+    let count = 0;
+    for (let i = 0; i < keys.length; i++) {
       const k = keys[i] as string;
       const v = obj[k];
       if (v === undefined) continue;
       this.text(k);
       this.write(v);
+      count++;
     }
+    return count;
   }
 
   number(v: number): void {
@@ -389,31 +393,10 @@ const INDEF_ARRAY = -1;
 const INDEF_MAP_KEY = -2; // next item is a key (a break is allowed)
 const INDEF_MAP_VALUE = -3; // next item is a value (a break is malformed)
 
+// Scratch of scan() (synchronous, never re-entered; nothing is read from them after it returns).
+// One reader for every scan: one allocated per call made a small scan measurably slower.
 let scanStack = new Float64Array(80);
-
-/** Where the head argument read by readArg ended (saves an allocation per item). */
-export let argEnd = 0;
-
-/**
- * Reads the argument of a head whose additional info is `ai` (not 31) from
- * buf[p..end); sets argEnd. -1 when truncated or reserved (28..30). Above
- * 2^53 it loses precision: only ever compared with the bytes left.
- */
-export function readArg(buf: Uint8Array, p: number, end: number, ai: number): number {
-  if (ai < 24) {
-    argEnd = p;
-    return ai;
-  }
-  const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : 0;
-  if (n === 0 || p + n > end) return -1;
-  argEnd = p + n;
-  if (n === 1) return buf[p] as number;
-  if (n === 2) return ((buf[p] as number) << 8) | (buf[p + 1] as number);
-  const hi = (buf[p] as number) * 0x1000000 + (((buf[p + 1] as number) << 16) | ((buf[p + 2] as number) << 8) | (buf[p + 3] as number));
-  if (n === 4) return hi;
-  const lo = (buf[p + 4] as number) * 0x1000000 + (((buf[p + 5] as number) << 16) | ((buf[p + 6] as number) << 8) | (buf[p + 7] as number));
-  return hi * TWO_32 + lo;
-}
+const scanHead = new CborHead();
 
 /**
  * Well-formedness check per RFC 8949 §5.3.1 / Appendix C (not validity: text
@@ -437,15 +420,14 @@ export function scanCbor(buf: Uint8Array, start: number, end: number, maxDepth: 
 function scan(buf: Uint8Array, start: number, end: number, maxDepth: number): number {
   if (end > buf.length) end = buf.length;
   if (!Number.isInteger(start) || !Number.isInteger(end) || start < 0 || start >= end) return -1;
+  const head = scanHead;
   let p = start;
   let sp = 0; // open containers
   let stack = scanStack;
   let tagged = false; // the next item is a tag's content (so it cannot be a break)
   for (;;) {
     if (p >= end) return -1;
-    const ib = buf[p++] as number;
-    const major = ib >> 5;
-    const ai = ib & 0x1f;
+    const ib = buf[p] as number;
 
     if (ib === 0xff) {
       // break: only where an indefinite array, or an indefinite map between entries, is open
@@ -453,16 +435,13 @@ function scan(buf: Uint8Array, start: number, end: number, maxDepth: number): nu
       const top = stack[sp - 1] as number;
       if (top !== INDEF_ARRAY && top !== INDEF_MAP_KEY) return -1;
       sp--;
+      p++;
       // the container is complete: fall through to "item done"
     } else {
-      let arg: number;
-      if (ai === 31) {
-        arg = -1; // indefinite
-      } else {
-        arg = readArg(buf, p, end, ai);
-        if (arg < 0) return -1; // truncated, or 28..30 reserved
-        p = argEnd;
-      }
+      const arg = head.read(buf, p, end); // HEAD_INDEFINITE (-1) for ai 31
+      if (arg === HEAD_BAD) return -1; // truncated, or 28..30 reserved
+      const major = ib >> 5;
+      p = head.end;
 
       switch (major) {
         case 0:
@@ -478,14 +457,13 @@ function scan(buf: Uint8Array, start: number, end: number, maxDepth: number): nu
             // indefinite string: definite chunks of the same major type, then a break
             for (;;) {
               if (p >= end) return -1;
-              const cb = buf[p++] as number;
-              if (cb === 0xff) break;
-              if (cb >> 5 !== major) return -1;
-              const cai = cb & 0x1f;
-              if (cai === 31) return -1; // a nested indefinite chunk
-              const clen = readArg(buf, p, end, cai);
-              if (clen < 0) return -1;
-              p = argEnd;
+              if (buf[p] === 0xff) {
+                p++;
+                break;
+              }
+              const clen = head.read(buf, p, end);
+              if (clen < 0 || head.major !== major) return -1; // not a definite chunk of the same type
+              p = head.end;
               if (clen > end - p) return -1;
               p += clen;
             }
@@ -518,7 +496,7 @@ function scan(buf: Uint8Array, start: number, end: number, maxDepth: number): nu
           tagged = true;
           continue; // the tag's content follows (a loop, not recursion)
         default: // 7
-          if (ai === 24 && arg < 32) return -1;
+          if (ib === 0xf8 && arg < 32) return -1; // a simple value below 32 in two bytes
           // ai 31 here is 0xff, handled above
           break;
       }

@@ -3,7 +3,8 @@
  * Request or a protocol error out. The top level is read by hand on top of
  * scanCbor; `body` is kept as the raw bytes of its item.
  */
-import { argEnd, readArg, scanCbor } from './cbor.js';
+import { scanCbor } from './cbor.js';
+import { HEAD_BAD, CborHead } from './head.js';
 import type { ErrorCode } from './errors.js';
 import type { LoginReq, Op, Request, SendReq, TopicMembersReq, TopicSendReq } from './types.js';
 import { GATEWAY_OPS, MSG_SERVER_OPS } from './types.js';
@@ -56,46 +57,27 @@ function fail(code: ErrorCode, message: string, rid?: number): ParseResult {
   return rid === undefined ? { ok: false, code, message } : { ok: false, code, message, rid };
 }
 
-let headEnd = 0;
-
-/**
- * Reads the head at p. Returns the argument (as a number; above 2^53 it is
- * approximate, which callers treat as "too big"), -1 for indefinite; sets
- * headEnd. Only for heads known to be complete (scanned, or checked by
- * readHeadChecked).
- */
-function readHead(b: Uint8Array, p: number): number {
-  const ai = (b[p] as number) & 0x1f;
-  if (ai === 31) {
-    headEnd = p + 1;
-    return -1;
-  }
-  const v = readArg(b, p + 1, b.length, ai);
-  headEnd = argEnd;
-  return v;
-}
-
 /** An unsigned integer item (major 0, no tag, no float) at [p, end): its value (maybe > 2^53), or NOT_UINT. */
-function readUint(b: Uint8Array, p: number, end: number): number {
-  if ((b[p] as number) >> 5 !== 0) return NOT_UINT;
-  const v = readHead(b, p);
-  return headEnd === end ? v : NOT_UINT;
+function readUint(b: Uint8Array, head: CborHead, p: number, end: number): number {
+  const v = head.read(b, p, end);
+  return v >= 0 && head.major === 0 && head.end === end ? v : NOT_UINT;
 }
 
 /**
  * The bytes of a text item (major 3, definite or indefinite, no tag) at
  * [p, end) as a "binary string" (one char per byte: cheap, exact, never
- * fails), or null if the item is not text.
+ * fails), or null if the item is not text. Only for an item known to be
+ * well-formed (scanned).
  */
-function readTextBinary(b: Uint8Array, p: number, _end: number): string | null {
-  if ((b[p] as number) >> 5 !== 3) return null;
-  const len = readHead(b, p);
-  let q = headEnd;
+function readTextBinary(b: Uint8Array, head: CborHead, p: number, end: number): string | null {
+  const len = head.read(b, p, end);
+  if (len === HEAD_BAD || head.major !== 3) return null;
+  let q = head.end;
   if (len >= 0) return binary(b, q, q + len);
   let s = '';
   while (b[q] !== 0xff) {
-    const clen = readHead(b, q);
-    q = headEnd;
+    const clen = head.read(b, q, end);
+    q = head.end;
     s += binary(b, q, q + clen);
     q += clen;
   }
@@ -210,27 +192,33 @@ function keySlot(b: Uint8Array, p: number, len: number): number {
   }
 }
 
-/** Reads a head with bounds checks: the argument (-1: indefinite), or -2 if truncated/reserved. Sets headEnd. */
-function readHeadChecked(b: Uint8Array, p: number, end: number): number {
-  const ai = (b[p] as number) & 0x1f;
-  const size = ai < 24 ? 1 : ai === 24 ? 2 : ai === 25 ? 3 : ai === 26 ? 5 : ai === 27 ? 9 : ai === 31 ? 1 : 0;
-  if (size === 0 || p + size > end) return -2;
-  return readHead(b, p);
-}
-
-function nameAt(b: Uint8Array, slot: number): string | null {
-  const s = readTextBinary(b, starts[slot] as number, ends[slot] as number);
+/** A name value, or null if absent or not a name (then nameProblem(slot) says which). */
+function nameAt(b: Uint8Array, head: CborHead, slot: number): string | null {
+  if (starts[slot] < 0) return null;
+  const s = readTextBinary(b, head, starts[slot] as number, ends[slot] as number);
   return s !== null && isName(s) ? s : null;
 }
 
+function nameProblem(slot: number): string {
+  const field = FIELD_NAMES[slot] as string;
+  return starts[slot] < 0 ? `${field} is required` : `${field} ${NAME_RULE}`;
+}
+
 /** A text value decoded as UTF-8, or null if not text / not valid UTF-8. */
-function textAt(b: Uint8Array, slot: number): string | null {
-  const raw = readTextBinary(b, starts[slot] as number, ends[slot] as number);
+function textAt(b: Uint8Array, head: CborHead, slot: number): string | null {
+  const raw = readTextBinary(b, head, starts[slot] as number, ends[slot] as number);
   return raw === null ? null : fromBinary(raw);
 }
 
-function uintAt(b: Uint8Array, slot: number): number {
-  return readUint(b, starts[slot] as number, ends[slot] as number);
+function uintAt(b: Uint8Array, head: CborHead, slot: number): number {
+  return readUint(b, head, starts[slot] as number, ends[slot] as number);
+}
+
+/** `limit`: `dflt` when absent, -1 when not an integer from 1 to 1000. */
+function limitAt(b: Uint8Array, head: CborHead, dflt: number): number {
+  if (starts[F_LIMIT] < 0) return dflt;
+  const limit = uintAt(b, head, F_LIMIT);
+  return limit < 1 || limit > 1000 ? -1 : limit;
 }
 
 /** Number of Unicode code points of s. */
@@ -262,11 +250,12 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
   // checked for well-formedness (and depth: the frame map is level 1) and its
   // range remembered.
   starts.fill(-1);
+  const head = new CborHead();
   let dupKey: string | null = null;
   let unknownKeys: Set<string> | null = null;
-  const count = readHeadChecked(b, 0, end);
-  if (count === -2) return fail('bad_frame', BAD_FRAME_MSG);
-  let p = headEnd;
+  const count = head.read(b, 0, end);
+  if (count === HEAD_BAD) return fail('bad_frame', BAD_FRAME_MSG);
+  let p = head.end;
   for (let i = 0; ; i++) {
     if (count >= 0) {
       if (i >= count) break;
@@ -285,15 +274,15 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
     let keyEnd: number;
     let slot: number;
     let key: string | null = null;
-    const klen = readHeadChecked(b, p, end);
+    const klen = head.read(b, p, end);
     if (klen >= 0) {
-      keyEnd = headEnd + klen;
+      keyEnd = head.end + klen;
       if (keyEnd > end) return fail('bad_frame', BAD_FRAME_MSG);
-      slot = keySlot(b, headEnd, klen);
+      slot = keySlot(b, head.end, klen);
     } else {
-      keyEnd = klen === -2 ? -1 : scanCbor(b, p, end, 1);
+      keyEnd = klen === HEAD_BAD ? -1 : scanCbor(b, p, end, 1);
       if (keyEnd < 0) return fail('bad_frame', BAD_FRAME_MSG);
-      key = readTextBinary(b, p, keyEnd) as string;
+      key = readTextBinary(b, head, p, keyEnd) as string;
       slot = FIELD_SLOTS.get(key) ?? -1;
     }
     const valEnd = scanCbor(b, keyEnd, end, MAX_DEPTH - 1);
@@ -305,7 +294,7 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
         ends[slot] = valEnd;
       }
     } else {
-      key ??= readTextBinary(b, p, keyEnd) as string;
+      key ??= readTextBinary(b, head, p, keyEnd) as string;
       unknownKeys ??= new Set();
       if (unknownKeys.has(key)) dupKey ??= key;
       else unknownKeys.add(key);
@@ -315,14 +304,14 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
   if (p !== end) return fail('bad_frame', 'trailing bytes after the frame map');
 
   // op: text, else bad_frame
-  const opRaw = starts[F_OP] < 0 ? null : readTextBinary(b, starts[F_OP] as number, ends[F_OP] as number);
+  const opRaw = starts[F_OP] < 0 ? null : readTextBinary(b, head, starts[F_OP] as number, ends[F_OP] as number);
   if (opRaw === null) return fail('bad_frame', 'frame map has no text "op"');
 
   // rid
   let rid: number | undefined;
   if (starts[F_RID] >= 0) {
     if (dupKey === 'rid') return fail('bad_request', 'duplicate key "rid"');
-    const v = uintAt(b, F_RID);
+    const v = uintAt(b, head, F_RID);
     if (v < 0 || v >= TWO_32) return fail('bad_request', 'rid must be an unsigned integer below 2^32');
     rid = v;
   }
@@ -332,14 +321,14 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
     return fail('unknown_op', `unknown op ${show(opRaw)}`, rid);
   }
   const op = opRaw as Op;
-  const req = buildRequest(b, op, opts.maxFrame);
+  const req = buildRequest(b, head, op, opts.maxFrame);
   if (typeof req === 'string') return fail('bad_request', req, rid);
   if (rid !== undefined) req.rid = rid;
   return { ok: true, req };
 }
 
 /** The request of a known op from the remembered fields, or a bad_request message. */
-function buildRequest(b: Uint8Array, op: Op, maxFrame: number): Request | string {
+function buildRequest(b: Uint8Array, head: CborHead, op: Op, maxFrame: number): Request | string {
   switch (op) {
     case 'ping':
     case 'logout':
@@ -347,18 +336,17 @@ function buildRequest(b: Uint8Array, op: Op, maxFrame: number): Request | string
 
     case 'route': {
       if (starts[F_USER] < 0) return { op };
-      const user = nameAt(b, F_USER);
-      return user === null ? `user ${NAME_RULE}` : { op, user };
+      const user = nameAt(b, head, F_USER);
+      return user === null ? nameProblem(F_USER) : { op, user };
     }
 
     case 'login': {
-      if (starts[F_USER] < 0) return 'user is required';
-      const user = nameAt(b, F_USER);
-      if (user === null) return `user ${NAME_RULE}`;
+      const user = nameAt(b, head, F_USER);
+      if (user === null) return nameProblem(F_USER);
       let device = 'default';
       if (starts[F_DEVICE] >= 0) {
-        const d = nameAt(b, F_DEVICE);
-        if (d === null) return `device ${NAME_RULE}`;
+        const d = nameAt(b, head, F_DEVICE);
+        if (d === null) return nameProblem(F_DEVICE);
         device = d;
       }
       let push = true;
@@ -369,7 +357,7 @@ function buildRequest(b: Uint8Array, op: Op, maxFrame: number): Request | string
       }
       const req: LoginReq = { op, user, device, push };
       if (starts[F_TOKEN] >= 0) {
-        const t = textAt(b, F_TOKEN);
+        const t = textAt(b, head, F_TOKEN);
         if (t === null) return 'token must be text';
         req.token = t;
       }
@@ -378,23 +366,16 @@ function buildRequest(b: Uint8Array, op: Op, maxFrame: number): Request | string
 
     case 'send':
     case 'topic_send': {
-      let target: string | null;
-      if (op === 'send') {
-        if (starts[F_TO] < 0) return 'to is required';
-        target = nameAt(b, F_TO);
-        if (target === null) return `to ${NAME_RULE}`;
-      } else {
-        if (starts[F_TOPIC] < 0) return 'topic is required';
-        target = nameAt(b, F_TOPIC);
-        if (target === null) return `topic ${NAME_RULE}`;
-      }
+      const slot = op === 'send' ? F_TO : F_TOPIC;
+      const target = nameAt(b, head, slot);
+      if (target === null) return nameProblem(slot);
       if (starts[F_BODY] < 0) return 'body is required';
       const bs = starts[F_BODY] as number;
       const be = ends[F_BODY] as number;
       if (be - bs > maxFrame - BODY_OVERHEAD) return `body must be at most ${maxFrame - BODY_OVERHEAD} bytes of CBOR`;
       let cid: string | undefined;
       if (starts[F_CID] >= 0) {
-        const c = textAt(b, F_CID);
+        const c = textAt(b, head, F_CID);
         if (c === null || c.length === 0 || codePoints(c) > 64) return 'cid must be text of 1 to 64 characters';
         cid = c;
       }
@@ -407,44 +388,36 @@ function buildRequest(b: Uint8Array, op: Op, maxFrame: number): Request | string
 
     case 'ack': {
       if (starts[F_SEQ] < 0) return 'seq is required';
-      const seq = uintAt(b, F_SEQ);
+      const seq = uintAt(b, head, F_SEQ);
       if (seq < 0 || seq > Number.MAX_SAFE_INTEGER) return `seq ${UINT_RULE}`;
       return { op, seq };
     }
 
     case 'sync': {
       if (starts[F_AFTER] < 0) return 'after is required';
-      const after = uintAt(b, F_AFTER);
+      const after = uintAt(b, head, F_AFTER);
       if (after < 0 || after > Number.MAX_SAFE_INTEGER) return `after ${UINT_RULE}`;
-      let limit = 100;
-      if (starts[F_LIMIT] >= 0) {
-        limit = uintAt(b, F_LIMIT);
-        if (limit < 1 || limit > 1000) return `limit ${LIMIT_RULE}`;
-      }
+      const limit = limitAt(b, head, 100);
+      if (limit < 0) return `limit ${LIMIT_RULE}`;
       return { op, after, limit };
     }
 
     case 'topic_create':
     case 'topic_join':
     case 'topic_leave': {
-      if (starts[F_TOPIC] < 0) return 'topic is required';
-      const topic = nameAt(b, F_TOPIC);
-      return topic === null ? `topic ${NAME_RULE}` : { op, topic };
+      const topic = nameAt(b, head, F_TOPIC);
+      return topic === null ? nameProblem(F_TOPIC) : { op, topic };
     }
 
     case 'topic_members': {
-      if (starts[F_TOPIC] < 0) return 'topic is required';
-      const topic = nameAt(b, F_TOPIC);
-      if (topic === null) return `topic ${NAME_RULE}`;
-      let limit = 1000;
-      if (starts[F_LIMIT] >= 0) {
-        limit = uintAt(b, F_LIMIT);
-        if (limit < 1 || limit > 1000) return `limit ${LIMIT_RULE}`;
-      }
+      const topic = nameAt(b, head, F_TOPIC);
+      if (topic === null) return nameProblem(F_TOPIC);
+      const limit = limitAt(b, head, 1000);
+      if (limit < 0) return `limit ${LIMIT_RULE}`;
       const req: TopicMembersReq = { op, topic, limit };
       if (starts[F_AFTER] >= 0) {
-        const after = nameAt(b, F_AFTER);
-        if (after === null) return `after ${NAME_RULE}`;
+        const after = nameAt(b, head, F_AFTER);
+        if (after === null) return nameProblem(F_AFTER);
         req.after = after;
       }
       return req;
