@@ -4,10 +4,19 @@
  * and the input line. `Chat` takes everything as props; `ChatApp` feeds it
  * from a ChatStore and the terminal's size (the command wires the client).
  */
-import { Box, Text, useInput, useStdout, type Key } from 'ink';
-import { useCallback, useEffect, useRef, useState, useSyncExternalStore } from 'react';
+import { Box, Text, useInput, type Key } from 'ink';
+import { useCallback, useRef, useState, useSyncExternalStore } from 'react';
 import { EMPTY_EDIT, editLine, navKey, type LineEdit } from './ChatInput.js';
-import { formatBody, formatTime, type ChatLine, type ChatState, type ChatStore, type OutLine, type Tone } from './ChatState.js';
+import { useTerminalSize } from './terminal-size.js';
+import {
+  formatBody,
+  formatTime,
+  type ChatLine,
+  type ChatState,
+  type ChatStore,
+  type OutLine,
+  type Tone,
+} from './ChatState.js';
 
 export interface ChatProps extends ChatState {
   /** columns */
@@ -38,7 +47,10 @@ const CONN_LABEL: Record<ChatState['conn'], { text: string; color: string }> = {
 function Header(props: ChatProps) {
   const conn = CONN_LABEL[props.conn];
   const peer = props.peer.kind === 'topic' ? `#${props.peer.name}` : props.peer.name;
-  const members = props.peer.kind === 'topic' && props.members !== undefined ? ` (${props.members} member${props.members === 1 ? '' : 's'})` : '';
+  const members =
+    props.peer.kind === 'topic' && props.members !== undefined
+      ? ` (${props.members} member${props.members === 1 ? '' : 's'})`
+      : '';
   return (
     <Box flexShrink={0} width={props.width}>
       <Text wrap="truncate-end">
@@ -199,7 +211,10 @@ export function Chat(props: ChatProps) {
         {total === 0 ? (
           <Box flexShrink={0}>
             <Text dimColor wrap="wrap">
-              {props.peer.kind === 'topic' ? `No messages in #${props.peer.name} yet.` : `No messages with ${props.peer.name} yet.`} Type a message and press Enter.
+              {props.peer.kind === 'topic'
+                ? `No messages in #${props.peer.name} yet.`
+                : `No messages with ${props.peer.name} yet.`}{' '}
+              Type a message and press Enter.
             </Text>
           </Box>
         ) : null}
@@ -209,12 +224,18 @@ export function Chat(props: ChatProps) {
       </Box>
       {offset > 0 ? (
         <Box flexShrink={0}>
-          <Text color="yellow" wrap="truncate-end">{`↓ ${offset} newer message${offset === 1 ? '' : 's'} below · PgDn/↓ to scroll, Esc to jump back`}</Text>
+          <Text
+            color="yellow"
+            wrap="truncate-end"
+          >{`↓ ${offset} newer message${offset === 1 ? '' : 's'} below · PgDn/↓ to scroll, Esc to jump back`}</Text>
         </Box>
       ) : null}
       {props.banner ? (
         <Box flexShrink={0}>
-          <Text color={TONE_COLOR[props.banner.tone] === 'gray' ? 'cyan' : TONE_COLOR[props.banner.tone]} wrap="truncate-end">
+          <Text
+            color={TONE_COLOR[props.banner.tone] === 'gray' ? 'cyan' : TONE_COLOR[props.banner.tone]}
+            wrap="truncate-end"
+          >
             {props.banner.text}
           </Text>
         </Box>
@@ -230,22 +251,6 @@ export function Chat(props: ChatProps) {
       </Box>
     </Box>
   );
-}
-
-/** The terminal's size, following resizes. */
-function useTerminalSize(): { columns: number; rows: number } {
-  const { stdout } = useStdout();
-  const read = () => ({ columns: stdout.columns || 80, rows: stdout.rows || 24 });
-  const [size, setSize] = useState(read);
-  useEffect(() => {
-    const onResize = () => setSize(read());
-    stdout.on('resize', onResize);
-    return () => {
-      stdout.off('resize', onResize);
-    };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [stdout]);
-  return size;
 }
 
 export interface ChatAppProps {

@@ -7,11 +7,21 @@
  * It takes its data from a TailStore and its size from the terminal (or the
  * `columns`/`rows` props), so tests render it without a network or a TTY.
  */
-import { Box, Text, useInput, useStdout } from 'ink';
-import { useEffect, useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
+import { Box, Text, useInput } from 'ink';
+import { useRef, useState, useSyncExternalStore, type ReactElement } from 'react';
 import { bytes, duration } from '../format.js';
 import { sparkline } from './sparkline.js';
-import { HISTORY, matches, type Connection, type LogEntry, type LogKind, type TailRole, type TailSnapshot, type TailStore } from './TailStore.js';
+import { useTerminalSize } from './terminal-size.js';
+import {
+  HISTORY,
+  matches,
+  type Connection,
+  type LogEntry,
+  type LogKind,
+  type TailRole,
+  type TailSnapshot,
+  type TailStore,
+} from './TailStore.js';
 
 export interface TailProps {
   store: TailStore;
@@ -62,7 +72,16 @@ export function Tail({ store, onQuit, columns, rows, interactive = true, initial
           setEditing(editingRef.current);
         } else if (key.ctrl && input === 'c') {
           onQuit?.();
-        } else if (input && !key.ctrl && !key.meta && !key.tab && !key.upArrow && !key.downArrow && !key.leftArrow && !key.rightArrow) {
+        } else if (
+          input &&
+          !key.ctrl &&
+          !key.meta &&
+          !key.tab &&
+          !key.upArrow &&
+          !key.downArrow &&
+          !key.leftArrow &&
+          !key.rightArrow
+        ) {
           // eslint-disable-next-line no-control-regex
           editingRef.current += input.replace(/[\u0000-\u001f\u007f]/g, '');
           setEditing(editingRef.current);
@@ -116,28 +135,17 @@ export function Tail({ store, onQuit, columns, rows, interactive = true, initial
         </Text>
       ) : null}
       <Separator width={width} filter={filter} paused={paused !== null} newSince={newSince} total={snap.lastSeq} />
-      <LogLines entries={visible} lines={logLines} width={width} empty={filter ? `no events match "${filter}"` : 'no events yet: logins, logouts, kicks and topic changes show here'} />
+      <LogLines
+        entries={visible}
+        lines={logLines}
+        width={width}
+        empty={
+          filter ? `no events match "${filter}"` : 'no events yet: logins, logouts, kicks and topic changes show here'
+        }
+      />
       <Footer width={width} editing={editing} filter={filter} paused={paused !== null} newSince={newSince} />
     </Box>
   );
-}
-
-// ---------------------------------------------------------------- size
-
-function useTerminalSize(columns?: number, rows?: number): { columns: number; rows: number } {
-  const { stdout } = useStdout();
-  const read = () => ({ columns: stdout?.columns || 80, rows: stdout?.rows || 24 });
-  const [size, setSize] = useState(read);
-  useEffect(() => {
-    if (!stdout || typeof stdout.on !== 'function') return;
-    const onResize = () => setSize(read());
-    stdout.on('resize', onResize);
-    return () => {
-      stdout.off('resize', onResize);
-    };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [stdout]);
-  return { columns: columns ?? size.columns, rows: rows ?? size.rows };
 }
 
 // ---------------------------------------------------------------- header
@@ -213,12 +221,35 @@ export function layoutTable(roles: readonly TailRole[], width: number): TableLay
   const all: Col[] = [
     { key: 'role', title: 'ROLE', width: roleWidth, priority: 5, cell: (r) => r.role },
     { key: 'id', title: 'ID', width: idWidth, priority: 0, cell: (r) => r.id },
-    { key: 'state', title: 'STATE', width: 5, priority: 1, cell: (r) => (r.up ? 'up' : 'down'), color: (r) => (r.up ? 'green' : 'red') },
+    {
+      key: 'state',
+      title: 'STATE',
+      width: 5,
+      priority: 1,
+      cell: (r) => (r.up ? 'up' : 'down'),
+      color: (r) => (r.up ? 'green' : 'red'),
+    },
     { key: 'conns', title: 'CONNS', width: 6, right: true, priority: 2, cell: down((r) => String(r.conns)) },
     { key: 'in', title: 'IN/S', width: 6, right: true, priority: 3, cell: down((r) => rate(r.inRate)) },
-    { key: 'inSpark', title: '', width: SPARK_MIN, priority: 6, grow: true, cell: spark, color: (r) => (r.up ? 'cyan' : 'gray') },
+    {
+      key: 'inSpark',
+      title: '',
+      width: SPARK_MIN,
+      priority: 6,
+      grow: true,
+      cell: spark,
+      color: (r) => (r.up ? 'cyan' : 'gray'),
+    },
     { key: 'out', title: 'OUT/S', width: 6, right: true, priority: 4, cell: down((r) => rate(r.outRate)) },
-    { key: 'outSpark', title: '', width: SPARK_MIN, priority: 9, grow: true, cell: spark, color: (r) => (r.up ? 'magenta' : 'gray') },
+    {
+      key: 'outSpark',
+      title: '',
+      width: SPARK_MIN,
+      priority: 9,
+      grow: true,
+      cell: spark,
+      color: (r) => (r.up ? 'magenta' : 'gray'),
+    },
     { key: 'p50', title: 'P50', width: 7, right: true, priority: 10, cell: down((r) => latency(r.p50)) },
     { key: 'p99', title: 'P99', width: 7, right: true, priority: 7, cell: down((r) => latency(r.p99)) },
     { key: 'mem', title: 'MEM', width: 9, right: true, priority: 8, cell: down((r) => bytes(r.rss)) },
@@ -275,7 +306,19 @@ function RoleRow({ role, cols }: { role: TailRole; cols: Col[] }) {
 
 // ---------------------------------------------------------------- log
 
-function Separator({ width, filter, paused, newSince, total }: { width: number; filter: string; paused: boolean; newSince: number; total: number }) {
+function Separator({
+  width,
+  filter,
+  paused,
+  newSince,
+  total,
+}: {
+  width: number;
+  filter: string;
+  paused: boolean;
+  newSince: number;
+  total: number;
+}) {
   const parts = [` events (${total}) `];
   if (filter) parts.push(` filter "${filter}" `);
   if (paused) parts.push(` paused (${newSince} new) `);
@@ -315,7 +358,17 @@ const KIND_COLOR: Record<LogKind, string> = {
   monitor: 'yellow',
 };
 
-function LogLines({ entries, lines, width, empty }: { entries: readonly LogEntry[]; lines: number; width: number; empty: string }) {
+function LogLines({
+  entries,
+  lines,
+  width,
+  empty,
+}: {
+  entries: readonly LogEntry[];
+  lines: number;
+  width: number;
+  empty: string;
+}) {
   const rows = entries.map((e) => (
     <Text key={e.seq} wrap="truncate">
       <Text dimColor>{` ${clock(e.ts)}  `}</Text>
@@ -340,7 +393,19 @@ function LogLines({ entries, lines, width, empty }: { entries: readonly LogEntry
   );
 }
 
-function Footer({ width, editing, filter, paused, newSince }: { width: number; editing: string | null; filter: string; paused: boolean; newSince: number }) {
+function Footer({
+  width,
+  editing,
+  filter,
+  paused,
+  newSince,
+}: {
+  width: number;
+  editing: string | null;
+  filter: string;
+  paused: boolean;
+  newSince: number;
+}) {
   if (editing !== null) {
     return (
       <Text wrap="truncate">
