@@ -1,5 +1,5 @@
 /**
- * The long chaos runs (issue 7; test/chaos.test.ts runs short ones in CI).
+ * The long chaos runs (test/chaos.test.ts runs short ones in CI).
  *
  *   npm run build
  *   node --import tsx bench/chaos.ts [--mode all|kill-ms|restart-redis|kill-up]
@@ -52,7 +52,9 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  console.log('node --import tsx bench/chaos.ts [--mode all|kill-ms|restart-redis|kill-up] [--duration 60] [--pairs 20] [--interval 20] [--every 5] [--max-events N] [--redis-down 1] [--redis-signal SIGTERM] [--delivery-timeout 30] [--out FILE] [--verbose]');
+  console.log(
+    'node --import tsx bench/chaos.ts [--mode all|kill-ms|restart-redis|kill-up] [--duration 60] [--pairs 20] [--interval 20] [--every 5] [--max-events N] [--redis-down 1] [--redis-signal SIGTERM] [--delivery-timeout 30] [--out FILE] [--verbose]',
+  );
   process.exit(0);
 }
 
@@ -83,7 +85,9 @@ if (!haveDist()) {
   console.error('dist/ is missing: run `npm run build` first');
   process.exit(2);
 }
-console.error(`machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; results → ${out}`);
+console.error(
+  `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}; results → ${out}`,
+);
 
 let failed = false;
 for (const mode of modes) {
@@ -91,14 +95,29 @@ for (const mode of modes) {
     console.error(`${mode}: skipped, redis-server is not on PATH`);
     continue;
   }
-  console.error(`--- ${mode}: ${pairs} pairs, ${durationMs / 1000} s, interval ${intervalMs} ms, an event every ${everyMs / 1000} s`);
-  const r = await runChaos({ mode, durationMs, pairs, intervalMs, everyMs, maxEvents, redisDownMs, redisSignal: values['redis-signal'] as NodeJS.Signals, deliveryTimeoutMs, log: values.verbose ? (l) => console.error(l) : undefined });
+  console.error(
+    `--- ${mode}: ${pairs} pairs, ${durationMs / 1000} s, interval ${intervalMs} ms, an event every ${everyMs / 1000} s`,
+  );
+  const r = await runChaos({
+    mode,
+    durationMs,
+    pairs,
+    intervalMs,
+    everyMs,
+    maxEvents,
+    redisDownMs,
+    redisSignal: values['redis-signal'] as NodeJS.Signals,
+    deliveryTimeoutMs,
+    log: values.verbose ? (l) => console.error(l) : undefined,
+  });
   const line = summaryLine(r);
   console.log(line);
   appendFileSync(out, line + '\n');
   if (!r.ok) {
     failed = true;
-    console.error(`${mode}: FAILED\n${r.problems.join('\n')}\ntimeline:\n${r.timeline.map((e) => `  ${(e.t / 1000).toFixed(2)} s  ${e.what}`).join('\n')}`);
+    console.error(
+      `${mode}: FAILED\n${r.problems.join('\n')}\ntimeline:\n${r.timeline.map((e) => `  ${(e.t / 1000).toFixed(2)} s  ${e.what}`).join('\n')}`,
+    );
   }
 }
 process.exit(failed ? 1 : 0);

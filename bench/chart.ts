@@ -46,7 +46,14 @@ export function parseJsonl(text: string, source = 'input'): BenchResult[] {
       throw new Error(`${source}:${i + 1}: not JSON: ${(e as Error).message}`);
     }
     const r = v as Partial<BenchResult>;
-    if (!r || typeof r !== 'object' || typeof r.system !== 'string' || typeof r.workload !== 'string' || typeof r.msgsPerSec !== 'number' || typeof r.at !== 'string')
+    if (
+      !r ||
+      typeof r !== 'object' ||
+      typeof r.system !== 'string' ||
+      typeof r.workload !== 'string' ||
+      typeof r.msgsPerSec !== 'number' ||
+      typeof r.at !== 'string'
+    )
       throw new Error(`${source}:${i + 1}: not a bench result (needs system, workload, msgsPerSec, at)`);
     out.push(r as BenchResult);
   });
@@ -98,7 +105,8 @@ export function buildSeries(results: BenchResult[]): Series[] {
     groups.get(k)?.push(r) ?? groups.set(k, [r]);
   }
   const modesPerSystem = new Map<string, Set<string>>();
-  for (const r of p2p) (modesPerSystem.get(r.system) ?? modesPerSystem.set(r.system, new Set()).get(r.system)!).add(r.mode);
+  for (const r of p2p)
+    (modesPerSystem.get(r.system) ?? modesPerSystem.set(r.system, new Set()).get(r.system)!).add(r.mode);
   const series: Series[] = [];
   let extra = 0;
   const order = (k: string): number => {
@@ -111,13 +119,24 @@ export function buildSeries(results: BenchResult[]): Series[] {
     const { system, runtime, mode } = rs[0]!;
     const rt = runtime ?? 'null';
     const rtName = runtime ? (RUNTIME_NAMES[runtime] ?? runtime) : 'unknown runtime';
-    let label = system === 'fishchat' ? `FishChat on ${rtName}` : system === 'socketio' ? 'socket.io' + (rt === 'node' ? '' : ` on ${rtName}`) : `${system} on ${rtName}`;
-    if ((modesPerSystem.get(system)?.size ?? 0) > 1 || (system === 'fishchat' && mode !== 'redis')) label += ` (${mode})`;
+    let label =
+      system === 'fishchat'
+        ? `FishChat on ${rtName}`
+        : system === 'socketio'
+          ? 'socket.io' + (rt === 'node' ? '' : ` on ${rtName}`)
+          : `${system} on ${rtName}`;
+    if ((modesPerSystem.get(system)?.size ?? 0) > 1 || (system === 'fishchat' && mode !== 'redis'))
+      label += ` (${mode})`;
     const pal = PALETTE.find((p) => p.match(system, rt));
     const color = pal?.color ?? EXTRA[extra++ % EXTRA.length]!;
     const marker = pal?.marker ?? 'diamond';
     const points = rs
-      .map((r) => ({ pairs: r.pairs, msgsPerSec: r.msgsPerSec, p99: r.latencyMs && r.latencyMs.p99 > 0 ? r.latencyMs.p99 : null, r }))
+      .map((r) => ({
+        pairs: r.pairs,
+        msgsPerSec: r.msgsPerSec,
+        p99: r.latencyMs && r.latencyMs.p99 > 0 ? r.latencyMs.p99 : null,
+        r,
+      }))
       .sort((a, b) => a.pairs - b.pairs);
     series.push({ key: k, label, color, marker, points });
   }
@@ -145,11 +164,12 @@ export function logTicks(min: number, max: number): number[] {
   if (hi === lo) hi = lo + 1;
   const mults = hi - lo <= 3 ? [1, 2, 5] : [1];
   const ticks: number[] = [];
-  for (let e = lo; e <= hi; e++) for (const m of mults) {
-    const v = m * 10 ** e;
-    if (e === hi && m > 1) break;
-    ticks.push(Number(v.toPrecision(6)));
-  }
+  for (let e = lo; e <= hi; e++)
+    for (const m of mults) {
+      const v = m * 10 ** e;
+      if (e === hi && m > 1) break;
+      ticks.push(Number(v.toPrecision(6)));
+    }
   // Trim the ticks outside the data, but keep one on each side.
   let a = 0;
   while (a + 1 < ticks.length && ticks[a + 1]! <= min) a++;
@@ -168,7 +188,8 @@ export function fmtMs(v: number): string {
   return v >= 1 ? `${+v.toPrecision(4)}` : `${+v.toPrecision(2)}`;
 }
 
-export const esc = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+export const esc = (s: string): string =>
+  s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 
 // ------------------------------------------------------------------ SVG
 
@@ -220,7 +241,9 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
   const plotW = panelW - left - 22;
   const font = `font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif"`;
   const o: string[] = [];
-  o.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ${font} font-size="13">`);
+  o.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" ${font} font-size="13">`,
+  );
   o.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
 
   const m = plotted.find((r) => r.machine)?.machine;
@@ -228,7 +251,9 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
   const date = opts.date ?? (newest ? newest.slice(0, 10) : new Date().toISOString().slice(0, 10));
   const machine = m ? `${m.cpus} × ${m.model}, ${m.memGiB} GiB` : 'machine unknown';
   const title = opts.title ?? 'FishChat vs socket.io: p2p messages between two servers';
-  o.push(`<text x="${W / 2}" y="30" text-anchor="middle" font-size="19" font-weight="600" fill="#111111">${esc(title)}</text>`);
+  o.push(
+    `<text x="${W / 2}" y="30" text-anchor="middle" font-size="19" font-weight="600" fill="#111111">${esc(title)}</text>`,
+  );
   const params: string[] = [];
   const list = (vs: unknown[]) => vs.join('/');
   if (plotted.length) {
@@ -242,7 +267,9 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
     const wu = distinct(plotted, (r) => r.warmup);
     if (d.length) params.push(`${list(d)} s measured` + (wu.length ? ` after ${list(wu)} s warm-up` : ''));
   }
-  o.push(`<text x="${W / 2}" y="52" text-anchor="middle" font-size="13" fill="#333333">${esc(`${machine} · ${date}${params.length ? ' · ' + params.join(', ') : ''}`)}</text>`);
+  o.push(
+    `<text x="${W / 2}" y="52" text-anchor="middle" font-size="13" fill="#333333">${esc(`${machine} · ${date}${params.length ? ' · ' + params.join(', ') : ''}`)}</text>`,
+  );
 
   // Legend, centred under the title.
   const items = series.map((s) => ({ s, w: 34 + s.label.length * 7.4 }));
@@ -250,7 +277,9 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
   let lx = (W - legendW) / 2;
   o.push(`<g class="legend">`);
   for (const { s, w } of items) {
-    o.push(`<line x1="${lx.toFixed(1)}" y1="78" x2="${(lx + 26).toFixed(1)}" y2="78" stroke="${s.color}" stroke-width="2.5"/>`);
+    o.push(
+      `<line x1="${lx.toFixed(1)}" y1="78" x2="${(lx + 26).toFixed(1)}" y2="78" stroke="${s.color}" stroke-width="2.5"/>`,
+    );
     o.push(marker(s.marker, lx + 13, 78, s.color, ''));
     o.push(`<text x="${(lx + 34).toFixed(1)}" y="82.5" fill="#111111">${esc(s.label)}</text>`);
     lx += w + 18;
@@ -264,24 +293,46 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
   const xTicks = allPairs.length === 0 ? [0, 1] : xLog ? logTicks(xMin, xMax) : niceTicks(0, xMax);
   const xLo = xLog ? xTicks[0]! : 0;
   const xHi = xTicks[xTicks.length - 1]!;
-  const xPos = (v: number) => (xLog ? (Math.log10(v) - Math.log10(xLo)) / (Math.log10(xHi) - Math.log10(xLo)) : (v - xLo) / (xHi - xLo)) * plotW;
+  const xPos = (v: number) =>
+    (xLog ? (Math.log10(v) - Math.log10(xLo)) / (Math.log10(xHi) - Math.log10(xLo)) : (v - xLo) / (xHi - xLo)) * plotW;
 
   const panels: Panel[] = [
-    { id: 'throughput', title: 'Throughput (delivered msgs/s, higher is better)', yLabel: 'msgs/s', log: false, value: (p) => p.msgsPerSec, fmt: fmtCount },
-    { id: 'p99', title: 'p99 latency (ms, log scale, lower is better)', yLabel: 'p99 latency (ms)', log: true, value: (p) => p.p99, fmt: fmtMs },
+    {
+      id: 'throughput',
+      title: 'Throughput (delivered msgs/s, higher is better)',
+      yLabel: 'msgs/s',
+      log: false,
+      value: (p) => p.msgsPerSec,
+      fmt: fmtCount,
+    },
+    {
+      id: 'p99',
+      title: 'p99 latency (ms, log scale, lower is better)',
+      yLabel: 'p99 latency (ms)',
+      log: true,
+      value: (p) => p.p99,
+      fmt: fmtMs,
+    },
   ];
   panels.forEach((panel, pi) => {
     const ox = pi * (panelW + 10) + left;
     const oy = top;
-    const vals = series.flatMap((s) => s.points.map(panel.value)).filter((v): v is number => v !== null && Number.isFinite(v));
+    const vals = series
+      .flatMap((s) => s.points.map(panel.value))
+      .filter((v): v is number => v !== null && Number.isFinite(v));
     const vMax = vals.length ? Math.max(...vals) : 1;
     const vMin = vals.length ? Math.min(...vals) : 1;
     const yTicks = panel.log ? logTicks(Math.max(vMin, 1e-3), Math.max(vMax, 1e-3)) : niceTicks(0, vMax * 1.05);
     const yLo = panel.log ? yTicks[0]! : 0;
     const yHi = yTicks[yTicks.length - 1]!;
-    const yPos = (v: number) => plotH - (panel.log ? (Math.log10(v) - Math.log10(yLo)) / (Math.log10(yHi) - Math.log10(yLo)) : (v - yLo) / (yHi - yLo)) * plotH;
+    const yPos = (v: number) =>
+      plotH -
+      (panel.log ? (Math.log10(v) - Math.log10(yLo)) / (Math.log10(yHi) - Math.log10(yLo)) : (v - yLo) / (yHi - yLo)) *
+        plotH;
     o.push(`<g class="panel" data-panel="${panel.id}" transform="translate(${ox},${oy})">`);
-    o.push(`<text x="${plotW / 2}" y="-14" text-anchor="middle" font-size="14" font-weight="600" fill="#111111">${esc(panel.title)}</text>`);
+    o.push(
+      `<text x="${plotW / 2}" y="-14" text-anchor="middle" font-size="14" font-weight="600" fill="#111111">${esc(panel.title)}</text>`,
+    );
     o.push(`<rect x="0" y="0" width="${plotW}" height="${plotH}" fill="#ffffff" stroke="#444444" stroke-width="1"/>`);
     for (const t of yTicks) {
       const y = yPos(t).toFixed(1);
@@ -293,28 +344,45 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
       const x = xPos(t).toFixed(1);
       o.push(`<line x1="${x}" y1="0" x2="${x}" y2="${plotH}" stroke="#f0f0f0" stroke-width="1"/>`);
       o.push(`<line x1="${x}" y1="${plotH}" x2="${x}" y2="${plotH + 5}" stroke="#444444"/>`);
-      o.push(`<text x="${x}" y="${plotH + 20}" text-anchor="middle" fill="#333333">${esc(t.toLocaleString('en-US'))}</text>`);
+      o.push(
+        `<text x="${x}" y="${plotH + 20}" text-anchor="middle" fill="#333333">${esc(t.toLocaleString('en-US'))}</text>`,
+      );
     }
-    o.push(`<text x="${plotW / 2}" y="${plotH + 42}" text-anchor="middle" fill="#111111">sender/receiver pairs${xLog ? ' (log scale)' : ''}</text>`);
-    o.push(`<text transform="translate(-58,${plotH / 2}) rotate(-90)" text-anchor="middle" fill="#111111">${esc(panel.yLabel)}</text>`);
+    o.push(
+      `<text x="${plotW / 2}" y="${plotH + 42}" text-anchor="middle" fill="#111111">sender/receiver pairs${xLog ? ' (log scale)' : ''}</text>`,
+    );
+    o.push(
+      `<text transform="translate(-58,${plotH / 2}) rotate(-90)" text-anchor="middle" fill="#111111">${esc(panel.yLabel)}</text>`,
+    );
     for (const s of series) {
       const pts = s.points
         .map((p) => ({ p, v: panel.value(p) }))
         .filter((q): q is { p: Series['points'][number]; v: number } => q.v !== null && Number.isFinite(q.v));
       const xy = pts.map((q) => [xPos(q.p.pairs), yPos(q.v)] as const);
       o.push(`<g class="series" data-series="${esc(s.key)}">`);
-      if (xy.length > 1) o.push(`<polyline fill="none" stroke="${s.color}" stroke-width="2.5" stroke-linejoin="round" points="${xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`);
+      if (xy.length > 1)
+        o.push(
+          `<polyline fill="none" stroke="${s.color}" stroke-width="2.5" stroke-linejoin="round" points="${xy.map(([x, y]) => `${x.toFixed(1)},${y.toFixed(1)}`).join(' ')}"/>`,
+        );
       pts.forEach((q, i) => {
         const [x, y] = xy[i]!;
         const attrs = `class="point" data-x="${q.p.pairs}" data-y="${q.v}"`;
-        o.push(`<g>${marker(s.marker, x, y, s.color, attrs)}<title>${esc(`${s.label}, ${q.p.pairs} pairs: ${panel.fmt(q.v)} ${panel.id === 'p99' ? 'ms' : 'msgs/s'}`)}</title></g>`);
+        o.push(
+          `<g>${marker(s.marker, x, y, s.color, attrs)}<title>${esc(`${s.label}, ${q.p.pairs} pairs: ${panel.fmt(q.v)} ${panel.id === 'p99' ? 'ms' : 'msgs/s'}`)}</title></g>`,
+        );
       });
       o.push(`</g>`);
     }
     o.push(`</g>`);
   });
-  if (series.length === 0) o.push(`<text x="${W / 2}" y="${top + plotH / 2}" text-anchor="middle" font-size="16" fill="#333333">no p2p results</text>`);
-  const sioVersion = distinct(plotted.filter((r) => r.system === 'socketio'), (r) => r.version).join('/');
+  if (series.length === 0)
+    o.push(
+      `<text x="${W / 2}" y="${top + plotH / 2}" text-anchor="middle" font-size="16" fill="#333333">no p2p results</text>`,
+    );
+  const sioVersion = distinct(
+    plotted.filter((r) => r.system === 'socketio'),
+    (r) => r.version,
+  ).join('/');
   const foot = `servers, Redis and load generator share the same ${m ? m.cpus + ' cores' : 'machine'}. FishChat: fishchat bench, one process per role over Redis. socket.io${sioVersion ? ' ' + sioVersion : ''}: two nodes + @socket.io/redis-adapter (bench/peers/socketio).`;
   o.push(`<text x="${W / 2}" y="${H - 14}" text-anchor="middle" font-size="11.5" fill="#555555">${esc(foot)}</text>`);
   o.push(`</svg>`);
@@ -337,7 +405,9 @@ function main(argv: string[]): number {
         return 2;
       }
     } else if (a === '-h' || a === '--help') {
-      process.stdout.write('Usage: node --import tsx bench/chart.ts [FILE.jsonl ...] [--inflight 1] [--out bench/chart.svg]\n(plots the cross-server p2p results of one --inflight, default 1)\n');
+      process.stdout.write(
+        'Usage: node --import tsx bench/chart.ts [FILE.jsonl ...] [--inflight 1] [--out bench/chart.svg]\n(plots the cross-server p2p results of one --inflight, default 1)\n',
+      );
       return 0;
     } else if (a.startsWith('-')) {
       process.stderr.write(`chart: unknown flag ${a}\n`);
@@ -348,7 +418,9 @@ function main(argv: string[]): number {
     const dir = join(import.meta.dirname, 'results');
     let names: string[] = [];
     try {
-      names = readdirSync(dir).filter((n) => n.endsWith('.jsonl')).sort();
+      names = readdirSync(dir)
+        .filter((n) => n.endsWith('.jsonl'))
+        .sort();
     } catch {
       /* no results yet */
     }
@@ -366,16 +438,24 @@ function main(argv: string[]): number {
     return 1;
   }
   // One chart compares like with like: cross-server p2p at one inflight.
-  const merged = mergeLatest(all).filter((r) => r.workload !== 'p2p' || ((r.inflight ?? 1) === inflight && r.cross === true));
+  const merged = mergeLatest(all).filter(
+    (r) => r.workload !== 'p2p' || ((r.inflight ?? 1) === inflight && r.cross === true),
+  );
   const series = buildSeries(merged);
   if (series.length === 0) {
     process.stderr.write(`chart: no p2p results in ${files.length} file(s)\n`);
     return 1;
   }
   writeFileSync(out, renderSvg(merged));
-  process.stdout.write(`chart: ${all.length} lines from ${files.length} file(s), ${merged.length} after the merge; wrote ${out}\n`);
-  for (const s of series) process.stdout.write(`  ${s.label}: ${s.points.map((p) => `${p.pairs} pairs ${fmtCount(p.msgsPerSec)} msgs/s p99 ${p.p99 === null ? '-' : fmtMs(p.p99) + ' ms'}`).join('; ')}\n`);
+  process.stdout.write(
+    `chart: ${all.length} lines from ${files.length} file(s), ${merged.length} after the merge; wrote ${out}\n`,
+  );
+  for (const s of series)
+    process.stdout.write(
+      `  ${s.label}: ${s.points.map((p) => `${p.pairs} pairs ${fmtCount(p.msgsPerSec)} msgs/s p99 ${p.p99 === null ? '-' : fmtMs(p.p99) + ' ms'}`).join('; ')}\n`,
+    );
   return 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) process.exitCode = main(process.argv.slice(2));
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href)
+  process.exitCode = main(process.argv.slice(2));

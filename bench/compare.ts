@@ -69,7 +69,8 @@ function parseFlags(argv: string[]) {
   };
   const pairs = values.pairs.split(',').map((p) => posInt('pairs', p.trim()));
   const runtimes = values.runtimes.split(',').map((r) => r.trim());
-  for (const r of runtimes) if (!['node', 'bun', 'deno'].includes(r)) throw new UsageError(`--runtimes: node, bun or deno, found "${r}"`);
+  for (const r of runtimes)
+    if (!['node', 'bun', 'deno'].includes(r)) throw new UsageError(`--runtimes: node, bun or deno, found "${r}"`);
   if (!/^rediss?:\/\//.test(values.redis)) throw new UsageError(`--redis: a redis:// URL, found "${values.redis}"`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return {
@@ -108,7 +109,20 @@ Example: npm run bench:compare -- --pairs 100,500,1000 --runtimes node,bun
 `;
 
 function runsFor(f: Flags): Run[] {
-  const common = ['--json', '--cross', '--redis', f.redis, '--size', String(f.size), '--duration', String(f.duration), '--warmup', String(f.warmup), '--inflight', String(f.inflight)];
+  const common = [
+    '--json',
+    '--cross',
+    '--redis',
+    f.redis,
+    '--size',
+    String(f.size),
+    '--duration',
+    String(f.duration),
+    '--warmup',
+    String(f.warmup),
+    '--inflight',
+    String(f.inflight),
+  ];
   const runs: Run[] = [];
   for (const pairs of f.pairs) {
     for (const rt of f.runtimes)
@@ -124,7 +138,14 @@ function runsFor(f: Flags): Run[] {
       system: 'socketio',
       runtime: 'node',
       pairs,
-      argv: ['--import', 'tsx', join(root, 'bench', 'peers', 'socketio', 'bench.ts'), ...common, '--pairs', String(pairs)],
+      argv: [
+        '--import',
+        'tsx',
+        join(root, 'bench', 'peers', 'socketio', 'bench.ts'),
+        ...common,
+        '--pairs',
+        String(pairs),
+      ],
     });
   }
   return runs;
@@ -202,12 +223,27 @@ const sum = (xs: (number | null)[]): number => xs.reduce<number>((a, b) => a + (
 /** Server processes: every one but the `up` supervisor and redis-server (shown on its own). */
 export const isServer = (name: string): boolean => name !== 'up' && name !== 'redis-server';
 const fmtInt = (v: number): string => Math.round(v).toLocaleString('en-US');
-const fmtMs = (v: number | undefined): string => (v === undefined ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
-const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || !(b > 0) ? '-' : `${(a / b).toFixed(2)}×`);
+const fmtMs = (v: number | undefined): string =>
+  v === undefined ? '-' : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
+const ratio = (a: number | undefined, b: number | undefined): string =>
+  a === undefined || b === undefined || !(b > 0) ? '-' : `${(a / b).toFixed(2)}×`;
 
 /** The side-by-side table of the results, FishChat/socket.io ratios per pairs value. */
 export function formatTable(results: { pairs: number; label: string; r: Result | null; error?: string }[]): string {
-  const header = ['pairs', 'system', 'msgs/s', 'p50 ms', 'p99 ms', 'p999 ms', 'server CPU %', 'server RSS MiB', 'procs', 'redis CPU %', 'msgs/s vs sio', 'p99 vs sio'];
+  const header = [
+    'pairs',
+    'system',
+    'msgs/s',
+    'p50 ms',
+    'p99 ms',
+    'p999 ms',
+    'server CPU %',
+    'server RSS MiB',
+    'procs',
+    'redis CPU %',
+    'msgs/s vs sio',
+    'p99 vs sio',
+  ];
   const rows: string[][] = [];
   for (const pairs of [...new Set(results.map((x) => x.pairs))]) {
     const group = results.filter((x) => x.pairs === pairs);
@@ -239,7 +275,11 @@ export function formatTable(results: { pairs: number; label: string; r: Result |
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const left = new Set([1]);
-  const line = (cells: string[]) => cells.map((c, i) => (left.has(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (left.has(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -269,7 +309,10 @@ async function main(): Promise<number> {
     let quiet = busy <= QUIET ? 1 : 0;
     const waitUntil = performance.now() + f.quietWait * 1000;
     if (f.quietWait > 0 && quiet < QUIET_SECONDS) {
-      if (busy > QUIET) process.stdout.write(`    the machine is busy (${pct(busy)} CPU): waiting up to ${f.quietWait} s for it to be quiet …\n`);
+      if (busy > QUIET)
+        process.stdout.write(
+          `    the machine is busy (${pct(busy)} CPU): waiting up to ${f.quietWait} s for it to be quiet …\n`,
+        );
       while (quiet < QUIET_SECONDS && performance.now() < waitUntil) {
         busy = await machineBusy(1000);
         quiet = busy <= QUIET ? quiet + 1 : 0;
@@ -283,7 +326,9 @@ async function main(): Promise<number> {
       const r = await runOne(run, f);
       appendFileSync(f.out, JSON.stringify(r) + '\n');
       results.push({ pairs: run.pairs, label: run.label, r });
-      process.stdout.write(`    ${fmtInt(r.msgsPerSec)} msgs/s, p50 ${fmtMs(r.latencyMs?.p50)} ms, p99 ${fmtMs(r.latencyMs?.p99)} ms, errors ${r.errors}\n`);
+      process.stdout.write(
+        `    ${fmtInt(r.msgsPerSec)} msgs/s, p50 ${fmtMs(r.latencyMs?.p50)} ms, p99 ${fmtMs(r.latencyMs?.p99)} ms, errors ${r.errors}\n`,
+      );
     } catch (e) {
       failed++;
       const reason = (e as Error).message;
@@ -309,4 +354,5 @@ async function main(): Promise<number> {
   return 0;
 }
 
-if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href) process.exitCode = await main();
+if (process.argv[1] && import.meta.url === pathToFileURL(resolve(process.argv[1])).href)
+  process.exitCode = await main();

@@ -1,7 +1,7 @@
 /**
- * Live fuzzing of a running cluster over real TCP (issue 6/6): random and
+ * Live fuzzing of a running cluster over real TCP: random and
  * mutated frames against the gateway and the msg_servers while a normal
- * conversation runs, checking every answer against PROTOCOL.md §1–2.
+ * conversation runs, checking every answer against docs/protocol.md §1–2.
  *
  *   node --import tsx bench/fuzz.ts [--frames 1000000] [--conns 16] [--seed 1] [--minutes 30]
  *   bun bench/fuzz.ts ...                (the cluster then runs on Bun too)
@@ -44,7 +44,7 @@ import { insertAt, prng, RAW_BASICS, randomValue, type Rng, type ValueCorpus } f
 
 const DOCUMENTED = new Set<string>(ERROR_CODES);
 const CLOSING = new Set(['bad_frame', 'frame_too_large', 'auth_failed', 'overloaded']);
-/** Ops a server may send (PROTOCOL.md): anything else is a violation. */
+/** Ops a server may send (docs/protocol.md): anything else is a violation. */
 const SERVER_OPS = new Set(['ok', 'error', 'pong', 'msg', 'kick']);
 /** rids at or above this are the harness's own (login, sentinel ping); fuzz rids stay below. */
 const OWN_RID = 0xfff00000;
@@ -52,11 +52,62 @@ const OWN_RID = 0xfff00000;
 export const FUZZ_USERS = ['fz0', 'fz1', 'fz2', 'fz3', 'fz4', 'fz5', 'fz6', 'fz7'];
 const FUZZ_TOPICS = ['fzt0', 'fzt1', 'fzt2'];
 const NAMES = [...FUZZ_USERS, 'a.b@c-d_E9', 'x'.repeat(64), '', 'x'.repeat(65), 'bad name', 'é', '\u0000', 'fzt0'];
-const INTS: WireValue[] = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, -1, -1000, 1.5, 5.0, 2n ** 63n, 2n ** 64n - 1n, 1000, 1001, 100, NaN, Infinity];
-const MSG_OPS = ['login', 'ping', 'logout', 'send', 'ack', 'sync', 'topic_create', 'topic_join', 'topic_leave', 'topic_members', 'topic_send'];
+const INTS: WireValue[] = [
+  0,
+  1,
+  23,
+  24,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 32 - 1,
+  2 ** 32,
+  Number.MAX_SAFE_INTEGER,
+  -1,
+  -1000,
+  1.5,
+  5.0,
+  2n ** 63n,
+  2n ** 64n - 1n,
+  1000,
+  1001,
+  100,
+  NaN,
+  Infinity,
+];
+const MSG_OPS = [
+  'login',
+  'ping',
+  'logout',
+  'send',
+  'ack',
+  'sync',
+  'topic_create',
+  'topic_join',
+  'topic_leave',
+  'topic_members',
+  'topic_send',
+];
 const ALL_OPS = [...MSG_OPS, 'route'];
 /** Ops that cannot end a connection when well-formed (login and logout can). */
-const SAFE_OPS = new Set(['ping', 'send', 'ack', 'sync', 'topic_create', 'topic_join', 'topic_leave', 'topic_members', 'topic_send', 'route', 'nope', 'PING', 'Ping', 'ping\u0000', '']);
+const SAFE_OPS = new Set([
+  'ping',
+  'send',
+  'ack',
+  'sync',
+  'topic_create',
+  'topic_join',
+  'topic_leave',
+  'topic_members',
+  'topic_send',
+  'route',
+  'nope',
+  'PING',
+  'Ping',
+  'ping\u0000',
+  '',
+]);
 
 const VALUES: ValueCorpus = {
   ints: INTS,
@@ -84,12 +135,26 @@ function randomOp(r: Rng): string {
   return r.pick(ALL_OPS.filter((o) => o !== 'login' && o !== 'logout'));
 }
 
-const FIELDS = ['user', 'device', 'token', 'push', 'to', 'topic', 'body', 'cid', 'seq', 'after', 'limit', 'extra'] as const;
+const FIELDS = [
+  'user',
+  'device',
+  'token',
+  'push',
+  'to',
+  'topic',
+  'body',
+  'cid',
+  'seq',
+  'after',
+  'limit',
+  'extra',
+] as const;
 
 /** A request: mostly plausible (fuzz users and topics), with random field values mixed in. */
 export function randomRequest(r: Rng, op = randomOp(r)): Record<string, WireValue> {
   const m: Record<string, WireValue> = { op };
-  if (r.next() < 0.85) m.rid = r.next() < 0.9 ? r.int(OWN_RID) : r.pick(INTS.filter((v) => typeof v !== 'number' || v < OWN_RID));
+  if (r.next() < 0.85)
+    m.rid = r.next() < 0.9 ? r.int(OWN_RID) : r.pick(INTS.filter((v) => typeof v !== 'number' || v < OWN_RID));
   const good: Record<(typeof FIELDS)[number], () => WireValue> = {
     user: () => r.pick(FUZZ_USERS),
     device: () => 'd' + r.int(4),
@@ -132,7 +197,29 @@ export function mutatePayload(r: Rng, payload: Uint8Array, other: Uint8Array): U
         if (b.length) b[r.int(b.length)]! ^= 1 << r.int(8);
         break;
       case 1:
-        if (b.length) b[r.int(b.length)] = r.pick([0x00, 0x18, 0x1b, 0x1f, 0x3b, 0x5b, 0x5f, 0x7b, 0x7f, 0x9b, 0x9f, 0xbb, 0xbf, 0xc0, 0xdb, 0xdf, 0xf8, 0xfb, 0xff, r.int(256)]);
+        if (b.length)
+          b[r.int(b.length)] = r.pick([
+            0x00,
+            0x18,
+            0x1b,
+            0x1f,
+            0x3b,
+            0x5b,
+            0x5f,
+            0x7b,
+            0x7f,
+            0x9b,
+            0x9f,
+            0xbb,
+            0xbf,
+            0xc0,
+            0xdb,
+            0xdf,
+            0xf8,
+            0xfb,
+            0xff,
+            r.int(256),
+          ]);
         break;
       case 2:
         b = b.slice(0, r.int(b.length + 1));
@@ -247,7 +334,12 @@ export function hugeDeclared(rid: number, tail: readonly number[]): Uint8Array {
  * One session's batch. Non-terminal pieces keep the stream in step (each has
  * a true length prefix); a terminal piece (last, if any) breaks the framing.
  */
-function makeBatch(r: Rng, maxFrame: number, pool: Uint8Array[], n: number): { pieces: Piece[]; terminal?: 'too_large' | 'zero' | 'truncated' | 'lie' } {
+function makeBatch(
+  r: Rng,
+  maxFrame: number,
+  pool: Uint8Array[],
+  n: number,
+): { pieces: Piece[]; terminal?: 'too_large' | 'zero' | 'truncated' | 'lie' } {
   const pieces: Piece[] = [];
   // How dirty this session is: a clean one gets deep into a connection's
   // life (a frame that breaks the framing ends it: the rest is never read).
@@ -261,14 +353,24 @@ function makeBatch(r: Rng, maxFrame: number, pool: Uint8Array[], n: number): { p
       if (pool.length < 256) pool.push(p);
       else pool[r.int(pool.length)] = p;
       const safe = SAFE_OPS.has(req.op as string);
-      pieces.push({ bytes: prefixed(p), safe, mayClose: req.op === 'logout' || req.op === 'login', what: `valid ${String(req.op)}` });
+      pieces.push({
+        bytes: prefixed(p),
+        safe,
+        mayClose: req.op === 'logout' || req.op === 'login',
+        what: `valid ${String(req.op)}`,
+      });
     } else if (k < 75) {
       const base = payloadOf(randomRequest(r));
       const m = mutatePayload(r, base, pool.length ? r.pick(pool) : base);
       if (m.length > maxFrame) continue;
       pieces.push({ bytes: prefixed(m), safe: false, mayClose: true, what: 'mutated' });
     } else if (k < 82) {
-      pieces.push({ bytes: prefixed(r.bytes(1 + r.int(r.next() < 0.1 ? 4000 : 64))), safe: false, mayClose: true, what: 'random bytes' });
+      pieces.push({
+        bytes: prefixed(r.bytes(1 + r.int(r.next() < 0.1 ? 4000 : 64))),
+        safe: false,
+        mayClose: true,
+        what: 'random bytes',
+      });
     } else if (k < 89) {
       const rid = r.int(OWN_RID);
       const style = r.pick(['array', 'map', 'mixed', 'indef'] as const);
@@ -277,24 +379,54 @@ function makeBatch(r: Rng, maxFrame: number, pool: Uint8Array[], n: number): { p
       const payload = nested(rid, d, style);
       if (payload.length > maxFrame) continue;
       const expect: Expect = 1 + d <= 64 ? { kind: 'pong', rid } : { kind: 'close', code: 'bad_frame' };
-      pieces.push({ bytes: prefixed(payload), safe: expect.kind === 'pong', expect, mayClose: expect.kind === 'close', what: `nesting ${1 + d} (${style})` });
+      pieces.push({
+        bytes: prefixed(payload),
+        safe: expect.kind === 'pong',
+        expect,
+        mayClose: expect.kind === 'close',
+        what: `nesting ${1 + d} (${style})`,
+      });
     } else if (k < 92) {
       const rid = r.int(OWN_RID);
       const n = r.pick([1, 10, 1000, Math.floor((maxFrame - 40) / 2)]);
-      pieces.push({ bytes: prefixed(tagChain(rid, n)), safe: true, expect: { kind: 'pong', rid }, mayClose: false, what: `tag chain ${n}` });
+      pieces.push({
+        bytes: prefixed(tagChain(rid, n)),
+        safe: true,
+        expect: { kind: 'pong', rid },
+        mayClose: false,
+        what: `tag chain ${n}`,
+      });
     } else {
-      pieces.push({ bytes: prefixed(hugeDeclared(r.int(OWN_RID), r.pick(HUGE_TAILS))), safe: false, expect: { kind: 'close', code: 'bad_frame' }, mayClose: true, what: 'huge declared length' });
+      pieces.push({
+        bytes: prefixed(hugeDeclared(r.int(OWN_RID), r.pick(HUGE_TAILS))),
+        safe: false,
+        expect: { kind: 'close', code: 'bad_frame' },
+        mayClose: true,
+        what: 'huge declared length',
+      });
     }
   }
   const t = r.int(100);
   if (t < 8) {
     const len = r.pick([maxFrame + 1, maxFrame + 1 + r.int(1 << 20), 0x7fffffff, 0xffffffff]);
     const bytes = prefixed(r.bytes(r.int(16)), len);
-    pieces.push({ bytes, safe: false, expect: { kind: 'close', code: 'frame_too_large' }, mayClose: true, what: `length ${len} > maxFrame` });
+    pieces.push({
+      bytes,
+      safe: false,
+      expect: { kind: 'close', code: 'frame_too_large' },
+      mayClose: true,
+      what: `length ${len} > maxFrame`,
+    });
     return { pieces, terminal: 'too_large' };
   }
   if (t < 11) {
-    pieces.push({ bytes: prefixed(new Uint8Array(0)), safe: false, expect: { kind: 'close', code: 'bad_frame' }, mayClose: true, what: 'length 0' });
+    pieces.push({
+      bytes: prefixed(new Uint8Array(0)),
+      safe: false,
+      expect: { kind: 'close', code: 'bad_frame' },
+      mayClose: true,
+      what: 'length 0',
+    });
     return { pieces, terminal: 'zero' };
   }
   if (t < 16) {
@@ -313,7 +445,8 @@ function makeBatch(r: Rng, maxFrame: number, pool: Uint8Array[], n: number): { p
   return { pieces };
 }
 
-const hex = (b: Uint8Array, max = 512) => Buffer.from(b.subarray(0, max)).toString('hex') + (b.length > max ? `…(+${b.length - max} bytes)` : '');
+const hex = (b: Uint8Array, max = 512) =>
+  Buffer.from(b.subarray(0, max)).toString('hex') + (b.length > max ? `…(+${b.length - max} bytes)` : '');
 
 // ------------------------------------------------------------------ wire
 
@@ -494,7 +627,19 @@ export interface FuzzReport {
 }
 
 export async function runFuzz(o: FuzzOptions): Promise<FuzzReport> {
-  const rep: FuzzReport = { frames: 0, bytes: 0, sessions: 0, loggedIn: 0, errors: {}, replies: {}, closes: {}, checked: 0, opaque: 0, violations: [], ms: 0 };
+  const rep: FuzzReport = {
+    frames: 0,
+    bytes: 0,
+    sessions: 0,
+    loggedIn: 0,
+    errors: {},
+    replies: {},
+    closes: {},
+    checked: 0,
+    opaque: 0,
+    violations: [],
+    ms: 0,
+  };
   const t0 = Date.now();
   const pool: Uint8Array[] = [];
   const root = prng(o.seed);
@@ -539,13 +684,24 @@ async function session(r: Rng, o: FuzzOptions, pool: Uint8Array[], rep: FuzzRepo
     sent.map((p, i) => `  #${i} ${p.what}: ${hex(p.bytes)}`).join('\n') +
     `\n  connection: ${wire.closed ? `closed ${Math.round(wire.closedAt - wire.lastDataAt)} ms after the last data` : 'open'}${wire.reset ? `, reset (${wire.resetCode})` : ''}, ` +
     `${wire.frames.length} frames (${wire.bytesIn} bytes) received; the last ones (bodies cut): ` +
-    JSON.stringify(wire.frames.slice(-8), (_k, v) => (typeof v === 'bigint' ? String(v) : v instanceof Uint8Array ? hex(v, 16) : v && v.type === 'Buffer' ? `<${v.data.length} bytes>` : v)).slice(-2500);
+    JSON.stringify(wire.frames.slice(-8), (_k, v) =>
+      typeof v === 'bigint'
+        ? String(v)
+        : v instanceof Uint8Array
+          ? hex(v, 16)
+          : v && v.type === 'Buffer'
+            ? `<${v.data.length} bytes>`
+            : v,
+    ).slice(-2500);
   try {
     // Maybe log in as a fuzz user, so that the logged-in ops run for real.
     let loggedIn = false;
     if (target.kind === 'msg_server' && r.next() < 0.5) {
       const user = r.pick(FUZZ_USERS);
-      const login = await wire.request({ op: 'login', rid: OWN_RID, user, token: o.token(user), device: 'd' + r.int(4), push: r.next() < 0.7 }, timeout);
+      const login = await wire.request(
+        { op: 'login', rid: OWN_RID, user, token: o.token(user), device: 'd' + r.int(4), push: r.next() < 0.7 },
+        timeout,
+      );
       if (login.op === 'ok') {
         loggedIn = true;
         rep.loggedIn++;
@@ -587,7 +743,11 @@ async function session(r: Rng, o: FuzzOptions, pool: Uint8Array[], rep: FuzzRepo
     const ponged = () => wire.frames.some((f) => f.op === 'pong' && f.rid === sentinel);
     let finished = true;
     try {
-      await wire.until(() => ponged() || closingErr() !== undefined || kicked(), timeout, 'the sentinel pong or a closing error');
+      await wire.until(
+        () => ponged() || closingErr() !== undefined || kicked(),
+        timeout,
+        'the sentinel pong or a closing error',
+      );
     } catch {
       finished = false;
     }
@@ -608,10 +768,12 @@ async function session(r: Rng, o: FuzzOptions, pool: Uint8Array[], rep: FuzzRepo
         await wire.until(() => closingErr() !== undefined, timeout, code).catch(() => undefined);
         const got = wire.frames.slice(before).find((f) => f.op === 'error');
         if (!got && wire.reset) bump(rep.closes, 'reset before the answer (not checked)');
-        else if (!got && kicked()) bump(rep.closes, 'kicked before the answer (not checked)'); // "replaced" by another fuzz session
+        else if (!got && kicked())
+          bump(rep.closes, 'kicked before the answer (not checked)'); // "replaced" by another fuzz session
         else {
           rep.checked++;
-          if (!got || got.code !== code) violation(rep, describe(`${term.what}: expected ${code}, got ${JSON.stringify(got ?? null)}`));
+          if (!got || got.code !== code)
+            violation(rep, describe(`${term.what}: expected ${code}, got ${JSON.stringify(got ?? null)}`));
         }
       }
     }
@@ -628,8 +790,10 @@ async function session(r: Rng, o: FuzzOptions, pool: Uint8Array[], rep: FuzzRepo
         bump(rep.errors, code);
         if (!DOCUMENTED.has(code)) violation(rep, describe(`undocumented error code ${JSON.stringify(f.code)}`));
         if (typeof f.message !== 'string') violation(rep, describe(`error without a message: ${JSON.stringify(f)}`));
-        if ((code === 'bad_frame' || code === 'frame_too_large') && f.rid !== undefined) violation(rep, describe(`${code} with a rid`));
-        if (f.rid !== undefined && !(Number.isInteger(f.rid) && (f.rid as number) >= 0 && (f.rid as number) < 2 ** 32)) violation(rep, describe(`error rid ${String(f.rid)}`));
+        if ((code === 'bad_frame' || code === 'frame_too_large') && f.rid !== undefined)
+          violation(rep, describe(`${code} with a rid`));
+        if (f.rid !== undefined && !(Number.isInteger(f.rid) && (f.rid as number) >= 0 && (f.rid as number) < 2 ** 32))
+          violation(rep, describe(`error rid ${String(f.rid)}`));
         if (CLOSING.has(code) && afterClosing < 0) afterClosing = i;
       }
     });
@@ -637,7 +801,8 @@ async function session(r: Rng, o: FuzzOptions, pool: Uint8Array[], rep: FuzzRepo
     if (firstClosing) {
       // nothing after a closing error, and the server closes
       const extra = wire.frames.slice(afterClosing + 1).filter((f) => f.op !== 'msg'); // pushes already in flight are harmless
-      if (extra.length) violation(rep, describe(`frames after ${String(firstClosing.code)}: ${JSON.stringify(extra).slice(0, 300)}`));
+      if (extra.length)
+        violation(rep, describe(`frames after ${String(firstClosing.code)}: ${JSON.stringify(extra).slice(0, 300)}`));
       await wire.until(() => false, 5000, 'close').catch(() => undefined);
       if (!wire.closed) violation(rep, describe(`connection left open 5 s after ${String(firstClosing.code)}`));
       bump(rep.closes, `after ${String(firstClosing.code)}`);
@@ -646,7 +811,8 @@ async function session(r: Rng, o: FuzzOptions, pool: Uint8Array[], rep: FuzzRepo
     } else if (!finished) {
       violation(rep, describe(`no answer to the sentinel ping within ${timeout} ms (server hung?)`));
     } else if (wire.closed && !ponged()) {
-      if (!sent.some((p) => p.mayClose) && !wire.reset) violation(rep, describe('closed without a closing error, kick or logout'));
+      if (!sent.some((p) => p.mayClose) && !wire.reset)
+        violation(rep, describe('closed without a closing error, kick or logout'));
       bump(rep.closes, wire.reset ? 'reset' : 'closed (logout, maybe)');
     } else if (ponged() && !term) {
       bump(rep.closes, 'by us after the sentinel pong');
@@ -665,7 +831,8 @@ async function session(r: Rng, o: FuzzOptions, pool: Uint8Array[], rep: FuzzRepo
         if (p.expect.kind === 'pong') {
           const rid = p.expect.rid;
           const got = wire.frames.find((f) => f.rid === rid && (f.op === 'pong' || f.op === 'error'));
-          if (!got || got.op !== 'pong') violation(rep, describe(`${p.what}: expected a pong for rid ${rid}, got ${JSON.stringify(got ?? null)}`));
+          if (got?.op !== 'pong')
+            violation(rep, describe(`${p.what}: expected a pong for rid ${rid}, got ${JSON.stringify(got ?? null)}`));
         } else if (!firstClosing || firstClosing.code !== p.expect.code) {
           violation(rep, describe(`${p.what}: expected ${p.expect.code}, got ${JSON.stringify(firstClosing ?? null)}`));
         }
@@ -722,7 +889,15 @@ export class Conversation {
     b: { user: string; addr: string; token: string },
     private readonly intervalMs = 10,
   ) {
-    const side = (s: typeof a): Side => ({ ...s, loginSeq: 0, nextSeq: 0, nextN: 0, mids: new Set(), sent: 0, sentAt: new Map() });
+    const side = (s: typeof a): Side => ({
+      ...s,
+      loginSeq: 0,
+      nextSeq: 0,
+      nextN: 0,
+      mids: new Set(),
+      sent: 0,
+      sentAt: new Map(),
+    });
     this.sides = [side(a), side(b)];
   }
 
@@ -734,7 +909,13 @@ export class Conversation {
     for (const [i, s] of this.sides.entries()) {
       const peer = this.sides[1 - i]!;
       s.wire = await Wire.connect(s.addr);
-      const ok = await s.wire.request({ op: 'login', rid: this.ridSeq++, user: s.user, token: s.token, device: 'conv' });
+      const ok = await s.wire.request({
+        op: 'login',
+        rid: this.ridSeq++,
+        user: s.user,
+        token: s.token,
+        device: 'conv',
+      });
       if (ok.op !== 'ok') throw new Error(`conversation login of ${s.user}: ${JSON.stringify(ok)}`);
       s.loginSeq = Number(ok.seq);
       s.nextSeq = s.loginSeq + 1;
@@ -777,7 +958,16 @@ export class Conversation {
       const n = s.sent;
       try {
         s.sentAt.set(n, performance.now());
-        const reply = await s.wire!.request({ op: 'send', rid: this.ridSeq++, to: peer.user, body: new RawCbor(encodeBody({ n, pad: 'x'.repeat(40) })), cid: `conv-${n}` }, 15_000);
+        const reply = await s.wire!.request(
+          {
+            op: 'send',
+            rid: this.ridSeq++,
+            to: peer.user,
+            body: new RawCbor(encodeBody({ n, pad: 'x'.repeat(40) })),
+            cid: `conv-${n}`,
+          },
+          15_000,
+        );
         if (reply.op !== 'ok') {
           this.problem(`${s.user} send ${n}: ${JSON.stringify(reply)}`);
           if (reply.code === 'rate_limited') {
@@ -804,8 +994,12 @@ export class Conversation {
     const [a, b] = this.sides;
     try {
       await Promise.all([
-        a.wire!.until(() => a.nextN >= b.sent, timeoutMs, `${a.user} to get ${b.sent} messages`).catch((e: Error) => this.problem(e.message)),
-        b.wire!.until(() => b.nextN >= a.sent, timeoutMs, `${b.user} to get ${a.sent} messages`).catch((e: Error) => this.problem(e.message)),
+        a
+          .wire!.until(() => a.nextN >= b.sent, timeoutMs, `${a.user} to get ${b.sent} messages`)
+          .catch((e: Error) => this.problem(e.message)),
+        b
+          .wire!.until(() => b.nextN >= a.sent, timeoutMs, `${b.user} to get ${a.sent} messages`)
+          .catch((e: Error) => this.problem(e.message)),
       ]);
       if (a.nextN !== b.sent) this.problem(`${a.user} received ${a.nextN} of ${b.sent}`);
       if (b.nextN !== a.sent) this.problem(`${b.user} received ${b.nextN} of ${a.sent}`);
@@ -813,7 +1007,12 @@ export class Conversation {
     } finally {
       for (const s of this.sides) s.wire?.close();
     }
-    return { sent: [a.sent, b.sent], received: [a.nextN, b.nextN], problems: this.problems, maxLatencyMs: Math.round(this.maxLatency) };
+    return {
+      sent: [a.sent, b.sent],
+      received: [a.nextN, b.nextN],
+      problems: this.problems,
+      maxLatencyMs: Math.round(this.maxLatency),
+    };
   }
 
   /** Stops without checking (cleanup). */
@@ -889,7 +1088,8 @@ async function main(): Promise<void> {
   let stopping = false;
   up.on('exit', (code, signal) => {
     exited = { code, signal };
-    if (!stopping) console.error(`!!! fishchat up exited during the run: code ${code}, signal ${signal}\n${errOut.slice(-4000)}`);
+    if (!stopping)
+      console.error(`!!! fishchat up exited during the run: code ${code}, signal ${signal}\n${errOut.slice(-4000)}`);
   });
   // The roles' log lines: a handler that threw (caught by the platform, which then closes that
   // connection) or any error line is a finding even when the process lives on.
@@ -925,7 +1125,9 @@ async function main(): Promise<void> {
     });
     const run = JSON.parse(readFileSync(join(dir, '.fishchat', 'run.json'), 'utf8'));
     const secret = readFileSync(join(dir, '.fishchat', 'secret'), 'utf8').trim();
-    const servers: string[] = run.roles.filter((r: { role: string }) => r.role === 'msg_server').map((r: { addresses: { tcp: string } }) => r.addresses.tcp);
+    const servers: string[] = run.roles
+      .filter((r: { role: string }) => r.role === 'msg_server')
+      .map((r: { addresses: { tcp: string } }) => r.addresses.tcp);
     const pid: number = run.pid;
     const readRss = () => {
       try {
@@ -946,10 +1148,16 @@ async function main(): Promise<void> {
       10,
     );
     await conv.start();
-    const MB = (n: number) => (n / 1048576).toFixed(1);
-    console.log(`fuzzing ${run.gateway} and ${servers.join(', ')} (pid ${pid}, ${run.mode}, cluster on ${exe.includes('bun') ? 'Bun' : 'Node'}) — ${frames} frames, ${conns} connections, seed ${seed}`);
+    const mib = (n: number) => (n / 1048576).toFixed(1);
+    console.log(
+      `fuzzing ${run.gateway} and ${servers.join(', ')} (pid ${pid}, ${run.mode}, cluster on ${exe.includes('bun') ? 'Bun' : 'Node'}) — ${frames} frames, ${conns} connections, seed ${seed}`,
+    );
     const report = await runFuzz({
-      targets: [{ kind: 'gateway', addr: run.gateway }, ...servers.map((addr) => ({ kind: 'msg_server' as const, addr })), ...servers.map((addr) => ({ kind: 'msg_server' as const, addr }))],
+      targets: [
+        { kind: 'gateway', addr: run.gateway },
+        ...servers.map((addr) => ({ kind: 'msg_server' as const, addr })),
+        ...servers.map((addr) => ({ kind: 'msg_server' as const, addr })),
+      ],
       conns,
       frames,
       seed,
@@ -959,7 +1167,9 @@ async function main(): Promise<void> {
       onProgress: (r) => {
         if (Math.floor(r.ms / 1000) % 10 === 0) {
           const rss = samples.at(-1)?.rss ?? 0;
-          console.log(`  ${Math.round(r.ms / 1000)} s: ${r.frames} frames, ${r.sessions} sessions, ${r.violations.length} violations, server RSS ${MB(rss)} MiB`);
+          console.log(
+            `  ${Math.round(r.ms / 1000)} s: ${r.frames} frames, ${r.sessions} sessions, ${r.violations.length} violations, server RSS ${mib(rss)} MiB`,
+          );
         }
       },
     });
@@ -971,7 +1181,7 @@ async function main(): Promise<void> {
     samples.push({ t: Date.now() - t0, rss: readRss() });
     const rss = samples.map((s) => s.rss).filter((x) => x > 0);
     const summary = {
-      machine: `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${MB(totalmem())} MiB RAM`,
+      machine: `${cpus().length} cores (${cpus()[0]?.model ?? '?'}), ${mib(totalmem())} MiB RAM`,
       runtime: `cluster on ${exe.includes('bun') ? 'Bun' : 'Node'}, fuzzer on ${process.versions.bun ? `Bun ${process.versions.bun}` : `Node ${process.version}`}`,
       seed,
       conns,
@@ -990,15 +1200,16 @@ async function main(): Promise<void> {
       serverErrorLines: errLines,
       serverErrors,
       pingsAfter: pings.length ? pings : 'all answered',
-      rssStartMiB: Number(MB(rss[0] ?? 0)),
-      rssMaxMiB: Number(MB(Math.max(...rss))),
-      rssEndMiB: Number(MB(rss.at(-1) ?? 0)),
+      rssStartMiB: Number(mib(rss[0] ?? 0)),
+      rssMaxMiB: Number(mib(Math.max(...rss))),
+      rssEndMiB: Number(mib(rss.at(-1) ?? 0)),
       rssSamples: rss.length,
       conversation: { sent: c.sent, received: c.received, maxLatencyMs: c.maxLatencyMs, problems: c.problems },
     };
     console.log(JSON.stringify(summary, null, 2));
     for (const v of report.violations.slice(0, 20)) console.log('VIOLATION ' + v);
-    const okAll = report.violations.length === 0 && !exited && pings.length === 0 && c.problems.length === 0 && errLines === 0;
+    const okAll =
+      report.violations.length === 0 && !exited && pings.length === 0 && c.problems.length === 0 && errLines === 0;
     console.log(okAll ? 'RESULT: ok' : 'RESULT: FAILED');
     process.exitCode = okAll ? 0 : 1;
   } finally {
@@ -1019,7 +1230,9 @@ const isMain = (() => {
   const bunMain = (import.meta as { main?: boolean }).main;
   if (typeof bunMain === 'boolean') return bunMain;
   const a = process.argv[1];
-  return a !== undefined && import.meta.url === new URL(`file://${a.startsWith('/') ? '' : process.cwd() + '/'}${a}`).href;
+  return (
+    a !== undefined && import.meta.url === new URL(`file://${a.startsWith('/') ? '' : process.cwd() + '/'}${a}`).href
+  );
 })();
 if (isMain) {
   main().catch((e) => {

@@ -1,5 +1,5 @@
 /**
- * Baseline p2p throughput, before the performance work of issue 5/6
+ * Baseline p2p throughput, before the hot-path work
  * (`fishchat bench`).
  *
  *   node --import tsx bench/p2p-baseline.ts [pairs=100] [seconds=5] [inflight=8] [cross=1]
@@ -26,7 +26,14 @@ const bin = join(import.meta.dirname, '..', 'bin', 'run.js');
 
 const init = spawn(process.execPath, [bin, 'init', dir, '--force'], { stdio: 'inherit' });
 await new Promise((r) => init.on('exit', r));
-for (const f of ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json', 'manager.json', 'monitor.json']) {
+for (const f of [
+  'gateway.json',
+  'msg_server.19000.json',
+  'msg_server.19001.json',
+  'router.json',
+  'manager.json',
+  'monitor.json',
+]) {
   try {
     const j = JSON.parse(readFileSync(join(dir, f), 'utf8'));
     if ('port' in j) j.port = 0;
@@ -44,7 +51,17 @@ for (const f of ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json
   j.settings = { ...(j.settings ?? {}), sendRate: { rate: 1_000_000, burst: 1_000_000 } };
   writeFileSync(f, JSON.stringify(j));
 }
-const up = spawn(process.execPath, [...(process.env.FISHCHAT_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.FISHCHAT_BENCH_PROF] : []), bin, 'up', dir, ...(process.env.FISHCHAT_BENCH_REDIS ? ['--redis', process.env.FISHCHAT_BENCH_REDIS] : ['--embedded'])], { stdio: ['ignore', 'pipe', 'inherit'] });
+const up = spawn(
+  process.execPath,
+  [
+    ...(process.env.FISHCHAT_BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.FISHCHAT_BENCH_PROF] : []),
+    bin,
+    'up',
+    dir,
+    ...(process.env.FISHCHAT_BENCH_REDIS ? ['--redis', process.env.FISHCHAT_BENCH_REDIS] : ['--embedded']),
+  ],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
 let out = '';
 await new Promise<void>((resolve, reject) => {
   const t = setTimeout(() => reject(new Error('up not ready in 20 s')), 20_000);
@@ -58,7 +75,9 @@ await new Promise<void>((resolve, reject) => {
 });
 const run = JSON.parse(readFileSync(join(dir, '.fishchat', 'run.json'), 'utf8'));
 const secret = readFileSync(join(dir, '.fishchat', 'secret'), 'utf8').trim();
-const servers: string[] = run.roles.filter((r: { role: string }) => r.role === 'msg_server').map((r: { addresses: { tcp: string } }) => r.addresses.tcp);
+const servers: string[] = run.roles
+  .filter((r: { role: string }) => r.role === 'msg_server')
+  .map((r: { addresses: { tcp: string } }) => r.addresses.tcp);
 
 const latencies: number[] = [];
 let delivered = 0;
@@ -71,7 +90,12 @@ async function pair(i: number): Promise<void> {
   const s = servers[i % servers.length]!;
   const r = servers[(i + (cross ? 1 : 0)) % servers.length]!;
   const sender = await FishClient.connect({ server: s, user: `s${i}`, token: signToken(secret, `s${i}`), push: false });
-  const receiver = await FishClient.connect({ server: r, user: `r${i}`, token: signToken(secret, `r${i}`), autoAck: true });
+  const receiver = await FishClient.connect({
+    server: r,
+    user: `r${i}`,
+    token: signToken(secret, `r${i}`),
+    autoAck: true,
+  });
   clients.push(sender, receiver);
   // Fresh users: the k-th send to r<i> gets seq k in its inbox.
   const sentAt: number[] = [0];
@@ -112,10 +136,21 @@ await Promise.allSettled(runs);
 latencies.sort((a, b) => a - b);
 const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]?.toFixed(2);
 console.log(
-  JSON.stringify({ pairs, inflight, cross: !!cross, seconds, delivered, msgsPerSec: Math.round(delivered / secs), p50: pct(0.5), p99: pct(0.99), p999: pct(0.999) }),
+  JSON.stringify({
+    pairs,
+    inflight,
+    cross: !!cross,
+    seconds,
+    delivered,
+    msgsPerSec: Math.round(delivered / secs),
+    p50: pct(0.5),
+    p99: pct(0.99),
+    p999: pct(0.999),
+  }),
 );
 await Promise.allSettled(clients.map((c) => c.close()));
 up.kill('SIGTERM');
 await new Promise((r) => up.on('exit', r));
 rmSync(dir, { recursive: true, force: true });
-if (process.env.FISHCHAT_BENCH_REDIS) await deleteKeysWithPrefix(process.env.FISHCHAT_BENCH_REDIS, `fishchat:bench${process.pid}:`);
+if (process.env.FISHCHAT_BENCH_REDIS)
+  await deleteKeysWithPrefix(process.env.FISHCHAT_BENCH_REDIS, `fishchat:bench${process.pid}:`);

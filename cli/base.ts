@@ -21,7 +21,15 @@ export const EXIT = {
 } as const;
 
 /** Errors that are the user's to fix: printed as their message, exit code `usage`. */
-const USAGE_ERRORS = new Set(['ConfigError', 'InitRefusedError', 'AlreadyRunningError', 'AlreadyStartingError', 'NoRedisError', 'ServeUsageError', 'RuntimeMissingError']);
+const USAGE_ERRORS = new Set([
+  'ConfigError',
+  'InitRefusedError',
+  'AlreadyRunningError',
+  'AlreadyStartingError',
+  'NoRedisError',
+  'ServeUsageError',
+  'RuntimeMissingError',
+]);
 
 export const dirArg = Args.string({
   name: 'DIR',
@@ -60,13 +68,17 @@ export abstract class BaseCommand extends Command {
    * The monitor's HTTP address for `status` and `tail`: `--monitor`, else the
    * running cluster's run.json, else the monitor's role file.
    */
-  protected async findMonitor(dirFlagValue: string | undefined, monitorFlag: string | undefined): Promise<{ dir: string; config: ClusterConfig; where: string; hint: string; monitor: string }> {
+  protected async findMonitor(
+    dirFlagValue: string | undefined,
+    monitorFlag: string | undefined,
+  ): Promise<{ dir: string; config: ClusterConfig; where: string; hint: string; monitor: string }> {
     const dir = clusterDir(dirFlagValue);
     const config = await loadCluster(dir);
     const where = dir === process.cwd() ? 'this directory' : shown(dir);
     const hint = `is \`${binName()} up\` running in ${where}?`;
     if (monitorFlag !== undefined) {
-      if (!parseHostPort(monitorFlag)) this.fail(`--monitor must be HOST:PORT, found ${JSON.stringify(monitorFlag)}`, EXIT.usage);
+      if (!parseHostPort(monitorFlag))
+        this.fail(`--monitor must be HOST:PORT, found ${JSON.stringify(monitorFlag)}`, EXIT.usage);
       return { dir, config, where, hint, monitor: monitorFlag };
     }
     const running = await readRunInfo(dir);

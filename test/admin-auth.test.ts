@@ -1,6 +1,6 @@
 /**
- * Admin auth of the HTTP APIs (DESIGN.md "Security") and client auth of the
- * msg_server (PROTOCOL.md §4.1), against an in-process cluster plus a manager
+ * Admin auth of the HTTP APIs (docs/architecture.md "Security") and client auth of the
+ * msg_server (docs/protocol.md §4.1), against an in-process cluster plus a manager
  * and a monitor started from the default role config:
  *
  * - the manager and the monitor bind 127.0.0.1 unless configured otherwise;
@@ -77,37 +77,98 @@ function badCases(secret: string): BadCase[] {
     { what: 'three empty parts', header: () => bearer('..') },
     { what: 'a.b.c', header: () => bearer('a.b.c') },
     { what: 'four parts', header: (a) => bearer(`${a}.x`) },
-    { what: 'a 5000-character token', header: () => bearer('x'.repeat(2000) + '.' + 'y'.repeat(2000) + '.' + 'z'.repeat(998)) },
+    {
+      what: 'a 5000-character token',
+      header: () => bearer('x'.repeat(2000) + '.' + 'y'.repeat(2000) + '.' + 'z'.repeat(998)),
+    },
     { what: 'header and claims that are not JSON', header: () => bearer(`${b64('{nope')}.${b64('[')}.${b64('sig')}`) },
-    { what: 'tampered payload: adm flipped to true, old signature', header: () => bearer(reClaim(userToken, { adm: true })) },
-    { what: 'tampered payload: exp pushed forward on an expired admin token', header: () => bearer(reClaim(signToken(secret, 'admin', { admin: true, ttlSeconds: -3600 }), { exp: now() + 3600 })) },
+    {
+      what: 'tampered payload: adm flipped to true, old signature',
+      header: () => bearer(reClaim(userToken, { adm: true })),
+    },
+    {
+      what: 'tampered payload: exp pushed forward on an expired admin token',
+      header: () =>
+        bearer(reClaim(signToken(secret, 'admin', { admin: true, ttlSeconds: -3600 }), { exp: now() + 3600 })),
+    },
     { what: 'tampered signature (first character)', header: (a) => bearer(flipSigChar(a, 0)) },
     { what: 'tampered signature (middle character)', header: (a) => bearer(flipSigChar(a, 21)) },
     { what: 'tampered signature (last character)', header: (a) => bearer(flipSigChar(a, 42)) },
     { what: 'signature with a padding bit set (non-canonical base64url)', header: (a) => bearer(nonCanonicalSig(a)) },
     { what: 'signature with "=" padding appended', header: (a) => bearer(`${a}=`) },
-    { what: 'signature with a stray non-base64url character inside', header: (a) => bearer(`${a.slice(0, -10)}!${a.slice(-10)}`) },
+    {
+      what: 'signature with a stray non-base64url character inside',
+      header: (a) => bearer(`${a.slice(0, -10)}!${a.slice(-10)}`),
+    },
     { what: 'signature in standard base64 (+ and /)', header: () => bearer(standardB64Token(secret)) },
     { what: 'signature truncated', header: (a) => bearer(a.slice(0, -4)) },
     { what: 'empty signature', header: (a) => bearer(a.slice(0, a.lastIndexOf('.') + 1)) },
-    { what: 'HS512 header, re-signed with the secret (HMAC-SHA512)', header: () => bearer(hmacJwt(secret, { alg: 'HS512', typ: 'JWT' }, adminClaims(), 'sha512')) },
-    { what: 'HS384 header, re-signed with the secret', header: () => bearer(hmacJwt(secret, { alg: 'HS384', typ: 'JWT' }, adminClaims(), 'sha384')) },
-    { what: 'HS512 header over an HS256 signature', header: () => bearer(hmacJwt(secret, { alg: 'HS512', typ: 'JWT' }, adminClaims())) },
-    { what: '"hs256" in lower case', header: () => bearer(hmacJwt(secret, { alg: 'hs256', typ: 'JWT' }, adminClaims())) },
+    {
+      what: 'HS512 header, re-signed with the secret (HMAC-SHA512)',
+      header: () => bearer(hmacJwt(secret, { alg: 'HS512', typ: 'JWT' }, adminClaims(), 'sha512')),
+    },
+    {
+      what: 'HS384 header, re-signed with the secret',
+      header: () => bearer(hmacJwt(secret, { alg: 'HS384', typ: 'JWT' }, adminClaims(), 'sha384')),
+    },
+    {
+      what: 'HS512 header over an HS256 signature',
+      header: () => bearer(hmacJwt(secret, { alg: 'HS512', typ: 'JWT' }, adminClaims())),
+    },
+    {
+      what: '"hs256" in lower case',
+      header: () => bearer(hmacJwt(secret, { alg: 'hs256', typ: 'JWT' }, adminClaims())),
+    },
     { what: 'a header without alg', header: () => bearer(hmacJwt(secret, { typ: 'JWT' }, adminClaims())) },
     { what: 'RS256 header, signed with an RSA key', header: () => bearer(rs256) },
-    { what: 'alg none with an empty signature', header: () => bearer(`${b64({ alg: 'none', typ: 'JWT' })}.${b64(adminClaims())}.`) },
-    { what: 'alg None with an empty signature', header: () => bearer(`${b64({ alg: 'None' })}.${b64(adminClaims())}.`) },
-    { what: 'alg none with the HS256 signature kept', header: () => bearer(hmacJwt(secret, { alg: 'none' }, adminClaims())) },
-    { what: 'expired, beyond the 30 s leeway', header: () => bearer(signToken(secret, 'admin', { admin: true, ttlSeconds: 60, now: Date.now() - 60_000 - 45_000 })) },
-    { what: 'expired long ago', header: () => bearer(signToken(secret, 'admin', { admin: true, ttlSeconds: -86_400 })) },
-    { what: 'no exp claim', header: () => bearer(hmacJwt(secret, { alg: 'HS256', typ: 'JWT' }, { sub: 'admin', adm: true })) },
-    { what: 'exp as a string', header: () => bearer(hmacJwt(secret, { alg: 'HS256', typ: 'JWT' }, { sub: 'admin', adm: true, exp: String(now() + 3600) })) },
+    {
+      what: 'alg none with an empty signature',
+      header: () => bearer(`${b64({ alg: 'none', typ: 'JWT' })}.${b64(adminClaims())}.`),
+    },
+    {
+      what: 'alg None with an empty signature',
+      header: () => bearer(`${b64({ alg: 'None' })}.${b64(adminClaims())}.`),
+    },
+    {
+      what: 'alg none with the HS256 signature kept',
+      header: () => bearer(hmacJwt(secret, { alg: 'none' }, adminClaims())),
+    },
+    {
+      what: 'expired, beyond the 30 s leeway',
+      header: () =>
+        bearer(signToken(secret, 'admin', { admin: true, ttlSeconds: 60, now: Date.now() - 60_000 - 45_000 })),
+    },
+    {
+      what: 'expired long ago',
+      header: () => bearer(signToken(secret, 'admin', { admin: true, ttlSeconds: -86_400 })),
+    },
+    {
+      what: 'no exp claim',
+      header: () => bearer(hmacJwt(secret, { alg: 'HS256', typ: 'JWT' }, { sub: 'admin', adm: true })),
+    },
+    {
+      what: 'exp as a string',
+      header: () =>
+        bearer(hmacJwt(secret, { alg: 'HS256', typ: 'JWT' }, { sub: 'admin', adm: true, exp: String(now() + 3600) })),
+    },
     { what: 'a valid user (non-admin) token', header: () => bearer(userToken) },
-    { what: 'adm "true" as a string', header: () => bearer(hmacJwt(secret, { alg: 'HS256', typ: 'JWT' }, { sub: 'admin', exp: now() + 3600, adm: 'true' })) },
-    { what: 'adm 1', header: () => bearer(hmacJwt(secret, { alg: 'HS256', typ: 'JWT' }, { sub: 'admin', exp: now() + 3600, adm: 1 })) },
-    { what: "an admin token signed with another cluster's secret", header: () => bearer(signToken(secret + '-other-cluster', 'admin', { admin: true })) },
-    { what: 'an admin token signed with an empty secret', header: () => bearer(signToken('', 'admin', { admin: true })) },
+    {
+      what: 'adm "true" as a string',
+      header: () =>
+        bearer(hmacJwt(secret, { alg: 'HS256', typ: 'JWT' }, { sub: 'admin', exp: now() + 3600, adm: 'true' })),
+    },
+    {
+      what: 'adm 1',
+      header: () => bearer(hmacJwt(secret, { alg: 'HS256', typ: 'JWT' }, { sub: 'admin', exp: now() + 3600, adm: 1 })),
+    },
+    {
+      what: "an admin token signed with another cluster's secret",
+      header: () => bearer(signToken(secret + '-other-cluster', 'admin', { admin: true })),
+    },
+    {
+      what: 'an admin token signed with an empty secret',
+      header: () => bearer(signToken('', 'admin', { admin: true })),
+    },
   ];
 }
 
@@ -190,11 +251,17 @@ describe('admin auth of the manager and monitor HTTP APIs', () => {
   });
 
   /** One GET; the body is read as JSON (or, for a 200 event stream, the request is aborted). */
-  async function get(url: string, header: string | undefined): Promise<{ status: number; type: string; body: any; www: string | null }> {
+  async function get(
+    url: string,
+    header: string | undefined,
+  ): Promise<{ status: number; type: string; body: any; www: string | null }> {
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), 5000);
     try {
-      const res = await fetch(url, { headers: header === undefined ? {} : { authorization: header }, signal: ac.signal });
+      const res = await fetch(url, {
+        headers: header === undefined ? {} : { authorization: header },
+        signal: ac.signal,
+      });
       const type = res.headers.get('content-type') ?? '';
       let body: unknown;
       if (type.startsWith('text/event-stream')) {
@@ -218,9 +285,14 @@ describe('admin auth of the manager and monitor HTTP APIs', () => {
       for (const url of urls) {
         const r = await get(url, header);
         const where = `${bc.what} → ${url.replace(/^http:\/\/[^/]+/, '')}`;
-        if (r.status !== 401) failures.push(`${where}: status ${r.status} ${JSON.stringify(r.body ?? null).slice(0, 80)}`);
+        if (r.status !== 401)
+          failures.push(`${where}: status ${r.status} ${JSON.stringify(r.body ?? null).slice(0, 80)}`);
         else if (!r.type.startsWith('application/json')) failures.push(`${where}: content-type ${r.type}`);
-        else if (r.body?.error?.code !== 'auth_failed' || typeof r.body.error.message !== 'string' || r.body.error.message === '') {
+        else if (
+          r.body?.error?.code !== 'auth_failed' ||
+          typeof r.body.error.message !== 'string' ||
+          r.body.error.message === ''
+        ) {
           failures.push(`${where}: body ${JSON.stringify(r.body).slice(0, 200)}`);
         } else if (!/^Bearer/.test(r.www ?? '')) failures.push(`${where}: WWW-Authenticate ${r.www}`);
       }
@@ -250,7 +322,10 @@ describe('admin auth of the manager and monitor HTTP APIs', () => {
     assert.equal((await get(managerUrl() + '/v1/sessions', `Bearer ${late}`)).status, 200);
     assert.equal((await get(monitorUrl() + '/status', `Bearer ${late}`)).status, 200);
     // An admin token for any sub works (the claim, not the name, makes it admin).
-    assert.equal((await get(monitorUrl() + '/status', `Bearer ${signToken(c.secret, 'ops-bot', { admin: true })}`)).status, 200);
+    assert.equal(
+      (await get(monitorUrl() + '/status', `Bearer ${signToken(c.secret, 'ops-bot', { admin: true })}`)).status,
+      200,
+    );
   });
 
   it('/health and /metrics are open', async () => {
@@ -291,8 +366,14 @@ describe('msg_server login with bad tokens', () => {
       ['garbage', 'garbage'],
       ['a.b.c', 'a.b.c'],
       ['5000 characters', 'x'.repeat(5000)],
-      ['tampered payload: sub changed to bob, old signature', `${h}.${b64(claims({ sub: 'bob' }))}.${good.split('.')[2]}`],
-      ['tampered payload: exp pushed forward', reClaim(signToken(secret, 'alice', { ttlSeconds: -3600 }), { exp: now() + 3600 })],
+      [
+        'tampered payload: sub changed to bob, old signature',
+        `${h}.${b64(claims({ sub: 'bob' }))}.${good.split('.')[2]}`,
+      ],
+      [
+        'tampered payload: exp pushed forward',
+        reClaim(signToken(secret, 'alice', { ttlSeconds: -3600 }), { exp: now() + 3600 }),
+      ],
       ['tampered signature (middle)', flipSigChar(good, 21)],
       ['tampered signature (last character)', flipSigChar(good, 42)],
       ['signature with a padding bit set', nonCanonicalSig(good)],
@@ -314,14 +395,25 @@ describe('msg_server login with bad tokens', () => {
       try {
         const r = rid();
         conn.send({ op: 'login', rid: r, user: 'alice', token: token as string | undefined });
-        const reply: Record<string, unknown> = await conn.next(3000).catch((e: Error) => ({ op: 'none', message: e.message }));
-        if (reply.op !== 'error' || reply.code !== 'auth_failed' || reply.rid !== r || typeof reply.message !== 'string') {
+        const reply: Record<string, unknown> = await conn
+          .next(3000)
+          .catch((e: Error) => ({ op: 'none', message: e.message }));
+        if (
+          reply.op !== 'error' ||
+          reply.code !== 'auth_failed' ||
+          reply.rid !== r ||
+          typeof reply.message !== 'string'
+        ) {
           failures.push(`${what}: ${JSON.stringify(reply)}`);
           continue;
         }
-        const closed = await conn.waitClosed(3000).then(() => true, () => false);
+        const closed = await conn.waitClosed(3000).then(
+          () => true,
+          () => false,
+        );
         if (!closed) failures.push(`${what}: connection left open`);
-        else if (conn.pending().length) failures.push(`${what}: frames after auth_failed: ${JSON.stringify(conn.pending())}`);
+        else if (conn.pending().length)
+          failures.push(`${what}: frames after auth_failed: ${JSON.stringify(conn.pending())}`);
       } finally {
         conn.close();
       }

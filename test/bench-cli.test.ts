@@ -34,7 +34,11 @@ interface Result {
 
 function fishchat(args: string[], timeoutMs = 40_000): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(NODE, [BIN, ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...CLEAN_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -113,10 +117,31 @@ describe('fishchat bench', () => {
     assert.equal(j.rssPerConnBytes, null);
     assertTraffic(j);
     assertProcesses(j);
-    assert.deepEqual(
-      Object.keys(j),
-      ['system', 'version', 'runtime', 'mode', 'workload', 'pairs', 'cross', 'topicMembers', 'idle', 'size', 'inflight', 'duration', 'warmup', 'sent', 'delivered', 'errors', 'msgsPerSec', 'latencyMs', 'processes', 'client', 'rssPerConnBytes', 'machine', 'at'],
-    );
+    assert.deepEqual(Object.keys(j), [
+      'system',
+      'version',
+      'runtime',
+      'mode',
+      'workload',
+      'pairs',
+      'cross',
+      'topicMembers',
+      'idle',
+      'size',
+      'inflight',
+      'duration',
+      'warmup',
+      'sent',
+      'delivered',
+      'errors',
+      'msgsPerSec',
+      'latencyMs',
+      'processes',
+      'client',
+      'rssPerConnBytes',
+      'machine',
+      'at',
+    ]);
   });
 
   test('p2p --cross, inflight 4', T, async () => {
@@ -133,7 +158,10 @@ describe('fishchat bench', () => {
     assert.equal(j.pairs, 0);
     assertTraffic(j);
     // Deliveries in the window: about 6 per message sent in it.
-    assert.ok(j.delivered >= j.sent * 6 - 12 * 2 && j.delivered <= j.sent * 6 + 12 * 2, `${j.sent} sent, ${j.delivered} delivered`);
+    assert.ok(
+      j.delivered >= j.sent * 6 - 12 * 2 && j.delivered <= j.sent * 6 + 12 * 2,
+      `${j.sent} sent, ${j.delivered} delivered`,
+    );
   });
 
   test('idle: 300 connections, RSS per connection', T, async () => {
@@ -152,7 +180,10 @@ describe('fishchat bench', () => {
     dirs.push(dir);
     const init = await fishchat(['init', dir]);
     assert.equal(init.code, 0, init.stderr);
-    const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { roles: string[]; settings: Record<string, unknown> };
+    const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as {
+      roles: string[];
+      settings: Record<string, unknown>;
+    };
     cluster.settings.sendRate = { rate: 100000, burst: 100000 };
     await writeFile(join(dir, 'fishchat.json'), JSON.stringify(cluster));
     for (const file of cluster.roles) {
@@ -161,7 +192,11 @@ describe('fishchat bench', () => {
       role.httpPort = 0;
       await writeFile(join(dir, file), JSON.stringify(role));
     }
-    const up: ChildProcess = spawn(NODE, [BIN, 'up', dir, '--embedded'], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const up: ChildProcess = spawn(NODE, [BIN, 'up', dir, '--embedded'], {
+      cwd: ROOT,
+      env: { ...process.env, ...CLEAN_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     try {
       let out = '';
       up.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -179,7 +214,16 @@ describe('fishchat bench', () => {
       assert.deepEqual(j.processes, []);
       assertTraffic(j);
       // A wrong secret: the login is refused, exit 1.
-      const bad = await fishchat(['bench', '--gateway', run.gateway, '--secret', 'x'.repeat(40), '--pairs', '1', ...SHORT]);
+      const bad = await fishchat([
+        'bench',
+        '--gateway',
+        run.gateway,
+        '--secret',
+        'x'.repeat(40),
+        '--pairs',
+        '1',
+        ...SHORT,
+      ]);
       assert.equal(bad.code, 1, bad.stdout + bad.stderr);
       assert.match(bad.stderr, /auth_failed/);
     } finally {
@@ -209,7 +253,16 @@ describe('fishchat bench', () => {
   });
 
   test('a gateway nobody listens on: exit 3', T, async () => {
-    const r = await fishchat(['bench', '--gateway', '127.0.0.1:1', '--secret', 'x'.repeat(40), '--pairs', '1', ...SHORT]);
+    const r = await fishchat([
+      'bench',
+      '--gateway',
+      '127.0.0.1:1',
+      '--secret',
+      'x'.repeat(40),
+      '--pairs',
+      '1',
+      ...SHORT,
+    ]);
     assert.equal(r.code, 3, r.stdout + r.stderr);
     assert.match(r.stderr, /127\.0\.0\.1:1/);
   });
@@ -224,7 +277,8 @@ describe('fishchat bench', () => {
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout.resume();
     const deadline = Date.now() + 30_000;
-    while (!/measuring/.test(stderr) && child.exitCode === null && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (!/measuring/.test(stderr) && child.exitCode === null && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     assert.match(stderr, /measuring/, stderr);
     const dir = /bin\/run\.js up (\S+)/.exec(stderr)?.[1];
     assert.ok(dir, stderr);
@@ -253,7 +307,10 @@ describe('fishchat bench', () => {
     assert.match(r.stdout, /EXAMPLES/);
   });
 
-  test('--redis: one process per role over Redis', { ...T, skip: redisOk ? false : `no Redis at ${REDIS}` }, async () => {
+  test('--redis: one process per role over Redis', {
+    ...T,
+    skip: redisOk ? false : `no Redis at ${REDIS}`,
+  }, async () => {
     const j = await bench(['--pairs', '3', '--cross', '--redis', REDIS, ...SHORT]);
     assert.equal(j.mode, 'redis');
     assertTraffic(j);

@@ -5,10 +5,25 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { buildSeries, logTicks, mergeLatest, niceTicks, parseJsonl, renderSvg, type BenchResult } from '../bench/chart.js';
+import {
+  buildSeries,
+  logTicks,
+  mergeLatest,
+  niceTicks,
+  parseJsonl,
+  renderSvg,
+  type BenchResult,
+} from '../bench/chart.js';
 import { MsgScanner, opOf, OP_MSG } from '../cli/bench/wire.js';
 import { encodeFrame, RawCbor } from '../runtime/protocol/index.js';
-import { parseProcStatCpu, parseProcStatTicks, parseProcStatusRss, percentile, Samples, summarize } from '../bench/peers/stats.js';
+import {
+  parseProcStatCpu,
+  parseProcStatTicks,
+  parseProcStatusRss,
+  percentile,
+  Samples,
+  summarize,
+} from '../bench/peers/stats.js';
 
 describe('percentile (nearest rank, exact)', () => {
   const sorted = Float64Array.from({ length: 1000 }, (_, i) => i + 1); // 1..1000
@@ -68,7 +83,15 @@ describe('/proc parsing', () => {
   });
 });
 
-function result(system: string, runtime: string | null, pairs: number, msgsPerSec: number, p99: number, at: string, extra: Partial<BenchResult> = {}): BenchResult {
+function result(
+  system: string,
+  runtime: string | null,
+  pairs: number,
+  msgsPerSec: number,
+  p99: number,
+  at: string,
+  extra: Partial<BenchResult> = {},
+): BenchResult {
   return {
     system,
     runtime,
@@ -109,7 +132,10 @@ describe('JSONL merge rule', () => {
   });
 
   test('parseJsonl skips blank lines and names a bad line', () => {
-    const ok = parseJsonl(`${JSON.stringify(result('socketio', 'node', 100, 1, 1, '2026-01-01T00:00:00Z'))}\n\n`, 'a.jsonl');
+    const ok = parseJsonl(
+      `${JSON.stringify(result('socketio', 'node', 100, 1, 1, '2026-01-01T00:00:00Z'))}\n\n`,
+      'a.jsonl',
+    );
     assert.equal(ok.length, 1);
     assert.throws(() => parseJsonl('{"system":"x"}\nnot json\n', 'b.jsonl'), /b\.jsonl:1: not a bench result/);
     assert.throws(() => parseJsonl('\nnot json\n', 'c.jsonl'), /c\.jsonl:2: not JSON/);
@@ -119,11 +145,13 @@ describe('JSONL merge rule', () => {
 /** A small well-formedness check: balanced tags, quoted attributes, known entities only. */
 function assertWellFormedXml(xml: string): void {
   const stack: string[] = [];
-  const re = /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>|<!--[\s\S]*?-->|<\?[\s\S]*?\?>|(<)|(&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);))/g;
+  const re =
+    /<(\/?)([A-Za-z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>|<!--[\s\S]*?-->|<\?[\s\S]*?\?>|(<)|(&(?!(?:amp|lt|gt|quot|apos|#\d+|#x[0-9a-fA-F]+);))/g;
   let m: RegExpExecArray | null;
   let roots = 0;
   while ((m = re.exec(xml))) {
-    if (m[5]) assert.fail(`stray "<" or malformed tag at ${m.index}: ${JSON.stringify(xml.slice(m.index, m.index + 60))}`);
+    if (m[5])
+      assert.fail(`stray "<" or malformed tag at ${m.index}: ${JSON.stringify(xml.slice(m.index, m.index + 60))}`);
     if (m[6]) assert.fail(`unescaped "&" at ${m.index}: ${JSON.stringify(xml.slice(m.index, m.index + 30))}`);
     if (!m[2]) continue;
     const [, close, name, , selfClose] = m;
@@ -166,27 +194,54 @@ describe('SVG chart', () => {
     const svg = renderSvg(fixture);
     assert.match(svg, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg" /);
     assertWellFormedXml(svg);
-    assert.match(svg, /2 × AMD EPYC &lt;test&gt; &amp; co, 24 GiB · 2026-01-05/, 'machine and newest date in the title');
-    for (const label of ['FishChat on Node', 'FishChat on Bun', 'socket.io']) assert.ok(svg.includes(`>${label}</text>`), `legend has ${label}`);
+    assert.match(
+      svg,
+      /2 × AMD EPYC &lt;test&gt; &amp; co, 24 GiB · 2026-01-05/,
+      'machine and newest date in the title',
+    );
+    for (const label of ['FishChat on Node', 'FishChat on Bun', 'socket.io'])
+      assert.ok(svg.includes(`>${label}</text>`), `legend has ${label}`);
     const panels = svg.split('<g class="panel"').slice(1);
     assert.equal(panels.length, 2);
     for (const [i, panel] of panels.entries()) {
       assert.match(panel, i === 0 ? /^ data-panel="throughput"/ : /^ data-panel="p99"/);
       const series = panel.split('<g class="series"').slice(1);
       assert.equal(series.length, 3);
-      const pts = series.map((s) => [...s.matchAll(/class="point" data-x="(\d+)" data-y="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2])]));
+      const pts = series.map((s) =>
+        [...s.matchAll(/class="point" data-x="(\d+)" data-y="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2])]),
+      );
       assert.deepEqual(
         pts,
         i === 0
           ? [
-              [[100, 9000], [500, 12000], [1000, 13000]],
-              [[100, 11000], [1000, 15000]],
-              [[100, 6000], [1000, 6000]],
+              [
+                [100, 9000],
+                [500, 12000],
+                [1000, 13000],
+              ],
+              [
+                [100, 11000],
+                [1000, 15000],
+              ],
+              [
+                [100, 6000],
+                [1000, 6000],
+              ],
             ]
           : [
-              [[100, 12], [500, 62], [1000, 102]],
-              [[100, 9], [1000, 80]],
-              [[100, 30], [1000, 460]],
+              [
+                [100, 12],
+                [500, 62],
+                [1000, 102],
+              ],
+              [
+                [100, 9],
+                [1000, 80],
+              ],
+              [
+                [100, 30],
+                [1000, 460],
+              ],
             ],
       );
       assert.equal((panel.match(/<polyline /g) ?? []).length, 3, 'one line per series');

@@ -41,167 +41,176 @@ if (sharedRedis) {
 }
 
 describe('RedisBus', () => {
-  it(
-    'after redis-server restarts: onResubscribe fires and later publishes arrive; publishes while down never throw',
-    { skip: hasRedisServer ? false : 'redis-server is not on PATH', timeout: 90_000 },
-    async () => {
-      // without persistence; restarted on the same port
-      const server = await RedisServer.start(['--appendonly', 'no']);
-      const port = server.port;
-      const logs: string[] = [];
-      const bus = await createRedisBus({ url: `redis://127.0.0.1:${port}`, log: (m) => logs.push(m), maxQueued: 5 });
+  it('after redis-server restarts: onResubscribe fires and later publishes arrive; publishes while down never throw', {
+    skip: hasRedisServer ? false : 'redis-server is not on PATH',
+    timeout: 90_000,
+  }, async () => {
+    // without persistence; restarted on the same port
+    const server = await RedisServer.start(['--appendonly', 'no']);
+    const port = server.port;
+    const logs: string[] = [];
+    const bus = await createRedisBus({ url: `redis://127.0.0.1:${port}`, log: (m) => logs.push(m), maxQueued: 5 });
+    try {
+      const ch = `fishchat:test-${randomUUID()}:/sysctrl/deliver/ms1`;
+      const a: string[] = [];
+      const b: string[] = [];
+      let resubscribed = 0;
+      bus.onResubscribe(() => resubscribed++);
+      await bus.subscribe(ch, (p) => a.push(text(p)));
+      await bus.subscribe(ch, (p) => b.push(text(p)));
+      bus.publish(ch, bytes('before'));
+      await until(() => a.length === 1 && b.length === 1, 'the first payload');
+      assert.equal(resubscribed, 0);
+
+      await server.stop('SIGKILL');
+      await sleep(100);
+      // Redis is down: publish must not throw, and must not hold more than maxQueued
+      for (let i = 0; i < 50; i++) bus.publish(ch, bytes(`during ${i}`));
+      await until(() => logs.some((l) => /dropping/.test(l)), 'a log line about dropped publishes');
+
+      await server.run();
+      await until(() => resubscribed >= 1, 'onResubscribe', 15_000);
+      // what was queued while down went out; at most maxQueued of the 50
+      await sleep(200);
+      assert.ok(a.filter((m) => m.startsWith('during')).length <= 5, `at most 5 queued publishes, got ${a.length - 1}`);
+
+      bus.publish(ch, bytes('after'));
+      await until(() => a.includes('after') && b.includes('after'), 'a publish after the restart', 10_000);
+      assert.equal(a[0], 'before');
+      assert.equal(a.at(-1), 'after');
+      // the subscription is one Redis subscription, counted once
+      const probe = new Redis(`redis://127.0.0.1:${port}`);
       try {
-        const ch = `fishchat:test-${randomUUID()}:/sysctrl/deliver/ms1`;
-        const a: string[] = [];
-        const b: string[] = [];
-        let resubscribed = 0;
-        bus.onResubscribe(() => resubscribed++);
-        await bus.subscribe(ch, (p) => a.push(text(p)));
-        await bus.subscribe(ch, (p) => b.push(text(p)));
-        bus.publish(ch, bytes('before'));
-        await until(() => a.length === 1 && b.length === 1, 'the first payload');
-        assert.equal(resubscribed, 0);
-
-        await server.stop('SIGKILL');
-        await sleep(100);
-        // Redis is down: publish must not throw, and must not hold more than maxQueued
-        for (let i = 0; i < 50; i++) bus.publish(ch, bytes(`during ${i}`));
-        await until(() => logs.some((l) => /dropping/.test(l)), 'a log line about dropped publishes');
-
-        await server.run();
-        await until(() => resubscribed >= 1, 'onResubscribe', 15_000);
-        // what was queued while down went out; at most maxQueued of the 50
-        await sleep(200);
-        assert.ok(a.filter((m) => m.startsWith('during')).length <= 5, `at most 5 queued publishes, got ${a.length - 1}`);
-
-        bus.publish(ch, bytes('after'));
-        await until(() => a.includes('after') && b.includes('after'), 'a publish after the restart', 10_000);
-        assert.equal(a[0], 'before');
-        assert.equal(a.at(-1), 'after');
-        // the subscription is one Redis subscription, counted once
-        const probe = new Redis(`redis://127.0.0.1:${port}`);
-        try {
-          const counts = (await probe.call('PUBSUB', 'NUMSUB', ch)) as [string, number];
-          assert.equal(Number(counts[1]), 1);
-        } finally {
-          probe.disconnect();
-        }
-      } finally {
-        await bus.close();
-        await server.destroy();
-      }
-    },
-  );
-
-  it(
-    'many subscribe() calls share one Redis subscription, dropped with the last handler',
-    { skip: sharedRedis ? false : `no Redis answers at ${REDIS_URL}` },
-    async () => {
-      const bus = await createRedisBus({ url: REDIS_URL, log: () => {} });
-      const probe = new Redis(REDIS_URL);
-      const numsub = async (ch: string) => Number(((await probe.call('PUBSUB', 'NUMSUB', ch)) as [string, number])[1]);
-      try {
-        const ch = `fishchat:test-${randomUUID()}:/sysctrl/send`;
-        const offs = await Promise.all(Array.from({ length: 5 }, () => bus.subscribe(ch, () => {})));
-        assert.equal(await numsub(ch), 1);
-        for (const off of offs.slice(1)) await off();
-        assert.equal(await numsub(ch), 1);
-        await offs[0]!();
-        assert.equal(await numsub(ch), 0);
+        const counts = (await probe.call('PUBSUB', 'NUMSUB', ch)) as [string, number];
+        assert.equal(Number(counts[1]), 1);
       } finally {
         probe.disconnect();
-        await bus.close();
       }
-    },
-  );
+    } finally {
+      await bus.close();
+      await server.destroy();
+    }
+  });
 
-  it(
-    'batches: a burst of publishes in one turn goes out as one pipeline, in order',
-    { skip: sharedRedis ? false : `no Redis answers at ${REDIS_URL}`, timeout: 60_000 },
-    async () => {
-      const bus = await createRedisBus({ url: REDIS_URL, log: () => {} });
-      try {
-        const ch = `fishchat:test-${randomUUID()}:/sysctrl/topic-sync`;
-        const got: number[] = [];
-        await bus.subscribe(ch, (p) => got.push(new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(0)));
-        const t0 = performance.now();
-        for (let i = 0; i < 20_000; i++) {
-          const b = new Uint8Array(4);
-          new DataView(b.buffer).setUint32(0, i);
-          bus.publish(ch, b);
-        }
-        await until(() => got.length === 20_000, '20 000 payloads', 20_000);
-        const ms = performance.now() - t0;
-        assert.deepEqual(got, Array.from({ length: 20_000 }, (_, i) => i));
-        // one round trip per batch, not per message: far below 20 000 RTTs
-        assert.ok(ms < 10_000, `20 000 publishes took ${ms.toFixed(0)} ms`);
-      } finally {
-        await bus.close();
+  it('many subscribe() calls share one Redis subscription, dropped with the last handler', {
+    skip: sharedRedis ? false : `no Redis answers at ${REDIS_URL}`,
+  }, async () => {
+    const bus = await createRedisBus({ url: REDIS_URL, log: () => {} });
+    const probe = new Redis(REDIS_URL);
+    const numsub = async (ch: string) => Number(((await probe.call('PUBSUB', 'NUMSUB', ch)) as [string, number])[1]);
+    try {
+      const ch = `fishchat:test-${randomUUID()}:/sysctrl/send`;
+      const offs = await Promise.all(Array.from({ length: 5 }, () => bus.subscribe(ch, () => {})));
+      assert.equal(await numsub(ch), 1);
+      for (const off of offs.slice(1)) await off();
+      assert.equal(await numsub(ch), 1);
+      await offs[0]!();
+      assert.equal(await numsub(ch), 0);
+    } finally {
+      probe.disconnect();
+      await bus.close();
+    }
+  });
+
+  it('batches: a burst of publishes in one turn goes out as one pipeline, in order', {
+    skip: sharedRedis ? false : `no Redis answers at ${REDIS_URL}`,
+    timeout: 60_000,
+  }, async () => {
+    const bus = await createRedisBus({ url: REDIS_URL, log: () => {} });
+    try {
+      const ch = `fishchat:test-${randomUUID()}:/sysctrl/topic-sync`;
+      const got: number[] = [];
+      await bus.subscribe(ch, (p) => got.push(new DataView(p.buffer, p.byteOffset, p.byteLength).getUint32(0)));
+      const t0 = performance.now();
+      for (let i = 0; i < 20_000; i++) {
+        const b = new Uint8Array(4);
+        new DataView(b.buffer).setUint32(0, i);
+        bus.publish(ch, b);
       }
-    },
-  );
+      await until(() => got.length === 20_000, '20 000 payloads', 20_000);
+      const ms = performance.now() - t0;
+      assert.deepEqual(
+        got,
+        Array.from({ length: 20_000 }, (_, i) => i),
+      );
+      // one round trip per batch, not per message: far below 20 000 RTTs
+      assert.ok(ms < 10_000, `20 000 publishes took ${ms.toFixed(0)} ms`);
+    } finally {
+      await bus.close();
+    }
+  });
 
   it('createRedisBus rejects, leaving nothing open, when Redis cannot be reached', async () => {
     const port = await freePort();
-    await assert.rejects(createRedisBus({ url: `redis://127.0.0.1:${port}`, log: () => {} }), /cannot connect to Redis/);
+    await assert.rejects(
+      createRedisBus({ url: `redis://127.0.0.1:${port}`, log: () => {} }),
+      /cannot connect to Redis/,
+    );
   });
 
-  it(
-    'on a Redis Cluster: sharded pub/sub across the slots of every node, in order, binary, unsubscribe',
-    { skip: hasRedisServer ? false : 'redis-server is not on PATH', timeout: 90_000 },
-    async (t) => {
-      let cluster: Awaited<ReturnType<typeof startRedisCluster>>;
-      try {
-        cluster = await startRedisCluster();
-      } catch (err) {
-        t.skip(`a Redis Cluster could not be started here: ${err instanceof Error ? err.message : String(err)}`);
-        return;
-      }
-      const logs: string[] = [];
-      let bus: Awaited<ReturnType<typeof createRedisBus>> | undefined;
-      try {
-        bus = await createRedisBus({ url: cluster.nodes.map((n) => n.url).join(','), cluster: true, log: (m) => logs.push(m) });
-        const prefix = `fishchat:test-${randomUUID()}:/sysctrl/deliver/`;
-        // 30 channels: their slots fall on all three masters
-        const names = Array.from({ length: 30 }, (_, i) => `${prefix}ms${i}`);
-        const got = new Map<string, string[]>(names.map((n) => [n, []]));
-        const offs = await Promise.all(names.map((n) => bus!.subscribe(n, (p) => got.get(n)!.push(text(p)))));
-        const all = new Uint8Array(256).map((_, i) => i);
-        let binary: Uint8Array | undefined;
-        await bus.subscribe(names[0]!, (p) => {
-          if (p.byteLength === 256) binary = p;
-        });
-        for (let i = 0; i < 100; i++) for (const n of names) bus.publish(n, bytes(String(i)));
-        bus.publish(names[0]!, all);
-        await until(() => names.every((n) => got.get(n)!.length >= 100) && binary !== undefined, 'every channel', 15_000);
-        for (const n of names) assert.deepEqual(got.get(n)!.slice(0, 100), Array.from({ length: 100 }, (_, i) => String(i)));
-        assert.deepEqual([...binary!], [...all]);
-
-        await offs[1]!();
-        bus.publish(names[1]!, bytes('gone'));
-        bus.publish(names[2]!, bytes('still'));
-        await until(() => got.get(names[2]!)!.includes('still'), 'the remaining channel');
-        await sleep(50);
-        assert.ok(!got.get(names[1]!)!.includes('gone'));
-
-        // a master restarts: its sharded subscriber is made again and resubscribed
-        let resubscribed = 0;
-        bus.onResubscribe(() => resubscribed++);
-        await cluster.nodes[1]!.restart('SIGKILL');
-        await until(() => resubscribed >= 1, 'onResubscribe', 20_000);
-        const live = names.filter((_, i) => i !== 1);
-        await until(
-          () => {
-            for (const n of live) bus!.publish(n, bytes('after'));
-            return live.every((n) => got.get(n)!.includes('after'));
-          },
-          'publishes on every channel after the restart',
-          20_000,
+  it('on a Redis Cluster: sharded pub/sub across the slots of every node, in order, binary, unsubscribe', {
+    skip: hasRedisServer ? false : 'redis-server is not on PATH',
+    timeout: 90_000,
+  }, async (t) => {
+    let cluster: Awaited<ReturnType<typeof startRedisCluster>>;
+    try {
+      cluster = await startRedisCluster();
+    } catch (err) {
+      t.skip(`a Redis Cluster could not be started here: ${err instanceof Error ? err.message : String(err)}`);
+      return;
+    }
+    const logs: string[] = [];
+    let bus: Awaited<ReturnType<typeof createRedisBus>> | undefined;
+    try {
+      bus = await createRedisBus({
+        url: cluster.nodes.map((n) => n.url).join(','),
+        cluster: true,
+        log: (m) => logs.push(m),
+      });
+      const prefix = `fishchat:test-${randomUUID()}:/sysctrl/deliver/`;
+      // 30 channels: their slots fall on all three masters
+      const names = Array.from({ length: 30 }, (_, i) => `${prefix}ms${i}`);
+      const got = new Map<string, string[]>(names.map((n) => [n, []]));
+      const offs = await Promise.all(names.map((n) => bus!.subscribe(n, (p) => got.get(n)!.push(text(p)))));
+      const all = new Uint8Array(256).map((_, i) => i);
+      let binary: Uint8Array | undefined;
+      await bus.subscribe(names[0]!, (p) => {
+        if (p.byteLength === 256) binary = p;
+      });
+      for (let i = 0; i < 100; i++) for (const n of names) bus.publish(n, bytes(String(i)));
+      bus.publish(names[0]!, all);
+      await until(() => names.every((n) => got.get(n)!.length >= 100) && binary !== undefined, 'every channel', 15_000);
+      for (const n of names)
+        assert.deepEqual(
+          got.get(n)!.slice(0, 100),
+          Array.from({ length: 100 }, (_, i) => String(i)),
         );
-      } finally {
-        await bus?.close();
-        await cluster.destroy();
-      }
-    },
-  );
+      assert.deepEqual([...binary!], [...all]);
+
+      await offs[1]!();
+      bus.publish(names[1]!, bytes('gone'));
+      bus.publish(names[2]!, bytes('still'));
+      await until(() => got.get(names[2]!)!.includes('still'), 'the remaining channel');
+      await sleep(50);
+      assert.ok(!got.get(names[1]!)!.includes('gone'));
+
+      // a master restarts: its sharded subscriber is made again and resubscribed
+      let resubscribed = 0;
+      bus.onResubscribe(() => resubscribed++);
+      await cluster.nodes[1]!.restart('SIGKILL');
+      await until(() => resubscribed >= 1, 'onResubscribe', 20_000);
+      const live = names.filter((_, i) => i !== 1);
+      await until(
+        () => {
+          for (const n of live) bus!.publish(n, bytes('after'));
+          return live.every((n) => got.get(n)!.includes('after'));
+        },
+        'publishes on every channel after the restart',
+        20_000,
+      );
+    } finally {
+      await bus?.close();
+      await cluster.destroy();
+    }
+  });
 });

@@ -1,5 +1,5 @@
 /**
- * Chaos (issue 7): a real cluster from `fishchat up` under steady p2p traffic
+ * Chaos: a real cluster from `fishchat up` under steady p2p traffic
  * (20 pairs through the gateway, the client library's reconnect and catch-up,
  * every send with a cid and retried with it until ok), while:
  *
@@ -28,7 +28,9 @@ import { haveDist, runChaos, summaryLine, type ChaosOptions, type ChaosResult } 
 import { available as haveRedisServer } from './helpers/redis-server.js';
 
 const UNDER_BUN = (process.versions as { bun?: string }).bun !== undefined;
-const SKIP_ALL = UNDER_BUN ? 'chaos runs on Node only (`node --import tsx --test test/chaos.test.ts`); too slow for bun test' : false;
+const SKIP_ALL = UNDER_BUN
+  ? 'chaos runs on Node only (`node --import tsx --test test/chaos.test.ts`); too slow for bun test'
+  : false;
 const NO_REDIS_SERVER = SKIP_ALL || (haveRedisServer() ? false : 'redis-server is not on PATH');
 if (UNDER_BUN) console.warn(`test/chaos.test.ts: skipped, ${SKIP_ALL}`);
 const PAIRS = Number(process.env.FISHCHAT_CHAOS_PAIRS ?? 20);
@@ -54,7 +56,11 @@ function check(r: ChaosResult): void {
 }
 
 async function chaos(opts: Omit<ChaosOptions, 'log' | 'pairs'>): Promise<ChaosResult> {
-  const r = await runChaos({ ...opts, pairs: PAIRS, log: process.env.FISHCHAT_CHAOS_VERBOSE ? (l) => console.log(l) : undefined });
+  const r = await runChaos({
+    ...opts,
+    pairs: PAIRS,
+    log: process.env.FISHCHAT_CHAOS_VERBOSE ? (l) => console.log(l) : undefined,
+  });
   report(r);
   return r;
 }
@@ -65,20 +71,49 @@ before(() => {
 });
 
 describe('chaos', { skip: SKIP_ALL, concurrency: false }, () => {
-  test('Redis mode: kill -9 one msg_server every 5 s (alternating), the supervisor restarts it; nothing acknowledged is lost', { skip: NO_REDIS_SERVER, timeout: 90_000 }, async () => {
-    const r = await chaos({ mode: 'kill-ms', durationMs: 20_000, intervalMs: 20, everyMs: 5000, deliveryTimeoutMs: 12_000 });
+  test('Redis mode: kill -9 one msg_server every 5 s (alternating), the supervisor restarts it; nothing acknowledged is lost', {
+    skip: NO_REDIS_SERVER,
+    timeout: 90_000,
+  }, async () => {
+    const r = await chaos({
+      mode: 'kill-ms',
+      durationMs: 20_000,
+      intervalMs: 20,
+      everyMs: 5000,
+      deliveryTimeoutMs: 12_000,
+    });
     check(r);
     assert.ok(r.events >= 3, `at least 3 kills in 20 s (${r.events})`);
   });
 
-  test('Redis mode: the redis-server restarted twice on its AOF under traffic; nothing acknowledged is lost', { skip: NO_REDIS_SERVER, timeout: 90_000 }, async () => {
-    const r = await chaos({ mode: 'restart-redis', durationMs: 15_000, intervalMs: 20, everyMs: 5000, maxEvents: 2, redisDownMs: 1000, deliveryTimeoutMs: 12_000 });
+  test('Redis mode: the redis-server restarted twice on its AOF under traffic; nothing acknowledged is lost', {
+    skip: NO_REDIS_SERVER,
+    timeout: 90_000,
+  }, async () => {
+    const r = await chaos({
+      mode: 'restart-redis',
+      durationMs: 15_000,
+      intervalMs: 20,
+      everyMs: 5000,
+      maxEvents: 2,
+      redisDownMs: 1000,
+      deliveryTimeoutMs: 12_000,
+    });
     check(r);
     assert.equal(r.events, 2);
   });
 
-  test('embedded: kill -9 of the whole `fishchat up` process, started again on the same directory; nothing acknowledged is lost', { timeout: 90_000 }, async () => {
-    const r = await chaos({ mode: 'kill-up', durationMs: 15_000, intervalMs: 20, everyMs: 5000, maxEvents: 2, deliveryTimeoutMs: 12_000 });
+  test('embedded: kill -9 of the whole `fishchat up` process, started again on the same directory; nothing acknowledged is lost', {
+    timeout: 90_000,
+  }, async () => {
+    const r = await chaos({
+      mode: 'kill-up',
+      durationMs: 15_000,
+      intervalMs: 20,
+      everyMs: 5000,
+      maxEvents: 2,
+      deliveryTimeoutMs: 12_000,
+    });
     check(r);
     assert.equal(r.events, 2);
   });

@@ -23,13 +23,20 @@ const READY_TIMEOUT_MS = 20_000;
 const STEP_TIMEOUT_MS = 15_000;
 
 const HAVE_TMUX = spawnSync('tmux', ['-V'], { stdio: 'ignore' }).status === 0;
-const skip = HAVE_TMUX ? false : 'tmux is not installed (apt-get install tmux): the chat pseudo-terminal test is skipped';
+const skip = HAVE_TMUX
+  ? false
+  : 'tmux is not installed (apt-get install tmux): the chat pseudo-terminal test is skipped';
 if (skip) console.log(`chat-tmux: ${skip}`);
 
 /** A shell word. */
 const q = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
-async function until<T>(what: string, probe: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = STEP_TIMEOUT_MS, detail?: () => string): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = STEP_TIMEOUT_MS,
+  detail?: () => string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
@@ -72,8 +79,13 @@ class Tmux {
 }
 
 describe('fishchat chat in a terminal (tmux)', { skip, timeout: 120_000 }, () => {
-  test('shows an incoming message, sends a typed line (acked ✓, received by bob), and exits 0 on Ctrl-C', { timeout: 120_000 }, async () => {
-    assert.ok(existsSync(join(ROOT, 'dist', 'cli', 'commands', 'chat.js')), 'dist/ is missing: run `npm run build` first (`npm test` does)');
+  test('shows an incoming message, sends a typed line (acked ✓, received by bob), and exits 0 on Ctrl-C', {
+    timeout: 120_000,
+  }, async () => {
+    assert.ok(
+      existsSync(join(ROOT, 'dist', 'cli', 'commands', 'chat.js')),
+      'dist/ is missing: run `npm run build` first (`npm test` does)',
+    );
     const dir = await mkdtemp(join(tmpdir(), 'fishchat-chat-'));
     const tmux = new Tmux();
     let up: ChildProcess | undefined;
@@ -91,39 +103,83 @@ describe('fishchat chat in a terminal (tmux)', { skip, timeout: 120_000 }, () =>
       up.stdout!.on('data', (d: Buffer) => (upOut += d.toString()));
       up.stderr!.on('data', (d: Buffer) => (upOut += d.toString()));
       const upProc = up;
-      await until('fishchat up: "cluster ready"', () => /cluster ready/.test(upOut) || (upProc.exitCode !== null ? Promise.reject(new Error(`up exited:\n${upOut}`)) : false), READY_TIMEOUT_MS, () => upOut);
+      await until(
+        'fishchat up: "cluster ready"',
+        () =>
+          /cluster ready/.test(upOut) ||
+          (upProc.exitCode !== null ? Promise.reject(new Error(`up exited:\n${upOut}`)) : false),
+        READY_TIMEOUT_MS,
+        () => upOut,
+      );
       const runInfo = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8')) as { gateway: string };
       const secret = (await readFile(join(dir, '.fishchat', 'secret'), 'utf8')).trim();
 
       // bob, logged in with a token signed by the cluster secret
       const toBob: Msg[] = [];
-      bob = await FishClient.connect({ gateway: runInfo.gateway, user: 'bob', device: 'tmux-test', token: () => signToken(secret, 'bob', { ttlSeconds: 300 }) });
+      bob = await FishClient.connect({
+        gateway: runInfo.gateway,
+        user: 'bob',
+        device: 'tmux-test',
+        token: () => signToken(secret, 'bob', { ttlSeconds: 300 }),
+      });
       bob.on('message', (m) => toBob.push(m));
 
       // alice's chat in a 100x30 terminal; the shell line stays to report the exit code
       const chat = `env -u CI -u CONTINUOUS_INTEGRATION ${q(NODE)} ${q(BIN)} chat --dir ${q(dir)} --as alice --to bob`;
-      tmux.cmd('new-session', '-d', '-s', tmux.session, '-x', '100', '-y', '30', '-c', ROOT, `${chat}; echo "chat exited $?"; sleep 60`);
+      tmux.cmd(
+        'new-session',
+        '-d',
+        '-s',
+        tmux.session,
+        '-x',
+        '100',
+        '-y',
+        '30',
+        '-c',
+        ROOT,
+        `${chat}; echo "chat exited $?"; sleep 60`,
+      );
       const screen = () => `screen:\n${tmux.capture()}\nup:\n${upOut}`;
-      await until('the chat header', () => /alice → bob · ms-\S+ · ● connected/.test(tmux.capture()), STEP_TIMEOUT_MS, screen);
+      await until(
+        'the chat header',
+        () => /alice → bob · ms-\S+ · ● connected/.test(tmux.capture()),
+        STEP_TIMEOUT_MS,
+        screen,
+      );
 
       // bob → alice with `fishchat send`: it appears on alice's screen, with sender and time
       const sent = await run(['send', '--dir', dir, '--as', 'bob', '--to', 'alice', 'hello alice']);
       assert.equal(sent.code, 0, sent.stderr);
-      await until('the incoming message', () => /\d\d:\d\d:\d\d bob: hello alice/.test(tmux.capture()), STEP_TIMEOUT_MS, screen);
+      await until(
+        'the incoming message',
+        () => /\d\d:\d\d:\d\d bob: hello alice/.test(tmux.capture()),
+        STEP_TIMEOUT_MS,
+        screen,
+      );
 
       // alice types a line: bob receives it, and the line is marked acked
       tmux.cmd('send-keys', '-t', tmux.session, 'hi bob', 'Enter');
-      const got = await until('bob receives "hi bob"', () => toBob.find((m) => m.from === 'alice' && m.body === 'hi bob'), STEP_TIMEOUT_MS, screen);
+      const got = await until(
+        'bob receives "hi bob"',
+        () => toBob.find((m) => m.from === 'alice' && m.body === 'hi bob'),
+        STEP_TIMEOUT_MS,
+        screen,
+      );
       assert.equal(got.to, 'bob');
       await until('the acked mark', () => /alice: hi bob ✓/.test(tmux.capture()), STEP_TIMEOUT_MS, screen);
       assert.equal(toBob.filter((m) => m.body === 'hi bob').length, 1, 'stored once');
 
       // Ctrl-C: logs out, leaves the screen, exits 0
       tmux.cmd('send-keys', '-t', tmux.session, 'C-c');
-      const after = await until('chat exits', () => {
-        const s = tmux.capture();
-        return /chat exited \d+/.test(s) ? s : undefined;
-      }, STEP_TIMEOUT_MS, screen);
+      const after = await until(
+        'chat exits',
+        () => {
+          const s = tmux.capture();
+          return /chat exited \d+/.test(s) ? s : undefined;
+        },
+        STEP_TIMEOUT_MS,
+        screen,
+      );
       assert.match(after, /chat exited 0/);
       assert.match(after, /left the chat with bob: 1 sent, 1 received/);
     } finally {

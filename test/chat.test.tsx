@@ -34,7 +34,12 @@ void React;
 
 const strip = (s: string | undefined): string => (s ?? '').replace(/\u001b\[[0-9;?]*[A-Za-z]/g, '');
 
-async function waitFor(frame: () => string | undefined, pred: (f: string) => boolean, what: string, timeoutMs = 2000): Promise<string> {
+async function waitFor(
+  frame: () => string | undefined,
+  pred: (f: string) => boolean,
+  what: string,
+  timeoutMs = 2000,
+): Promise<string> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const f = strip(frame());
@@ -84,7 +89,9 @@ describe('Chat view', () => {
   });
 
   test('a sent line is pending (…) until acked (✓); a failure shows ✗ and the code', () => {
-    let state = withConn(initialChat({ me: 'alice', peer: { kind: 'user', name: 'bob' } }), 'connected', { server: 'ms-1' });
+    let state = withConn(initialChat({ me: 'alice', peer: { kind: 'user', name: 'bob' } }), 'connected', {
+      server: 'ms-1',
+    });
     state = withSending(state, { cid: 'c1', text: 'hi bob', ts: at(10, 0, 0) });
     state = withSending(state, { cid: 'c2', text: 'second', ts: at(10, 0, 1) });
     const r = render(<Chat {...props(state)} />);
@@ -116,7 +123,11 @@ describe('Chat view', () => {
     r.stdin.write('lo');
     await waitFor(r.lastFrame, (f) => f.includes('› hello'), 'the typed text');
     r.stdin.write('\r');
-    await waitFor(() => String(sent.length), (n) => n === '1', 'onSend');
+    await waitFor(
+      () => String(sent.length),
+      (n) => n === '1',
+      'onSend',
+    );
     assert.deepEqual(sent, ['hello']);
     await waitFor(r.lastFrame, (f) => !f.includes('› hello'), 'the input cleared');
 
@@ -129,25 +140,49 @@ describe('Chat view', () => {
     r.stdin.write('\r');
     // a terminal may deliver text and Enter in one read (tmux send-keys 'hi bob' Enter)
     r.stdin.write('hi bob\r');
-    await waitFor(() => sent.join('|'), (s) => s === 'hello|bye|hi bob', 'the later sends');
+    await waitFor(
+      () => sent.join('|'),
+      (s) => s === 'hello|bye|hi bob',
+      'the later sends',
+    );
 
     r.stdin.write('/quit\r');
-    await waitFor(() => String(quits), (n) => n === '1', '/quit');
+    await waitFor(
+      () => String(quits),
+      (n) => n === '1',
+      '/quit',
+    );
     r.stdin.write('\x03'); // Ctrl-C
-    await waitFor(() => String(quits), (n) => n === '2', 'Ctrl-C');
+    await waitFor(
+      () => String(quits),
+      (n) => n === '2',
+      'Ctrl-C',
+    );
     assert.deepEqual(sent, ['hello', 'bye', 'hi bob']);
   });
 
   test('the reconnect banner, then the new server in the header', () => {
-    const reconnecting = withConn(withConn(initialChat({ me: 'alice', peer: { kind: 'user', name: 'bob' } }), 'connected', { server: 'ms-19000' }), 'reconnecting', {
-      banner: { text: 'reconnecting… (connection lost)', tone: 'warn' },
-    });
+    const reconnecting = withConn(
+      withConn(initialChat({ me: 'alice', peer: { kind: 'user', name: 'bob' } }), 'connected', { server: 'ms-19000' }),
+      'reconnecting',
+      {
+        banner: { text: 'reconnecting… (connection lost)', tone: 'warn' },
+      },
+    );
     const r = render(<Chat {...props(reconnecting)} />);
     let f = strip(r.lastFrame());
     assert.match(f, /◌ reconnecting…/);
     assert.match(f, /reconnecting… \(connection lost\)/);
 
-    const back = withNote(withConn(reconnecting, 'connected', { server: 'ms-19001', banner: { text: 'reconnected to ms-19001', tone: 'info' } }), 'reconnected to ms-19001', 'info', at(11, 0, 0));
+    const back = withNote(
+      withConn(reconnecting, 'connected', {
+        server: 'ms-19001',
+        banner: { text: 'reconnected to ms-19001', tone: 'info' },
+      }),
+      'reconnected to ms-19001',
+      'info',
+      at(11, 0, 0),
+    );
     r.rerender(<Chat {...props(back)} />);
     f = strip(r.lastFrame());
     assert.match(f, /alice → bob · ms-19001 · ● connected/);
@@ -157,7 +192,10 @@ describe('Chat view', () => {
 
   test('long lines wrap within the width, and the newest message stays visible', () => {
     const long = Array.from({ length: 40 }, (_, i) => `word${i}`).join(' ');
-    const lines = [...Array.from({ length: 30 }, (_, i) => inMsg(i + 1, 'bob', `old ${i + 1}`)), inMsg(99, 'bob', long)];
+    const lines = [
+      ...Array.from({ length: 30 }, (_, i) => inMsg(i + 1, 'bob', `old ${i + 1}`)),
+      inMsg(99, 'bob', long),
+    ];
     const f = strip(render(<Chat {...props({ lines, width: 60, height: 14 })} />).lastFrame());
     const rows = f.split('\n');
     assert.ok(rows.length <= 14, `at most 14 rows, got ${rows.length}`);
@@ -180,7 +218,8 @@ describe('Chat view', () => {
     ] as const) {
       const f = strip(render(<Chat {...props({ lines, width, height, others: 12345 })} />).lastFrame());
       const w = Math.max(width, 10);
-      for (const row of f.split('\n')) assert.ok(Array.from(row).length <= w, `${width}x${height}: row wider than ${w}: ${JSON.stringify(row)}`);
+      for (const row of f.split('\n'))
+        assert.ok(Array.from(row).length <= w, `${width}x${height}: row wider than ${w}: ${JSON.stringify(row)}`);
       // the newest message's end is on screen (its start may be clipped at the top of a 1-row scrollback)
       assert.match(f, /one/);
     }
@@ -201,17 +240,29 @@ describe('Chat view', () => {
 
 describe('ChatApp (the store-fed screen)', () => {
   test('typing works while messages arrive', async () => {
-    const store = new ChatStore(withConn(initialChat({ me: 'alice', peer: { kind: 'user', name: 'bob' } }), 'connected', { server: 'ms-19000' }));
+    const store = new ChatStore(
+      withConn(initialChat({ me: 'alice', peer: { kind: 'user', name: 'bob' } }), 'connected', { server: 'ms-19000' }),
+    );
     const sent: string[] = [];
     const r = render(<ChatApp store={store} onSend={(t) => sent.push(t)} onQuit={() => {}} />);
     await tick();
     r.stdin.write('abc');
     await waitFor(r.lastFrame, (f) => f.includes('› abc'), 'typed');
-    store.update((s) => withIncoming(s, { seq: 1, mid: 'x1', from: 'bob', ts: Date.now(), body: 'incoming while typing' }));
+    store.update((s) =>
+      withIncoming(s, { seq: 1, mid: 'x1', from: 'bob', ts: Date.now(), body: 'incoming while typing' }),
+    );
     store.update(withOther);
-    await waitFor(r.lastFrame, (f) => f.includes('incoming while typing') && f.includes('› abc') && f.includes('1 other'), 'the message, the input kept');
+    await waitFor(
+      r.lastFrame,
+      (f) => f.includes('incoming while typing') && f.includes('› abc') && f.includes('1 other'),
+      'the message, the input kept',
+    );
     r.stdin.write('d\r');
-    await waitFor(() => sent.join('|'), (s) => s === 'abcd', 'onSend');
+    await waitFor(
+      () => sent.join('|'),
+      (s) => s === 'abcd',
+      'onSend',
+    );
   });
 });
 

@@ -76,7 +76,15 @@ describe('fishchat init', () => {
     const dir = await tempDir();
     const r = await fishchat(['init', dir]);
     assert.equal(r.code, 0, r.stderr);
-    const files = ['fishchat.json', 'gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json', 'manager.json', 'monitor.json'];
+    const files = [
+      'fishchat.json',
+      'gateway.json',
+      'msg_server.19000.json',
+      'msg_server.19001.json',
+      'router.json',
+      'manager.json',
+      'monitor.json',
+    ];
     for (const f of files) {
       assert.ok(existsSync(join(dir, f)), `${f} written`);
       assert.match(r.stdout, new RegExp(`wrote .*${f.replace(/\./g, '\\.')}`));
@@ -85,7 +93,14 @@ describe('fishchat init', () => {
     assert.equal(cluster.auth, 'token');
     assert.deepEqual(cluster.roles, files.slice(1));
     const ms = JSON.parse(await readFile(join(dir, 'msg_server.19001.json'), 'utf8'));
-    assert.deepEqual(ms, { role: 'msg_server', id: 'ms-19001', host: '127.0.0.1', port: 19001, httpHost: '127.0.0.1', httpPort: 19101 });
+    assert.deepEqual(ms, {
+      role: 'msg_server',
+      id: 'ms-19001',
+      host: '127.0.0.1',
+      port: 19001,
+      httpHost: '127.0.0.1',
+      httpPort: 19101,
+    });
     const manager = JSON.parse(await readFile(join(dir, 'manager.json'), 'utf8'));
     assert.deepEqual(manager, { role: 'manager', id: 'manager', httpHost: '127.0.0.1', httpPort: 18000 });
     const monitor = JSON.parse(await readFile(join(dir, 'monitor.json'), 'utf8'));
@@ -102,7 +117,10 @@ describe('fishchat init', () => {
     const [a, b] = [await tempDir(), await tempDir()];
     await fishchat(['init', a]);
     await fishchat(['init', b]);
-    assert.notEqual(await readFile(join(a, '.fishchat', 'secret'), 'utf8'), await readFile(join(b, '.fishchat', 'secret'), 'utf8'));
+    assert.notEqual(
+      await readFile(join(a, '.fishchat', 'secret'), 'utf8'),
+      await readFile(join(b, '.fishchat', 'secret'), 'utf8'),
+    );
   });
 
   test('refuses to overwrite without --force (exit 2, nothing changed); --force overwrites and keeps the secret', async () => {
@@ -198,23 +216,40 @@ describe('fishchat up and send', () => {
     );
     for (const [i, r] of ready.entries()) {
       const addrs = run.roles[i].addresses as { tcp?: string; http?: string };
-      assert.equal([addrs.tcp && `tcp ${addrs.tcp}`, addrs.http && `http ${addrs.http}`].filter(Boolean).join('  '), r.addrs);
+      assert.equal(
+        [addrs.tcp && `tcp ${addrs.tcp}`, addrs.http && `http ${addrs.http}`].filter(Boolean).join('  '),
+        r.addrs,
+      );
     }
     assert.equal(`http ${run.monitor}`, ready.find((r) => r.role === 'monitor')!.addrs);
   });
 
   test('status --json: every role up, from the monitor', async () => {
     await up.waitFor(/^cluster ready/m);
-    const expected = ['gateway/gateway', 'manager/manager', 'monitor/monitor', 'msg_server/ms-19000', 'msg_server/ms-19001', 'router/router'];
+    const expected = [
+      'gateway/gateway',
+      'manager/manager',
+      'monitor/monitor',
+      'msg_server/ms-19000',
+      'msg_server/ms-19001',
+      'router/router',
+    ];
     // The first beats take a moment to arrive: ask again for up to a few seconds.
     const deadline = Date.now() + 8000;
     let r: CliResult;
-    let report: { cluster: string; ts: number; roles: { role: string; id: string; up: boolean; addr?: string; http?: string; rss: number }[] };
+    let report: {
+      cluster: string;
+      ts: number;
+      roles: { role: string; id: string; up: boolean; addr?: string; http?: string; rss: number }[];
+    };
     for (;;) {
       r = await fishchat(['status', '--dir', dir, '--json']);
       assert.ok(r.code === 0 || r.code === 1, r.stdout + r.stderr);
       report = JSON.parse(r.stdout);
-      const seen = report.roles.filter((x) => x.up).map((x) => `${x.role}/${x.id}`).sort();
+      const seen = report.roles
+        .filter((x) => x.up)
+        .map((x) => `${x.role}/${x.id}`)
+        .sort();
       if (r.code === 0 && JSON.stringify(seen) === JSON.stringify(expected)) break;
       if (Date.now() > deadline) assert.fail(`not every role up within 8 s: ${r.stdout}${r.stderr}`);
       await new Promise((res) => setTimeout(res, 250));
@@ -238,10 +273,14 @@ describe('fishchat up and send', () => {
     const [header, ...rows] = r.stdout.trimEnd().split('\n');
     assert.match(header!, /^ROLE +ID +ADDRESS +STATE +CONNS +MSGS\/S +MEMORY +UPTIME$/);
     const cells = rows.map((row) => row.trim().split(/ {2,}/));
-    assert.deepEqual(
-      cells.map((c) => `${c[0]}/${c[1]}`).sort(),
-      ['gateway/gateway', 'manager/manager', 'monitor/monitor', 'msg_server/ms-19000', 'msg_server/ms-19001', 'router/router'],
-    );
+    assert.deepEqual(cells.map((c) => `${c[0]}/${c[1]}`).sort(), [
+      'gateway/gateway',
+      'manager/manager',
+      'monitor/monitor',
+      'msg_server/ms-19000',
+      'msg_server/ms-19001',
+      'router/router',
+    ]);
     for (const c of cells) {
       assert.match(c[2]!, /^127\.0\.0\.1:[1-9]\d*$/);
       assert.equal(c[3], 'up');
@@ -282,9 +321,14 @@ describe('fishchat up and send', () => {
 
   test('send -: one message per stdin line, in order', async () => {
     await up.waitFor(/^cluster ready/m);
-    const r = await fishchat(['send', '--dir', dir, '--as', 'alice', '--to', 'erin', '--json', '-'], { input: 'one\ntwo\n\nthree\n' });
+    const r = await fishchat(['send', '--dir', dir, '--as', 'alice', '--to', 'erin', '--json', '-'], {
+      input: 'one\ntwo\n\nthree\n',
+    });
     assert.equal(r.code, 0, r.stderr);
-    const oks = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const oks = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.deepEqual(
       oks.map((o) => o.seq),
       [1, 2, 3],
@@ -307,9 +351,12 @@ describe('fishchat up and send', () => {
   test('send with a token of another cluster fails with auth_failed', async () => {
     await up.waitFor(/^cluster ready/m);
     const run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8'));
-    const r = await fishchat(['send', '--dir', await tempDir(), '--gateway', run.gateway, '--as', 'alice', '--to', 'bob', 'x'], {
-      env: { FISHCHAT_SECRET: 'another-cluster-secret-0123456789' },
-    });
+    const r = await fishchat(
+      ['send', '--dir', await tempDir(), '--gateway', run.gateway, '--as', 'alice', '--to', 'bob', 'x'],
+      {
+        env: { FISHCHAT_SECRET: 'another-cluster-secret-0123456789' },
+      },
+    );
     assert.equal(r.code, 1, r.stdout + r.stderr);
     assert.match(r.stderr, /auth_failed/);
   });
@@ -340,7 +387,18 @@ describe('fishchat send without a cluster', () => {
     const dir = await tempDir();
     await fishchat(['init', dir]);
     const port = await freePort();
-    const r = await fishchat(['send', '--dir', dir, '--gateway', `127.0.0.1:${port}`, '--as', 'alice', '--to', 'bob', 'x']);
+    const r = await fishchat([
+      'send',
+      '--dir',
+      dir,
+      '--gateway',
+      `127.0.0.1:${port}`,
+      '--as',
+      'alice',
+      '--to',
+      'bob',
+      'x',
+    ]);
     assert.equal(r.code, 3, r.stdout + r.stderr);
     assert.match(r.stderr, new RegExp(`cannot reach the gateway at 127\\.0\\.0\\.1:${port}`));
     assert.match(r.stderr, /fishchat up/);
@@ -392,10 +450,27 @@ describe('fishchat status without a cluster', () => {
     const secret = (await readFile(join(dir, '.fishchat', 'secret'), 'utf8')).trim();
     const now = Date.now();
     const role = (role: string, id: string, up: boolean) => ({
-      role, id, http: '127.0.0.1:1', up, lastBeat: up ? now : now - 9000, pid: 1, boot: 'b', uptime: 192,
-      conns: 3, inRate: 12.4, outRate: 0, p50: 0, p99: 0, rss: 48.2 * 1024 * 1024, loop: 0,
+      role,
+      id,
+      http: '127.0.0.1:1',
+      up,
+      lastBeat: up ? now : now - 9000,
+      pid: 1,
+      boot: 'b',
+      uptime: 192,
+      conns: 3,
+      inRate: 12.4,
+      outRate: 0,
+      p50: 0,
+      p99: 0,
+      rss: 48.2 * 1024 * 1024,
+      loop: 0,
     });
-    const body = { cluster: 'local', ts: now, roles: [role('monitor', 'monitor', true), role('msg_server', 'ms-1', false)] };
+    const body = {
+      cluster: 'local',
+      ts: now,
+      roles: [role('monitor', 'monitor', true), role('msg_server', 'ms-1', false)],
+    };
     let auth: string | undefined;
     const server = createHttpServer((req: IncomingMessage, res) => {
       auth = req.headers.authorization;
@@ -522,7 +597,13 @@ describe('fishchat down and init: help and flags', () => {
     const r = await fishchat(['init', dir, '--msg-servers', '1']);
     assert.equal(r.code, 0, r.stderr);
     const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8'));
-    assert.deepEqual(cluster.roles, ['gateway.json', 'msg_server.19000.json', 'router.json', 'manager.json', 'monitor.json']);
+    assert.deepEqual(cluster.roles, [
+      'gateway.json',
+      'msg_server.19000.json',
+      'router.json',
+      'manager.json',
+      'monitor.json',
+    ]);
     assert.ok(!existsSync(join(dir, 'msg_server.19001.json')));
     for (const n of ['0', '101', 'two']) {
       const other = await tempDir();

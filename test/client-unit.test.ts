@@ -12,7 +12,14 @@ import { Connection, type Frame } from '../runtime/client/connection.js';
 import { FishError } from '../runtime/client/errors.js';
 import { Queue } from '../runtime/client/queue.js';
 import { getPlatform, type TcpListener, type TcpSocket } from '../runtime/platform/index.js';
-import { decodeFrame, encodeBody, encodeFrame, FrameDecoder, RawCbor, type WireValue } from '../runtime/protocol/index.js';
+import {
+  decodeFrame,
+  encodeBody,
+  encodeFrame,
+  FrameDecoder,
+  RawCbor,
+  type WireValue,
+} from '../runtime/protocol/index.js';
 import { sleep, until } from './helpers/wait.js';
 
 const HOST = '127.0.0.1';
@@ -101,18 +108,33 @@ class FakeCluster {
   }
 
   frameOf(m: StoredMsg, rid?: number): Out {
-    return { op: 'msg', rid, seq: m.seq, mid: m.mid, from: m.from, to: m.to, body: new RawCbor(encodeBody(m.body)), ts: m.ts };
+    return {
+      op: 'msg',
+      rid,
+      seq: m.seq,
+      mid: m.mid,
+      from: m.from,
+      to: m.to,
+      body: new RawCbor(encodeBody(m.body)),
+      ts: m.ts,
+    };
   }
 
   async start(nServers: number): Promise<void> {
     for (let i = 0; i < nServers; i++) {
       const id = `ms${i}`;
-      this.servers.push(await fakeServer((req, conn) => this.handle(id, req, conn), (conn) => this.live.delete(conn)));
+      this.servers.push(
+        await fakeServer(
+          (req, conn) => this.handle(id, req, conn),
+          (conn) => this.live.delete(conn),
+        ),
+      );
     }
     this.routeTo = this.servers.map((_, i) => i);
     this.gateway = await fakeServer((req, conn) => {
       if (req.op !== 'route') return conn.send({ op: 'error', rid: req.rid, code: 'unknown_op', message: 'no' });
-      if (this.routeTo.length === 0) return conn.send({ op: 'error', rid: req.rid, code: 'overloaded', message: 'none alive' });
+      if (this.routeTo.length === 0)
+        return conn.send({ op: 'error', rid: req.rid, code: 'overloaded', message: 'none alive' });
       conn.send({
         op: 'ok',
         rid: req.rid,
@@ -123,7 +145,7 @@ class FakeCluster {
     });
   }
 
-  handle(server: string, req: Req, conn: FakeConn): void {
+  handle(server: string, req: Req, conn: FakeConn): unknown {
     this.requests.push({ ...req, server });
     const rid = req.rid;
     const user = conn.state.user as string | undefined;
@@ -165,7 +187,14 @@ class FakeCluster {
         const page = box.msgs.filter((m) => m.seq > (req.after as number)).slice(0, limit);
         for (const m of page) conn.send(this.frameOf(m, rid));
         const last = page.at(-1)?.seq ?? (req.after as number);
-        return conn.send({ op: 'ok', rid, last, more: last < box.seq, first: box.msgs[0]?.seq ?? box.seq + 1, epoch: this.epoch });
+        return conn.send({
+          op: 'ok',
+          rid,
+          last,
+          more: last < box.seq,
+          first: box.msgs[0]?.seq ?? box.seq + 1,
+          epoch: this.epoch,
+        });
       }
       case 'logout':
         conn.send({ op: 'ok', rid });
@@ -270,7 +299,10 @@ describe('Queue', () => {
     q.end();
     q.push(9999); // after end: dropped
     await loop;
-    assert.deepEqual(seen, Array.from({ length: 1001 }, (_, i) => i + 1));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 1001 }, (_, i) => i + 1),
+    );
     assert.equal(q.done, true);
   });
 
@@ -318,7 +350,9 @@ describe('Connection', () => {
     const srv = await fakeServer((req, conn) => {
       batch.push(req);
       if (batch.length < 5) return;
-      const bytes = Buffer.concat(batch.reverse().map((r) => encodeFrame({ op: 'ok', rid: r.rid, echo: r.n as number })));
+      const bytes = Buffer.concat(
+        batch.reverse().map((r) => encodeFrame({ op: 'ok', rid: r.rid, echo: r.n as number })),
+      );
       batch = [];
       writing = writing.then(async () => {
         for (const b of bytes) {
@@ -343,7 +377,9 @@ describe('Connection', () => {
       if (req.op === 'sync') {
         const frames = [
           encodeFrame({ op: 'msg', seq: 99, mid: 'p', from: 'x', body: 'pushed', ts: 1 }),
-          ...[1, 2, 3].map((s) => encodeFrame({ op: 'msg', rid: req.rid, seq: s, mid: `m${s}`, from: 'b', body: `b${s}`, ts: 1 })),
+          ...[1, 2, 3].map((s) =>
+            encodeFrame({ op: 'msg', rid: req.rid, seq: s, mid: `m${s}`, from: 'b', body: `b${s}`, ts: 1 }),
+          ),
           encodeFrame({ op: 'ok', rid: req.rid, last: 3, more: false }),
           encodeFrame({ op: 'error', code: 'rate_limited', message: 'slow down' }),
           encodeFrame({ op: 'kick', reason: 'future_reason' }),
@@ -371,7 +407,10 @@ describe('Connection', () => {
     assert.equal(pushes[0]!.body, 'pushed');
     assert.equal(pushes[1]!.op, 'kick');
     assert.equal(errors[0]!.code, 'rate_limited');
-    await assert.rejects(conn.request('fail'), (e: unknown) => e instanceof FishError && e.code === 'bad_request' && e.message === 'nope');
+    await assert.rejects(
+      conn.request('fail'),
+      (e: unknown) => e instanceof FishError && e.code === 'bad_request' && e.message === 'nope',
+    );
     conn.destroy();
   });
 
@@ -404,7 +443,10 @@ describe('Connection', () => {
     const a = conn.request('wait');
     const b = conn.request('die');
     for (const p of [a, b]) {
-      await assert.rejects(p, (e: unknown) => e instanceof FishError && e.code === 'internal' && e.local === 'disconnected');
+      await assert.rejects(
+        p,
+        (e: unknown) => e instanceof FishError && e.code === 'internal' && e.local === 'disconnected',
+      );
     }
     assert.equal(closed, 1);
     assert.equal(conn.closed, true);
@@ -437,14 +479,20 @@ describe('route', () => {
     assert.equal(r.heartbeat, 200);
     assert.deepEqual(r.backoff, { base: 10, max: 40 });
     cluster.routeTo = [];
-    await assert.rejects(route(cluster.gateway.addr), (e: unknown) => e instanceof FishError && e.code === 'overloaded');
+    await assert.rejects(
+      route(cluster.gateway.addr),
+      (e: unknown) => e instanceof FishError && e.code === 'overloaded',
+    );
     const route0 = cluster.requests.length; // the gateway's requests are not logged (not a msg_server)
     assert.equal(route0, 0);
   });
 
   test('a gateway that does not answer times out', async () => {
     const srv = await fakeServer(() => {});
-    await assert.rejects(route(srv.addr, { timeoutMs: 100 }), (e: unknown) => e instanceof FishError && e.local === 'timeout');
+    await assert.rejects(
+      route(srv.addr, { timeoutMs: 100 }),
+      (e: unknown) => e instanceof FishError && e.local === 'timeout',
+    );
   });
 });
 
@@ -563,7 +611,10 @@ describe('FishClient', () => {
     cluster.routeTo = [1];
     const pending = alice.request('wait_forever');
     for (const c of cluster.sessions('alice')) c.sock.destroy();
-    await assert.rejects(pending, (e: unknown) => e instanceof FishError && e.code === 'internal' && e.local === 'disconnected');
+    await assert.rejects(
+      pending,
+      (e: unknown) => e instanceof FishError && e.code === 'internal' && e.local === 'disconnected',
+    );
     cluster.append('bob', 'alice', 4);
     cluster.append('bob', 'alice', 5);
     const more = await take(it, 2);

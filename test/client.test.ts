@@ -5,7 +5,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { FishClient, FishError, route, type Msg } from '../runtime/client/index.js';
+import { FishClient, FishError, route } from '../runtime/client/index.js';
 import { startTestCluster } from './helpers/cluster.js';
 import { take } from './helpers/messages.js';
 
@@ -21,15 +21,27 @@ describe('client library', () => {
       const sent = [];
       for (let i = 0; i < 10; i++) sent.push(await alice.send('bob', { i, bytes: new Uint8Array([i, 255]) }));
       const got = await take(inbox, 10);
-      assert.deepEqual(got.map((m) => m.mid), sent.map((s) => s.mid));
-      assert.deepEqual(got.map((m) => m.seq), sent.map((s) => s.seq));
+      assert.deepEqual(
+        got.map((m) => m.mid),
+        sent.map((s) => s.mid),
+      );
+      assert.deepEqual(
+        got.map((m) => m.seq),
+        sent.map((s) => s.seq),
+      );
       assert.equal(got[3]!.from, 'alice');
       bob.ack(got.at(-1)!.seq);
       await bob.ping();
       const page = await bob.sync(5, 3);
-      assert.deepEqual(page.messages.map((m) => m.seq), [6, 7, 8]);
+      assert.deepEqual(
+        page.messages.map((m) => m.seq),
+        [6, 7, 8],
+      );
       assert.equal(page.more, true);
-      await assert.rejects(alice.send('not valid!', 'x'), (e: unknown) => e instanceof FishError && e.code === 'bad_request');
+      await assert.rejects(
+        alice.send('not valid!', 'x'),
+        (e: unknown) => e instanceof FishError && e.code === 'bad_request',
+      );
       await assert.rejects(
         FishClient.connect({ gateway: c.gateway, user: 'mallory', token: c.token('alice'), reconnect: false }),
         (e: unknown) => e instanceof FishError && e.code === 'auth_failed',
@@ -45,7 +57,13 @@ describe('client library', () => {
     const c = await startTestCluster({ msgServers: 2, settings: { beat: 100, backoff: { base: 20, max: 200 } } });
     try {
       // bob on ms-0 (the gateway lists the least loaded first; pin with `server`)
-      const bob = await FishClient.connect({ gateway: c.gateway, server: c.ms(0), user: 'bob', token: () => c.token('bob'), autoAck: true });
+      const bob = await FishClient.connect({
+        gateway: c.gateway,
+        server: c.ms(0),
+        user: 'bob',
+        token: () => c.token('bob'),
+        autoAck: true,
+      });
       assert.equal(bob.login.server, 'ms-0');
       const alice = await FishClient.connect({ server: c.ms(1), user: 'alice', token: c.token('alice') });
       const inbox = bob.messages()[Symbol.asyncIterator]();
@@ -63,7 +81,11 @@ describe('client library', () => {
       await reconnected;
       assert.equal(bob.login.server, 'ms-1');
       const got = await take(inbox, 60, 10_000);
-      assert.deepEqual(got.map((m) => m.seq), oks.map((o) => o.seq), 'every message once, in order');
+      assert.deepEqual(
+        got.map((m) => m.seq),
+        oks.map((o) => o.seq),
+        'every message once, in order',
+      );
       await alice.close();
       await bob.close();
     } finally {

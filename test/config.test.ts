@@ -62,7 +62,8 @@ async function expectError(files: Files, file: string, field: string | undefined
     assert.ok(err.message.startsWith(`${file}: `), `message starts with the file: ${err.message}`);
     if (field !== undefined) assert.ok(err.message.includes(`"${field}"`), `message names the field: ${err.message}`);
     for (const p of parts) {
-      if (typeof p === 'string') assert.ok(err.message.includes(p), `message contains ${JSON.stringify(p)}: ${err.message}`);
+      if (typeof p === 'string')
+        assert.ok(err.message.includes(p), `message contains ${JSON.stringify(p)}: ${err.message}`);
       else assert.match(err.message, p);
     }
     return true;
@@ -109,7 +110,11 @@ describe('defaults', () => {
     assert.deepEqual(c.monitor, { role: 'monitor', id: 'monitor', httpHost: '127.0.0.1', httpPort: 21000 });
 
     // The second load reads the same secret.
-    const again = await loadCluster(dir, { env: {}, createSecret: true, onSecretCreated: () => assert.fail('created twice') });
+    const again = await loadCluster(dir, {
+      env: {},
+      createSecret: true,
+      onSecretCreated: () => assert.fail('created twice'),
+    });
     assert.equal(again.secret, c.secret);
   });
 
@@ -128,14 +133,21 @@ describe('defaults', () => {
     const dir = await tempDir();
     const c = await loadCluster(dir, { env: { FISHCHAT_SECRET: SECRET } });
     assert.equal(c.secret, SECRET);
-    await assert.rejects(loadCluster(dir, { env: { FISHCHAT_SECRET: 'short' } }), /FISHCHAT_SECRET: the secret must be at least 16 characters/);
+    await assert.rejects(
+      loadCluster(dir, { env: { FISHCHAT_SECRET: 'short' } }),
+      /FISHCHAT_SECRET: the secret must be at least 16 characters/,
+    );
   });
 
   test('settings are optional one by one; the rest keep their defaults', async () => {
     const files = defaultFiles();
     obj(files, 'fishchat.json').settings = { heartbeat: 500, backoff: { base: 10 } };
     const c = await loadFiles(files);
-    assert.deepEqual(c.settings, { ...DEFAULT_SETTINGS, heartbeat: 500, backoff: { base: 10, max: DEFAULT_SETTINGS.backoff.max } });
+    assert.deepEqual(c.settings, {
+      ...DEFAULT_SETTINGS,
+      heartbeat: 500,
+      backoff: { base: 10, max: DEFAULT_SETTINGS.backoff.max },
+    });
   });
 
   test('fishchat.json fields are optional; paths are relative to the cluster directory', async () => {
@@ -172,9 +184,20 @@ describe('defaults', () => {
     assert.equal(DEFAULT_SETTINGS.maxConnections, 50_000);
     assert.equal(DEFAULT_SETTINGS.maxTopicMembers, 10_000);
     const files = defaultFiles();
-    obj(files, 'fishchat.json').settings = { loginTimeout: 500, maxConnections: 3, maxTopicMembers: 7, sendRate: { rate: 1000 } };
+    obj(files, 'fishchat.json').settings = {
+      loginTimeout: 500,
+      maxConnections: 3,
+      maxTopicMembers: 7,
+      sendRate: { rate: 1000 },
+    };
     const c = await loadFiles(files);
-    assert.deepEqual(c.settings, { ...DEFAULT_SETTINGS, loginTimeout: 500, maxConnections: 3, maxTopicMembers: 7, sendRate: { rate: 1000, burst: 2000 } });
+    assert.deepEqual(c.settings, {
+      ...DEFAULT_SETTINGS,
+      loginTimeout: 500,
+      maxConnections: 3,
+      maxTopicMembers: 7,
+      sendRate: { rate: 1000, burst: 2000 },
+    });
     obj(files, 'fishchat.json').settings = { sendRate: { burst: 50 } };
     assert.deepEqual((await loadFiles(files)).settings.sendRate, { rate: 200, burst: 50 });
     obj(files, 'fishchat.json').settings = { maxFrame: 1024, maxOutBuffer: 1024 };
@@ -207,9 +230,16 @@ describe('init', () => {
   test('writes manager.json and monitor.json and lists them in fishchat.json "roles"', async () => {
     const dir = await tempDir();
     const result = await initCluster(dir);
-    for (const f of ['manager.json', 'monitor.json']) assert.ok(result.written.some((w) => w.path === join(dir, f)), `${f} written`);
+    for (const f of ['manager.json', 'monitor.json'])
+      assert.ok(
+        result.written.some((w) => w.path === join(dir, f)),
+        `${f} written`,
+      );
     const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8'));
-    assert.deepEqual(cluster.roles, defaultRoleFiles().map((r) => r.file));
+    assert.deepEqual(
+      cluster.roles,
+      defaultRoleFiles().map((r) => r.file),
+    );
     assert.deepEqual(cluster.roles.slice(-2), ['manager.json', 'monitor.json']);
     assert.deepEqual(JSON.parse(await readFile(join(dir, 'manager.json'), 'utf8')), {
       role: 'manager',
@@ -308,7 +338,13 @@ describe('validation names the file, the field, the expectation and what was fou
     ['roles', 'roles', 'gateway.json', 'found "gateway.json"'],
     ['roles[1]', 'roles', ['gateway.json', 7], 'file name', 'found 7'],
     ['roles[1]', 'roles', ['gateway.json', 'gateway.json'], 'repeat', 'found "gateway.json"'],
-    ['roles[4]', 'roles', ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json', 'missing.json'], '"missing.json"', 'does not exist'],
+    [
+      'roles[4]',
+      'roles',
+      ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json', 'missing.json'],
+      '"missing.json"',
+      'does not exist',
+    ],
     ['colour', 'colour', 'blue', 'not a known field'],
     ['rolse', 'rolse', [], 'did you mean "roles"'],
   ];
@@ -351,7 +387,13 @@ describe('validation names the file, the field, the expectation and what was fou
     obj(files, 'fishchat.json').settings = { backoff: { base: -1 } };
     await expectError(files, 'fishchat.json', 'settings.backoff.base', 'found -1');
     obj(files, 'fishchat.json').settings = { backoff: { base: 5000, max: 100 } };
-    await expectError(files, 'fishchat.json', 'settings.backoff.max', 'at least settings.backoff.base (5000)', 'found 100');
+    await expectError(
+      files,
+      'fishchat.json',
+      'settings.backoff.max',
+      'at least settings.backoff.base (5000)',
+      'found 100',
+    );
     obj(files, 'fishchat.json').settings = { backoff: { min: 1 } };
     await expectError(files, 'fishchat.json', 'settings.backoff.min', 'not a known field');
   });
@@ -371,15 +413,33 @@ describe('validation names the file, the field, the expectation and what was fou
   test('settings.maxOutBuffer must hold at least one frame of settings.maxFrame', async () => {
     const files = defaultFiles();
     obj(files, 'fishchat.json').settings = { maxFrame: 2 * 1024 * 1024 };
-    await expectError(files, 'fishchat.json', 'settings.maxOutBuffer', 'at least settings.maxFrame (2097152)', 'found 1048576');
+    await expectError(
+      files,
+      'fishchat.json',
+      'settings.maxOutBuffer',
+      'at least settings.maxFrame (2097152)',
+      'found 1048576',
+    );
     obj(files, 'fishchat.json').settings = { maxFrame: 4096, maxOutBuffer: 2048 };
-    await expectError(files, 'fishchat.json', 'settings.maxOutBuffer', 'at least settings.maxFrame (4096)', 'found 2048');
+    await expectError(
+      files,
+      'fishchat.json',
+      'settings.maxOutBuffer',
+      'at least settings.maxFrame (4096)',
+      'found 2048',
+    );
   });
 
   test('settings.cidWindowMs must fit in settings.retentionMs', async () => {
     const files = defaultFiles();
     obj(files, 'fishchat.json').settings = { retentionMs: 60_000, cidWindowMs: 120_000 };
-    await expectError(files, 'fishchat.json', 'settings.cidWindowMs', 'at most settings.retentionMs (60000)', 'found 120000');
+    await expectError(
+      files,
+      'fishchat.json',
+      'settings.cidWindowMs',
+      'at most settings.retentionMs (60000)',
+      'found 120000',
+    );
   });
 
   test('a file that is not JSON, or not an object', async () => {
@@ -446,7 +506,12 @@ describe('manager and monitor', () => {
     const files = defaultFiles();
     delete files['manager.json'];
     delete files['monitor.json'];
-    obj(files, 'fishchat.json').roles = ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json'];
+    obj(files, 'fishchat.json').roles = [
+      'gateway.json',
+      'msg_server.19000.json',
+      'msg_server.19001.json',
+      'router.json',
+    ];
     return files;
   };
 
@@ -456,7 +521,9 @@ describe('manager and monitor', () => {
     assert.deepEqual(c.monitor, { role: 'monitor', id: 'monitor', httpHost: '127.0.0.1', httpPort: 21000 });
     // Only one of them listed: the other one is the default.
     const files = defaultFiles();
-    obj(files, 'fishchat.json').roles = (obj(files, 'fishchat.json').roles as string[]).filter((f) => f !== 'monitor.json');
+    obj(files, 'fishchat.json').roles = (obj(files, 'fishchat.json').roles as string[]).filter(
+      (f) => f !== 'monitor.json',
+    );
     obj(files, 'manager.json').httpPort = 18500;
     const one = await loadFiles(files);
     assert.equal(one.manager.httpPort, 18500);
@@ -477,7 +544,9 @@ describe('manager and monitor', () => {
     delete obj(files, 'monitor.json').role;
     files['admin-api.json'] = { ...obj(files, 'manager.json'), id: 'mgr-1' };
     delete files['manager.json'];
-    obj(files, 'fishchat.json').roles = (obj(files, 'fishchat.json').roles as string[]).map((f) => (f === 'manager.json' ? 'admin-api.json' : f));
+    obj(files, 'fishchat.json').roles = (obj(files, 'fishchat.json').roles as string[]).map((f) =>
+      f === 'manager.json' ? 'admin-api.json' : f,
+    );
     const c = await loadFiles(files);
     assert.equal(c.manager.id, 'mgr-1');
     assert.equal(c.monitor.id, 'monitor');
@@ -495,7 +564,13 @@ describe('manager and monitor', () => {
     await expectError(files, 'monitor.json', 'httpHost', 'must be a host name or IP address', 'found "not a host"');
     files = defaultFiles();
     obj(files, 'manager.json').port = 18001;
-    await expectError(files, 'manager.json', 'port', 'is not a known field', 'known fields: role, id, httpHost, httpPort');
+    await expectError(
+      files,
+      'manager.json',
+      'port',
+      'is not a known field',
+      'known fields: role, id, httpHost, httpPort',
+    );
     files = defaultFiles();
     obj(files, 'monitor.json').httpPrt = 1;
     await expectError(files, 'monitor.json', 'httpPrt', 'did you mean "httpPort"?');
@@ -528,7 +603,14 @@ describe('manager and monitor', () => {
     // Not listed: the defaults take part in the checks, and the error names the file that is.
     files = withoutAdminRoles();
     obj(files, 'router.json').httpPort = 18000;
-    await expectError(files, 'router.json', 'httpPort', 'found 18000', `the default manager's "httpPort"`, 'no manager file is listed in fishchat.json "roles"');
+    await expectError(
+      files,
+      'router.json',
+      'httpPort',
+      'found 18000',
+      `the default manager's "httpPort"`,
+      'no manager file is listed in fishchat.json "roles"',
+    );
     files = withoutAdminRoles();
     obj(files, 'router.json').id = 'monitor';
     await expectError(files, 'router.json', 'id', 'unique', `the default monitor's "id"`);
@@ -581,6 +663,7 @@ describe('addresses', () => {
 
   test('isLoopback', () => {
     for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '::ffff:127.0.0.1']) assert.ok(isLoopback(h), h);
-    for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '128.0.0.1', '127.example.com']) assert.ok(!isLoopback(h), h);
+    for (const h of ['0.0.0.0', '::', '10.0.0.1', 'example.com', '128.0.0.1', '127.example.com'])
+      assert.ok(!isLoopback(h), h);
   });
 });

@@ -57,10 +57,13 @@ describe('monitor dashboard files', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fishchat-dashboard-'));
     try {
       for (const name of ['index.html', 'style.css']) copyFileSync(join(BUILT, name), join(dir, name));
-      assert.throws(() => loadDashboard(dir), (err: Error) => {
-        assert.equal(err.message, `monitor dashboard: ${join(dir, 'page.js')} is missing: run npm run build`);
-        return true;
-      });
+      assert.throws(
+        () => loadDashboard(dir),
+        (err: Error) => {
+          assert.equal(err.message, `monitor dashboard: ${join(dir, 'page.js')} is missing: run npm run build`);
+          return true;
+        },
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -77,7 +80,12 @@ describe('monitor dashboard', { skip, timeout: 120_000 }, () => {
       assert.equal(res.status, 200);
       assert.match(res.headers.get('content-type') ?? '', /^text\/html; charset=utf-8/);
       const csp = res.headers.get('content-security-policy') ?? '';
-      const directives = new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([k, ...v]) => [k!, v]));
+      const directives = new Map(
+        csp
+          .split(';')
+          .map((d) => d.trim().split(/\s+/))
+          .map(([k, ...v]) => [k!, v]),
+      );
       assert.deepEqual(directives.get('default-src'), ["'none'"]);
       assert.deepEqual(directives.get('connect-src'), ["'self'"]);
       assert.deepEqual(directives.get('form-action'), ["'none'"]);
@@ -114,7 +122,15 @@ describe('monitor dashboard', { skip, timeout: 120_000 }, () => {
       const base = `http://${monitor.addresses.http}`;
       browser = await chromium.launch({
         executablePath: CHROMIUM,
-        args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
       });
       const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
       // A CSP violation or a script error shows up here; the page must have none.
@@ -154,7 +170,8 @@ describe('monitor dashboard', { skip, timeout: 120_000 }, () => {
       for (const id of ['ms-0', 'ms-1']) {
         await page.locator(`#roles tr[data-role="msg_server"][data-id="${id}"][data-up="true"]`).waitFor(T);
       }
-      for (const role of ['gateway', 'router', 'monitor']) await page.locator(`#roles tr[data-role="${role}"][data-up="true"]`).waitFor(T);
+      for (const role of ['gateway', 'router', 'monitor'])
+        await page.locator(`#roles tr[data-role="${role}"][data-up="true"]`).waitFor(T);
       await page.locator('#conn[data-state="live"]').waitFor(T);
       for (const id of ['#chart-msgs', '#chart-conns']) {
         const box = await page.locator(id).boundingBox();
@@ -180,7 +197,10 @@ describe('monitor dashboard', { skip, timeout: 120_000 }, () => {
       const topic = `general-${Math.random().toString(36).slice(2, 7)}`;
       assert.equal((await a.request({ op: 'topic_create', rid: rid(), topic })).op, 'ok');
       await page.locator('#log li[data-kind="login"]', { hasText: user }).waitFor(T);
-      assert.match((await page.locator('#log li[data-kind="login"]', { hasText: user }).textContent()) ?? '', /logged in on ms-0/);
+      assert.match(
+        (await page.locator('#log li[data-kind="login"]', { hasText: user }).textContent()) ?? '',
+        /logged in on ms-0/,
+      );
       await page.locator('#log li', { hasText: topic }).waitFor(T);
       await page.locator('#roles tr[data-id="ms-0"] td:nth-child(5)', { hasText: /^1$/ }).waitFor(T);
       await page.locator('#t-conns', { hasText: /^2$/ }).waitFor(T);
@@ -190,7 +210,10 @@ describe('monitor dashboard', { skip, timeout: 120_000 }, () => {
         for (let i = 0; i < 100; i++) {
           const to = i % 2 === 0 ? 'bob' : user;
           const from = i % 2 === 0 ? a : b;
-          assert.equal((await from.request({ op: 'send', rid: rid(), to, body: new RawCbor(encodeBody(`hello ${i}`)) })).op, 'ok');
+          assert.equal(
+            (await from.request({ op: 'send', rid: rid(), to, body: new RawCbor(encodeBody(`hello ${i}`)) })).op,
+            'ok',
+          );
           await new Promise((r) => setTimeout(r, 30 + (i % 10) * 5));
         }
       })();

@@ -74,10 +74,20 @@ async function forceDown(dir: string): Promise<void> {
 }
 
 const READY_LINE = /^ready {2}(\S+)\s+(\S+)\s+(.*)$/gm;
-const ROLES = ['gateway/gateway', 'manager/manager', 'monitor/monitor', 'msg_server/ms-19000', 'msg_server/ms-19001', 'router/router'];
+const ROLES = [
+  'gateway/gateway',
+  'manager/manager',
+  'monitor/monitor',
+  'msg_server/ms-19000',
+  'msg_server/ms-19001',
+  'router/router',
+];
 
 before(() => {
-  assert.ok(existsSync(join(ROOT, 'dist', 'cli', 'commands', 'down.js')), 'dist/ is missing: run `npm run build` first (`npm test` does)');
+  assert.ok(
+    existsSync(join(ROOT, 'dist', 'cli', 'commands', 'down.js')),
+    'dist/ is missing: run `npm run build` first (`npm test` does)',
+  );
 });
 
 after(async () => {
@@ -102,7 +112,10 @@ describe('fishchat up --detach and down (embedded)', () => {
     assert.match(r.stdout, /^mode: embedded \(/m);
     const ready = [...r.stdout.matchAll(READY_LINE)].map((m) => `${m[1]}/${m[2]}`).sort();
     assert.deepEqual(ready, ROLES);
-    assert.match(r.stdout, /^cluster ready in \d+ ms: clients connect to the gateway at 127\.0\.0\.1:\d+; stop with: fishchat down /m);
+    assert.match(
+      r.stdout,
+      /^cluster ready in \d+ ms: clients connect to the gateway at 127\.0\.0\.1:\d+; stop with: fishchat down /m,
+    );
     assert.ok(r.stdout.includes(`stop with: fishchat down ${dir}`), r.stdout);
     assert.match(r.stdout, /running in the background: pid \d+, logs in .*up\.log/);
 
@@ -119,7 +132,10 @@ describe('fishchat up --detach and down (embedded)', () => {
 
   test('a second up, detached or not, is refused (exit 2) while it runs', async () => {
     const run = await readRun(dir);
-    for (const args of [['up', dir, '--detach', '--embedded'], ['up', dir, '--embedded']]) {
+    for (const args of [
+      ['up', dir, '--detach', '--embedded'],
+      ['up', dir, '--embedded'],
+    ]) {
       const r = await fishchat(args);
       assert.equal(r.code, 2, r.stdout + r.stderr);
       assert.match(r.stderr, /already running/);
@@ -136,7 +152,10 @@ describe('fishchat up --detach and down (embedded)', () => {
         const r = await fishchat(['status', '--dir', dir, '--json']);
         if (r.code !== 0 && r.code !== 1) assert.fail(r.stdout + r.stderr);
         const report = JSON.parse(r.stdout) as { roles: { role: string; id: string; up: boolean }[] };
-        seen = report.roles.filter((x) => x.up).map((x) => `${x.role}/${x.id}`).sort();
+        seen = report.roles
+          .filter((x) => x.up)
+          .map((x) => `${x.role}/${x.id}`)
+          .sort();
         return r.code === 0 && JSON.stringify(seen) === JSON.stringify(ROLES);
       },
       10_000,
@@ -146,7 +165,12 @@ describe('fishchat up --detach and down (embedded)', () => {
   test('down: a connected client is kicked with "draining", the process is gone, run.json removed', async () => {
     const run = await readRun(dir);
     const secret = (await readFile(join(dir, '.fishchat', 'secret'), 'utf8')).trim();
-    const client = await FishClient.connect({ gateway: run.gateway, user: 'alice', token: () => signToken(secret, 'alice'), reconnect: false });
+    const client = await FishClient.connect({
+      gateway: run.gateway,
+      user: 'alice',
+      token: () => signToken(secret, 'alice'),
+      reconnect: false,
+    });
     const kicks: string[] = [];
     client.on('kick', ({ reason }) => kicks.push(reason));
     client.on('error', () => {});
@@ -198,7 +222,13 @@ describe('fishchat down: stale and failing cases', () => {
     // A pid that is surely gone: a child that has exited.
     const gone = spawn(NODE, ['-e', '0']);
     await new Promise((r) => gone.on('exit', r));
-    const stale = { pid: gone.pid, mode: 'embedded', gateway: '127.0.0.1:1', roles: [], startedAt: new Date().toISOString() };
+    const stale = {
+      pid: gone.pid,
+      mode: 'embedded',
+      gateway: '127.0.0.1:1',
+      roles: [],
+      startedAt: new Date().toISOString(),
+    };
     await writeFile(join(dir, '.fishchat', 'run.json'), JSON.stringify(stale));
     const r = await fishchat(['down', dir]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
@@ -264,7 +294,12 @@ describe('fishchat up --detach and down (Redis)', { skip: NO_REDIS }, () => {
     for (const pid of [run.pid, ...pids]) assert.ok(processRunning(pid), `pid ${pid} runs`);
 
     const secret = (await readFile(join(dir, '.fishchat', 'secret'), 'utf8')).trim();
-    const client = await FishClient.connect({ gateway: run.gateway, user: 'bob', token: () => signToken(secret, 'bob'), reconnect: false });
+    const client = await FishClient.connect({
+      gateway: run.gateway,
+      user: 'bob',
+      token: () => signToken(secret, 'bob'),
+      reconnect: false,
+    });
     const kicks: string[] = [];
     client.on('kick', ({ reason }) => kicks.push(reason));
     client.on('error', () => {});

@@ -1,5 +1,5 @@
 /**
- * Live fuzzing, bounded for CI (issue 6/6; the long version is bench/fuzz.ts,
+ * Live fuzzing, bounded for CI (the long version is bench/fuzz.ts,
  * whose engine this test shares): an in-process cluster over real TCP takes
  * random and mutated frames of every op on K connections to the gateway and
  * both msg_servers (truncated, oversized and lying lengths, deep nesting,
@@ -13,7 +13,18 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { encodeFrame } from '../runtime/protocol/index.js';
-import { Conversation, HUGE_TAILS, Wire, hugeDeclared, nested, pingAll, prefixed, runFuzz, tagChain, type FuzzReport } from '../bench/fuzz.js';
+import {
+  Conversation,
+  HUGE_TAILS,
+  Wire,
+  hugeDeclared,
+  nested,
+  pingAll,
+  prefixed,
+  runFuzz,
+  tagChain,
+  type FuzzReport,
+} from '../bench/fuzz.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 0xf15f) >>> 0;
@@ -53,13 +64,34 @@ describe('live fuzz', () => {
       ['nesting 30,000', prefixed(nested(17, 30_000, 'array')), { close: 'bad_frame' }],
       [`${(maxFrame - 40) >> 1} tags (tags do not nest)`, prefixed(tagChain(18, (maxFrame - 40) >> 1)), { pong: 18 }],
       ['a frame of exactly maxFrame bytes', prefixed(padTo(maxFrame, 19)), { pong: 19 }],
-      ['length maxFrame + 1, header only (never buffered)', prefixed(new Uint8Array(0), maxFrame + 1), { close: 'frame_too_large' }],
+      [
+        'length maxFrame + 1, header only (never buffered)',
+        prefixed(new Uint8Array(0), maxFrame + 1),
+        { close: 'frame_too_large' },
+      ],
       ['length 2^32 - 1, header only', prefixed(new Uint8Array(0), 0xffffffff), { close: 'frame_too_large' }],
       ['length 0', prefixed(new Uint8Array(0)), { close: 'bad_frame' }],
-      ['trailing byte after the map', prefixed(new Uint8Array([...encodeFrame({ op: 'ping', rid: 20 }).slice(4), 0x00])), { close: 'bad_frame' }],
-      ['two maps in one frame', prefixed(new Uint8Array([...encodeFrame({ op: 'ping', rid: 21 }).slice(4), ...encodeFrame({ op: 'ping', rid: 22 }).slice(4)])), { close: 'bad_frame' }],
+      [
+        'trailing byte after the map',
+        prefixed(new Uint8Array([...encodeFrame({ op: 'ping', rid: 20 }).slice(4), 0x00])),
+        { close: 'bad_frame' },
+      ],
+      [
+        'two maps in one frame',
+        prefixed(
+          new Uint8Array([
+            ...encodeFrame({ op: 'ping', rid: 21 }).slice(4),
+            ...encodeFrame({ op: 'ping', rid: 22 }).slice(4),
+          ]),
+        ),
+        { close: 'bad_frame' },
+      ],
       ['a ping written one byte at a time', encodeFrame({ op: 'ping', rid: 23 }).slice(), { pong: 23 }, 1],
-      ...HUGE_TAILS.map((t, i): [string, Uint8Array, Want] => [`body ${Buffer.from(t).toString('hex')}`, prefixed(hugeDeclared(30 + i, t)), { close: 'bad_frame' }]),
+      ...HUGE_TAILS.map((t, i): [string, Uint8Array, Want] => [
+        `body ${Buffer.from(t).toString('hex')}`,
+        prefixed(hugeDeclared(30 + i, t)),
+        { close: 'bad_frame' },
+      ]),
     ];
     const failures: string[] = [];
     for (const addr of [c.gateway, c.ms(0)]) {
@@ -72,10 +104,20 @@ describe('live fuzz', () => {
           const f = w.frames[0];
           const hex = Buffer.from(bytes.subarray(0, 48)).toString('hex') + (bytes.length > 48 ? '…' : '');
           if ('pong' in want) {
-            if (f?.op !== 'pong' || f.rid !== want.pong) failures.push(`${addr} ${what} (${hex}): ${JSON.stringify(f ?? null)}`);
+            if (f?.op !== 'pong' || f.rid !== want.pong)
+              failures.push(`${addr} ${what} (${hex}): ${JSON.stringify(f ?? null)}`);
           } else {
-            if (f?.op !== 'error' || f.code !== want.close || f.rid !== undefined) failures.push(`${addr} ${what} (${hex}): ${JSON.stringify(f ?? null)}`);
-            else if (!(await w.until(() => false, 3000, 'close').then(() => true, () => false))) failures.push(`${addr} ${what}: not closed`);
+            if (f?.op !== 'error' || f.code !== want.close || f.rid !== undefined)
+              failures.push(`${addr} ${what} (${hex}): ${JSON.stringify(f ?? null)}`);
+            else if (
+              !(await w
+                .until(() => false, 3000, 'close')
+                .then(
+                  () => true,
+                  () => false,
+                ))
+            )
+              failures.push(`${addr} ${what}: not closed`);
           }
         } finally {
           w.close();
@@ -88,7 +130,14 @@ describe('live fuzz', () => {
   it(`${FRAMES} fuzz frames on ${CONNS} connections during a conversation: no crash, documented codes, nothing lost, RSS bounded (seed ${SEED})`, async () => {
     const maxFrame = c.ctx.settings.maxFrame;
     // warm up (JIT, store, sockets) before the RSS baseline
-    const warm = await runFuzz({ targets: [{ kind: 'msg_server', addr: c.ms(0) }], conns: 2, frames: 300, seed: SEED ^ 1, maxFrame, token: (u) => c.token(u) });
+    const warm = await runFuzz({
+      targets: [{ kind: 'msg_server', addr: c.ms(0) }],
+      conns: 2,
+      frames: 300,
+      seed: SEED ^ 1,
+      maxFrame,
+      token: (u) => c.token(u),
+    });
     assert.deepEqual(warm.violations, []);
     const base = process.memoryUsage().rss;
     let maxRss = base;
@@ -124,9 +173,19 @@ describe('live fuzz', () => {
     maxRss = Math.max(maxRss, process.memoryUsage().rss);
 
     if (process.env.FUZZ_STATS) {
-      console.log(JSON.stringify({ ...report, violations: report.violations.length, talk, rssGrowthMiB: (maxRss - base) / 1048576 }, null, 2));
+      console.log(
+        JSON.stringify(
+          { ...report, violations: report.violations.length, talk, rssGrowthMiB: (maxRss - base) / 1048576 },
+          null,
+          2,
+        ),
+      );
     }
-    assert.deepEqual(report.violations, [], `${report.violations.length} protocol violations:\n${report.violations.slice(0, 5).join('\n\n')}`);
+    assert.deepEqual(
+      report.violations,
+      [],
+      `${report.violations.length} protocol violations:\n${report.violations.slice(0, 5).join('\n\n')}`,
+    );
     assert.deepEqual(pings, [], 'every listener still answers a ping');
     assert.deepEqual(talk.problems, [], 'the conversation was not disturbed');
     assert.ok(talk.sent[0] > 20 && talk.sent[1] > 20, `the conversation ran: ${JSON.stringify(talk)}`);

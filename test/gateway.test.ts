@@ -33,7 +33,11 @@ describe('gateway', () => {
       assert.equal((await routeIds(conn)).length, 2);
       await waitFor(async () => (await routeIds(conn)).sort().join() === 'ms-0,ms-1', BEAT + 100, 'beats of both');
       await c.msgServers[0]!.stop();
-      const gone = await waitFor(async () => !(await routeIds(conn)).includes('ms-0'), 3 * BEAT + 200, 'ms-0 to leave route');
+      const gone = await waitFor(
+        async () => !(await routeIds(conn)).includes('ms-0'),
+        3 * BEAT + 200,
+        'ms-0 to leave route',
+      );
       assert.ok(gone <= 3 * BEAT + 150, `left after ${gone} ms`);
       await c.addMsgServer('ms-new');
       await waitFor(async () => (await routeIds(conn)).includes('ms-new'), BEAT + 100, 'ms-new to appear');

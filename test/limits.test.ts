@@ -1,5 +1,5 @@
 /**
- * The limits of issue 7 over real TCP, each from its setting: login timeout,
+ * The limits over real TCP, each from its setting: login timeout,
  * per-connection send rate, max connections per msg_server (and the gateway
  * routing around a full one), the outbound buffer cap (slow consumer), max
  * topic members, and a non-default maxFrame.
@@ -52,7 +52,10 @@ describe('login timeout', () => {
       const took = Date.now() - t0;
       assert.ok(took >= 350, `closed after ${took} ms, before the 400 ms timeout`);
       assert.ok(pings >= 3, `pinged ${pings} times`);
-      assert.ok(pinger.pending().some((f) => f.op === 'pong'), 'pre-login pings are answered');
+      assert.ok(
+        pinger.pending().some((f) => f.op === 'pong'),
+        'pre-login pings are answered',
+      );
       // No error frame is needed; if any frame came to the idle one, it is not an ok.
       assert.ok(!idle.pending().some((f) => f.op === 'ok'));
       // The logged-in connection is still usable well after the timeout.
@@ -102,10 +105,24 @@ describe('send rate', () => {
 
       // topic_send draws from the same bucket
       await sleep(1100); // 2 tokens
-      assert.equal((await conn.request({ op: 'topic_create', rid: rid(), topic: 'rl-topic' })).op, 'ok', 'topic_create is not rate limited');
-      const t1 = await conn.request({ op: 'topic_send', rid: rid(), topic: 'rl-topic', body: new RawCbor(encodeBody('t1')) });
+      assert.equal(
+        (await conn.request({ op: 'topic_create', rid: rid(), topic: 'rl-topic' })).op,
+        'ok',
+        'topic_create is not rate limited',
+      );
+      const t1 = await conn.request({
+        op: 'topic_send',
+        rid: rid(),
+        topic: 'rl-topic',
+        body: new RawCbor(encodeBody('t1')),
+      });
       const s1 = await send(conn, 'rl-receiver', 'after-refill');
-      const t2 = await conn.request({ op: 'topic_send', rid: rid(), topic: 'rl-topic', body: new RawCbor(encodeBody('t2')) });
+      const t2 = await conn.request({
+        op: 'topic_send',
+        rid: rid(),
+        topic: 'rl-topic',
+        body: new RawCbor(encodeBody('t2')),
+      });
       assert.equal(t1.op, 'ok', JSON.stringify(t1));
       assert.equal(s1.op, 'ok', JSON.stringify(s1));
       assert.equal(t2.code, 'rate_limited', JSON.stringify(t2));
@@ -116,7 +133,10 @@ describe('send rate', () => {
       const { messages } = await c.store.readInbox('rl-receiver', 0, 100);
       const want = replies.filter((f) => f.op === 'ok').map((f) => f.mid);
       want.push(s1.mid);
-      assert.deepEqual(messages.map((m) => m.mid), want);
+      assert.deepEqual(
+        messages.map((m) => m.mid),
+        want,
+      );
       conn.close();
     } finally {
       await c.stop();
@@ -135,7 +155,10 @@ describe('send rate', () => {
         await sleep(15); // ~66/s, under 100/s
       }
       const { messages } = await c.store.readInbox('steady-rcv', 0, 100);
-      assert.deepEqual(messages.map((m) => m.mid), mids);
+      assert.deepEqual(
+        messages.map((m) => m.mid),
+        mids,
+      );
       conn.close();
     } finally {
       await c.stop();
@@ -225,7 +248,7 @@ describe('slow consumer', () => {
       const kickFrame = slow.pending().find((f) => f.op === 'kick');
       if (kickFrame) assert.equal(kickFrame.reason, 'slow');
       assert.ok(got.length <= mids.length - 5, 'it got nothing sent after the kick');
-      got.forEach((m, i) => assert.equal(m.seq, i + 1));
+      for (const [i, m] of got.entries()) assert.equal(m.seq, i + 1);
 
       // The sender was never disturbed.
       assert.equal((await sender.request({ op: 'ping', rid: 9 })).op, 'pong');
@@ -235,8 +258,14 @@ describe('slow consumer', () => {
       assert.equal(ok.seq, mids.length);
       assert.equal(ok.acked, 0);
       const backlog = await back.msgs(mids.length, 10_000);
-      assert.deepEqual(backlog.map((m) => m.mid), mids);
-      assert.deepEqual(backlog.map((m) => m.seq), mids.map((_, i) => i + 1));
+      assert.deepEqual(
+        backlog.map((m) => m.mid),
+        mids,
+      );
+      assert.deepEqual(
+        backlog.map((m) => m.seq),
+        mids.map((_, i) => i + 1),
+      );
       assert.equal((await back.request({ op: 'ping', rid: 10 })).op, 'pong');
       assert.equal(back.closed, false);
 
@@ -277,14 +306,22 @@ describe('max topic members', () => {
       assert.equal(full.code, 'bad_request');
       assert.match(String(full.message), /topic is full \(3 members/);
       // not a member: cannot send
-      const ns = await conns['tm-d']!.request({ op: 'topic_send', rid: rid(), topic: 'small', body: new RawCbor(encodeBody('x')) });
+      const ns = await conns['tm-d']!.request({
+        op: 'topic_send',
+        rid: rid(),
+        topic: 'small',
+        body: new RawCbor(encodeBody('x')),
+      });
       assert.equal(ns.code, 'not_a_member');
       // a member joining again is fine
       const again = await conns['tm-c']!.request({ op: 'topic_join', rid: rid(), topic: 'small' });
       assert.equal(again.op, 'ok', JSON.stringify(again));
       assert.equal(again.members, 3);
       // missing topic is still no_such_topic
-      assert.equal((await conns['tm-d']!.request({ op: 'topic_join', rid: rid(), topic: 'nope' })).code, 'no_such_topic');
+      assert.equal(
+        (await conns['tm-d']!.request({ op: 'topic_join', rid: rid(), topic: 'nope' })).code,
+        'no_such_topic',
+      );
       // a leave frees a place
       assert.equal((await conns['tm-b']!.request({ op: 'topic_leave', rid: rid(), topic: 'small' })).op, 'ok');
       const joined = await conns['tm-d']!.request({ op: 'topic_join', rid: rid(), topic: 'small' });
@@ -305,7 +342,13 @@ describe('maxFrame', () => {
     try {
       const { conn } = await login(c, c.ms(0), 'mf-user');
       // a ~1000-byte frame (unknown fields are ignored) is fine
-      const padded = { op: 'send', rid: rid(), to: 'mf-user', body: new RawCbor(encodeBody('hi')), pad: 'p'.repeat(900) };
+      const padded = {
+        op: 'send',
+        rid: rid(),
+        to: 'mf-user',
+        body: new RawCbor(encodeBody('hi')),
+        pad: 'p'.repeat(900),
+      };
       const ok = await conn.request(padded);
       assert.equal(ok.op, 'ok', JSON.stringify(ok));
       // body limit follows: maxFrame − 512
@@ -338,7 +381,9 @@ describe('requests waiting on one connection', () => {
       const { conn } = await login(c, c.ms(0), 'flooder');
       const body = new RawCbor(encodeBody('x'.repeat(1000)));
       const { encodeFrame } = await import('../runtime/protocol/index.js');
-      const frames = Buffer.concat(Array.from({ length: 20_000 }, (_, i) => encodeFrame({ op: 'send', rid: i + 10, to: 'sink', body })));
+      const frames = Buffer.concat(
+        Array.from({ length: 20_000 }, (_, i) => encodeFrame({ op: 'send', rid: i + 10, to: 'sink', body })),
+      );
       conn.writeRaw(frames);
       const err = await conn.next(15_000, (f) => f.op === 'error');
       assert.deepEqual([err.code, err.rid], ['overloaded', undefined]);

@@ -75,8 +75,21 @@ before(async () => {
   const platform = await getPlatform();
   const settings: Settings = { ...DEFAULT_SETTINGS, beat: BEAT };
   store = (await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')))) as FullStore;
-  const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) };
-  ctx = { cluster: 'mgr', channels: channels('mgr'), settings, auth: { mode: 'token', secret: SECRET }, bus: createMemoryBus(), store: spy(store), platform, log };
+  const log = {
+    info: (m: string) => logs.push(m),
+    warn: (m: string) => logs.push(m),
+    error: (m: string) => logs.push(m),
+  };
+  ctx = {
+    cluster: 'mgr',
+    channels: channels('mgr'),
+    settings,
+    auth: { mode: 'token', secret: SECRET },
+    bus: createMemoryBus(),
+    store: spy(store),
+    platform,
+    log,
+  };
   manager = await startManager(ctx, { role: 'manager', id: 'manager', httpHost: '127.0.0.1', httpPort: 0 });
   base = `http://${manager.addresses.http}`;
 });
@@ -123,12 +136,23 @@ describe('users', () => {
   it('a client-status login and logout show in GET /v1/users/:user', async () => {
     const user = uniq('alice');
     const t = Date.now();
-    const ev = (k: ClientStatusItem['k'], device: string, ts: number): ClientStatusItem => ({ k, user, device, server: 'ms-0', gen: 1, ts });
+    const ev = (k: ClientStatusItem['k'], device: string, ts: number): ClientStatusItem => ({
+      k,
+      user,
+      device,
+      server: 'ms-0',
+      gen: 1,
+      ts,
+    });
     ctx.bus.publish(ctx.channels.clientStatus, encodeItems([ev('login', 'phone', t), ev('login', 'laptop', t + 1)]));
-    const rec = await untilValue(async () => {
-      const r = await get(`/v1/users/${user}`);
-      return r.status === 200 && r.body.record?.devices?.length === 2 && r.body;
-    }, 2000, 'the login recorded');
+    const rec = await untilValue(
+      async () => {
+        const r = await get(`/v1/users/${user}`);
+        return r.status === 200 && r.body.record?.devices?.length === 2 && r.body;
+      },
+      2000,
+      'the login recorded',
+    );
     assert.equal(rec.user, user);
     assert.equal(rec.record.online, true);
     assert.equal(rec.record.firstSeen, t);
@@ -137,11 +161,18 @@ describe('users', () => {
     assert.ok(Array.isArray(rec.acks));
     assert.ok(Array.isArray(rec.sessions));
 
-    ctx.bus.publish(ctx.channels.clientStatus, encodeItems([ev('logout', 'phone', t + 2), ev('kick', 'laptop', t + 3)]));
-    const off = await untilValue(async () => {
-      const r = await ok(`/v1/users/${user}`);
-      return r.record.online === false && r;
-    }, 2000, 'the logout recorded');
+    ctx.bus.publish(
+      ctx.channels.clientStatus,
+      encodeItems([ev('logout', 'phone', t + 2), ev('kick', 'laptop', t + 3)]),
+    );
+    const off = await untilValue(
+      async () => {
+        const r = await ok(`/v1/users/${user}`);
+        return r.record.online === false && r;
+      },
+      2000,
+      'the logout recorded',
+    );
     assert.ok(off.record.devices.every((d: any) => d.online === false));
     assert.equal(off.record.lastSeen, t + 3);
   });
@@ -172,13 +203,22 @@ describe('users', () => {
 describe('inbox', () => {
   it('pages with after/limit and shows bodies as base64 and JSON', async () => {
     const user = uniq('erin');
-    const bodies = [cbor.encode({ text: 'one', n: 1 }), cbor.encode('two'), Uint8Array.of(0xff, 0xfe), cbor.encode([1, { b: new Uint8Array([7, 8]) }]), cbor.encode(5)];
+    const bodies = [
+      cbor.encode({ text: 'one', n: 1 }),
+      cbor.encode('two'),
+      Uint8Array.of(0xff, 0xfe),
+      cbor.encode([1, { b: new Uint8Array([7, 8]) }]),
+      cbor.encode(5),
+    ];
     for (const body of bodies) await store.appendP2P({ from: 'sam', to: user, mid: uniq('m'), body, ts: Date.now() });
 
     const p1 = await ok(`/v1/users/${user}/inbox?limit=2`);
     assert.equal(p1.user, user);
     assert.equal(p1.head.seq, 5);
-    assert.deepEqual(p1.messages.map((m: any) => m.seq), [1, 2]);
+    assert.deepEqual(
+      p1.messages.map((m: any) => m.seq),
+      [1, 2],
+    );
     assert.equal(p1.next, 2);
     assert.deepEqual(p1.messages[0].json, { text: 'one', n: 1 });
     assert.equal(p1.messages[0].body, Buffer.from(bodies[0]!).toString('base64'));
@@ -189,19 +229,35 @@ describe('inbox', () => {
     assert.equal(p1.messages[1].json, 'two');
 
     const p2 = await ok(`/v1/users/${user}/inbox?after=${p1.next}&limit=2`);
-    assert.deepEqual(p2.messages.map((m: any) => m.seq), [3, 4]);
+    assert.deepEqual(
+      p2.messages.map((m: any) => m.seq),
+      [3, 4],
+    );
     assert.equal(p2.messages[0].body, '//4=');
     assert.ok(!('json' in p2.messages[0]), 'a body that is not CBOR has no json');
     assert.deepEqual(p2.messages[1].json, [1, { b: { $bytes: 'Bwg=' } }]);
 
     const p3 = await ok(`/v1/users/${user}/inbox?after=${p2.next}`);
-    assert.deepEqual(p3.messages.map((m: any) => m.seq), [5]);
+    assert.deepEqual(
+      p3.messages.map((m: any) => m.seq),
+      [5],
+    );
     assert.equal(p3.messages[0].json, 5);
     assert.equal(p3.next, null);
   });
 
   it('refuses bad after/limit with 400 and a clear message', async () => {
-    for (const q of ['limit=0', 'limit=1001', 'limit=abc', 'limit=1.5', 'limit=-1', 'after=-1', 'after=x', 'after=1e3', 'after=9999999999999999']) {
+    for (const q of [
+      'limit=0',
+      'limit=1001',
+      'limit=abc',
+      'limit=1.5',
+      'limit=-1',
+      'after=-1',
+      'after=x',
+      'after=1e3',
+      'after=9999999999999999',
+    ]) {
       const r = await get(`/v1/users/someone/inbox?${q}`);
       assert.equal(r.status, 400, q);
       assert.equal(r.body.error.code, 'bad_request', q);
@@ -243,11 +299,26 @@ describe('sessions and leases', () => {
       assert.ok(before.some((s) => s.user === bob && s.server === 'ms-x' && s.boot === 'x-boot-1'));
       await untilValue(async () => !(await users()).some((s) => s.user === bob), 3000, 'the dead ms-x entry removed');
       const left = await users();
-      assert.ok(left.some((s) => s.user === carol && s.server === 'ms-y'), 'a live msg_server keeps its entries');
-      assert.ok(left.some((s) => s.user === dave && s.boot === 'x-boot-2'), "a restarted msg_server's new sessions stay");
-      assert.ok(logs.some((l) => l.includes('ms-x') && l.includes('x-boot-1') && l.includes('lease')), logs.join('\n'));
+      assert.ok(
+        left.some((s) => s.user === carol && s.server === 'ms-y'),
+        'a live msg_server keeps its entries',
+      );
+      assert.ok(
+        left.some((s) => s.user === dave && s.boot === 'x-boot-2'),
+        "a restarted msg_server's new sessions stay",
+      );
+      assert.ok(
+        logs.some((l) => l.includes('ms-x') && l.includes('x-boot-1') && l.includes('lease')),
+        logs.join('\n'),
+      );
       // bob's later messages wait in his inbox: no session to push to.
-      const r = await store.appendP2P({ from: carol, to: bob, mid: uniq('m'), body: cbor.encode('later'), ts: Date.now() });
+      const r = await store.appendP2P({
+        from: carol,
+        to: bob,
+        mid: uniq('m'),
+        body: cbor.encode('later'),
+        ts: Date.now(),
+      });
       assert.deepEqual(r.sessions, []);
       assert.equal((await store.readInbox(bob, 0, 10)).messages.length, 1);
     } finally {
@@ -268,7 +339,10 @@ describe('sessions and leases', () => {
       if (page.next === null) break;
       after = page.next;
     }
-    assert.deepEqual(seen.filter((k) => k.startsWith(user + '/')), [`${user}/a`, `${user}/b`, `${user}/c`]);
+    assert.deepEqual(
+      seen.filter((k) => k.startsWith(user + '/')),
+      [`${user}/a`, `${user}/b`, `${user}/c`],
+    );
     assert.equal(new Set(seen).size, seen.length, 'no entry twice');
     for (const q of ['a/b/c', 'bad%20name/d', 'u/', '/d']) {
       const bad = await get(`/v1/sessions?after=${q}`);
@@ -332,7 +406,13 @@ describe('topics', () => {
     const unsub = await ctx.bus.subscribe(ctx.channels.topicSync, (p) => synced.push(...decodeItems<TopicSyncItem>(p)));
     try {
       // A msg_server appended to the log, said ok, and died before its fan-out.
-      const r = await store.topicAppend({ topic, from: 'alice', mid: uniq('tm'), body: cbor.encode('hello all'), ts: Date.now() });
+      const r = await store.topicAppend({
+        topic,
+        from: 'alice',
+        mid: uniq('tm'),
+        body: cbor.encode('hello all'),
+        ts: Date.now(),
+      });
       assert.equal(r.code, 'ok');
       const item = await untilValue(
         async () => synced.find((s) => s.msg.topic === topic),
@@ -388,7 +468,8 @@ describe('topics', () => {
     const fake = new Proxy(store, {
       get(t, prop, recv) {
         if (prop === 'topicsBehind') return async () => [topic];
-        if (prop === 'topicInfo') return async () => ({ topic, creator: 'alice', created: 0, members: 2, tseq: 100, fanned });
+        if (prop === 'topicInfo')
+          return async () => ({ topic, creator: 'alice', created: 0, members: 2, tseq: 100, fanned });
         if (prop === 'topicFanout') {
           return async () => {
             runs++;

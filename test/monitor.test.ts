@@ -40,7 +40,22 @@ function get(path: string, token: string | null = ADMIN, headers: Record<string,
 }
 
 function beat(role: string, id: string, extra: Partial<Beat> = {}): Beat {
-  return { role, id, pid: 4242, boot: 'b1', uptime: 7, conns: 3, inRate: 10, outRate: 20, p50: 1.5, p99: 9.25, rss: 123456, loop: 0.5, ts: Date.now(), ...extra };
+  return {
+    role,
+    id,
+    pid: 4242,
+    boot: 'b1',
+    uptime: 7,
+    conns: 3,
+    inRate: 10,
+    outRate: 20,
+    p50: 1.5,
+    p99: 9.25,
+    rss: 123456,
+    loop: 0.5,
+    ts: Date.now(),
+    ...extra,
+  };
 }
 
 function publish(channel: string, ...items: unknown[]): void {
@@ -73,7 +88,16 @@ before(async () => {
   const settings: Settings = { ...DEFAULT_SETTINGS, beat: BEAT };
   store = await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')));
   const log = { info: () => {}, warn: () => {}, error: () => {} };
-  ctx = { cluster: 'mon', channels: channels('mon'), settings, auth: { mode: 'token', secret: SECRET }, bus: createMemoryBus(), store, platform, log };
+  ctx = {
+    cluster: 'mon',
+    channels: channels('mon'),
+    settings,
+    auth: { mode: 'token', secret: SECRET },
+    bus: createMemoryBus(),
+    store,
+    platform,
+    log,
+  };
   monitor = await startMonitor(ctx, { role: 'monitor', id: 'monitor', httpHost: '127.0.0.1', httpPort: 0 });
   base = `http://${monitor.addresses.http}`;
 });
@@ -110,7 +134,7 @@ function parseValue(s: string, line: number): number {
   return Number(s);
 }
 
-function unescape(s: string, allowQuote: boolean, line: number): string {
+function unescapeSse(s: string, allowQuote: boolean, line: number): string {
   return s.replace(/\\(.)/g, (_m, c: string) => {
     if (c === 'n') return '\n';
     if (c === '\\') return '\\';
@@ -147,7 +171,7 @@ function parseSample(text: string, line: number): PromSample {
         }
       }
       i++; // closing quote
-      labels[lname] = unescape(raw, true, line);
+      labels[lname] = unescapeSse(raw, true, line);
       if (text[i] === ',') i++;
       else assert.equal(text[i], '}', `line ${line}: expected , or } after a label`);
     }
@@ -192,7 +216,7 @@ function parseProm(body: string): Map<string, PromFamily> {
         const f = fam(name);
         if (kind === 'HELP') {
           assert.equal(f.help, undefined, `line ${line}: second HELP for ${name}`);
-          f.help = unescape(rest, false, line);
+          f.help = unescapeSse(rest, false, line);
         } else {
           assert.equal(f.type, undefined, `line ${line}: second TYPE for ${name}`);
           assert.equal(f.samples.length, 0, `line ${line}: TYPE after samples of ${name}`);
@@ -210,7 +234,11 @@ function parseProm(body: string): Map<string, PromFamily> {
 }
 
 function sampleOf(f: PromFamily | undefined, labels: Record<string, string>): number | undefined {
-  return f?.samples.find((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v) && Object.keys(s.labels).length === Object.keys(labels).length)?.value;
+  return f?.samples.find(
+    (s) =>
+      Object.entries(labels).every(([k, v]) => s.labels[k] === v) &&
+      Object.keys(s.labels).length === Object.keys(labels).length,
+  )?.value;
 }
 
 // ---------------------------------------------------------------------------
@@ -257,21 +285,45 @@ describe('/status', () => {
     const ch = ctx.channels.monitor;
     let beating = true;
     const timer = setInterval(() => {
-      publish(ch, beat('gateway', 'gw-1', { addr: '127.0.0.1:17000' }), ...(beating ? [beat('msg_server', 'ms-a', { addr: '127.0.0.1:19000', conns: 5 })] : []));
+      publish(
+        ch,
+        beat('gateway', 'gw-1', { addr: '127.0.0.1:17000' }),
+        ...(beating ? [beat('msg_server', 'ms-a', { addr: '127.0.0.1:19000', conns: 5 })] : []),
+      );
     }, BEAT);
     try {
-      const s = await untilValue(async () => {
-        const st = await status();
-        const ok = ['gateway/gw-1', 'msg_server/ms-a', 'monitor/monitor'].every((k) => st.roles.find((r) => `${r.role}/${r.id}` === k)?.up);
-        return ok && st;
-      }, 2000, 'three roles up');
+      const s = await untilValue(
+        async () => {
+          const st = await status();
+          const ok = ['gateway/gw-1', 'msg_server/ms-a', 'monitor/monitor'].every(
+            (k) => st.roles.find((r) => `${r.role}/${r.id}` === k)?.up,
+          );
+          return ok && st;
+        },
+        2000,
+        'three roles up',
+      );
       assert.equal(s.cluster, 'mon');
       assert.ok(Math.abs(s.ts - Date.now()) < 5000);
       const ms = s.roles.find((r) => r.id === 'ms-a')!;
       assert.equal(ms.conns, 5);
       assert.equal(ms.addr, '127.0.0.1:19000');
       assert.equal(ms.p99, 9.25);
-      for (const key of ['role', 'id', 'up', 'lastBeat', 'pid', 'uptime', 'conns', 'inRate', 'outRate', 'p50', 'p99', 'rss', 'loop']) {
+      for (const key of [
+        'role',
+        'id',
+        'up',
+        'lastBeat',
+        'pid',
+        'uptime',
+        'conns',
+        'inRate',
+        'outRate',
+        'p50',
+        'p99',
+        'rss',
+        'loop',
+      ]) {
         assert.ok(key in ms, `status role has ${key}`);
       }
 
@@ -304,7 +356,20 @@ describe('/status', () => {
 describe('/metrics', () => {
   it('is valid Prometheus text 0.0.4 with every fishchat_ gauge, labels escaped', async () => {
     const weird = 'we"ird\\id\nnext';
-    publish(ctx.channels.monitor, beat('msg_server', weird, { conns: 11, inRate: 3, outRate: 4, p50: 0.25, p99: 7, rss: 99, loop: 1.25, uptime: 60 }), beat('router', 'r-1'));
+    publish(
+      ctx.channels.monitor,
+      beat('msg_server', weird, {
+        conns: 11,
+        inRate: 3,
+        outRate: 4,
+        p50: 0.25,
+        p99: 7,
+        rss: 99,
+        loop: 1.25,
+        uptime: 60,
+      }),
+      beat('router', 'r-1'),
+    );
     await untilValue(async () => (await roleState('msg_server', weird))?.up, 2000, 'weird beat');
     const res = await get('/metrics', null);
     assert.equal(res.status, 200);
@@ -328,7 +393,8 @@ describe('/metrics', () => {
       assert.ok(f.help && f.help.length > 0, `HELP of ${n}`);
       assert.equal(f.type, 'gauge', `TYPE of ${n}`);
       assert.ok(f.samples.length > 0, `samples of ${n}`);
-      for (const s of f.samples) assert.ok(typeof s.labels.role === 'string' && typeof s.labels.id === 'string', `${n} has role and id labels`);
+      for (const s of f.samples)
+        assert.ok(typeof s.labels.role === 'string' && typeof s.labels.id === 'string', `${n} has role and id labels`);
     }
     const w = { role: 'msg_server', id: weird };
     assert.equal(sampleOf(fams.get('fishchat_up'), w), 1);
@@ -349,14 +415,24 @@ describe('/metrics', () => {
 
   it('the writer escapes HELP text and writes special values', () => {
     const text = writeMetrics([
-      { name: 'x_total', help: 'a \\ back\nslash', type: 'counter', samples: [{ value: NaN }, { labels: { a: '"' }, value: Infinity }, { labels: { a: 'b' }, value: -Infinity }] },
+      {
+        name: 'x_total',
+        help: 'a \\ back\nslash',
+        type: 'counter',
+        samples: [{ value: NaN }, { labels: { a: '"' }, value: Infinity }, { labels: { a: 'b' }, value: -Infinity }],
+      },
     ]);
-    assert.equal(text, '# HELP x_total a \\\\ back\\nslash\n# TYPE x_total counter\nx_total NaN\nx_total{a="\\""} +Inf\nx_total{a="b"} -Inf\n');
+    assert.equal(
+      text,
+      '# HELP x_total a \\\\ back\\nslash\n# TYPE x_total counter\nx_total NaN\nx_total{a="\\""} +Inf\nx_total{a="b"} -Inf\n',
+    );
     const f = parseProm(text).get('x_total')!;
     assert.equal(f.help, 'a \\ back\nslash');
     assert.equal(f.samples[1]!.labels.a, '"');
     assert.throws(() => writeMetrics([{ name: 'bad-name', help: '', type: 'gauge', samples: [] }]));
-    assert.throws(() => writeMetrics([{ name: 'ok', help: '', type: 'gauge', samples: [{ labels: { 'bad-label': 'v' }, value: 1 }] }]));
+    assert.throws(() =>
+      writeMetrics([{ name: 'ok', help: '', type: 'gauge', samples: [{ labels: { 'bad-label': 'v' }, value: 1 }] }]),
+    );
   });
 });
 
@@ -403,7 +479,11 @@ class SseReader {
   }
 
   /** The next event named `event` whose data passes `match`. */
-  async find(event: string, match: (data: Record<string, unknown>) => boolean, ms = 3000): Promise<Record<string, unknown>> {
+  async find(
+    event: string,
+    match: (data: Record<string, unknown>) => boolean,
+    ms = 3000,
+  ): Promise<Record<string, unknown>> {
     const end = Date.now() + ms;
     for (;;) {
       const e = await this.next(Math.max(1, end - Date.now()));
@@ -421,7 +501,14 @@ describe('/events', () => {
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
     const sse = new SseReader(res.body!.getReader());
 
-    const login: ClientStatusItem = { k: 'login', user: 'alice', device: 'phone', server: 'ms-0', gen: 3, ts: Date.now() };
+    const login: ClientStatusItem = {
+      k: 'login',
+      user: 'alice',
+      device: 'phone',
+      server: 'ms-0',
+      gen: 3,
+      ts: Date.now(),
+    };
     const join: TopicStatusItem = { k: 'join', topic: 'general', user: 'alice', server: 'ms-0', ts: Date.now() };
     // Beats arrive on their own (the monitor's own at least); events once published.
     const b = await sse.find('beat', (d) => d.role === 'monitor');
@@ -450,12 +537,15 @@ describe('/events', () => {
     const res = await app.request('/e');
     const sse = new SseReader(res.body!.getReader());
     // Wait until the stream loop is waiting for events.
-    await untilValue(async () => hub.size === 1 && ((await sleep(20)), true), 1000, 'reader registered');
+    await untilValue(async () => hub.size === 1 && (await sleep(20), true), 1000, 'reader registered');
     for (let i = 1; i <= 50; i++) hub.publish('beat', { i });
     const got: number[] = [];
     while (got.length < 5) got.push((JSON.parse((await sse.next()).data) as { i: number }).i);
     assert.deepEqual(got, [46, 47, 48, 49, 50]);
-    assert.ok(sse.comments.some((c) => /45 events dropped/.test(c)), JSON.stringify(sse.comments));
+    assert.ok(
+      sse.comments.some((c) => /45 events dropped/.test(c)),
+      JSON.stringify(sse.comments),
+    );
     await (sse as unknown as { reader: ReadableStreamDefaultReader }).reader.cancel();
     await untilValue(async () => hub.size === 0, 1000, 'reader removed after cancel');
   });

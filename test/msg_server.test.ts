@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md §1–4.2 over real TCP against an in-process cluster with two
+ * docs/protocol.md §1–4.2 over real TCP against an in-process cluster with two
  * msg_servers, a router and a gateway (ports from the OS).
  */
 import { after, before, describe, it } from 'node:test';
@@ -13,7 +13,11 @@ let c: TestCluster;
 let userN = 0;
 const uniq = (p: string) => `${p}${++userN}_${Math.random().toString(36).slice(2, 7)}`;
 
-async function login(addr: string, user: string, extra: Record<string, unknown> = {}): Promise<{ conn: RawConn; ok: Frame }> {
+async function login(
+  addr: string,
+  user: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ conn: RawConn; ok: Frame }> {
   const conn = await RawConn.connect(addr);
   const r = rid();
   const ok = await conn.request({ op: 'login', rid: r, user, token: c.token(user), ...(extra as object) });
@@ -225,10 +229,7 @@ describe('messages (§4.2)', () => {
     const raw = (ok as unknown as { raw: Uint8Array }).raw;
     assert.ok(Buffer.from(raw).includes(Buffer.from([0x62, 0x74, 0x73, 0x1b])), 'ts is uint64');
     const [m] = await cb.msgs(1);
-    assert.deepEqual(
-      { ...m },
-      { op: 'msg', seq: 1, mid: ok.mid, from: a, to: b, body: 'hello', ts: ok.ts },
-    );
+    assert.deepEqual({ ...m }, { op: 'msg', seq: 1, mid: ok.mid, from: a, to: b, body: 'hello', ts: ok.ts });
     ca.close();
     cb.close();
   });
@@ -240,8 +241,14 @@ describe('messages (§4.2)', () => {
     const { conn: cb } = await login(c.ms(1), b);
     for (let i = 1; i <= 20; i++) assert.equal((await sendBody(ca, b, { n: i })).seq, i);
     const got = await cb.msgs(20);
-    assert.deepEqual(got.map((m) => m.seq), Array.from({ length: 20 }, (_, i) => i + 1));
-    assert.deepEqual(got.map((m) => (m.body as { n: number }).n), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.deepEqual(
+      got.map((m) => m.seq),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    assert.deepEqual(
+      got.map((m) => (m.body as { n: number }).n),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
     ca.close();
     cb.close();
   });
@@ -283,8 +290,14 @@ describe('messages (§4.2)', () => {
       else assert.equal(f.code, e.kind);
     }
     const got = await cb.msgs(n);
-    assert.deepEqual(got.map((m) => m.seq), Array.from({ length: n }, (_, i) => i + 1));
-    assert.deepEqual(got.map((m) => (m.body as { n: number }).n), Array.from({ length: n }, (_, i) => i + 1));
+    assert.deepEqual(
+      got.map((m) => m.seq),
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
+    assert.deepEqual(
+      got.map((m) => (m.body as { n: number }).n),
+      Array.from({ length: n }, (_, i) => i + 1),
+    );
     ca.close();
     cb.close();
   });
@@ -325,12 +338,18 @@ describe('messages (§4.2)', () => {
     let { conn: cb, ok } = await login(c.ms(1), b);
     assert.equal(ok.seq, 3);
     let got = await cb.msgs(3);
-    assert.deepEqual(got.map((m) => m.body), ['m1', 'm2', 'm3']);
+    assert.deepEqual(
+      got.map((m) => m.body),
+      ['m1', 'm2', 'm3'],
+    );
     cb.close();
     await new Promise((r) => setTimeout(r, 50));
     ({ conn: cb, ok } = await login(c.ms(0), b));
     got = await cb.msgs(3);
-    assert.deepEqual(got.map((m) => m.seq), [1, 2, 3]);
+    assert.deepEqual(
+      got.map((m) => m.seq),
+      [1, 2, 3],
+    );
     cb.send({ op: 'ack', seq: 2 });
     // ack takes effect before any later request is answered
     assert.equal((await cb.request({ op: 'ping', rid: 1 })).seq, 3);
@@ -368,10 +387,21 @@ describe('messages (§4.2)', () => {
     assert.deepEqual(done, { op: 'ok', rid: 40, last: 2, more: true, first: 1, epoch: ok.epoch });
     cb.send({ op: 'sync', rid: 41, after: 2, limit: 3 });
     const rest = [await cb.next(), await cb.next(), await cb.next()];
-    assert.deepEqual(rest.map((m) => m.seq), [3, 4, 5]);
+    assert.deepEqual(
+      rest.map((m) => m.seq),
+      [3, 4, 5],
+    );
     assert.deepEqual(await cb.next(), { op: 'ok', rid: 41, last: 5, more: false, first: 1, epoch: ok.epoch });
-    assert.deepEqual(await cb.request({ op: 'sync', rid: 42, after: 5 }), { op: 'ok', rid: 42, last: 5, more: false, first: 1, epoch: ok.epoch });
-    for (const limit of [0, 1001]) assert.equal((await cb.request({ op: 'sync', rid: 43, after: 0, limit })).code, 'bad_request');
+    assert.deepEqual(await cb.request({ op: 'sync', rid: 42, after: 5 }), {
+      op: 'ok',
+      rid: 42,
+      last: 5,
+      more: false,
+      first: 1,
+      epoch: ok.epoch,
+    });
+    for (const limit of [0, 1001])
+      assert.equal((await cb.request({ op: 'sync', rid: 43, after: 0, limit })).code, 'bad_request');
     ca.close();
     cb.close();
   });
@@ -392,7 +422,10 @@ describe('messages (§4.2)', () => {
     const next = await sendBody(ca, b, 'two', 'c-2');
     assert.equal(next.seq, 2, 'the repeat spent no seq');
     const got = await cb.msgs(2);
-    assert.deepEqual(got.map((m) => m.body), ['once', 'two']);
+    assert.deepEqual(
+      got.map((m) => m.body),
+      ['once', 'two'],
+    );
     ca.close();
     ca2.close();
     cb.close();

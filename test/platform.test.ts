@@ -173,7 +173,11 @@ describe(`platform (${typeof (globalThis as { Bun?: unknown }).Bun !== 'undefine
     client.onClose(() => (clientClosed = true));
     await until(() => clientClosed, 20000, 'client close');
     assert.equal(got, SIZE + 14);
-    assert.ok(Buffer.concat(chunks).subarray(0, SIZE).equals(Buffer.from(pattern(SIZE, 3))));
+    assert.ok(
+      Buffer.concat(chunks)
+        .subarray(0, SIZE)
+        .equals(Buffer.from(pattern(SIZE, 3))),
+    );
     assert.equal(client.closed, true);
     await until(() => serverClosed, 5000, 'server close');
     client.write(pattern(10)); // closed: dropped, no throw
@@ -263,12 +267,15 @@ describe(`platform (${typeof (globalThis as { Bun?: unknown }).Bun !== 'undefine
 
   test('a taken port is AddressInUseError (EADDRINUSE)', async () => {
     const listener = await platform.listenTcp({ host: HOST, port: 0, onConnection: (s) => s.destroy() });
-    await assert.rejects(platform.listenTcp({ host: HOST, port: listener.port, onConnection: () => {} }), (err: unknown) => {
-      assert.ok(err instanceof AddressInUseError);
-      assert.equal(err.code, 'EADDRINUSE');
-      assert.equal(err.port, listener.port);
-      return true;
-    });
+    await assert.rejects(
+      platform.listenTcp({ host: HOST, port: listener.port, onConnection: () => {} }),
+      (err: unknown) => {
+        assert.ok(err instanceof AddressInUseError);
+        assert.equal(err.code, 'EADDRINUSE');
+        assert.equal(err.port, listener.port);
+        return true;
+      },
+    );
     await assert.rejects(
       platform.serveHttp({ host: HOST, port: listener.port, fetch: () => new Response('x') }),
       (err: unknown) => err instanceof AddressInUseError,

@@ -32,7 +32,27 @@ const PARSE_CODES = new Set(['bad_frame', 'bad_request', 'unknown_op']);
 const FEED_RESULTS = new Set([null, 'bad_frame', 'frame_too_large']);
 
 const NAMES = ['alice', 'bob', 'a.b@c-d_E9', 'x'.repeat(64), '', 'x'.repeat(65), 'bad name', 'é', 'general'];
-const INTS: WireValue[] = [0, 1, 23, 24, 255, 256, 65535, 65536, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, -1, -1000, 1.5, 5.0, 2n ** 63n, 1000, 1001, 100];
+const INTS: WireValue[] = [
+  0,
+  1,
+  23,
+  24,
+  255,
+  256,
+  65535,
+  65536,
+  2 ** 32 - 1,
+  2 ** 32,
+  Number.MAX_SAFE_INTEGER,
+  -1,
+  -1000,
+  1.5,
+  5.0,
+  2n ** 63n,
+  1000,
+  1001,
+  100,
+];
 
 const VALUES: ValueCorpus = {
   ints: INTS,
@@ -47,7 +67,21 @@ const VALUES: ValueCorpus = {
   keys: ['a', 'b', 'text', 'n', 'op'],
 };
 
-const FIELDS = ['rid', 'user', 'device', 'token', 'push', 'to', 'topic', 'body', 'cid', 'seq', 'after', 'limit', 'extra'] as const;
+const FIELDS = [
+  'rid',
+  'user',
+  'device',
+  'token',
+  'push',
+  'to',
+  'topic',
+  'body',
+  'cid',
+  'seq',
+  'after',
+  'limit',
+  'extra',
+] as const;
 
 /** A request map: mostly plausible, with random field values mixed in. */
 function randomRequest(r: Rng): Record<string, WireValue> {
@@ -86,7 +120,8 @@ function mutate(r: Rng, frame: Uint8Array, other: Uint8Array): Uint8Array {
         if (b.length) b[pos()]! ^= 1 << r.int(8);
         break;
       case 1: // set a byte
-        if (b.length) b[pos()] = r.pick([0x00, 0x18, 0x1b, 0x1f, 0x5f, 0x7f, 0x9f, 0xbf, 0xc0, 0xdf, 0xf8, 0xff, r.int(256)]);
+        if (b.length)
+          b[pos()] = r.pick([0x00, 0x18, 0x1b, 0x1f, 0x5f, 0x7f, 0x9f, 0xbf, 0xc0, 0xdf, 0xf8, 0xff, r.int(256)]);
         break;
       case 2: // truncate
         b = b.slice(0, r.int(b.length + 1));
@@ -101,7 +136,16 @@ function mutate(r: Rng, frame: Uint8Array, other: Uint8Array): Uint8Array {
       case 4: {
         // change the length prefix
         if (b.length >= 4) {
-          const v = r.pick([0, 1, b.length - 5, b.length - 3, MAX_FRAME, MAX_FRAME + 1, 0xffffffff, r.int(MAX_FRAME * 2)]);
+          const v = r.pick([
+            0,
+            1,
+            b.length - 5,
+            b.length - 3,
+            MAX_FRAME,
+            MAX_FRAME + 1,
+            0xffffffff,
+            r.int(MAX_FRAME * 2),
+          ]);
           new DataView(b.buffer, b.byteOffset).setUint32(0, Math.max(0, v) >>> 0);
         }
         break;
@@ -184,9 +228,23 @@ function checkResult(res: ParseResult, payload: Uint8Array): void {
 describe('protocol fuzz', () => {
   it(`${CASES} random and mutated frames through FrameDecoder + parseRequest (seed ${SEED})`, () => {
     const r = prng(SEED);
-    const sentinelReq = { op: 'send', rid: 77, to: 'bob', body: new RawCbor(encodeBody({ n: 1, b: new Uint8Array([1, 2]) })), cid: 'c' };
+    const sentinelReq = {
+      op: 'send',
+      rid: 77,
+      to: 'bob',
+      body: new RawCbor(encodeBody({ n: 1, b: new Uint8Array([1, 2]) })),
+      cid: 'c',
+    };
     const sentinel = encodeFrame(sentinelReq);
-    const stats = { frames: 0, ok: 0, bad_frame: 0, bad_request: 0, unknown_op: 0, frame_too_large: 0, feedBadFrame: 0 };
+    const stats = {
+      frames: 0,
+      ok: 0,
+      bad_frame: 0,
+      bad_request: 0,
+      unknown_op: 0,
+      frame_too_large: 0,
+      feedBadFrame: 0,
+    };
     const valid: Uint8Array[] = [];
     for (let i = 0; i < 50; i++) valid.push(encodeFrame(randomRequest(r)));
     const started = Date.now();
@@ -236,7 +294,11 @@ describe('protocol fuzz', () => {
       }
       if (ended === 'frame_too_large') stats.frame_too_large++;
       if (ended === 'bad_frame') stats.feedBadFrame++;
-      if (ended !== null) assert.equal(dec.feed(sentinel, () => assert.fail('frame after an error')), ended);
+      if (ended !== null)
+        assert.equal(
+          dec.feed(sentinel, () => assert.fail('frame after an error')),
+          ended,
+        );
 
       // 3. the raw stream as one payload straight into parseRequest/scanCbor as well
       if (stream.length > 0) {
@@ -248,12 +310,18 @@ describe('protocol fuzz', () => {
       // 4. a valid frame right after still parses correctly
       const fresh = new FrameDecoder(MAX_FRAME);
       let got: ParseResult | null = null;
-      assert.equal(fresh.feed(sentinel, (p) => (got = parseRequest(p, OPTS))), null);
+      assert.equal(
+        fresh.feed(sentinel, (p) => (got = parseRequest(p, OPTS))),
+        null,
+      );
       const g = got as ParseResult | null;
-      assert.ok(g && g.ok, 'sentinel frame must parse');
+      assert.ok(g?.ok, 'sentinel frame must parse');
       assert.equal(g.req.op, 'send');
       assert.equal(g.req.rid, 77);
-      assert.deepEqual(Buffer.from((g.req as { body: Uint8Array }).body), Buffer.from(encodeBody({ n: 1, b: new Uint8Array([1, 2]) })));
+      assert.deepEqual(
+        Buffer.from((g.req as { body: Uint8Array }).body),
+        Buffer.from(encodeBody({ n: 1, b: new Uint8Array([1, 2]) })),
+      );
       // and the shared encoder still encodes right
       assert.deepEqual(Buffer.from(encodeCbor({ op: 'ok', rid: c })), Buffer.from(encodeCbor({ op: 'ok', rid: c })));
     }
@@ -272,7 +340,10 @@ describe('protocol fuzz', () => {
 
   it('random byte strings straight into scanCbor never throw and never over-read', () => {
     const r = prng(SEED ^ 0xabcdef);
-    const heads = [0x18, 0x19, 0x1a, 0x1b, 0x5b, 0x7b, 0x9b, 0xbb, 0x5f, 0x7f, 0x9f, 0xbf, 0xc0, 0xd8, 0xdb, 0xf8, 0xf9, 0xfa, 0xfb, 0xff];
+    const heads = [
+      0x18, 0x19, 0x1a, 0x1b, 0x5b, 0x7b, 0x9b, 0xbb, 0x5f, 0x7f, 0x9f, 0xbf, 0xc0, 0xd8, 0xdb, 0xf8, 0xf9, 0xfa, 0xfb,
+      0xff,
+    ];
     for (let i = 0; i < 20_000; i++) {
       const b = r.bytes(r.int(40));
       for (let j = 0; j < b.length; j++) if (r.next() < 0.3) b[j] = r.pick(heads);

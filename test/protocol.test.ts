@@ -168,7 +168,13 @@ describe('encodeCbor', () => {
     const kept: { frame: Uint8Array; value: Record<string, WireValue> }[] = [];
     for (let i = 0; i < 3000; i++) {
       const size = i % 500 === 7 ? 40_000 + i : i % 97 === 3 ? 15_000 : i % 13;
-      const value = { op: 'msg', seq: i, ts: 1764300000000 + i, pad: 'p'.repeat(size), b: new Uint8Array(size % 50).fill(i & 0xff) };
+      const value = {
+        op: 'msg',
+        seq: i,
+        ts: 1764300000000 + i,
+        pad: 'p'.repeat(size),
+        b: new Uint8Array(size % 50).fill(i & 0xff),
+      };
       kept.push({ frame: encodeFrame(value), value });
     }
     // a map of few keys whose values move it to a new slab halfway (its head is patched after)
@@ -190,10 +196,17 @@ describe('encodeCbor', () => {
   });
 
   it('a getter that encodes while encoding gets its own writer', () => {
-    const inner = { get v() { return encodeCbor(['inner', 1]); } };
+    const inner = {
+      get v() {
+        return encodeCbor(['inner', 1]);
+      },
+    };
     const outer = encodeFrame({ op: 'x', inner: inner.v as WireValue, tail: 'end' });
     const tricky: Record<string, WireValue> = { op: 'y' };
-    Object.defineProperty(tricky, 'z', { enumerable: true, get: () => new RawCbor(encodeFrame({ op: 'nested' }).subarray(4)) });
+    Object.defineProperty(tricky, 'z', {
+      enumerable: true,
+      get: () => new RawCbor(encodeFrame({ op: 'nested' }).subarray(4)),
+    });
     const f = encodeFrame(tricky);
     assert.deepEqual(decodeFrame(f.subarray(4)), { op: 'y', z: { op: 'nested' } });
     assert.equal(decodeFrame(outer.subarray(4)).tail, 'end');
@@ -223,7 +236,9 @@ a0 a201020304 a26161016162820203 826161a161626163 a56161614161626142616361436164
 5f42010243030405ff 7f657374726561646d696e67ff 9fff 9f018202039f0405ffff 9f01820203820405ff
 83018202039f0405ff 83019f0203ff820405 9f0102030405060708090a0b0c0d0e0f101112131415161718181819ff
 bf61610161629f0203ffff 826161bf61626163ff bf6346756ef563416d7421ff
-`.trim().split(/\s+/);
+`
+  .trim()
+  .split(/\s+/);
 
 // RFC 8949 Appendix F.1 (malformed)
 const APPENDIX_F = `
@@ -241,7 +256,9 @@ ff
 81ff 8200ff a1ff a1ff00 a100ff a20000ff 9f81ff 9f829f819f9fffffffff
 bf00ff bf000000ff
 1f 3f df
-`.trim().split(/\s+/);
+`
+  .trim()
+  .split(/\s+/);
 
 describe('scanCbor', () => {
   it('accepts every RFC 8949 Appendix A example', () => {
@@ -262,7 +279,18 @@ describe('scanCbor', () => {
   });
 
   it('rejects more misuse: tag then break, break in a tag inside an indefinite array, simple < 32 with ai 24', () => {
-    for (const h of ['9fc0ff', 'bf6161c0ff', '9fd818ffff', 'f800', 'f81f', 'dfff', '7f5f', '5f7f', '5f1fff', 'bf616101616202ff']) {
+    for (const h of [
+      '9fc0ff',
+      'bf6161c0ff',
+      '9fd818ffff',
+      'f800',
+      'f81f',
+      'dfff',
+      '7f5f',
+      '5f7f',
+      '5f1fff',
+      'bf616101616202ff',
+    ]) {
       if (h === 'bf616101616202ff') {
         const b = unhex(h);
         assert.equal(scanCbor(b, 0, b.length, 64), b.length, h); // sanity: a valid one
@@ -288,7 +316,16 @@ describe('scanCbor', () => {
   });
 
   it('fails fast on huge claimed lengths and counts', () => {
-    for (const h of ['5bffffffffffffffff', '7b00000000ffffffff', '9bffffffffffffffff00', 'bbffffffffffffffff0000', '9a7fffffff01', 'ba7fffffff0101', 'bb001fffffffffffff0000', 'a30102030405' /* 3 pairs, 2.5 given */]) {
+    for (const h of [
+      '5bffffffffffffffff',
+      '7b00000000ffffffff',
+      '9bffffffffffffffff00',
+      'bbffffffffffffffff0000',
+      '9a7fffffff01',
+      'ba7fffffff0101',
+      'bb001fffffffffffff0000',
+      'a30102030405' /* 3 pairs, 2.5 given */,
+    ]) {
       const b = unhex(h);
       const t = Date.now();
       assert.equal(scanCbor(b, 0, b.length, 64), -1, h);
@@ -412,14 +449,23 @@ describe('encodeFrame / FrameDecoder', () => {
     const d = new FrameDecoder(65536);
     const f = frames[1] as Uint8Array;
     const first = f.slice(0, 2);
-    assert.equal(d.feed(first, () => assert.fail('no frame yet')), null);
+    assert.equal(
+      d.feed(first, () => assert.fail('no frame yet')),
+      null,
+    );
     assert.equal(d.buffered, 2);
     const second = f.slice(2, 10);
-    assert.equal(d.feed(second, () => assert.fail('no frame yet')), null);
+    assert.equal(
+      d.feed(second, () => assert.fail('no frame yet')),
+      null,
+    );
     assert.equal(d.buffered, 6); // the header is parsed; 6 payload bytes held
     second.fill(0); // the caller may reuse its chunk buffer
     let got: Uint8Array | null = null;
-    assert.equal(d.feed(f.slice(10), (p) => (got = p.slice())), null);
+    assert.equal(
+      d.feed(f.slice(10), (p) => (got = p.slice())),
+      null,
+    );
     sameBytes(got, f.subarray(4));
     assert.equal(d.buffered, 0);
   });
@@ -427,38 +473,75 @@ describe('encodeFrame / FrameDecoder', () => {
   it('length 0 is bad_frame, and the decoder stays failed', () => {
     const d = new FrameDecoder(65536);
     const seen: Uint8Array[] = [];
-    assert.equal(d.feed(concat(frames[0] as Uint8Array, unhex('00000000'), frames[0] as Uint8Array), (p) => seen.push(p)), 'bad_frame');
+    assert.equal(
+      d.feed(concat(frames[0] as Uint8Array, unhex('00000000'), frames[0] as Uint8Array), (p) => seen.push(p)),
+      'bad_frame',
+    );
     assert.equal(seen.length, 1); // the frame before the error was delivered, not the one after
-    assert.equal(d.feed(frames[0] as Uint8Array, () => assert.fail('after an error')), 'bad_frame');
+    assert.equal(
+      d.feed(frames[0] as Uint8Array, () => assert.fail('after an error')),
+      'bad_frame',
+    );
   });
 
   it('length maxFrame+1 is frame_too_large right after the 4 length bytes; maxFrame is fine', () => {
     const max = 1000;
     const d = new FrameDecoder(max);
-    assert.equal(d.feed(unhex('000003'), () => assert.fail()), null);
-    assert.equal(d.feed(unhex('e9'), () => assert.fail()), 'frame_too_large'); // 0x3e9 = 1001
+    assert.equal(
+      d.feed(unhex('000003'), () => assert.fail()),
+      null,
+    );
+    assert.equal(
+      d.feed(unhex('e9'), () => assert.fail()),
+      'frame_too_large',
+    ); // 0x3e9 = 1001
     assert.equal(d.buffered, 0);
-    assert.equal(d.feed(new Uint8Array(2000), () => assert.fail()), 'frame_too_large');
+    assert.equal(
+      d.feed(new Uint8Array(2000), () => assert.fail()),
+      'frame_too_large',
+    );
 
     const ok = new FrameDecoder(max);
     const body = new Uint8Array(max).fill(0xf6);
     const lens: number[] = [];
-    assert.equal(ok.feed(concat(unhex('000003e8'), body), (p) => lens.push(p.length)), null);
+    assert.equal(
+      ok.feed(concat(unhex('000003e8'), body), (p) => lens.push(p.length)),
+      null,
+    );
     assert.deepEqual(lens, [max]);
-    assert.equal(new FrameDecoder(max).feed(unhex('ffffffff'), () => assert.fail()), 'frame_too_large');
+    assert.equal(
+      new FrameDecoder(max).feed(unhex('ffffffff'), () => assert.fail()),
+      'frame_too_large',
+    );
   });
 
   it('an exception in onFrame propagates and leaves the decoder failed', () => {
     const d = new FrameDecoder(65536);
-    assert.throws(() => d.feed(stream, () => { throw new Error('boom'); }), /boom/);
-    assert.equal(d.feed(frames[0] as Uint8Array, () => assert.fail()), 'bad_frame');
+    assert.throws(
+      () =>
+        d.feed(stream, () => {
+          throw new Error('boom');
+        }),
+      /boom/,
+    );
+    assert.equal(
+      d.feed(frames[0] as Uint8Array, () => assert.fail()),
+      'bad_frame',
+    );
   });
 });
 
 // ---------------------------------------------------------------------------
 describe('decodeFrame / encodeBody', () => {
   it('decodes maps as objects, bytes as bytes, safe uint64 as numbers, unsafe as bigints', () => {
-    const enc = encodeCbor({ op: 'msg', ts: 1764300000000, big: 2n ** 60n, neg: -5_000_000_000, b: new Uint8Array([1, 2]), f: 0.5 });
+    const enc = encodeCbor({
+      op: 'msg',
+      ts: 1764300000000,
+      big: 2n ** 60n,
+      neg: -5_000_000_000,
+      b: new Uint8Array([1, 2]),
+      f: 0.5,
+    });
     const d = decodeFrame(enc);
     assert.equal(d.op, 'msg');
     assert.equal(d.ts, 1764300000000);
@@ -479,7 +562,17 @@ describe('decodeFrame / encodeBody', () => {
 
   it('encodeBody writes plain RFC 8949: maps, integer keys via Map, untagged bytes, integer timestamps', () => {
     assert.equal(hex(encodeBody({ a: 1 })), 'a1616101');
-    assert.equal(hex(encodeBody(new Map<unknown, unknown>([[1, 'x'], [-2, true]]))), 'a2016178' + '21f5');
+    assert.equal(
+      hex(
+        encodeBody(
+          new Map<unknown, unknown>([
+            [1, 'x'],
+            [-2, true],
+          ]),
+        ),
+      ),
+      'a2016178' + '21f5',
+    );
     assert.equal(hex(encodeBody(new Uint8Array([1, 2]))), '420102');
     assert.equal(hex(encodeBody(Buffer.from([1, 2]))), '420102');
     assert.equal(hex(encodeBody(1764300000000)), '1b0000019ac8798b00');
@@ -595,7 +688,7 @@ describe('parseRequest: rid', () => {
 });
 
 describe('parseRequest: ops', () => {
-  it('unknown_op with rid: not in PROTOCOL.md, or not served by this role', () => {
+  it('unknown_op with rid: not in docs/protocol.md, or not served by this role', () => {
     err({ op: 'nope', rid: 3 }, 'unknown_op', 3);
     err({ op: 'nope' }, 'unknown_op');
     err({ op: '', rid: 3 }, 'unknown_op', 3);
@@ -612,7 +705,12 @@ describe('parseRequest: ops', () => {
 
   it('duplicate keys: bad_request with rid', () => {
     err(rawMap(['op', 'ping'], ['rid', encodeCbor(1)], ['op', 'ping']), 'bad_request', 1, 'op');
-    err(rawMap(['op', 'send'], ['rid', encodeCbor(1)], ['to', 'a'], ['to', 'b'], ['body', encodeCbor(1)]), 'bad_request', 1, 'to');
+    err(
+      rawMap(['op', 'send'], ['rid', encodeCbor(1)], ['to', 'a'], ['to', 'b'], ['body', encodeCbor(1)]),
+      'bad_request',
+      1,
+      'to',
+    );
     err(rawMap(['op', 'ping'], ['rid', encodeCbor(1)], ['zz', 'a'], ['zz', 'b']), 'bad_request', 1, 'zz');
     // the same key, once chunked and once not
     err(rawMap(['op', 'ping'], ['rid', encodeCbor(1)], ['zz', 'a'], [unhex('7f617a617aff'), 'b']), 'bad_request', 1);
@@ -632,15 +730,24 @@ describe('parseRequest: ops', () => {
   });
 
   it('login: user, device default, token, push default true', () => {
-    assert.deepEqual(ok({ op: 'login', rid: 1, user: 'alice' }), { op: 'login', rid: 1, user: 'alice', device: 'default', push: true });
-    assert.deepEqual(ok({ op: 'login', rid: 1, user: 'a.b@c-d_E9', device: 'phone-1', token: 'tok.en.x', push: false }), {
+    assert.deepEqual(ok({ op: 'login', rid: 1, user: 'alice' }), {
       op: 'login',
       rid: 1,
-      user: 'a.b@c-d_E9',
-      device: 'phone-1',
-      token: 'tok.en.x',
-      push: false,
+      user: 'alice',
+      device: 'default',
+      push: true,
     });
+    assert.deepEqual(
+      ok({ op: 'login', rid: 1, user: 'a.b@c-d_E9', device: 'phone-1', token: 'tok.en.x', push: false }),
+      {
+        op: 'login',
+        rid: 1,
+        user: 'a.b@c-d_E9',
+        device: 'phone-1',
+        token: 'tok.en.x',
+        push: false,
+      },
+    );
     assert.equal((ok({ op: 'login', user: 'u', push: true }) as { push: boolean }).push, true);
     err({ op: 'login', rid: 1 }, 'bad_request', 1, 'user');
     err({ op: 'login', rid: 1, device: 'd' }, 'bad_request', 1, 'user');
@@ -652,7 +759,12 @@ describe('parseRequest: ops', () => {
     err({ op: 'login', rid: 1, user: 'alice', push: 1 }, 'bad_request', 1, 'push');
     err({ op: 'login', rid: 1, user: 'alice', push: 'false' }, 'bad_request', 1, 'push');
     err({ op: 'login', rid: 1, user: 'alice', push: null }, 'bad_request', 1, 'push');
-    err(rawMap(['op', 'login'], ['rid', encodeCbor(1)], ['user', 'alice'], ['push', unhex('c0f5')]), 'bad_request', 1, 'push');
+    err(
+      rawMap(['op', 'login'], ['rid', encodeCbor(1)], ['user', 'alice'], ['push', unhex('c0f5')]),
+      'bad_request',
+      1,
+      'push',
+    );
   });
 
   it('names: 1 to 64 characters of [A-Za-z0-9_.@-]', () => {
@@ -660,7 +772,21 @@ describe('parseRequest: ops', () => {
     assert.equal((ok(u('a')) as { user: string }).user, 'a');
     assert.equal((ok(u('x'.repeat(64))) as { user: string }).user, 'x'.repeat(64));
     assert.equal((ok(u('AZaz09_.@-')) as { user: string }).user, 'AZaz09_.@-');
-    for (const bad of ['', 'x'.repeat(65), 'a b', 'ä', 'a/b', 'a:b', 'a\u0000', 'a+b', '😀', null, 1, ['a'], new Uint8Array([0x61])] as WireValue[]) {
+    for (const bad of [
+      '',
+      'x'.repeat(65),
+      'a b',
+      'ä',
+      'a/b',
+      'a:b',
+      'a\u0000',
+      'a+b',
+      '😀',
+      null,
+      1,
+      ['a'],
+      new Uint8Array([0x61]),
+    ] as WireValue[]) {
       err(u(bad), 'bad_request', 1, 'user');
     }
     // chunked text is text
@@ -675,7 +801,10 @@ describe('parseRequest: ops', () => {
     sameBytes((r as { body: Uint8Array }).body, b);
     const c = ok({ op: 'send', rid: 1, to: 'bob', body: 'x', cid: 'ü'.repeat(64) }) as { cid: string };
     assert.equal(c.cid, 'ü'.repeat(64));
-    assert.equal((ok({ op: 'send', rid: 1, to: 'bob', body: 'x', cid: '😀'.repeat(64) }) as { cid: string }).cid, '😀'.repeat(64));
+    assert.equal(
+      (ok({ op: 'send', rid: 1, to: 'bob', body: 'x', cid: '😀'.repeat(64) }) as { cid: string }).cid,
+      '😀'.repeat(64),
+    );
     assert.equal((ok({ op: 'send', rid: 1, to: 'bob', body: 'x', cid: 'a b/c' }) as { cid: string }).cid, 'a b/c');
     err({ op: 'send', rid: 1, body: 'x' }, 'bad_request', 1, 'to');
     err({ op: 'send', rid: 1, to: 'b b', body: 'x' }, 'bad_request', 1, 'to');
@@ -684,9 +813,25 @@ describe('parseRequest: ops', () => {
     err({ op: 'send', rid: 1, to: 'bob', body: 'x', cid: 'c'.repeat(65) }, 'bad_request', 1, 'cid');
     err({ op: 'send', rid: 1, to: 'bob', body: 'x', cid: 5 }, 'bad_request', 1, 'cid');
     err({ op: 'send', rid: 1, to: 'bob', body: 'x', cid: null }, 'bad_request', 1, 'cid');
-    err(rawMap(['op', 'send'], ['rid', encodeCbor(1)], ['to', 'bob'], ['body', 'x'], ['cid', unhex('62c328')]), 'bad_request', 1, 'cid'); // bad UTF-8
+    err(
+      rawMap(['op', 'send'], ['rid', encodeCbor(1)], ['to', 'bob'], ['body', 'x'], ['cid', unhex('62c328')]),
+      'bad_request',
+      1,
+      'cid',
+    ); // bad UTF-8
     // every kind of body is accepted
-    for (const v of ['text', new Uint8Array([1, 2]), 0, -1, 1.5, true, false, null, [1, [2]], { a: { b: 1 } }] as WireValue[]) {
+    for (const v of [
+      'text',
+      new Uint8Array([1, 2]),
+      0,
+      -1,
+      1.5,
+      true,
+      false,
+      null,
+      [1, [2]],
+      { a: { b: 1 } },
+    ] as WireValue[]) {
       assert.equal(ok({ op: 'send', to: 'bob', body: v }).op, 'send');
     }
   });
@@ -694,12 +839,26 @@ describe('parseRequest: ops', () => {
   it('body: integer map keys, byte strings, tags and non-canonical encodings preserved byte for byte', () => {
     const raw = concat(
       unhex('a4'),
-      unhex('01'), unhex('43010203'), // 1: h'010203'
-      unhex('20'), unhex('9f01ff'), // -1: [_ 1]
-      unhex('6161'), unhex('c11a514b67b0'), // "a": 1(1363896240)
-      unhex('41ff'), unhex('1b0000000000000001'), // h'ff': 1 with a non-shortest head
+      unhex('01'),
+      unhex('43010203'), // 1: h'010203'
+      unhex('20'),
+      unhex('9f01ff'), // -1: [_ 1]
+      unhex('6161'),
+      unhex('c11a514b67b0'), // "a": 1(1363896240)
+      unhex('41ff'),
+      unhex('1b0000000000000001'), // h'ff': 1 with a non-shortest head
     );
-    const frame = concat(unhex('a4'), encodeCbor('op'), encodeCbor('send'), encodeCbor('to'), encodeCbor('bob'), encodeCbor('body'), raw, encodeCbor('rid'), encodeCbor(1));
+    const frame = concat(
+      unhex('a4'),
+      encodeCbor('op'),
+      encodeCbor('send'),
+      encodeCbor('to'),
+      encodeCbor('bob'),
+      encodeCbor('body'),
+      raw,
+      encodeCbor('rid'),
+      encodeCbor(1),
+    );
     const r = ok(frame) as { body: Uint8Array };
     sameBytes(r.body, raw);
     // a copy: it outlives the frame buffer
@@ -710,7 +869,18 @@ describe('parseRequest: ops', () => {
     assert.ok(hex(fwd).endsWith(hex(raw)));
     // in an indefinite chunked frame too
     const chunkedBody = unhex('5f4201024103ff');
-    const r2 = ok(concat(unhex('bf'), encodeCbor('op'), encodeCbor('topic_send'), encodeCbor('topic'), encodeCbor('t'), encodeCbor('body'), chunkedBody, unhex('ff'))) as { body: Uint8Array };
+    const r2 = ok(
+      concat(
+        unhex('bf'),
+        encodeCbor('op'),
+        encodeCbor('topic_send'),
+        encodeCbor('topic'),
+        encodeCbor('t'),
+        encodeCbor('body'),
+        chunkedBody,
+        unhex('ff'),
+      ),
+    ) as { body: Uint8Array };
     sameBytes(r2.body, chunkedBody);
   });
 
@@ -766,7 +936,10 @@ describe('parseRequest: ops', () => {
   });
 
   it('topic_send: topic, body, cid', () => {
-    const r = ok({ op: 'topic_send', rid: 1, topic: 'general', body: body({ t: 1 }), cid: 'c1' }) as { body: Uint8Array; cid: string };
+    const r = ok({ op: 'topic_send', rid: 1, topic: 'general', body: body({ t: 1 }), cid: 'c1' }) as {
+      body: Uint8Array;
+      cid: string;
+    };
     assert.equal(r.cid, 'c1');
     sameBytes(r.body, encodeBody({ t: 1 }));
     assert.deepEqual(Object.keys(ok({ op: 'topic_send', topic: 'g', body: 1 })).sort(), ['body', 'op', 'topic']);
@@ -776,7 +949,12 @@ describe('parseRequest: ops', () => {
   });
 
   it('topic_members: topic, after optional name, limit 1..1000 default 1000', () => {
-    assert.deepEqual(ok({ op: 'topic_members', rid: 1, topic: 'g' }), { op: 'topic_members', rid: 1, topic: 'g', limit: 1000 });
+    assert.deepEqual(ok({ op: 'topic_members', rid: 1, topic: 'g' }), {
+      op: 'topic_members',
+      rid: 1,
+      topic: 'g',
+      limit: 1000,
+    });
     assert.deepEqual(ok({ op: 'topic_members', rid: 1, topic: 'g', after: 'bob', limit: 10 }), {
       op: 'topic_members',
       rid: 1,
@@ -791,7 +969,7 @@ describe('parseRequest: ops', () => {
     err({ op: 'topic_members', rid: 1, topic: 'g', limit: 1001 }, 'bad_request', 1, 'limit');
   });
 
-  it('every op of PROTOCOL.md parses through a FrameDecoder', () => {
+  it('every op of docs/protocol.md parses through a FrameDecoder', () => {
     const reqs: Record<Op, WireValue> = {
       route: { op: 'route', rid: 1 },
       login: { op: 'login', rid: 2, user: 'u' },
@@ -822,6 +1000,7 @@ describe('parseRequest: ops', () => {
   });
 
   it('error codes are documented ones', () => {
-    for (const c of ['bad_frame', 'bad_request', 'unknown_op']) assert.ok((ERROR_CODES as readonly string[]).includes(c));
+    for (const c of ['bad_frame', 'bad_request', 'unknown_op'])
+      assert.ok((ERROR_CODES as readonly string[]).includes(c));
   });
 });

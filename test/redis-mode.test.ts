@@ -1,5 +1,5 @@
 /**
- * Redis modes end to end (DESIGN.md "Three ways to run", 1 and 2): `fishchat
+ * Redis modes end to end (docs/architecture.md "Three ways to run", 1 and 2): `fishchat
  * up` as a user runs it (`node bin/run.js`, the compiled dist/, so `npm run
  * build` first), every role its own child process, real sockets, ports from
  * the OS.
@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
-import { FishClient, route, type Msg } from '../runtime/client/index.js';
+import { FishClient, route } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
 import { BIN, CLEAN_ENV, CliProcess, fishchat, NODE, ROOT } from './helpers/cli.js';
@@ -75,7 +75,11 @@ interface RunJson {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
@@ -105,7 +109,11 @@ async function initCluster(): Promise<{ dir: string; cluster: string; secret: st
   assert.equal(r.code, 0, r.stderr);
   const cluster = `test-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
   clusters.push(cluster);
-  const file = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { cluster: string; roles: string[]; settings: Record<string, unknown> };
+  const file = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as {
+    cluster: string;
+    roles: string[];
+    settings: Record<string, unknown>;
+  };
   file.cluster = cluster;
   file.settings = { ...file.settings, beat: 300 };
   await writeFile(join(dir, 'fishchat.json'), JSON.stringify(file, null, 2));
@@ -132,8 +140,18 @@ function msAddr(run: RunJson, id: string): string {
 /** bob on one msg_server, alice on the other: alice → bob and bob → alice arrive, each once. */
 async function crossServerExchange(run: RunJson, secret: string, tag: string): Promise<void> {
   const token = (u: string) => () => signToken(secret, u, { ttlSeconds: 300 });
-  const bob = await FishClient.connect({ server: msAddr(run, 'ms-19000'), user: `bob-${tag}`, token: token(`bob-${tag}`), autoAck: true });
-  const alice = await FishClient.connect({ server: msAddr(run, 'ms-19001'), user: `alice-${tag}`, token: token(`alice-${tag}`), autoAck: true });
+  const bob = await FishClient.connect({
+    server: msAddr(run, 'ms-19000'),
+    user: `bob-${tag}`,
+    token: token(`bob-${tag}`),
+    autoAck: true,
+  });
+  const alice = await FishClient.connect({
+    server: msAddr(run, 'ms-19001'),
+    user: `alice-${tag}`,
+    token: token(`alice-${tag}`),
+    autoAck: true,
+  });
   try {
     assert.equal(bob.login.server, 'ms-19000');
     assert.equal(alice.login.server, 'ms-19001');
@@ -141,10 +159,13 @@ async function crossServerExchange(run: RunJson, secret: string, tag: string): P
     const aliceInbox = alice.messages()[Symbol.asyncIterator]();
     const sent = [await alice.send(`bob-${tag}`, 'hello bob'), await alice.send(`bob-${tag}`, { n: 2 })];
     const got = await take(bobInbox, 2, 10_000);
-    assert.deepEqual(got.map((m) => [m.seq, m.mid, m.from, m.body]), [
-      [sent[0]!.seq, sent[0]!.mid, `alice-${tag}`, 'hello bob'],
-      [sent[1]!.seq, sent[1]!.mid, `alice-${tag}`, { n: 2 }],
-    ]);
+    assert.deepEqual(
+      got.map((m) => [m.seq, m.mid, m.from, m.body]),
+      [
+        [sent[0]!.seq, sent[0]!.mid, `alice-${tag}`, 'hello bob'],
+        [sent[1]!.seq, sent[1]!.mid, `alice-${tag}`, { n: 2 }],
+      ],
+    );
     const back = await bob.send(`alice-${tag}`, 'hi alice');
     const [m] = await take(aliceInbox, 1, 10_000);
     assert.deepEqual([m!.mid, m!.from, m!.body], [back.mid, `bob-${tag}`, 'hi alice']);
@@ -162,7 +183,10 @@ after(async () => {
 });
 
 before(() => {
-  assert.ok(existsSync(join(ROOT, 'dist', 'cli', 'commands', 'up.js')), 'dist/ is missing: run `npm run build` first (`npm test` does)');
+  assert.ok(
+    existsSync(join(ROOT, 'dist', 'cli', 'commands', 'up.js')),
+    'dist/ is missing: run `npm run build` first (`npm test` does)',
+  );
 });
 
 // ---------------------------------------------------------------- external Redis
@@ -182,7 +206,10 @@ describe('fishchat up --redis: every role its own process', { skip: NO_REDIS, ti
 
   test('says the mode and why; five roles in six processes of their own, in run.json', async () => {
     const out = await up.waitFor(/^cluster ready in \d+ ms/m);
-    assert.match(out, /^mode: Redis at redis:\/\/127\.0\.0\.1:6379 \(from --redis: every role in its own node process.*\)$/m);
+    assert.match(
+      out,
+      /^mode: Redis at redis:\/\/127\.0\.0\.1:6379 \(from --redis: every role in its own node process.*\)$/m,
+    );
     const ready = [...out.matchAll(/^ready {2}(\S+)\s+(\S+)\s+(.*)$/gm)].map((m) => [m[1], m[2]]);
     // In start order; the msg_servers start side by side.
     assert.deepEqual(ready.slice(0, 3), [
@@ -190,7 +217,13 @@ describe('fishchat up --redis: every role its own process', { skip: NO_REDIS, ti
       ['router', 'router'],
       ['manager', 'manager'],
     ]);
-    assert.deepEqual(ready.slice(3, 5).map((r) => r.join('/')).sort(), ['msg_server/ms-19000', 'msg_server/ms-19001']);
+    assert.deepEqual(
+      ready
+        .slice(3, 5)
+        .map((r) => r.join('/'))
+        .sort(),
+      ['msg_server/ms-19000', 'msg_server/ms-19001'],
+    );
     assert.equal(ready.length, 6);
     assert.deepEqual(ready[0], ['monitor', 'monitor'], 'the monitor starts first');
     assert.deepEqual(ready[5], ['gateway', 'gateway'], 'the gateway starts last');
@@ -219,12 +252,19 @@ describe('fishchat up --redis: every role its own process', { skip: NO_REDIS, ti
     const report = await until('every role up in status', async () => {
       const r = await fishchat(['status', '--dir', c.dir, '--json']);
       if (r.code !== 0) return undefined;
-      const rep = JSON.parse(r.stdout) as { cluster: string; roles: { role: string; id: string; up: boolean; pid: number }[] };
+      const rep = JSON.parse(r.stdout) as {
+        cluster: string;
+        roles: { role: string; id: string; up: boolean; pid: number }[];
+      };
       return rep.roles.filter((x) => x.up).length === 6 ? rep : undefined;
     });
     assert.equal(report.cluster, c.cluster);
     for (const r of report.roles) {
-      assert.equal(r.pid, run.roles.find((x) => x.id === r.id)!.pid, `${r.role} ${r.id}: the pid the monitor heard is its process`);
+      assert.equal(
+        r.pid,
+        run.roles.find((x) => x.id === r.id)!.pid,
+        `${r.role} ${r.id}: the pid the monitor heard is its process`,
+      );
     }
   });
 
@@ -295,13 +335,25 @@ describe('fishchat serve: one role in this process', { skip: NO_REDIS, timeout: 
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => child.on('exit', (code, signal) => res({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+      child.on('exit', (code, signal) => res({ code, signal })),
+    );
     try {
-      const m = await until('the ready line', () => /^ready msg_server ms-19000 tcp=(\S+) http=(\S+) pid=(\d+)$/m.exec(stdout) ?? undefined, 30_000).catch((err: Error) => {
+      const m = await until(
+        'the ready line',
+        () => /^ready msg_server ms-19000 tcp=(\S+) http=(\S+) pid=(\d+)$/m.exec(stdout) ?? undefined,
+        30_000,
+      ).catch((err: Error) => {
         throw new Error(`${err.message}\n${stdout}\n${stderr}`);
       });
       assert.equal(Number(m[3]), child.pid);
-      assert.match(stdout, new RegExp(`^serving msg_server ms-19000 of cluster "${cluster}" .* over Redis at redis://127\\.0\\.0\\.1:6379`, 'm'));
+      assert.match(
+        stdout,
+        new RegExp(
+          `^serving msg_server ms-19000 of cluster "${cluster}" .* over Redis at redis://127\\.0\\.0\\.1:6379`,
+          'm',
+        ),
+      );
       const token = (u: string) => () => signToken(c.secret, u, { ttlSeconds: 300 });
       const bob = await FishClient.connect({ server: m[1]!, user: 'bob', token: token('bob'), reconnect: false });
       const kicked = new Promise<string>((res) => bob.on('kick', (k) => res(k.reason)));
@@ -370,7 +422,10 @@ describe('fishchat up with redis-server on PATH: managed Redis', { skip: NO_REDI
       r.disconnect();
     }
     const files = await readdir(redisDir, { recursive: true });
-    assert.ok(files.some((f) => String(f).includes('appendonly')), `an AOF in ${redisDir}: ${files}`);
+    assert.ok(
+      files.some((f) => String(f).includes('appendonly')),
+      `an AOF in ${redisDir}: ${files}`,
+    );
   });
 
   test('SIGTERM: the roles stop, then the redis-server; none is left', async () => {
@@ -409,7 +464,10 @@ for (const [runtime, skip] of [
     });
 
     test(`the roles run on ${runtime}: login, send, receive; a clean stop`, async () => {
-      const out = await up.waitFor(/^cluster ready in \d+ ms/m, runtime === 'deno' ? DENO_READY_TIMEOUT_MS : READY_TIMEOUT_MS);
+      const out = await up.waitFor(
+        /^cluster ready in \d+ ms/m,
+        runtime === 'deno' ? DENO_READY_TIMEOUT_MS : READY_TIMEOUT_MS,
+      );
       assert.match(out, new RegExp(`^mode: Redis at .* every role in its own ${runtime} process`, 'm'));
       const run = await readRun(c.dir);
       assert.equal(run.runtime, runtime);

@@ -1,5 +1,5 @@
 /**
- * The Store rules of DESIGN.md as a client sees them through the msg_server:
+ * The Store rules of docs/architecture.md as a client sees them through the msg_server:
  * push cursor, login writes before it reads, gen, leases, first/epoch,
  * loginPush, maxInbox, heartbeat timeout, draining, durability.
  */
@@ -35,14 +35,30 @@ describe('push cursor', () => {
       const { conn } = await login(c, c.ms(0), 'bob');
       // Three messages enter the inbox without any push (as if every push was lost).
       const ms = [];
-      for (let i = 1; i <= 3; i++) ms.push(await c.store.appendP2P({ from: 'alice', to: 'bob', mid: `m${i}`, body: encodeBody(`b${i}`), ts: Date.now() }));
+      for (let i = 1; i <= 3; i++)
+        ms.push(
+          await c.store.appendP2P({
+            from: 'alice',
+            to: 'bob',
+            mid: `m${i}`,
+            body: encodeBody(`b${i}`),
+            ts: Date.now(),
+          }),
+        );
       const push = (seq: number) => {
-        const item: DeliverItem = { k: 'msg', user: 'bob', msg: { seq, mid: `m${seq}`, from: 'alice', to: 'bob', body: encodeBody(`b${seq}`), ts: 1 } };
+        const item: DeliverItem = {
+          k: 'msg',
+          user: 'bob',
+          msg: { seq, mid: `m${seq}`, from: 'alice', to: 'bob', body: encodeBody(`b${seq}`), ts: 1 },
+        };
         c.ctx.bus.publish(c.ctx.channels.deliver('ms-0'), encodeItems([item]));
       };
       push(3); // a gap: 1 and 2 are read from the store first
       const got = await conn.msgs(3);
-      assert.deepEqual(got.map((m) => m.seq), [1, 2, 3]);
+      assert.deepEqual(
+        got.map((m) => m.seq),
+        [1, 2, 3],
+      );
       push(2); // late repeat: dropped
       push(3); // repeat: dropped
       await sleep(100);
@@ -120,7 +136,10 @@ describe('inbox limits', () => {
       assert.deepEqual([ok.seq, ok.first, ok.acked], [8, 4, 0]);
       // backlog: only loginPush (2) messages from first
       const backlog = await b.msgs(2);
-      assert.deepEqual(backlog.map((m) => m.seq), [4, 5]);
+      assert.deepEqual(
+        backlog.map((m) => m.seq),
+        [4, 5],
+      );
       // live pushes carry what comes after the login seq
       await sendBody(a, 'b', 9);
       const live = await b.msgs(1);
@@ -245,8 +264,14 @@ describe('durability', () => {
       const { conn: r2, ok } = await login(c, c.ms(0), 'reader');
       assert.deepEqual([ok.seq, ok.acked, ok.epoch], [10, 4, first.epoch]);
       const again = await r2.msgs(6);
-      assert.deepEqual(again.map((m) => m.seq), [5, 6, 7, 8, 9, 10]);
-      assert.deepEqual(again.map((m) => m.mid), oks.slice(4).map((o) => o.mid));
+      assert.deepEqual(
+        again.map((m) => m.seq),
+        [5, 6, 7, 8, 9, 10],
+      );
+      assert.deepEqual(
+        again.map((m) => m.mid),
+        oks.slice(4).map((o) => o.mid),
+      );
       const { conn: a2 } = await login(c, c.ms(1), 'writer');
       const next = await sendBody(a2, 'reader', 'after');
       assert.equal(next.seq, 11, 'seq continues, never reused');

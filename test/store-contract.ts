@@ -13,7 +13,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import type { AppendP2P, AppendResult, DirEntry, FanoutCopy, Store, StoreLimits, TopicAppend } from '../runtime/store/store.js';
+import type {
+  AppendP2P,
+  AppendResult,
+  DirEntry,
+  FanoutCopy,
+  Store,
+  StoreLimits,
+  TopicAppend,
+} from '../runtime/store/store.js';
 
 export interface StoreHandle {
   store: Store;
@@ -74,8 +82,14 @@ export function storeContract(name: string, open: OpenStore): void {
           for (let i = 0; i < 3; i++) bob.push(await store.appendP2P(msg('alice', 'bob')));
           const carol = [];
           for (let i = 0; i < 2; i++) carol.push(await store.appendP2P(msg('alice', 'carol')));
-          assert.deepEqual(bob.map((r) => r.seq), [1, 2, 3]);
-          assert.deepEqual(carol.map((r) => r.seq), [1, 2]);
+          assert.deepEqual(
+            bob.map((r) => r.seq),
+            [1, 2, 3],
+          );
+          assert.deepEqual(
+            carol.map((r) => r.seq),
+            [1, 2],
+          );
           assert.ok(bob.every((r) => !r.duplicate));
           const head = await store.head('bob');
           assert.equal(head.seq, 3);
@@ -248,7 +262,11 @@ export function storeContract(name: string, open: OpenStore): void {
             );
             after = messages[messages.length - 1]!.seq;
           }
-          assert.deepEqual(pages, [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10]]);
+          assert.deepEqual(pages, [
+            [1, 2, 3, 4],
+            [5, 6, 7, 8],
+            [9, 10],
+          ]);
           assert.deepEqual(
             (await store.readInbox('bob', 3, 2)).messages.map((m) => m.seq),
             [4, 5],
@@ -441,7 +459,9 @@ export function storeContract(name: string, open: OpenStore): void {
           );
           assert.equal(results[1]!.replaced?.gen, 1);
           assert.equal(results[2]!.replaced?.gen, 2);
-          assert.deepEqual(await store.sessions('bob'), [{ user: 'bob', device: 'd', server: 'ms3', boot: 'b', gen: 3 }]);
+          assert.deepEqual(await store.sessions('bob'), [
+            { user: 'bob', device: 'd', server: 'ms3', boot: 'b', gen: 3 },
+          ]);
         }));
 
       it('login writes before it reads: a message is in the backlog or pushed', () =>
@@ -555,10 +575,7 @@ export function storeContract(name: string, open: OpenStore): void {
           assert.deepEqual(await store.expiredLeases(now - 1000), []);
           assert.deepEqual(await store.expiredLeases(now + 1000), [{ server: 'ms1', boot: 'b1' }]);
           const all = await store.expiredLeases(now + 120_000);
-          assert.deepEqual(
-            all.map((l) => l.server).sort(),
-            ['ms1', 'ms2'],
-          );
+          assert.deepEqual(all.map((l) => l.server).sort(), ['ms1', 'ms2']);
           await sleep(80);
           assert.deepEqual(await store.expiredLeases(Date.now()), [{ server: 'ms1', boot: 'b1' }]);
           assert.equal(await store.renewLease('ms1', 'b1', 60_000), false);
@@ -682,7 +699,9 @@ export function storeContract(name: string, open: OpenStore): void {
             store.topicAppend(tmsg('t', 'alice', { cid: 'c2', ts: 1_001_000 })),
             store.topicAppend(tmsg('t', 'alice', { cid: 'c2', ts: 1_001_000 })),
           ]);
-          assert.ok(x.code === 'ok' && y.code === 'ok' && !x.duplicate && y.duplicate && x.tseq === y.tseq && x.mid === y.mid);
+          assert.ok(
+            x.code === 'ok' && y.code === 'ok' && !x.duplicate && y.duplicate && x.tseq === y.tseq && x.mid === y.mid,
+          );
           // past the cid window: another message
           const late = await store.topicAppend(tmsg('t', 'alice', { cid: 'c1', ts: 1_000_000 + 60_001 }));
           assert.ok(late.code === 'ok' && !late.duplicate && late.tseq === 4);
@@ -712,36 +731,27 @@ export function storeContract(name: string, open: OpenStore): void {
               [2, m2.mid, 'bob', [...m2.body], m2.ts, 't'],
             ],
           );
-          assert.deepEqual(
-            r1.messages[0]!.copies.map((c) => [c.user, c.seq, c.tseq, c.mid]).sort(),
-            [
-              ['alice', 1, 1, m1.mid],
-              ['bob', 2, 1, m1.mid],
-              ['carol', 1, 1, m1.mid],
-            ],
-          );
-          assert.deepEqual(
-            r1.messages[1]!.copies.map((c) => [c.user, c.seq]).sort(),
-            [
-              ['alice', 2],
-              ['bob', 3],
-              ['carol', 2],
-              ['dave', 1],
-            ],
-          );
+          assert.deepEqual(r1.messages[0]!.copies.map((c) => [c.user, c.seq, c.tseq, c.mid]).sort(), [
+            ['alice', 1, 1, m1.mid],
+            ['bob', 2, 1, m1.mid],
+            ['carol', 1, 1, m1.mid],
+          ]);
+          assert.deepEqual(r1.messages[1]!.copies.map((c) => [c.user, c.seq]).sort(), [
+            ['alice', 2],
+            ['bob', 3],
+            ['carol', 2],
+            ['dave', 1],
+          ]);
           assert.deepEqual(await store.topicsBehind(), []);
           await store.appendP2P(msg('x', 'bob')); // bob seq 4
           const m3 = tmsg('t', 'dave');
           await store.topicAppend(m3);
           const copies = await fanAll(store, 't');
-          assert.deepEqual(
-            copies.map((c) => [c.user, c.seq]).sort(),
-            [
-              ['alice', 3],
-              ['bob', 5],
-              ['dave', 2],
-            ],
-          );
+          assert.deepEqual(copies.map((c) => [c.user, c.seq]).sort(), [
+            ['alice', 3],
+            ['bob', 5],
+            ['dave', 2],
+          ]);
           // a second run has nothing left to do
           assert.deepEqual(await store.topicFanout('t', 1000), { messages: [], done: true });
           const { messages, head } = await store.readInbox('bob', 0, 10);
@@ -966,7 +976,8 @@ export function storeContract(name: string, open: OpenStore): void {
             ['carol', 'x'],
             ['bob', 'laptop'],
           ];
-          for (const [user, device] of logins) await store.login({ user, device, server: 'ms1', boot: 'b1', push: true });
+          for (const [user, device] of logins)
+            await store.login({ user, device, server: 'ms1', boot: 'b1', push: true });
           const all = await store.listSessions(undefined, 100);
           assert.deepEqual(
             all.map((e) => `${e.user}/${e.device}`),
@@ -1008,7 +1019,8 @@ export function storeContract(name: string, open: OpenStore): void {
             t.skip('this store cannot be reopened');
             return;
           }
-          for (let i = 1; i <= 5; i++) await store.appendP2P(msg('alice', 'bob', { body: bytes(`${i}`), cid: `c${i}` }));
+          for (let i = 1; i <= 5; i++)
+            await store.appendP2P(msg('alice', 'bob', { body: bytes(`${i}`), cid: `c${i}` }));
           await store.ack('bob', 'phone', 4);
           const l = await store.login({ user: 'bob', device: 'phone', server: 'ms1', boot: 'b1', push: true });
           await store.renewLease('ms1', 'b1', 60_000);

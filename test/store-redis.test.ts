@@ -55,11 +55,25 @@ describe('RedisStore', { skip: up ? false : `no Redis at ${URL_}` }, () => {
     const r = new Redis(URL_);
     try {
       await store.login({ user: 'bob', device: 'phone', server: 'ms1', boot: 'b1', push: true });
-      await store.appendP2P({ from: 'alice', to: 'bob', mid: 'm1', body: new Uint8Array([1]), ts: Date.now(), cid: 'c' });
+      await store.appendP2P({
+        from: 'alice',
+        to: 'bob',
+        mid: 'm1',
+        body: new Uint8Array([1]),
+        ts: Date.now(),
+        cid: 'c',
+      });
       await store.ack('bob', 'phone', 1);
       await store.recordUserEvent({ k: 'login', user: 'bob', device: 'phone', server: 'ms1', ts: 1 });
       await store.topicCreate('t', 'bob', 1);
-      await store.topicAppend({ topic: 't', from: 'bob', mid: 'm2', body: new Uint8Array([2]), ts: Date.now(), cid: 'c' });
+      await store.topicAppend({
+        topic: 't',
+        from: 'bob',
+        mid: 'm2',
+        body: new Uint8Array([2]),
+        ts: Date.now(),
+        cid: 'c',
+      });
       await store.topicFanout('t', 10);
       await store.renewLease('ms1', 'b1', 60_000);
       const keys = (await r.keys(`${prefix}*`)).map((k) => k.slice(prefix.length)).sort();
@@ -124,7 +138,9 @@ describe('RedisStore', { skip: up ? false : `no Redis at ${URL_}` }, () => {
 
 const hasRedisServer = available();
 
-describe('RedisStore over a private redis-server (appendonly)', { skip: hasRedisServer ? false : 'redis-server is not on PATH' }, () => {
+describe('RedisStore over a private redis-server (appendonly)', {
+  skip: hasRedisServer ? false : 'redis-server is not on PATH',
+}, () => {
   let server: RedisServer;
   let port = 0;
   const start = () => server.run();
@@ -145,7 +161,14 @@ describe('RedisStore over a private redis-server (appendonly)', { skip: hasRedis
       const sent: string[] = [];
       for (let i = 0; i < 50; i++) {
         const mid = randomUUID();
-        await store.appendP2P({ from: 'alice', to: 'bob', mid, body: new Uint8Array([i]), ts: Date.now(), cid: `c${i}` });
+        await store.appendP2P({
+          from: 'alice',
+          to: 'bob',
+          mid,
+          body: new Uint8Array([i]),
+          ts: Date.now(),
+          cid: `c${i}`,
+        });
         sent.push(mid);
       }
       await Promise.all(
@@ -187,15 +210,35 @@ describe('RedisStore over a private redis-server (appendonly)', { skip: hasRedis
         sent,
       );
       const base = duringSeq > 0 ? 101 : 100;
-      assert.equal((await store.appendP2P({ from: 'alice', to: 'bob', mid: randomUUID(), body: new Uint8Array(0), ts: Date.now() })).seq, base + 1);
-      const dup = await store.appendP2P({ from: 'alice', to: 'bob', mid: randomUUID(), body: new Uint8Array(0), ts: Date.now(), cid: 'c7' });
+      assert.equal(
+        (
+          await store.appendP2P({
+            from: 'alice',
+            to: 'bob',
+            mid: randomUUID(),
+            body: new Uint8Array(0),
+            ts: Date.now(),
+          })
+        ).seq,
+        base + 1,
+      );
+      const dup = await store.appendP2P({
+        from: 'alice',
+        to: 'bob',
+        mid: randomUUID(),
+        body: new Uint8Array(0),
+        ts: Date.now(),
+        cid: 'c7',
+      });
       assert.equal(dup.duplicate, true);
       assert.equal(dup.seq, 8);
       const again = await store.login({ user: 'bob', device: 'phone', server: 'ms2', boot: 'b2', push: true });
       assert.equal(again.gen, login.gen + 1);
       head = await store.head('bob');
       assert.equal(head.seq, base + 1);
-      t.diagnostic(`the append made while Redis was down ${duringSeq > 0 ? `landed with seq ${duringSeq}` : 'was rejected'}`);
+      t.diagnostic(
+        `the append made while Redis was down ${duringSeq > 0 ? `landed with seq ${duringSeq}` : 'was rejected'}`,
+      );
     } finally {
       await store.close();
     }

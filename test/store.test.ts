@@ -122,7 +122,10 @@ describe(`SqliteStore (${driver})`, () => {
       const again = await openSqliteStore(raw);
       try {
         assert.equal(raw.prepare('SELECT version FROM schema_version').get()?.version, SQLITE_SCHEMA_VERSION);
-        assert.deepEqual((await again.readInbox('b', 0, 10)).messages.map((m) => [m.seq, m.mid]), [[1, 'm1']]);
+        assert.deepEqual(
+          (await again.readInbox('b', 0, 10)).messages.map((m) => [m.seq, m.mid]),
+          [[1, 'm1']],
+        );
         assert.equal(await again.topicCreate('t', 'b', 1), true);
         await again.topicAppend({ topic: 't', from: 'b', mid: 'm2', body: new Uint8Array([8]), ts: Date.now() });
         await again.topicFanout('t', 10);
@@ -163,7 +166,9 @@ describe(`SqliteStore (${driver})`, () => {
           .join('; ');
       assert.match(plan("SELECT 1 FROM inbox WHERE user = 'a' AND topic = 't' AND tseq = 1"), /inbox_topic/);
       assert.doesNotMatch(
-        plan("SELECT user FROM topic_members WHERE topic = 't' AND user > '' AND joined_tseq < 1 AND (left_tseq IS NULL OR left_tseq >= 1) ORDER BY user LIMIT 5"),
+        plan(
+          "SELECT user FROM topic_members WHERE topic = 't' AND user > '' AND joined_tseq < 1 AND (left_tseq IS NULL OR left_tseq >= 1) ORDER BY user LIMIT 5",
+        ),
         /SCAN|TEMP B-TREE/,
       );
     } finally {
@@ -177,7 +182,8 @@ describe(`SqliteStore (${driver})`, () => {
     const db = openSqlite(file.path);
     const store = await openSqliteStore(db);
     try {
-      const send = (i: number) => store.appendP2P({ from: 'a', to: 'b', mid: `m${i}`, body: new Uint8Array([i]), ts: Date.now() });
+      const send = (i: number) =>
+        store.appendP2P({ from: 'a', to: 'b', mid: `m${i}`, body: new Uint8Array([i]), ts: Date.now() });
       for (let i = 1; i <= 5; i++) assert.equal((await send(i)).seq, i);
       assert.equal(db.prepare('SELECT count(*) AS n FROM recent').get()?.n, 5);
       assert.equal(db.prepare('SELECT count(*) AS n FROM inbox').get()?.n, 0);
@@ -186,12 +192,21 @@ describe(`SqliteStore (${driver})`, () => {
       assert.equal(db.prepare('SELECT count(*) AS n FROM inbox').get()?.n, 5);
       for (let i = 6; i <= 10; i++) assert.equal((await send(i)).seq, i);
       const all = await store.readInbox('b', 0, 100);
-      assert.deepEqual(all.messages.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-      assert.deepEqual(all.messages.map((m) => m.body[0]), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.deepEqual(
+        all.messages.map((m) => m.seq),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
+      assert.deepEqual(
+        all.messages.map((m) => m.body[0]),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
       assert.equal(all.head.seq, 10);
       assert.equal(all.head.first, 1);
       const across = await store.readInbox('b', 3, 4);
-      assert.deepEqual(across.messages.map((m) => m.seq), [4, 5, 6, 7]);
+      assert.deepEqual(
+        across.messages.map((m) => m.seq),
+        [4, 5, 6, 7],
+      );
       assert.equal(await store.ack('b', 'd', 99), 10);
     } finally {
       await store.close();
@@ -203,15 +218,22 @@ describe(`SqliteStore (${driver})`, () => {
     const file = await tempFile();
     const db = openSqlite(file.path);
     const store = await openSqliteStore(db);
-    for (let i = 1; i <= 7; i++) await store.appendP2P({ from: 'a', to: 'b', mid: `m${i}`, body: new Uint8Array([i]), ts: Date.now() });
+    for (let i = 1; i <= 7; i++)
+      await store.appendP2P({ from: 'a', to: 'b', mid: `m${i}`, body: new Uint8Array([i]), ts: Date.now() });
     // as kill -9 would: the file is left without the store's close (which merges)
     db.close();
     const again = await openSqliteStore(openSqlite(file.path));
     try {
       const { messages, head } = await again.readInbox('b', 0, 100);
-      assert.deepEqual(messages.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7]);
+      assert.deepEqual(
+        messages.map((m) => m.seq),
+        [1, 2, 3, 4, 5, 6, 7],
+      );
       assert.equal(head.seq, 7);
-      assert.equal((await again.appendP2P({ from: 'a', to: 'b', mid: 'm8', body: new Uint8Array([8]), ts: Date.now() })).seq, 8);
+      assert.equal(
+        (await again.appendP2P({ from: 'a', to: 'b', mid: 'm8', body: new Uint8Array([8]), ts: Date.now() })).seq,
+        8,
+      );
     } finally {
       await again.close();
       await file.remove();

@@ -37,7 +37,8 @@ class Proc extends CliProcess {
     const deadline = Date.now() + timeoutMs;
     while (!test()) {
       if (this.done) throw new Error(`the process exited before ${what}:\n${this.stdout}\n${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`no ${what} within ${timeoutMs} ms:\n${this.stdout.slice(-3000)}\n${this.stderr}`);
+      if (Date.now() > deadline)
+        throw new Error(`no ${what} within ${timeoutMs} ms:\n${this.stdout.slice(-3000)}\n${this.stderr}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   }
@@ -64,7 +65,10 @@ async function initPortZero(): Promise<string> {
 }
 
 before(() => {
-  assert.ok(existsSync(join(ROOT, 'dist', 'cli', 'commands', 'tail.js')), 'dist/ is missing: run `npm run build` first (`npm test` does)');
+  assert.ok(
+    existsSync(join(ROOT, 'dist', 'cli', 'commands', 'tail.js')),
+    'dist/ is missing: run `npm run build` first (`npm test` does)',
+  );
 });
 
 after(async () => {
@@ -88,7 +92,10 @@ describe('fishchat tail', () => {
     const port = await freePort();
     const r = await fishchat(['tail', '--dir', dir, '--monitor', `127.0.0.1:${port}`]);
     assert.equal(r.code, 3, r.stderr);
-    assert.match(r.stderr, new RegExp(`cannot reach the monitor at 127\\.0\\.0\\.1:${port} .*— is \`fishchat up\` running in `));
+    assert.match(
+      r.stderr,
+      new RegExp(`cannot reach the monitor at 127\\.0\\.0\\.1:${port} .*— is \`fishchat up\` running in `),
+    );
     assert.equal(r.stdout, '');
     assert.doesNotMatch(r.stderr, /\n\s+at /);
     // no cluster running and the monitor port is 0: nothing to ask
@@ -124,19 +131,39 @@ describe('fishchat tail', () => {
       assert.equal(tail.lines()[0]!.event, 'status', 'the status comes first');
       assert.equal(status.cluster, 'local');
       const roles = status.roles as { role: string; id: string; up: boolean }[];
-      assert.deepEqual(roles.map((r) => r.role).sort(), ['gateway', 'manager', 'monitor', 'msg_server', 'msg_server', 'router']);
+      assert.deepEqual(roles.map((r) => r.role).sort(), [
+        'gateway',
+        'manager',
+        'monitor',
+        'msg_server',
+        'msg_server',
+        'router',
+      ]);
 
       const b = await tail.line((l) => l.event === 'beat' && l.role === 'msg_server', 'a msg_server beat');
       assert.match(String(b.id), /^ms-/);
-      for (const k of ['conns', 'inRate', 'outRate', 'p50', 'p99', 'rss', 'uptime']) assert.equal(typeof b[k], 'number', k);
+      for (const k of ['conns', 'inRate', 'outRate', 'p50', 'p99', 'rss', 'uptime'])
+        assert.equal(typeof b[k], 'number', k);
 
-      const client = await FishClient.connect({ gateway, user: 'alice', device: 'tail-test', token: signToken(secret, 'alice'), reconnect: false });
+      const client = await FishClient.connect({
+        gateway,
+        user: 'alice',
+        device: 'tail-test',
+        token: signToken(secret, 'alice'),
+        reconnect: false,
+      });
       try {
-        const login = await tail.line((l) => l.event === 'client-status' && l.k === 'login' && l.user === 'alice', 'the login line');
+        const login = await tail.line(
+          (l) => l.event === 'client-status' && l.k === 'login' && l.user === 'alice',
+          'the login line',
+        );
         assert.equal(login.device, 'tail-test');
         assert.match(String(login.server), /^ms-/);
         await client.topicCreate('tailtest');
-        await tail.line((l) => l.event === 'topic-status' && l.k === 'create' && l.topic === 'tailtest' && l.user === 'alice', 'the topic create line');
+        await tail.line(
+          (l) => l.event === 'topic-status' && l.k === 'create' && l.topic === 'tailtest' && l.user === 'alice',
+          'the topic create line',
+        );
       } finally {
         await client.close();
       }
@@ -155,8 +182,20 @@ describe('fishchat tail', () => {
       procs.push(tail);
       await tail.line((l) => l.event === 'status', 'the status line');
       // the stream is open once the status line is out
-      const carol = await FishClient.connect({ gateway, user: 'carol', device: 'd', token: signToken(secret, 'carol'), reconnect: false });
-      const bob = await FishClient.connect({ gateway, user: 'bob', device: 'd', token: signToken(secret, 'bob'), reconnect: false });
+      const carol = await FishClient.connect({
+        gateway,
+        user: 'carol',
+        device: 'd',
+        token: signToken(secret, 'carol'),
+        reconnect: false,
+      });
+      const bob = await FishClient.connect({
+        gateway,
+        user: 'bob',
+        device: 'd',
+        token: signToken(secret, 'bob'),
+        reconnect: false,
+      });
       try {
         await tail.line((l) => l.event === 'client-status' && l.user === 'bob', 'bob’s login');
       } finally {
@@ -164,7 +203,10 @@ describe('fishchat tail', () => {
         await bob.close();
       }
       const events = tail.lines().slice(1);
-      assert.ok(events.every((l) => JSON.stringify(l).toLowerCase().includes('bob')), JSON.stringify(events));
+      assert.ok(
+        events.every((l) => JSON.stringify(l).toLowerCase().includes('bob')),
+        JSON.stringify(events),
+      );
       assert.ok(!events.some((l) => l.event === 'beat'), 'no beats (they do not mention bob)');
       assert.equal((await tail.stop('SIGINT')).code, 0);
     });
@@ -188,7 +230,10 @@ describe('fishchat tail', () => {
       await tail.line((l) => l.event === 'beat', 'a beat');
       const stopped = await up.stop('SIGTERM');
       assert.equal(stopped.code, 0, up.stderr);
-      await tail.until(() => /tail: lost the monitor at 127\.0\.0\.1:\d+ \(.*\); reconnecting in [\d.]+ s/.test(tail.stderr), 'the reconnecting line');
+      await tail.until(
+        () => /tail: lost the monitor at 127\.0\.0\.1:\d+ \(.*\); reconnecting in [\d.]+ s/.test(tail.stderr),
+        'the reconnecting line',
+      );
       // still running, still trying
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(tail.child.exitCode, null);

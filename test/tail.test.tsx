@@ -7,8 +7,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { after, describe, test } from 'node:test';
-// eslint-disable-next-line @typescript-eslint/no-unused-vars
-import React from 'react'; // test/ is outside tsconfig.json's include: tsx and Bun may compile JSX classically
+// tsx and Bun may compile the JSX of test/ classically (React.createElement): React is needed as a value.
+// biome-ignore lint/style/useImportType: see above
+import React from 'react';
 import { render } from 'ink-testing-library';
 import { Tail } from '../cli/ui/Tail.js';
 import { TailStore, type TailRole } from '../cli/ui/TailStore.js';
@@ -67,8 +68,24 @@ function seeded(c = clock()): TailStore {
     ts: c.now(),
     roles: [
       role({ role: 'gateway', id: 'gateway', addr: '127.0.0.1:17000', lastBeat: c.now() }),
-      role({ role: 'msg_server', id: 'ms-19000', addr: '127.0.0.1:19000', conns: 3, inRate: 5, outRate: 6, lastBeat: c.now() }),
-      role({ role: 'msg_server', id: 'ms-19001', addr: '127.0.0.1:19001', conns: 2, inRate: 1, outRate: 1, lastBeat: c.now() }),
+      role({
+        role: 'msg_server',
+        id: 'ms-19000',
+        addr: '127.0.0.1:19000',
+        conns: 3,
+        inRate: 5,
+        outRate: 6,
+        lastBeat: c.now(),
+      }),
+      role({
+        role: 'msg_server',
+        id: 'ms-19001',
+        addr: '127.0.0.1:19001',
+        conns: 2,
+        inRate: 1,
+        outRate: 1,
+        lastBeat: c.now(),
+      }),
       role({ role: 'monitor', id: 'monitor', http: '127.0.0.1:21000', lastBeat: c.now() }),
     ],
   });
@@ -77,7 +94,23 @@ function seeded(c = clock()): TailStore {
 }
 
 function beat(id: string, over: Record<string, unknown> = {}) {
-  return { role: 'msg_server', id, addr: '127.0.0.1:19000', pid: 100, boot: 'b1', uptime: 70, conns: 3, inRate: 5, outRate: 6, p50: 0.25, p99: 1.5, rss: 52428800, loop: 0, ts: 0, ...over };
+  return {
+    role: 'msg_server',
+    id,
+    addr: '127.0.0.1:19000',
+    pid: 100,
+    boot: 'b1',
+    uptime: 70,
+    conns: 3,
+    inRate: 5,
+    outRate: 6,
+    p50: 0.25,
+    p99: 1.5,
+    rss: 52428800,
+    loop: 0,
+    ts: 0,
+    ...over,
+  };
 }
 
 function login(user: string, k = 'login', server = 'ms-19000') {
@@ -101,7 +134,8 @@ describe('Tail view', () => {
     assert.match(f, /FishChat tail · demo/);
     assert.match(f, /● live/);
     assert.match(f, /4\/4 up · 5 conns/);
-    for (const h of ['ROLE', 'ID', 'STATE', 'CONNS', 'IN/S', 'OUT/S', 'P50', 'P99', 'MEM']) assert.match(f, new RegExp(`\\b${h.replace('/', '\\/')}`), h);
+    for (const h of ['ROLE', 'ID', 'STATE', 'CONNS', 'IN/S', 'OUT/S', 'P50', 'P99', 'MEM'])
+      assert.match(f, new RegExp(`\\b${h.replace('/', '\\/')}`), h);
     const ms = f.split('\n').find((l) => l.includes('ms-19000'))!;
     assert.match(ms, /msg_server\s+ms-19000\s+up\s+3\s+5\.0\b/);
     assert.match(ms, /0\.3ms|0\.2ms/);
@@ -110,7 +144,10 @@ describe('Tail view', () => {
     // gateway first, then the msg_servers, monitor last
     const table = f.slice(f.indexOf('ROLE'));
     const order = ['gateway ', 'ms-19000', 'ms-19001', 'monitor '].map((s) => table.indexOf(s));
-    assert.deepEqual([...order].sort((a, b) => a - b), order);
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      order,
+    );
     assert.match(f, /q quit\s+p pause\s+f filter/);
   });
 
@@ -288,7 +325,8 @@ describe('Tail view', () => {
     for (const [columns, rows] of sizes) {
       const app = show(<Tail store={store} columns={columns} rows={rows} />);
       const lines = frame(app).split('\n');
-      for (const l of lines) assert.ok([...l].length <= Math.max(20, columns), `${columns}x${rows}: "${l}" is ${[...l].length} wide`);
+      for (const l of lines)
+        assert.ok([...l].length <= Math.max(20, columns), `${columns}x${rows}: "${l}" is ${[...l].length} wide`);
       if (rows >= 8) assert.ok(lines.length <= rows - 1, `${columns}x${rows}: ${lines.length} lines`);
       heights.push(lines.length);
       if (columns >= 120) {
@@ -311,7 +349,9 @@ describe('Tail view', () => {
     store.seed({
       cluster: 'big',
       ts: c.now(),
-      roles: Array.from({ length: 30 }, (_, i) => role({ role: 'msg_server', id: `ms-${19000 + i}`, lastBeat: c.now() })),
+      roles: Array.from({ length: 30 }, (_, i) =>
+        role({ role: 'msg_server', id: `ms-${19000 + i}`, lastBeat: c.now() }),
+      ),
     });
     const app = show(<Tail store={store} columns={100} rows={16} />);
     const f = frame(app);
@@ -345,7 +385,8 @@ describe('sparkline', () => {
 describe('SseParser', () => {
   test('events, multi-line data, comments, ids, any line ending, split chunks', () => {
     const p = new SseParser();
-    const text = ': hello\n\nevent: beat\ndata: {"a":1}\n\nevent: x\r\ndata: one\r\ndata:two\r\nid: 7\r\n\r\ndata: plain\r\r\n';
+    const text =
+      ': hello\n\nevent: beat\ndata: {"a":1}\n\nevent: x\r\ndata: one\r\ndata:two\r\nid: 7\r\n\r\ndata: plain\r\r\n';
     const out: SseEvent[] = [];
     // byte by byte, so every split point is tried
     for (const ch of text) out.push(...p.feed(ch));
@@ -394,12 +435,22 @@ describe('EventStream', () => {
     let n = 0;
     const stream = new EventStream(
       { url, headers: () => ({ authorization: `Bearer t${++n}` }), backoff: { base: 50, max: 100 } },
-      { event: (e) => got.push(e), open: ({ reconnect }) => opens.push(reconnect), disconnect: ({ reason }) => drops.push(reason) },
+      {
+        event: (e) => got.push(e),
+        open: ({ reconnect }) => opens.push(reconnect),
+        disconnect: ({ reason }) => drops.push(reason),
+      },
     );
     await stream.open();
     assert.equal(stream.state, 'open');
     await until(() => got.length === 2, 'two events');
-    assert.deepEqual(got.map((e) => [e.event, JSON.parse(e.data).n]), [['beat', 1], ['beat', 2]]);
+    assert.deepEqual(
+      got.map((e) => [e.event, JSON.parse(e.data).n]),
+      [
+        ['beat', 1],
+        ['beat', 2],
+      ],
+    );
     assert.deepEqual(opens, [false, true]);
     assert.equal(drops.length, 1);
     assert.deepEqual(auths, ['Bearer t1', 'Bearer t2']);
@@ -445,7 +496,10 @@ describe('EventStream', () => {
       // then nothing at all
     });
     const drops: string[] = [];
-    const stream = new EventStream({ url, idleTimeoutMs: 150, backoff: { base: 20, max: 50 } }, { event: () => {}, disconnect: ({ reason }) => drops.push(reason) });
+    const stream = new EventStream(
+      { url, idleTimeoutMs: 150, backoff: { base: 20, max: 50 } },
+      { event: () => {}, disconnect: ({ reason }) => drops.push(reason) },
+    );
     await stream.open();
     await until(() => connections >= 2, 'a reconnect after silence');
     stream.close();

@@ -1,5 +1,5 @@
 /**
- * PROTOCOL.md §4.3 over real TCP: topics across two msg_servers, online and
+ * docs/protocol.md §4.3 over real TCP: topics across two msg_servers, online and
  * offline members, paging, idempotency, and membership across restarts.
  */
 import { after, before, describe, it } from 'node:test';
@@ -18,8 +18,10 @@ async function login(addr: string, user: string, extra: Record<string, unknown> 
   assert.equal(ok.op, 'ok', JSON.stringify(ok));
   return conn;
 }
-const req = (conn: RawConn, op: string, fields: Record<string, unknown>): Promise<Frame> => conn.request({ op, rid: rid(), ...(fields as object) });
-const tsend = (conn: RawConn, topic: string, body: unknown, cid?: string) => conn.request({ op: 'topic_send', rid: rid(), topic, body: new RawCbor(encodeBody(body)), cid });
+const req = (conn: RawConn, op: string, fields: Record<string, unknown>): Promise<Frame> =>
+  conn.request({ op, rid: rid(), ...(fields as object) });
+const tsend = (conn: RawConn, topic: string, body: unknown, cid?: string) =>
+  conn.request({ op: 'topic_send', rid: rid(), topic, body: new RawCbor(encodeBody(body)), cid });
 
 before(async () => {
   c = await startTestCluster({ msgServers: 2 });
@@ -51,7 +53,12 @@ describe('topics (§4.3)', () => {
     assert.equal((await req(cb, 'topic_leave', { topic: t })).op, 'ok');
     assert.equal((await req(cb, 'topic_leave', { topic: t })).code, 'not_a_member');
     assert.equal((await tsend(cb, t, 'x')).code, 'not_a_member');
-    for (const bad of [{ topic: 'bad topic' }, { topic: t, limit: 0 }, { topic: t, limit: 1001 }, { topic: t, after: 'no spaces!' }]) {
+    for (const bad of [
+      { topic: 'bad topic' },
+      { topic: t, limit: 0 },
+      { topic: t, limit: 1001 },
+      { topic: t, after: 'no spaces!' },
+    ]) {
       assert.equal((await req(ca, 'topic_members', bad)).code, 'bad_request', JSON.stringify(bad));
     }
     ca.close();
@@ -79,7 +86,10 @@ describe('topics (§4.3)', () => {
     }
     assert.deepEqual(got, all);
     const fromMid = await req(owner, 'topic_members', { topic: t, after: 'b' });
-    assert.deepEqual(fromMid.members, all.filter((x) => Buffer.compare(Buffer.from(x), Buffer.from('b')) > 0));
+    assert.deepEqual(
+      fromMid.members,
+      all.filter((x) => Buffer.compare(Buffer.from(x), Buffer.from('b')) > 0),
+    );
     owner.close();
   });
 
@@ -104,16 +114,31 @@ describe('topics (§4.3)', () => {
     }
     for (const conn of [ca, cb, cd]) {
       const got = await conn.msgs(5);
-      assert.deepEqual(got.map((m) => m.tseq), [1, 2, 3, 4, 5]);
-      assert.deepEqual(got.map((m) => m.mid), oks.map((o) => o.mid));
-      assert.deepEqual(got.map((m) => m.seq), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        got.map((m) => m.tseq),
+        [1, 2, 3, 4, 5],
+      );
+      assert.deepEqual(
+        got.map((m) => m.mid),
+        oks.map((o) => o.mid),
+      );
+      assert.deepEqual(
+        got.map((m) => m.seq),
+        [1, 2, 3, 4, 5],
+      );
       for (const m of got) assert.equal(m.topic, t);
-      assert.deepEqual(got.map((m) => m.from), [a, b, a, b, a]);
+      assert.deepEqual(
+        got.map((m) => m.from),
+        [a, b, a, b, a],
+      );
     }
     // the offline member finds them in its inbox at login
     const back = await login(c.ms(0), off);
     const got = await back.msgs(5);
-    assert.deepEqual(got.map((m) => (m.body as { i: number }).i), [1, 2, 3, 4, 5]);
+    assert.deepEqual(
+      got.map((m) => (m.body as { i: number }).i),
+      [1, 2, 3, 4, 5],
+    );
     // a topic message and a p2p message share the member's seq
     await ca.request({ op: 'send', rid: rid(), to: off, body: new RawCbor(encodeBody('direct')) });
     const [p2p] = await back.msgs(1);
@@ -156,7 +181,10 @@ describe('topics (§4.3)', () => {
     const other = await tsend(cb, t, 'other sender', 'k1');
     assert.equal(other.tseq, 2);
     const got = await cb.msgs(2);
-    assert.deepEqual(got.map((m) => m.body), ['once', 'other sender']);
+    assert.deepEqual(
+      got.map((m) => m.body),
+      ['once', 'other sender'],
+    );
     ca.close();
     cb.close();
   });

@@ -9,7 +9,15 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initCluster, isLoopback, loadCluster, parseHostPort, roleCommand, type RunInfo, type RuntimeName } from '../../runtime/cluster/index.js';
+import {
+  initCluster,
+  isLoopback,
+  loadCluster,
+  parseHostPort,
+  roleCommand,
+  type RunInfo,
+  type RuntimeName,
+} from '../../runtime/cluster/index.js';
 import { BenchConn } from './conn.js';
 import { cpuSeconds, type ServerProcess } from './proc.js';
 
@@ -111,13 +119,22 @@ export async function startCluster(o: StartOptions): Promise<Target> {
       }
       process.off('exit', killNow);
       await rm(dir, { recursive: true, force: true }).catch(() => {});
-      if (o.redis !== undefined) await (await import('../../runtime/redis/index.js')).deleteKeysWithPrefix(o.redis, `fishchat:${name}:`).catch((err) => o.status(`could not delete the bench keys fishchat:${name}:* from Redis: ${(err as Error).message}`));
+      if (o.redis !== undefined)
+        await (await import('../../runtime/redis/index.js'))
+          .deleteKeysWithPrefix(o.redis, `fishchat:${name}:`)
+          .catch((err) =>
+            o.status(`could not delete the bench keys fishchat:${name}:* from Redis: ${(err as Error).message}`),
+          );
     })());
 
   try {
     await initCluster(dir, { msgServers: o.msgServers });
     const clusterFile = join(dir, 'fishchat.json');
-    const cluster = JSON.parse(await readFile(clusterFile, 'utf8')) as { roles: string[]; settings?: Record<string, unknown>; [k: string]: unknown };
+    const cluster = JSON.parse(await readFile(clusterFile, 'utf8')) as {
+      roles: string[];
+      settings?: Record<string, unknown>;
+      [k: string]: unknown;
+    };
     cluster.cluster = name;
     cluster.settings = { ...(cluster.settings ?? {}), ...o.settings };
     await writeFile(clusterFile, JSON.stringify(cluster, null, 2));
@@ -138,7 +155,8 @@ export async function startCluster(o: StartOptions): Promise<Target> {
       args.push('--embedded');
       // Embedded: every role runs in the `up` process itself, so `up` runs on the runtime asked for.
       if (o.runtime === 'bun') command = roleCommand('bun').command;
-      else if (o.runtime === 'deno') throw new BenchUsageError('--runtime deno runs the Redis modes only (no SQLite on Deno): add --redis URL');
+      else if (o.runtime === 'deno')
+        throw new BenchUsageError('--runtime deno runs the Redis modes only (no SQLite on Deno): add --redis URL');
     }
     // The cluster must use the secret and the names of its directory, whatever this shell exports.
     const env = { ...process.env };
@@ -182,8 +200,12 @@ export async function startCluster(o: StartOptions): Promise<Target> {
     const tail = () => lines.map((l) => `  ${l}`).join('\n');
     if (spawnError) throw new Error(`cannot start ${command} ${bin} up: ${spawnError.message}`);
     if (!ready) {
-      const how = exited ? `exited (${exited.signal ?? `code ${exited.code}`})` : `was not ready within ${READY_TIMEOUT_MS / 1000} s`;
-      const err = new Error(`the bench cluster (fishchat up ${args.slice(2).join(' ')}) ${how}; its last lines:\n${tail()}`);
+      const how = exited
+        ? `exited (${exited.signal ?? `code ${exited.code}`})`
+        : `was not ready within ${READY_TIMEOUT_MS / 1000} s`;
+      const err = new Error(
+        `the bench cluster (fishchat up ${args.slice(2).join(' ')}) ${how}; its last lines:\n${tail()}`,
+      );
       // `up` says so when the Redis URL or the runtime is the user's to fix.
       if (exited?.code === 2) throw new BenchUsageError(err.message);
       throw err;
@@ -198,7 +220,9 @@ export async function startCluster(o: StartOptions): Promise<Target> {
     const processes: ServerProcess[] = [];
     if (run.mode === 'embedded') processes.push({ name: 'up (embedded)', pid: run.pid });
     else {
-      for (const r of run.roles) if (typeof r.pid === 'number') processes.push({ name: r.role === 'msg_server' ? `msg_server.${r.id}` : r.role, pid: r.pid });
+      for (const r of run.roles)
+        if (typeof r.pid === 'number')
+          processes.push({ name: r.role === 'msg_server' ? `msg_server.${r.id}` : r.role, pid: r.pid });
       processes.push({ name: 'up', pid: run.pid });
       const redisPid = await redisServerPid(o.redis!);
       if (redisPid !== undefined) processes.push({ name: 'redis-server', pid: redisPid });
@@ -216,7 +240,10 @@ export async function startCluster(o: StartOptions): Promise<Target> {
       msgServerPid: (id) => (run.mode === 'embedded' ? run.pid : pidOf.get(id)),
       lastLines: () => lines.slice(),
       check: () => {
-        if (exited) throw new Error(`the bench cluster exited during the run (${exited.signal ?? `code ${exited.code}`}); its last lines:\n${tail()}`);
+        if (exited)
+          throw new Error(
+            `the bench cluster exited during the run (${exited.signal ?? `code ${exited.code}`}); its last lines:\n${tail()}`,
+          );
       },
       stop,
     };
@@ -250,7 +277,6 @@ async function redisServerPid(url: string): Promise<number | undefined> {
   }
 }
 
-
 /**
  * An existing cluster behind `gateway`: its msg_servers from `route`, nothing
  * known of its processes.
@@ -258,7 +284,7 @@ async function redisServerPid(url: string): Promise<number | undefined> {
 export async function externalCluster(gateway: string, secret: string, timeoutMs: number): Promise<Target> {
   const hp = parseHostPort(gateway)!;
   const conn = await BenchConn.open(hp.host, hp.port);
-  let reply;
+  let reply: Awaited<ReturnType<BenchConn['request']>>;
   try {
     reply = await conn.request({ op: 'route' }, timeoutMs);
   } finally {

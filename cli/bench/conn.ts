@@ -9,7 +9,7 @@
  */
 import { getPlatform, type TcpSocket } from '../../runtime/platform/index.js';
 import { decodeFrame, encodeFrame, FrameDecoder, type WireValue } from '../../runtime/protocol/index.js';
-import { MsgScanner, OP_ERROR, OP_MSG, OP_OK, OP_PONG, opOf, PING } from './wire.js';
+import { MsgScanner, OP_MSG, OP_OK, OP_PONG, opOf, PING } from './wire.js';
 
 /** What the server may send us, at most: maxFrame is a server setting; 16 MiB is its upper bound. */
 const MAX_FRAME = 16 * 1024 * 1024;
@@ -97,7 +97,10 @@ export class BenchConn {
 
   /** A setup request: resolves with the `ok` reply, rejects with ServerError on `error`, or on timeout/close. */
   request(fields: { [k: string]: WireValue | undefined }, timeoutMs: number): Promise<Reply> {
-    if (this.closed) return Promise.reject(new Error(`${this.addr}: the connection is closed${this.closeReason ? ` (${this.closeReason})` : ''}`));
+    if (this.closed)
+      return Promise.reject(
+        new Error(`${this.addr}: the connection is closed${this.closeReason ? ` (${this.closeReason})` : ''}`),
+      );
     const rid = this.nextRid++;
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -122,18 +125,20 @@ export class BenchConn {
           this.onMsg?.(p, this.msg.seq, this.msg.bodyAt, this.msg.bodyLen);
           return;
         }
-        return this.slow(p);
+        this.slow(p);
+        return;
       case OP_OK:
         if (this.pending.size === 0) {
           this.onOk?.();
           return;
         }
-        return this.slow(p);
+        this.slow(p);
+        return;
       case OP_PONG:
         return;
-      case OP_ERROR:
       default:
-        return this.slow(p);
+        this.slow(p);
+        return;
     }
   };
 
@@ -161,8 +166,9 @@ export class BenchConn {
       if (op === 'ok') this.onOk?.();
       else {
         const code = String(f.code);
-        // Errors that close the connection (PROTOCOL.md §2): say why when it goes.
-        if (code === 'overloaded' || code === 'auth_failed' || code === 'bad_frame' || code === 'frame_too_large') this.closeReason = code;
+        // Errors that close the connection (docs/protocol.md §2): say why when it goes.
+        if (code === 'overloaded' || code === 'auth_failed' || code === 'bad_frame' || code === 'frame_too_large')
+          this.closeReason = code;
         this.onError?.(code, String(f.message ?? ''));
       }
       return;

@@ -88,7 +88,10 @@ export class ProcessMeter {
     });
     return {
       processes,
-      client: { cpuPct: round1(((c.user + c.system) / 1e6 / seconds) * 100), rssMiB: round1(process.memoryUsage.rss() / 1048576) },
+      client: {
+        cpuPct: round1(((c.user + c.system) / 1e6 / seconds) * 100),
+        rssMiB: round1(process.memoryUsage.rss() / 1048576),
+      },
       seconds,
     };
   }

@@ -122,7 +122,13 @@ export function toJson(r: BenchResult): string {
     delivered: r.delivered,
     errors: r.errors,
     msgsPerSec: r.msgsPerSec,
-    latencyMs: r.latencyMs && { p50: r.latencyMs.p50, p90: r.latencyMs.p90, p99: r.latencyMs.p99, p999: r.latencyMs.p999, max: r.latencyMs.max },
+    latencyMs: r.latencyMs && {
+      p50: r.latencyMs.p50,
+      p90: r.latencyMs.p90,
+      p99: r.latencyMs.p99,
+      p999: r.latencyMs.p999,
+      max: r.latencyMs.max,
+    },
     processes: r.processes.map((p) => ({ name: p.name, pid: p.pid, cpuPct: p.cpuPct, rssMiB: p.rssMiB })),
     client: { cpuPct: r.client.cpuPct, rssMiB: r.client.rssMiB },
     rssPerConnBytes: r.rssPerConnBytes,
@@ -141,16 +147,20 @@ export function toText(r: BenchResult, extra: { servers: number; stalled: number
   const where = r.mode === 'external' ? 'an existing cluster' : `${r.mode} on ${r.runtime}`;
   const what =
     r.workload === 'p2p'
-      ? `p2p, ${int(r.pairs)} pairs (${r.cross ? 'receiver on another msg_server' : 'receiver on its sender\'s msg_server'})`
+      ? `p2p, ${int(r.pairs)} pairs (${r.cross ? 'receiver on another msg_server' : "receiver on its sender's msg_server"})`
       : r.workload === 'topic'
         ? `topic, ${int(r.topicMembers)} members`
         : `idle, ${int(r.idle)} connections to one msg_server`;
   const load = r.workload === 'idle' ? '' : `, ${r.size} B payload, inflight ${r.inflight}`;
-  lines.push(`fishchat bench: ${what}${load}; ${where}, ${extra.servers} msg_server(s); ${r.duration} s measured after ${r.warmup} s warmup`);
+  lines.push(
+    `fishchat bench: ${what}${load}; ${where}, ${extra.servers} msg_server(s); ${r.duration} s measured after ${r.warmup} s warmup`,
+  );
   lines.push('');
   if (r.workload !== 'idle') {
     lines.push(`  ${r.workload === 'topic' ? 'deliveries/s' : 'msgs/s'}  ${num(r.msgsPerSec)}`);
-    lines.push(`  sent ${int(r.sent)}  delivered ${int(r.delivered)}  errors ${int(r.errors)}${extra.stalled ? `  given up ${int(extra.stalled)}` : ''}`);
+    lines.push(
+      `  sent ${int(r.sent)}  delivered ${int(r.delivered)}  errors ${int(r.errors)}${extra.stalled ? `  given up ${int(extra.stalled)}` : ''}`,
+    );
     const l = r.latencyMs;
     lines.push(
       l
@@ -159,14 +169,23 @@ export function toText(r: BenchResult, extra: { servers: number; stalled: number
     );
   } else {
     lines.push(`  connections ${int(r.idle)}  errors ${int(r.errors)}`);
-    lines.push(`  msg_server RSS per connection  ${r.rssPerConnBytes === null ? 'unknown (no process to read)' : `${int(r.rssPerConnBytes)} B`}`);
+    lines.push(
+      `  msg_server RSS per connection  ${r.rssPerConnBytes === null ? 'unknown (no process to read)' : `${int(r.rssPerConnBytes)} B`}`,
+    );
   }
   lines.push('');
   const rows: string[][] = [['PROCESS', 'PID', 'CPU %', 'RSS MiB']];
-  for (const p of r.processes) rows.push([p.name, String(p.pid), p.cpuPct === null ? '-' : num(p.cpuPct), p.rssMiB === null ? '-' : num(p.rssMiB)]);
+  for (const p of r.processes)
+    rows.push([
+      p.name,
+      String(p.pid),
+      p.cpuPct === null ? '-' : num(p.cpuPct),
+      p.rssMiB === null ? '-' : num(p.rssMiB),
+    ]);
   rows.push(['client (this bench)', String(process.pid), num(r.client.cpuPct), num(r.client.rssMiB)]);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  for (const row of rows) lines.push(`  ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')}`);
+  for (const row of rows)
+    lines.push(`  ${row.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ')}`);
   if (r.processes.length === 0) lines.push('  (server processes unknown: --gateway)');
   lines.push('');
   lines.push(`  CPU % is of one core over the measured window; ${r.machine.cpus} CPU(s): ${r.machine.model}`);

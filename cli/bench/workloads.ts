@@ -15,7 +15,7 @@ import type { MsgServer } from './cluster.js';
 import { Samples } from './report.js';
 import { ackFrame, readTime, RequestTemplate } from './wire.js';
 
-/** Receivers ack after this many messages (PROTOCOL.md §4.2: ack is cumulative). */
+/** Receivers ack after this many messages (docs/protocol.md §4.2: ack is cumulative). */
 const ACK_EVERY = 64;
 /** Logins (connect + login) in flight at once while setting up. */
 const SETUP_CONCURRENCY = 200;
@@ -85,7 +85,9 @@ class Run {
     this.codes.set(code, (this.codes.get(code) ?? 0) + 1);
     if (this.reported < 5) {
       this.reported++;
-      this.status(`server error on ${where}: ${code}: ${message}${this.reported === 5 ? ' (further errors are only counted)' : ''}`);
+      this.status(
+        `server error on ${where}: ${code}: ${message}${this.reported === 5 ? ' (further errors are only counted)' : ''}`,
+      );
     }
   }
 
@@ -141,15 +143,24 @@ class Clients {
     const hp = parseHostPort(server.addr)!;
     const i = this.made++;
     const sources = Math.min(254, Math.ceil(this.total / CONNS_PER_SOURCE));
-    const local = sources > 1 && isLoopback(hp.host) && !hp.host.includes(':') ? `127.0.0.${1 + (i % sources)}` : undefined;
+    const local =
+      sources > 1 && isLoopback(hp.host) && !hp.host.includes(':') ? `127.0.0.${1 + (i % sources)}` : undefined;
     let conn: BenchConn;
     try {
       conn = await BenchConn.open(hp.host, hp.port, local);
     } catch (err) {
-      throw Object.assign(new Error(`cannot connect to msg_server ${server.id} at ${server.addr}${local ? ` from ${local}` : ''}: ${(err as Error).message}`), { code: (err as { code?: string }).code });
+      throw Object.assign(
+        new Error(
+          `cannot connect to msg_server ${server.id} at ${server.addr}${local ? ` from ${local}` : ''}: ${(err as Error).message}`,
+        ),
+        { code: (err as { code?: string }).code },
+      );
     }
     this.all.push(conn);
-    const token = this.o.secret === '' ? undefined : signToken(this.o.secret, user, { ttlSeconds: Math.ceil(this.o.warmup + this.o.duration) + 3600 });
+    const token =
+      this.o.secret === ''
+        ? undefined
+        : signToken(this.o.secret, user, { ttlSeconds: Math.ceil(this.o.warmup + this.o.duration) + 3600 });
     try {
       await conn.request({ op: 'login', user, token, device: this.tag, push }, SETUP_TIMEOUT_MS);
     } catch (err) {
@@ -238,7 +249,8 @@ async function drive(
     while (outstanding() > 0 && performance.now() < end && !o.aborted()) await sleep(20);
     const summary = run.summary();
     if (summary) o.status(`server errors during the run (warmup included): ${summary}`);
-    if (run.stalled > 0) o.status(`${run.stalled} message(s) were not delivered within ${STALL_MS / 1000} s and were given up on`);
+    if (run.stalled > 0)
+      o.status(`${run.stalled} message(s) were not delivered within ${STALL_MS / 1000} s and were given up on`);
     const latencies = run.samples.view().sort();
     return { sent: run.sent, delivered: run.delivered, errors: run.errors, seconds, latencies, stalled: run.stalled };
   } finally {
@@ -252,7 +264,10 @@ function closedReporter(o: WorkloadOptions, run: Run, what: string) {
   return (conn: BenchConn) => () => {
     if (!run.running) return;
     n++;
-    if (n <= 3) o.status(`${what} connection to ${conn.addr} closed during the run${conn.closeReason ? ` (${conn.closeReason})` : ''}`);
+    if (n <= 3)
+      o.status(
+        `${what} connection to ${conn.addr} closed during the run${conn.closeReason ? ` (${conn.closeReason})` : ''}`,
+      );
   };
 }
 
@@ -288,45 +303,49 @@ export async function runP2p(o: WorkloadOptions): Promise<WorkloadResult> {
     }
   };
 
-  o.status(`connecting ${o.pairs * 2} clients (${o.pairs} pairs${o.cross ? ', receivers on another msg_server' : ''}) …`);
+  o.status(
+    `connecting ${o.pairs * 2} clients (${o.pairs} pairs${o.cross ? ', receivers on another msg_server' : ''}) …`,
+  );
   const t = performance.now();
-  await clients.setup(() => pool(
-    o.pairs,
-    SETUP_CONCURRENCY / 2,
-    async (i) => {
-      const s = o.servers[i % n]!;
-      const r = o.servers[(i + (o.cross ? 1 : 0)) % n]!;
-      const to = `${prefix}r${i}`;
-      // Receiver first: its session exists before the first message is sent.
-      const receiver = await clients.login(r, to, true);
-      const sender = await clients.login(s, `${prefix}s${i}`, false);
-      const pair = new Pair(sender, new RequestTemplate('send', 'to', to, o.size));
-      pairs[i] = pair;
-      receiver.onMsg = (p, seq, bodyAt, bodyLen) => {
-        const now = performance.now();
-        if (bodyLen >= 8 && run.measuring) {
-          run.delivered++;
-          samples.push(now - readTime(p, bodyAt));
-        }
-        if (++pair.sinceAck >= ACK_EVERY) {
-          pair.sinceAck = 0;
-          receiver.write(ackFrame(seq));
-        }
-        pair.lastProgress = now;
-        if (pair.outstanding > 0) pair.outstanding--;
-        fill(pair);
-      };
-      sender.onError = (code, message) => {
-        run.error(code, message, `send from ${sender.addr}`);
-        pair.lastProgress = performance.now();
-        if (pair.outstanding > 0) pair.outstanding--;
-        fill(pair);
-      };
-      receiver.onClose = onClosed(receiver);
-      sender.onClose = onClosed(sender);
-    },
-    o.aborted,
-  ));
+  await clients.setup(() =>
+    pool(
+      o.pairs,
+      SETUP_CONCURRENCY / 2,
+      async (i) => {
+        const s = o.servers[i % n]!;
+        const r = o.servers[(i + (o.cross ? 1 : 0)) % n]!;
+        const to = `${prefix}r${i}`;
+        // Receiver first: its session exists before the first message is sent.
+        const receiver = await clients.login(r, to, true);
+        const sender = await clients.login(s, `${prefix}s${i}`, false);
+        const pair = new Pair(sender, new RequestTemplate('send', 'to', to, o.size));
+        pairs[i] = pair;
+        receiver.onMsg = (p, seq, bodyAt, bodyLen) => {
+          const now = performance.now();
+          if (bodyLen >= 8 && run.measuring) {
+            run.delivered++;
+            samples.push(now - readTime(p, bodyAt));
+          }
+          if (++pair.sinceAck >= ACK_EVERY) {
+            pair.sinceAck = 0;
+            receiver.write(ackFrame(seq));
+          }
+          pair.lastProgress = now;
+          if (pair.outstanding > 0) pair.outstanding--;
+          fill(pair);
+        };
+        sender.onError = (code, message) => {
+          run.error(code, message, `send from ${sender.addr}`);
+          pair.lastProgress = performance.now();
+          if (pair.outstanding > 0) pair.outstanding--;
+          fill(pair);
+        };
+        receiver.onClose = onClosed(receiver);
+        sender.onClose = onClosed(sender);
+      },
+      o.aborted,
+    ),
+  );
   o.status(`${o.pairs * 2} clients logged in in ${Math.round(performance.now() - t)} ms`);
 
   return drive(
@@ -411,9 +430,10 @@ export async function runTopic(o: WorkloadOptions): Promise<WorkloadResult> {
     const conn = await clients.login(o.servers[j % n]!, `${prefix}m${j}`, true);
     members[j] = conn;
     if (j === 0) await conn.request({ op: 'topic_create', topic }, SETUP_TIMEOUT_MS);
-    else await conn.request({ op: 'topic_join', topic }, SETUP_TIMEOUT_MS).catch((err) => {
-      throw new Error(`topic_join of member ${j} failed: ${(err as Error).message}`);
-    });
+    else
+      await conn.request({ op: 'topic_join', topic }, SETUP_TIMEOUT_MS).catch((err) => {
+        throw new Error(`topic_join of member ${j} failed: ${(err as Error).message}`);
+      });
     let sinceAck = 0;
     conn.onMsg = (p, seq, bodyAt, bodyLen) => {
       if (bodyLen < 8) return;
@@ -450,7 +470,9 @@ export async function runTopic(o: WorkloadOptions): Promise<WorkloadResult> {
     };
     publishers.push(pub);
   }
-  o.status(`${N} members logged in and joined topic ${topic} in ${Math.round(performance.now() - t)} ms; ${o.publishers} publishing`);
+  o.status(
+    `${N} members logged in and joined topic ${topic} in ${Math.round(performance.now() - t)} ms; ${o.publishers} publishing`,
+  );
 
   return drive(
     o,
@@ -486,21 +508,23 @@ export async function runIdle(o: WorkloadOptions, server: MsgServer): Promise<Wo
   const t = performance.now();
   let last = t;
   let done = 0;
-  await clients.setup(() => pool(
-    N,
-    SETUP_CONCURRENCY,
-    async (i) => {
-      const conn = await clients.login(server, `${prefix}i${i}`, true);
-      conn.onClose = onClosed(conn);
-      done++;
-      const now = performance.now();
-      if (now - last > 2000) {
-        last = now;
-        o.status(`  ${done}/${N} logged in`);
-      }
-    },
-    o.aborted,
-  ));
+  await clients.setup(() =>
+    pool(
+      N,
+      SETUP_CONCURRENCY,
+      async (i) => {
+        const conn = await clients.login(server, `${prefix}i${i}`, true);
+        conn.onClose = onClosed(conn);
+        done++;
+        const now = performance.now();
+        if (now - last > 2000) {
+          last = now;
+          o.status(`  ${done}/${N} logged in`);
+        }
+      },
+      o.aborted,
+    ),
+  );
   o.status(`${N} idle clients logged in in ${Math.round(performance.now() - t)} ms; letting them settle`);
   return drive(
     o,

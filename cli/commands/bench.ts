@@ -1,17 +1,32 @@
 import { Flags } from '@oclif/core';
-import { checkRedisUrl, loadCluster, MAX_MSG_SERVERS, parseHostPort, readRunInfo, type RuntimeName } from '../../runtime/cluster/index.js';
+import {
+  checkRedisUrl,
+  loadCluster,
+  MAX_MSG_SERVERS,
+  parseHostPort,
+  readRunInfo,
+  type RuntimeName,
+} from '../../runtime/cluster/index.js';
 import { BenchUsageError, externalCluster, startCluster, type Target } from '../bench/cluster.js';
 import { ServerError } from '../bench/conn.js';
 import { openFilesLimit, ProcessMeter, rssBytes, round1, type ProcessSample } from '../bench/proc.js';
 import { machine, percentiles, toJson, toText, type BenchResult } from '../bench/report.js';
-import { runIdle, runP2p, runTopic, SETUP_TIMEOUT_MS, type Workload, type WorkloadOptions, type WorkloadResult } from '../bench/workloads.js';
+import {
+  runIdle,
+  runP2p,
+  runTopic,
+  SETUP_TIMEOUT_MS,
+  type Workload,
+  type WorkloadOptions,
+  type WorkloadResult,
+} from '../bench/workloads.js';
 import { BaseCommand, clusterDir, example, EXIT, shown } from '../base.js';
 
 /** File descriptors the load generator needs besides its connections. */
 const FD_HEADROOM = 100;
 /** Requests a msg_server lets wait per connection (runtime/roles/msg_server: MAX_QUEUED_REQUESTS). */
 const MAX_INFLIGHT = 10_000;
-/** `body` may take maxFrame − 512 bytes (PROTOCOL.md §1), with the default maxFrame. */
+/** `body` may take maxFrame − 512 bytes (docs/protocol.md §1), with the default maxFrame. */
 const MAX_SIZE = 65_536 - 512;
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -25,8 +40,10 @@ function seconds(name: string, s: string, min: number, exclusive: boolean): numb
 }
 
 export default class Bench extends BaseCommand {
-  static override summary = 'Load a cluster over the real protocol and print msgs/s, latency percentiles, CPU and memory.';
-  static override description = `A load generator in the style of nats-bench. By default it starts a cluster of its own for the run (a temporary cluster directory, every port from the OS, the send-rate and connection limits raised out of the way): embedded (\`fishchat up --embedded\`), or with --redis one process per role over that Redis (\`fishchat up --redis URL\`), on --runtime; it stops the cluster and removes its directory (and, on Redis, its keys) at the end. With --gateway it loads a cluster that already runs.
+  static override summary =
+    'Load a cluster over the real protocol and print msgs/s, latency percentiles, CPU and memory.';
+  static override description =
+    `A load generator in the style of nats-bench. By default it starts a cluster of its own for the run (a temporary cluster directory, every port from the OS, the send-rate and connection limits raised out of the way): embedded (\`fishchat up --embedded\`), or with --redis one process per role over that Redis (\`fishchat up --redis URL\`), on --runtime; it stops the cluster and removes its directory (and, on Redis, its keys) at the end. With --gateway it loads a cluster that already runs.
 
 Workloads (one at a time):
 - p2p (default, --pairs N): N senders (push: false) each send to their own receiver (push: true, ack every 64 messages); --cross puts each receiver on another msg_server than its sender.
@@ -52,20 +69,58 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
   ];
   static override flags = {
     pairs: Flags.integer({ description: 'p2p workload: sender/receiver pairs (default 100)', helpValue: 'N' }),
-    cross: Flags.boolean({ description: 'p2p: each receiver on another msg_server than its sender (default: the same)', default: false }),
-    'topic-members': Flags.integer({ description: 'topic workload: members of the one topic, round-robin over the msg_servers', helpValue: 'N' }),
-    publishers: Flags.integer({ description: 'topic: members that publish with topic_send (default 1)', helpValue: 'P' }),
-    idle: Flags.integer({ description: 'idle workload: logged-in push connections to one msg_server; reports RSS per connection', helpValue: 'N' }),
+    cross: Flags.boolean({
+      description: 'p2p: each receiver on another msg_server than its sender (default: the same)',
+      default: false,
+    }),
+    'topic-members': Flags.integer({
+      description: 'topic workload: members of the one topic, round-robin over the msg_servers',
+      helpValue: 'N',
+    }),
+    publishers: Flags.integer({
+      description: 'topic: members that publish with topic_send (default 1)',
+      helpValue: 'P',
+    }),
+    idle: Flags.integer({
+      description: 'idle workload: logged-in push connections to one msg_server; reports RSS per connection',
+      helpValue: 'N',
+    }),
     size: Flags.integer({ description: 'payload bytes (at least 8: the send time)', default: 100, helpValue: 'BYTES' }),
     duration: Flags.string({ description: 'seconds measured', default: '10', helpValue: 'SECONDS' }),
-    warmup: Flags.string({ description: 'seconds of load before measuring (idle: to settle)', default: '2', helpValue: 'SECONDS' }),
-    inflight: Flags.integer({ description: 'messages each sender keeps not yet delivered', default: 1, helpValue: 'K' }),
-    runtime: Flags.string({ description: 'runtime of the cluster it starts (embedded: of the `up` process; --redis: of the role processes)', options: ['node', 'bun', 'deno'] }),
-    redis: Flags.string({ description: 'start the cluster over this Redis, one process per role (default: embedded)', helpValue: 'URL' }),
+    warmup: Flags.string({
+      description: 'seconds of load before measuring (idle: to settle)',
+      default: '2',
+      helpValue: 'SECONDS',
+    }),
+    inflight: Flags.integer({
+      description: 'messages each sender keeps not yet delivered',
+      default: 1,
+      helpValue: 'K',
+    }),
+    runtime: Flags.string({
+      description: 'runtime of the cluster it starts (embedded: of the `up` process; --redis: of the role processes)',
+      options: ['node', 'bun', 'deno'],
+    }),
+    redis: Flags.string({
+      description: 'start the cluster over this Redis, one process per role (default: embedded)',
+      helpValue: 'URL',
+    }),
     'msg-servers': Flags.integer({ description: 'msg_servers of the cluster it starts (default 2)', helpValue: 'N' }),
-    gateway: Flags.string({ description: 'load the running cluster behind this gateway instead of starting one (needs its secret: --secret, --dir or FISHCHAT_SECRET)', helpValue: 'HOST:PORT' }),
-    secret: Flags.string({ description: 'with --gateway: the cluster secret that signs the clients\' tokens', helpValue: 'SECRET' }),
-    dir: Flags.string({ char: 'd', description: 'with --gateway: the cluster directory whose secret signs the tokens; alone: load the cluster running in DIR', helpValue: 'DIR' }),
+    gateway: Flags.string({
+      description:
+        'load the running cluster behind this gateway instead of starting one (needs its secret: --secret, --dir or FISHCHAT_SECRET)',
+      helpValue: 'HOST:PORT',
+    }),
+    secret: Flags.string({
+      description: "with --gateway: the cluster secret that signs the clients' tokens",
+      helpValue: 'SECRET',
+    }),
+    dir: Flags.string({
+      char: 'd',
+      description:
+        'with --gateway: the cluster directory whose secret signs the tokens; alone: load the cluster running in DIR',
+      helpValue: 'DIR',
+    }),
     json: Flags.boolean({ description: 'print the result as one JSON line', default: false }),
   };
 
@@ -75,8 +130,12 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
 
     // ---- the workload
     const given = (['pairs', 'topic-members', 'idle'] as const).filter((k) => flags[k] !== undefined);
-    if (given.length > 1) usage(`${given.map((k) => `--${k}`).join(' and ')} pick different workloads: give one of --pairs (p2p), --topic-members (topic) or --idle`);
-    const workload: Workload = flags['topic-members'] !== undefined ? 'topic' : flags.idle !== undefined ? 'idle' : 'p2p';
+    if (given.length > 1)
+      usage(
+        `${given.map((k) => `--${k}`).join(' and ')} pick different workloads: give one of --pairs (p2p), --topic-members (topic) or --idle`,
+      );
+    const workload: Workload =
+      flags['topic-members'] !== undefined ? 'topic' : flags.idle !== undefined ? 'idle' : 'p2p';
     const positive = (name: string, v: number | undefined) => {
       if (v !== undefined && v <= 0) usage(`--${name} must be at least 1, found ${v}`);
     };
@@ -85,31 +144,49 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
     positive('idle', flags.idle);
     positive('publishers', flags.publishers);
     positive('msg-servers', flags['msg-servers']);
-    if (flags.cross && workload !== 'p2p') usage(`--cross is for the p2p workload (--pairs), not --${workload === 'topic' ? 'topic-members' : 'idle'}`);
-    if (flags.publishers !== undefined && workload !== 'topic') usage('--publishers is for the topic workload: add --topic-members N');
+    if (flags.cross && workload !== 'p2p')
+      usage(`--cross is for the p2p workload (--pairs), not --${workload === 'topic' ? 'topic-members' : 'idle'}`);
+    if (flags.publishers !== undefined && workload !== 'topic')
+      usage('--publishers is for the topic workload: add --topic-members N');
     const pairs = workload === 'p2p' ? (flags.pairs ?? 100) : 0;
     const topicMembers = flags['topic-members'] ?? 0;
     const publishers = workload === 'topic' ? (flags.publishers ?? 1) : 0;
     const idle = flags.idle ?? 0;
-    if (publishers > topicMembers) usage(`--publishers ${publishers} is more than --topic-members ${topicMembers}: publishers are members`);
-    if (flags.size < 8) usage(`--size must be at least 8 bytes (the payload carries its send time), found ${flags.size}`);
-    if (flags.size > MAX_SIZE) usage(`--size must be at most ${MAX_SIZE} bytes (maxFrame 65536 − 512), found ${flags.size}`);
+    if (publishers > topicMembers)
+      usage(`--publishers ${publishers} is more than --topic-members ${topicMembers}: publishers are members`);
+    if (flags.size < 8)
+      usage(`--size must be at least 8 bytes (the payload carries its send time), found ${flags.size}`);
+    if (flags.size > MAX_SIZE)
+      usage(`--size must be at most ${MAX_SIZE} bytes (maxFrame 65536 − 512), found ${flags.size}`);
     const duration = seconds('duration', flags.duration, 0, true);
     if (typeof duration === 'string') usage(duration);
     const warmup = seconds('warmup', flags.warmup, 0, false);
     if (typeof warmup === 'string') usage(warmup);
-    if (flags.inflight < 1 || flags.inflight > MAX_INFLIGHT) usage(`--inflight must be 1–${MAX_INFLIGHT} (a msg_server sheds a connection with more requests waiting), found ${flags.inflight}`);
+    if (flags.inflight < 1 || flags.inflight > MAX_INFLIGHT)
+      usage(
+        `--inflight must be 1–${MAX_INFLIGHT} (a msg_server sheds a connection with more requests waiting), found ${flags.inflight}`,
+      );
 
     // ---- the cluster
-    const external = flags.gateway !== undefined || (flags.dir !== undefined && flags.redis === undefined && flags.runtime === undefined && flags['msg-servers'] === undefined);
+    const external =
+      flags.gateway !== undefined ||
+      (flags.dir !== undefined &&
+        flags.redis === undefined &&
+        flags.runtime === undefined &&
+        flags['msg-servers'] === undefined);
     if (external) {
       for (const k of ['redis', 'runtime', 'msg-servers'] as const) {
-        if (flags[k] !== undefined) usage(`--${k} is for the cluster bench starts; with --gateway it loads a running cluster as it is`);
+        if (flags[k] !== undefined)
+          usage(`--${k} is for the cluster bench starts; with --gateway it loads a running cluster as it is`);
       }
-      if (flags.gateway !== undefined && !parseHostPort(flags.gateway)) usage(`--gateway must be HOST:PORT, found ${JSON.stringify(flags.gateway)}`);
+      if (flags.gateway !== undefined && !parseHostPort(flags.gateway))
+        usage(`--gateway must be HOST:PORT, found ${JSON.stringify(flags.gateway)}`);
     } else {
       if (flags.secret !== undefined) usage('--secret is for --gateway (a cluster bench starts has its own secret)');
-      if (flags.dir !== undefined) usage('--dir is for --gateway (or alone, to load the cluster running in DIR); bench starts its own cluster otherwise');
+      if (flags.dir !== undefined)
+        usage(
+          '--dir is for --gateway (or alone, to load the cluster running in DIR); bench starts its own cluster otherwise',
+        );
       if (flags.redis !== undefined) {
         try {
           checkRedisUrl(flags.redis);
@@ -117,8 +194,10 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
           usage((err as Error).message);
         }
       }
-      if (flags['msg-servers'] !== undefined && flags['msg-servers'] > MAX_MSG_SERVERS) usage(`--msg-servers must be at most ${MAX_MSG_SERVERS}, found ${flags['msg-servers']}`);
-      if (flags.runtime === 'deno' && flags.redis === undefined) usage('--runtime deno runs the Redis modes only (no SQLite on Deno): add --redis URL');
+      if (flags['msg-servers'] !== undefined && flags['msg-servers'] > MAX_MSG_SERVERS)
+        usage(`--msg-servers must be at most ${MAX_MSG_SERVERS}, found ${flags['msg-servers']}`);
+      if (flags.runtime === 'deno' && flags.redis === undefined)
+        usage('--runtime deno runs the Redis modes only (no SQLite on Deno): add --redis URL');
     }
     const msgServers = flags['msg-servers'] ?? 2;
     if (flags.cross && !external && msgServers < 2) usage('--cross needs at least 2 msg_servers: drop --msg-servers 1');
@@ -127,8 +206,16 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
     const conns = workload === 'p2p' ? 2 * pairs : workload === 'topic' ? topicMembers : idle;
     const limit = openFilesLimit();
     if (limit && conns + FD_HEADROOM > limit.soft) {
-      const flag = workload === 'p2p' ? `--pairs ${pairs} (${conns} connections)` : workload === 'topic' ? `--topic-members ${topicMembers}` : `--idle ${idle}`;
-      const raise = limit.hard > limit.soft ? `raise it up to ${limit.hard} with \`ulimit -n ${Math.min(limit.hard, conns + FD_HEADROOM)}\`, or ` : `the hard limit is ${limit.hard} and cannot be raised here; `;
+      const flag =
+        workload === 'p2p'
+          ? `--pairs ${pairs} (${conns} connections)`
+          : workload === 'topic'
+            ? `--topic-members ${topicMembers}`
+            : `--idle ${idle}`;
+      const raise =
+        limit.hard > limit.soft
+          ? `raise it up to ${limit.hard} with \`ulimit -n ${Math.min(limit.hard, conns + FD_HEADROOM)}\`, or `
+          : `the hard limit is ${limit.hard} and cannot be raised here; `;
       usage(
         `${flag} needs about ${conns + FD_HEADROOM} open files, but this process may open ${limit.soft} (RLIMIT_NOFILE in /proc/self/limits; the msg_server has the same limit): ` +
           `${raise}use at most ${limit.soft - FD_HEADROOM} connections`,
@@ -150,15 +237,27 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
 
     let target: Target | undefined;
     try {
-      target = external ? await this.existing(flags.gateway, flags.dir, flags.secret) : await this.own(msgServers, flags.redis, (flags.runtime ?? 'node') as RuntimeName, topicMembers, status);
+      target = external
+        ? await this.existing(flags.gateway, flags.dir, flags.secret)
+        : await this.own(msgServers, flags.redis, (flags.runtime ?? 'node') as RuntimeName, topicMembers, status);
       if (interrupted) this.fail(`${interrupted}: interrupted`);
-      if (target.servers.length === 0) this.fail(`the gateway at ${target.gateway} lists no live msg_server`, EXIT.unreachable);
-      if (flags.cross && target.servers.length < 2) this.fail(`--cross needs at least 2 msg_servers; the gateway at ${target.gateway} lists ${target.servers.length}`, EXIT.usage);
-      if (flags.size > target.maxFrame - 512) usage(`--size must be at most ${target.maxFrame - 512} bytes for this cluster (maxFrame ${target.maxFrame} − 512)`);
+      if (target.servers.length === 0)
+        this.fail(`the gateway at ${target.gateway} lists no live msg_server`, EXIT.unreachable);
+      if (flags.cross && target.servers.length < 2)
+        this.fail(
+          `--cross needs at least 2 msg_servers; the gateway at ${target.gateway} lists ${target.servers.length}`,
+          EXIT.usage,
+        );
+      if (flags.size > target.maxFrame - 512)
+        usage(
+          `--size must be at most ${target.maxFrame - 512} bytes for this cluster (maxFrame ${target.maxFrame} − 512)`,
+        );
 
       const t = target;
       const meter = new ProcessMeter(t.processes);
-      let window: { processes: ProcessSample[]; client: { cpuPct: number; rssMiB: number }; seconds: number } | undefined;
+      let window:
+        | { processes: ProcessSample[]; client: { cpuPct: number; rssMiB: number }; seconds: number }
+        | undefined;
       const idleServer = t.servers[0]!;
       const idlePid = workload === 'idle' ? t.msgServerPid(idleServer.id) : undefined;
       let rssAfter: number | undefined;
@@ -225,11 +324,15 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         latencyMs: percentiles(result.latencies),
         processes: w.processes,
         client: w.client,
-        rssPerConnBytes: workload === 'idle' && rssBefore !== undefined && rssAfter !== undefined ? Math.round((rssAfter - rssBefore) / idle) : null,
+        rssPerConnBytes:
+          workload === 'idle' && rssBefore !== undefined && rssAfter !== undefined
+            ? Math.round((rssAfter - rssBefore) / idle)
+            : null,
         machine: machine(),
         at: new Date().toISOString(),
       };
-      if (workload === 'idle' && out.rssPerConnBytes === null) status('RSS per connection is unknown: the msg_server process is not known (--gateway)');
+      if (workload === 'idle' && out.rssPerConnBytes === null)
+        status('RSS per connection is unknown: the msg_server process is not known (--gateway)');
       this.log(flags.json ? toJson(out) : toText(out, { servers: t.servers.length, stalled: result.stalled }));
     } catch (err) {
       if (err instanceof BenchUsageError) this.fail(err.message, EXIT.usage);
@@ -246,7 +349,13 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
   }
 
   /** Starts the bench's own cluster, with the limits raised out of the workload's way. */
-  private own(msgServers: number, redis: string | undefined, runtime: RuntimeName, topicMembers: number, status: (l: string) => void): Promise<Target> {
+  private own(
+    msgServers: number,
+    redis: string | undefined,
+    runtime: RuntimeName,
+    topicMembers: number,
+    status: (l: string) => void,
+  ): Promise<Target> {
     return startCluster({
       msgServers,
       redis,
@@ -262,7 +371,11 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
   }
 
   /** A running cluster: behind --gateway, or the one running in --dir; the secret from --secret, else the directory (or FISHCHAT_SECRET). */
-  private async existing(gateway: string | undefined, dirFlagValue: string | undefined, secretFlag: string | undefined): Promise<Target> {
+  private async existing(
+    gateway: string | undefined,
+    dirFlagValue: string | undefined,
+    secretFlag: string | undefined,
+  ): Promise<Target> {
     const dir = clusterDir(dirFlagValue);
     let secret = secretFlag;
     if (secret === undefined || gateway === undefined) {
@@ -270,7 +383,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         secret ??= (await loadCluster(dir)).secret;
       } catch (err) {
         this.fail(
-          `${gateway === undefined ? 'loading the cluster in' : '--gateway needs the cluster secret to sign the clients\' tokens, from'} ${shown(dir)}: ${(err as Error).message} ` +
+          `${gateway === undefined ? 'loading the cluster in' : "--gateway needs the cluster secret to sign the clients' tokens, from"} ${shown(dir)}: ${(err as Error).message} ` +
             `(pass --secret, --dir of the cluster, or set FISHCHAT_SECRET)`,
           EXIT.usage,
         );
@@ -278,7 +391,11 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
     }
     if (gateway === undefined) {
       const run = await readRunInfo(dir);
-      if (!run) this.fail(`no cluster is running in ${shown(dir)} (no live .fishchat/run.json): start it, pass --gateway HOST:PORT, or drop --dir to let bench start its own`, EXIT.unreachable);
+      if (!run)
+        this.fail(
+          `no cluster is running in ${shown(dir)} (no live .fishchat/run.json): start it, pass --gateway HOST:PORT, or drop --dir to let bench start its own`,
+          EXIT.unreachable,
+        );
       gateway = run.gateway;
     }
     try {
@@ -292,5 +409,8 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
 
 function isNetworkError(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;
-  return typeof code === 'string' && /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|EADDRNOTAVAIL)$/.test(code);
+  return (
+    typeof code === 'string' &&
+    /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN|EPIPE|EADDRNOTAVAIL)$/.test(code)
+  );
 }

@@ -22,7 +22,8 @@ const TOKEN_TTL_S = 600;
 
 export default class Chat extends BaseCommand {
   static override summary = 'A chat session in the terminal, as a user, with another user or in a topic.';
-  static override description = `Logs in as --as (device "fishchat-chat" by default) and opens a chat screen: a header (who, with whom, the msg_server, the connection state), the conversation, and an input line at the bottom.
+  static override description =
+    `Logs in as --as (device "fishchat-chat" by default) and opens a chat screen: a header (who, with whom, the msg_server, the connection state), the conversation, and an input line at the bottom.
 
 With --to V: the messages V sent you and the lines you send to V, starting with the recent history of that conversation; messages from anyone else are counted in the header ("N other") and stay in your inbox for your other clients. With --topic T: joins T (creating it if it does not exist) and shows its messages.
 
@@ -49,7 +50,11 @@ Exit codes: 0 you quit; 1 the session failed or ended (replaced by another login
   static override flags = {
     as: Flags.string({ description: 'the user you chat as', required: true, helpValue: 'USER' }),
     to: Flags.string({ description: 'chat with this user', helpValue: 'USER', exclusive: ['topic'] }),
-    topic: Flags.string({ description: 'chat in this topic (joined, or created when it does not exist)', helpValue: 'TOPIC', exclusive: ['to'] }),
+    topic: Flags.string({
+      description: 'chat in this topic (joined, or created when it does not exist)',
+      helpValue: 'TOPIC',
+      exclusive: ['to'],
+    }),
     dir: dirFlag,
     gateway: gatewayFlag,
     device: Flags.string({
@@ -64,7 +69,8 @@ Exit codes: 0 you quit; 1 the session failed or ended (replaced by another login
     if (flags.to === undefined && flags.topic === undefined) {
       this.fail('say whom to chat with: --to USER or --topic TOPIC (see --help)', EXIT.usage);
     }
-    const peer: Peer = flags.topic !== undefined ? { kind: 'topic', name: flags.topic } : { kind: 'user', name: flags.to! };
+    const peer: Peer =
+      flags.topic !== undefined ? { kind: 'topic', name: flags.topic } : { kind: 'user', name: flags.to! };
     if (!process.stdin.isTTY || !process.stdout.isTTY) {
       const to = peer.kind === 'topic' ? `--topic ${peer.name}` : `--to ${peer.name}`;
       this.fail(
@@ -103,7 +109,10 @@ Exit codes: 0 you quit; 1 the session failed or ended (replaced by another login
   /** Exits with the right code and a message the user can act on. */
   private failOn(err: unknown, gateway: string, dir: string): never {
     if (err instanceof FishError && err.local === undefined) {
-      this.fail(`the server answered ${err.code}: ${err.message}`, err.code === 'overloaded' ? EXIT.unreachable : EXIT.failed);
+      this.fail(
+        `the server answered ${err.code}: ${err.message}`,
+        err.code === 'overloaded' ? EXIT.unreachable : EXIT.failed,
+      );
     }
     const message = err instanceof Error ? err.message : String(err);
     if (err instanceof FishError || isNetworkError(err)) {

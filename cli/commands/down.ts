@@ -26,7 +26,8 @@ const KILL_WAIT_MS = 5000;
 
 export default class Down extends BaseCommand {
   static override summary = 'Stop the cluster that `fishchat up` (--detach or not) runs on DIR.';
-  static override description = `Finds the \`fishchat up\` of DIR in .fishchat/run.json (or, while it is still starting, in .fishchat/up.pid), sends it SIGTERM and waits until it is gone. \`up\` stops the roles itself, in the reverse of the start order: the gateway, then the msg_servers, which kick their clients with "draining", then the manager, the router and the monitor; in managed-Redis mode the redis-server last. Then prints what stopped.
+  static override description =
+    `Finds the \`fishchat up\` of DIR in .fishchat/run.json (or, while it is still starting, in .fishchat/up.pid), sends it SIGTERM and waits until it is gone. \`up\` stops the roles itself, in the reverse of the start order: the gateway, then the msg_servers, which kick their clients with "draining", then the manager, the router and the monitor; in managed-Redis mode the redis-server last. Then prints what stopped.
 
 Not gone within --timeout: it is killed (SIGKILL) with a warning, and the role processes and the managed redis-server it leaves are sent SIGTERM.
 
@@ -63,7 +64,8 @@ Exit codes: 0 stopped (also when only a stale run.json of a dead \`up\` was foun
         );
       }
       // run.json of an `up` that is gone (killed): what it left, then the file.
-      for (const l of stopLeftovers(info)) this.log(`stopped  ${l.what}  pid ${l.pid}  (left running by the dead fishchat up)`);
+      for (const l of stopLeftovers(info))
+        this.log(`stopped  ${l.what}  pid ${l.pid}  (left running by the dead fishchat up)`);
       rmSync(runFile, { force: true });
       this.log(`not running (removed a stale ${shown(runFile)}: its fishchat up, pid ${info.pid}, is gone)`);
       return;
@@ -87,12 +89,15 @@ Exit codes: 0 stopped (also when only a stale run.json of a dead \`up\` was foun
       this.logToStderr(`warning: fishchat up (pid ${pid}) did not stop within ${timeoutS} s: killing it (SIGKILL)`);
       signalProcess(pid, 'SIGKILL');
       killed = true;
-      if (!(await waitForExit(pid, KILL_WAIT_MS))) this.fail(`fishchat up (pid ${pid}) is still there after SIGKILL`, EXIT.failed);
+      if (!(await waitForExit(pid, KILL_WAIT_MS)))
+        this.fail(`fishchat up (pid ${pid}) is still there after SIGKILL`, EXIT.failed);
       if (info) {
         const leftovers = stopLeftovers(info);
-        for (const l of leftovers) this.logToStderr(`warning: sent SIGTERM to ${l.what} (pid ${l.pid}), left running by the killed fishchat up`);
+        for (const l of leftovers)
+          this.logToStderr(`warning: sent SIGTERM to ${l.what} (pid ${l.pid}), left running by the killed fishchat up`);
         for (const l of leftovers) {
-          if (!(await waitForExit(l.pid, KILL_WAIT_MS))) this.logToStderr(`warning: ${l.what} (pid ${l.pid}) is still running`);
+          if (!(await waitForExit(l.pid, KILL_WAIT_MS)))
+            this.logToStderr(`warning: ${l.what} (pid ${l.pid}) is still running`);
         }
       }
     }
@@ -104,9 +109,12 @@ Exit codes: 0 stopped (also when only a stale run.json of a dead \`up\` was foun
     if (info && info.pid === pid) {
       const idWidth = Math.max(0, ...info.roles.map((r) => r.id.length));
       for (const r of [...info.roles].reverse()) {
-        this.log(`stopped  ${r.role.padEnd(10)}  ${r.id.padEnd(idWidth)}  ${addressList(r.addresses)}${r.pid ? `  pid ${r.pid}` : ''}`);
+        this.log(
+          `stopped  ${r.role.padEnd(10)}  ${r.id.padEnd(idWidth)}  ${addressList(r.addresses)}${r.pid ? `  pid ${r.pid}` : ''}`,
+        );
       }
-      if (info.mode === 'managed' && info.redis?.pid) this.log(`stopped  ${'redis'.padEnd(10)}  redis-server  ${info.redis.url}  pid ${info.redis.pid}`);
+      if (info.mode === 'managed' && info.redis?.pid)
+        this.log(`stopped  ${'redis'.padEnd(10)}  redis-server  ${info.redis.url}  pid ${info.redis.pid}`);
     }
     // `up` says "stopped" as its last line after a clean stop; anything else is worth showing.
     const said = readFrom(logPath, logFrom);

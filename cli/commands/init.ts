@@ -4,7 +4,8 @@ import { BaseCommand, binName, clusterDir, dirArg, dirHint, example, shown } fro
 
 export default class Init extends BaseCommand {
   static override summary = 'Write a cluster directory: fishchat.json, one JSON file per role, and a random secret.';
-  static override description = `Writes fishchat.json (the cluster: roles, redis, runtime, auth, settings), gateway.json, one msg_server.<port>.json per msg_server, router.json, manager.json and monitor.json, from the templates of this package, and a random secret in .fishchat/secret (mode 0600).
+  static override description =
+    `Writes fishchat.json (the cluster: roles, redis, runtime, auth, settings), gateway.json, one msg_server.<port>.json per msg_server, router.json, manager.json and monitor.json, from the templates of this package, and a random secret in .fishchat/secret (mode 0600).
 
 With --redis URL, fishchat.json gets "redis": URL, so \`fishchat up\` runs every role in its own process over that Redis (and \`fishchat serve\` finds it); without it, "redis" is null and \`up\` picks managed Redis or embedded mode.
 
@@ -36,14 +37,20 @@ Refuses to overwrite existing files unless --force (exit code 2, nothing written
     const dir = clusterDir(args.dir);
     const result = await initCluster(dir, { msgServers: flags['msg-servers'], force: flags.force, redis: flags.redis });
     for (const f of result.written) {
-      this.log(`wrote  ${shown(f.path)}${f.mode === undefined ? '' : `  (mode ${f.mode.toString(8).padStart(4, '0')})`}`);
+      this.log(
+        `wrote  ${shown(f.path)}${f.mode === undefined ? '' : `  (mode ${f.mode.toString(8).padStart(4, '0')})`}`,
+      );
     }
     if (result.secret.kept) this.log(`kept   ${shown(result.secret.path)}  (the existing secret)`);
     if (flags.redis !== undefined) {
-      this.log(`redis  ${redactRedisUrl(flags.redis)}  ("redis" in ${CLUSTER_FILE}: every role its own process, over this Redis)`);
+      this.log(
+        `redis  ${redactRedisUrl(flags.redis)}  ("redis" in ${CLUSTER_FILE}: every role its own process, over this Redis)`,
+      );
     }
     this.log('');
     this.log(`next:  ${binName()} up${dirHint(result.dir)}`);
-    this.log(`       ${binName()} up${dirHint(result.dir)} --detach   (in the background; ${binName()} down${dirHint(result.dir)} stops it)`);
+    this.log(
+      `       ${binName()} up${dirHint(result.dir)} --detach   (in the background; ${binName()} down${dirHint(result.dir)} stops it)`,
+    );
   }
 }

@@ -19,7 +19,8 @@ interface Sent {
 
 export default class Send extends BaseCommand {
   static override summary = 'Send a message as a user, and exit 0 only when the server stored it.';
-  static override description = `Logs in as --as over a send-only session (push: false, device "fishchat-send" by default, so it never kicks that user's own devices), sends TEXT to --to, and exits 0 only when the server answered ok: the message is stored and will be delivered.
+  static override description =
+    `Logs in as --as over a send-only session (push: false, device "fishchat-send" by default, so it never kicks that user's own devices), sends TEXT to --to, and exits 0 only when the server answered ok: the message is stored and will be delivered.
 
 With - instead of TEXT, every non-empty line of stdin is one message (with --cid C, line n gets the cid "C:n", so re-running the same input sends nothing twice).
 
@@ -39,16 +40,30 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     example('To the cluster in ./chat', '--dir chat --as alice --to bob hi'),
   ];
   static override args = {
-    text: Args.string({ name: 'TEXT', description: 'the message text, or - to send each line of stdin', required: false }),
+    text: Args.string({
+      name: 'TEXT',
+      description: 'the message text, or - to send each line of stdin',
+      required: false,
+    }),
   };
   static override flags = {
     as: Flags.string({ description: 'the sending user', required: true, helpValue: 'USER' }),
     to: Flags.string({ description: 'the recipient user', required: true, helpValue: 'USER' }),
     dir: dirFlag,
     gateway: gatewayFlag,
-    device: Flags.string({ description: 'the device id of this session', default: 'fishchat-send', helpValue: 'DEVICE' }),
-    cid: Flags.string({ description: 'a client id that makes the send idempotent (PROTOCOL.md §4.2)', helpValue: 'CID' }),
-    json: Flags.boolean({ description: 'print the ok fields {mid, seq, ts, to} as one JSON line per message', default: false }),
+    device: Flags.string({
+      description: 'the device id of this session',
+      default: 'fishchat-send',
+      helpValue: 'DEVICE',
+    }),
+    cid: Flags.string({
+      description: 'a client id that makes the send idempotent (docs/protocol.md §4.2)',
+      helpValue: 'CID',
+    }),
+    json: Flags.boolean({
+      description: 'print the ok fields {mid, seq, ts, to} as one JSON line per message',
+      default: false,
+    }),
   };
 
   async run(): Promise<void> {
@@ -63,7 +78,14 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     const token = config.secret === '' ? undefined : signToken(config.secret, flags.as, { ttlSeconds: TOKEN_TTL_S });
     let client: FishClient;
     try {
-      client = await FishClient.connect({ gateway, user: flags.as, device: flags.device, token, push: false, reconnect: false });
+      client = await FishClient.connect({
+        gateway,
+        user: flags.as,
+        device: flags.device,
+        token,
+        push: false,
+        reconnect: false,
+      });
     } catch (err) {
       this.failOn(err, gateway, dir);
     }
@@ -73,7 +95,9 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
       else this.log(`sent to ${r.to}: seq ${r.seq}, mid ${r.mid}`);
     };
     const send = (text: string, cid: string | undefined): Promise<Sent> =>
-      client.send(flags.to, text, cid === undefined ? {} : { cid }).then((ok) => ({ mid: ok.mid, seq: ok.seq, ts: ok.ts, to: flags.to }));
+      client
+        .send(flags.to, text, cid === undefined ? {} : { cid })
+        .then((ok) => ({ mid: ok.mid, seq: ok.seq, ts: ok.ts, to: flags.to }));
 
     let count = 0;
     try {
@@ -122,10 +146,7 @@ Exit codes: 0 stored; 1 the server answered an error (its code and message are p
     if (err instanceof FishError || isNetworkError(err)) {
       // The client names the address it could not reach in its message.
       if (message.includes(gateway) || isNetworkError(err)) {
-        this.fail(
-          `cannot reach the gateway at ${gateway} — ${upHint(dir)} (${message})`,
-          EXIT.unreachable,
-        );
+        this.fail(`cannot reach the gateway at ${gateway} — ${upHint(dir)} (${message})`, EXIT.unreachable);
       }
       this.fail(`the cluster behind the gateway at ${gateway} did not answer: ${message}`, EXIT.unreachable);
     }

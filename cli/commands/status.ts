@@ -10,7 +10,8 @@ const TOKEN_TTL_S = 60;
 
 export default class Status extends BaseCommand {
   static override summary = 'Print every role of the cluster, up or down, from the monitor.';
-  static override description = `Asks the monitor (GET /status) for every role it hears beats from, and prints one table: role, id, address, state (up, or down after 3 missed beats), connections, messages in per second, memory (RSS) and uptime.
+  static override description =
+    `Asks the monitor (GET /status) for every role it hears beats from, and prints one table: role, id, address, state (up, or down after 3 missed beats), connections, messages in per second, memory (RSS) and uptime.
 
 The monitor's address comes from the running cluster (.fishchat/run.json in the cluster directory), else from its monitor.json, unless --monitor is given. The request carries a short-lived admin token minted from the cluster secret (or FISHCHAT_SECRET).
 
@@ -24,7 +25,10 @@ Exit code: 0 when every role is up, 1 when any role is down, 3 when the monitor 
   static override flags = {
     dir: dirFlag,
     monitor: monitorFlag,
-    json: Flags.boolean({ description: "print the monitor's JSON ({cluster, ts, roles: [...]}) instead of the table", default: false }),
+    json: Flags.boolean({
+      description: "print the monitor's JSON ({cluster, ts, roles: [...]}) instead of the table",
+      default: false,
+    }),
   };
 
   async run(): Promise<void> {
@@ -42,7 +46,9 @@ Exit code: 0 when every role is up, 1 when any role is down, 3 when the monitor 
     const down = report.roles.filter((r) => !r.up);
     if (down.length > 0) {
       const now = Date.now();
-      const list = down.map((r) => `${r.role} ${r.id} (last beat ${duration(Math.max(0, Math.round((now - r.lastBeat) / 1000)))} ago)`);
+      const list = down.map(
+        (r) => `${r.role} ${r.id} (last beat ${duration(Math.max(0, Math.round((now - r.lastBeat) / 1000)))} ago)`,
+      );
       this.logToStderr(`${down.length} ${down.length === 1 ? 'role is' : 'roles are'} down: ${list.join(', ')}`);
       this.exit(EXIT.failed);
     }
@@ -70,7 +76,12 @@ export function table(roles: RoleState[]): string {
   const all = [[...COLUMNS], ...rows];
   const widths = COLUMNS.map((_, i) => Math.max(...all.map((row) => row[i]!.length)));
   return all
-    .map((row) => row.map((cell, i) => (RIGHT.has(COLUMNS[i]!) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd())
+    .map((row) =>
+      row
+        .map((cell, i) => (RIGHT.has(COLUMNS[i]!) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
     .join('\n');
 }
 

@@ -16,7 +16,8 @@ const THROTTLE_MS = 100;
 
 export default class Tail extends BaseCommand {
   static override summary = 'Watch the cluster live: roles, rates, latency and events, from the monitor.';
-  static override description = `Follows the monitor's event stream (GET /events, seeded from GET /status) and shows, in the terminal: every role with its state, connections, messages in and out per second (with a sparkline of the last 30 beats), p50/p99 latency and memory; and below it a scrolling log of logins, logouts, kicks, topic creates/joins/leaves and roles coming and going.
+  static override description =
+    `Follows the monitor's event stream (GET /events, seeded from GET /status) and shows, in the terminal: every role with its state, connections, messages in and out per second (with a sparkline of the last 30 beats), p50/p99 latency and memory; and below it a scrolling log of logins, logouts, kicks, topic creates/joins/leaves and roles coming and going.
 
 Keys: q or Ctrl-C quit; p pause/resume the log (new events are kept and counted meanwhile); f filter the log (type text, Enter applies, Esc clears).
 
@@ -40,15 +41,24 @@ Exit codes: 0 on quit (q, Ctrl-C, SIGTERM, or the reader of a pipe going away); 
   static override flags = {
     dir: dirFlag,
     monitor: monitorFlag,
-    json: Flags.boolean({ description: 'one JSON object per line and event instead of the live view (the default when stdout is not a terminal)', default: false }),
-    filter: Flags.string({ description: 'show only events whose text contains TEXT (user, device, topic, server, role)', helpValue: 'TEXT' }),
+    json: Flags.boolean({
+      description:
+        'one JSON object per line and event instead of the live view (the default when stdout is not a terminal)',
+      default: false,
+    }),
+    filter: Flags.string({
+      description: 'show only events whose text contains TEXT (user, device, topic, server, role)',
+      helpValue: 'TEXT',
+    }),
   };
 
   async run(): Promise<void> {
     const { flags } = await this.parse(Tail);
     const { config, hint, monitor } = await this.findMonitor(flags.dir, flags.monitor);
 
-    const auth = () => ({ authorization: `Bearer ${signToken(config.secret, 'fishchat-cli', { admin: true, ttlSeconds: TOKEN_TTL_S })}` });
+    const auth = () => ({
+      authorization: `Bearer ${signToken(config.secret, 'fishchat-cli', { admin: true, ttlSeconds: TOKEN_TTL_S })}`,
+    });
     const at = { secretFile: config.secretFile, hint };
 
     // The picture to start from.

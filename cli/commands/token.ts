@@ -5,7 +5,8 @@ import { BaseCommand, clusterDir, dirFlag, example, EXIT } from '../base.js';
 
 export default class Token extends BaseCommand {
   static override summary = 'Print a token for USER, signed with the cluster secret.';
-  static override description = `Prints an HS256 token (PROTOCOL.md §4.1) with sub = USER, signed with the secret of the cluster directory (or FISHCHAT_SECRET). Clients send it in login; --admin tokens open the manager's and monitor's HTTP APIs.`;
+  static override description =
+    `Prints an HS256 token (docs/protocol.md §4.1) with sub = USER, signed with the secret of the cluster directory (or FISHCHAT_SECRET). Clients send it in login; --admin tokens open the manager's and monitor's HTTP APIs.`;
   static override examples = [
     example('A token for alice, valid one day', 'alice'),
     example('A one-hour admin token for the HTTP APIs', 'ops --admin --ttl 3600'),
@@ -30,7 +31,14 @@ export default class Token extends BaseCommand {
     const now = Date.now();
     const token = signToken(config.secret, args.user, { ttlSeconds: flags.ttl, admin: flags.admin, now });
     if (flags.json) {
-      this.log(JSON.stringify({ token, sub: args.user, exp: Math.floor(now / 1000) + flags.ttl, ...(flags.admin ? { adm: true } : {}) }));
+      this.log(
+        JSON.stringify({
+          token,
+          sub: args.user,
+          exp: Math.floor(now / 1000) + flags.ttl,
+          ...(flags.admin ? { adm: true } : {}),
+        }),
+      );
     } else {
       this.log(token);
     }

@@ -69,7 +69,8 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       exclusive: ['embedded'],
     }),
     embedded: Flags.boolean({
-      description: 'run every role in this process with the embedded store, even with Redis configured or redis-server on PATH',
+      description:
+        'run every role in this process with the embedded store, even with Redis configured or redis-server on PATH',
       default: false,
     }),
     runtime: Flags.string({
@@ -77,7 +78,8 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       options: RUNTIME_OPTIONS,
     }),
     detach: Flags.boolean({
-      description: 'run the cluster in the background (output in .fishchat/logs/up.log); exit once it is ready; `fishchat down` stops it',
+      description:
+        'run the cluster in the background (output in .fishchat/logs/up.log); exit once it is ready; `fishchat down` stops it',
       // no default: --ready-timeout depends on it being given
     }),
     'ready-timeout': Flags.integer({
@@ -130,7 +132,13 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     if (o.createdSecret) this.log(`created ${shown(o.createdSecret)}  (the cluster secret, mode 0600)`);
 
     const choice = chooseMode(config, flags);
-    const roleIds = [config.monitor.id, config.router.id, config.manager.id, ...config.msgServers.map((m) => m.id), config.gateway.id];
+    const roleIds = [
+      config.monitor.id,
+      config.router.id,
+      config.manager.id,
+      ...config.msgServers.map((m) => m.id),
+      config.gateway.id,
+    ];
     const idWidth = Math.max(...roleIds.map((id) => id.length));
     const prefix = (role: string, id: string) => `${role.padEnd(10)}  ${id.padEnd(idWidth)}`;
     const logLine = (role: string, id: string, line: string) => {
@@ -162,10 +170,14 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
 
       const signal = await signals.wait();
       this.log(`stopping (${signal}) …`);
-      await stopWithin(cluster.stopTimeoutMs, () => cluster.stop(), () => {
-        this.logToStderr(`the cluster did not stop within ${cluster.stopTimeoutMs / 1000} s; exiting`);
-        process.exit(EXIT.failed);
-      });
+      await stopWithin(
+        cluster.stopTimeoutMs,
+        () => cluster.stop(),
+        () => {
+          this.logToStderr(`the cluster did not stop within ${cluster.stopTimeoutMs / 1000} s; exiting`);
+          process.exit(EXIT.failed);
+        },
+      );
       this.log('stopped');
       if (cluster.failed) this.exit(EXIT.failed);
     } finally {
@@ -255,4 +267,3 @@ function alreadyRunning(dir: string, info: RunInfo): AlreadyRunningError {
     `stop it first with: ${binName()} down${dirHint(dir)} (or Ctrl-C where it runs)`;
   return err;
 }
-

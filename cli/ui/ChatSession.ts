@@ -40,7 +40,11 @@ interface Outgoing {
 
 /** Ink, React and the screen: loaded only by a session that runs (not for --help or a refusal). */
 export async function loadChatUi() {
-  const [{ render }, { createElement }, { ChatApp }] = await Promise.all([import('ink'), import('react'), import('./Chat.js')]);
+  const [{ render }, { createElement }, { ChatApp }] = await Promise.all([
+    import('ink'),
+    import('react'),
+    import('./Chat.js'),
+  ]);
   return { render, createElement, ChatApp };
 }
 export type ChatUi = Awaited<ReturnType<typeof loadChatUi>>;
@@ -63,7 +67,9 @@ export async function runChatSession(
   const store = new ChatStore(initialChat({ me, peer, gateway }));
   store.update((s) => withConn(s, 'connected', { server: client.login.server }));
   const conversation = (m: Msg): boolean =>
-    peer.kind === 'topic' ? m.topic === peer.name : m.topic === undefined && m.from === peer.name && (m.to === undefined || m.to === me);
+    peer.kind === 'topic'
+      ? m.topic === peer.name
+      : m.topic === undefined && m.from === peer.name && (m.to === undefined || m.to === me);
   let sent = 0;
   let received = 0;
 
@@ -73,7 +79,14 @@ export async function runChatSession(
   const end = (e: ChatEnding): void => {
     if (ending) return;
     ending = true;
-    store.update((s) => withConn(s, 'closed', { banner: { text: e.code === EXIT.ok ? 'logging out…' : e.message ?? 'ended', tone: e.code === EXIT.ok ? 'info' : 'error' } }));
+    store.update((s) =>
+      withConn(s, 'closed', {
+        banner: {
+          text: e.code === EXIT.ok ? 'logging out…' : (e.message ?? 'ended'),
+          tone: e.code === EXIT.ok ? 'info' : 'error',
+        },
+      }),
+    );
     finish(e);
   };
 
@@ -83,7 +96,9 @@ export async function runChatSession(
     o.attempts++;
     store.update((s) => withSendUpdate(s, o.cid, { state: 'pending' }));
     const sending =
-      peer.kind === 'topic' ? client.topicSend(peer.name, o.text, { cid: o.cid }) : client.send(peer.name, o.text, { cid: o.cid });
+      peer.kind === 'topic'
+        ? client.topicSend(peer.name, o.text, { cid: o.cid })
+        : client.send(peer.name, o.text, { cid: o.cid });
     sending.then(
       (ok) => {
         sent++;
@@ -139,7 +154,13 @@ export async function runChatSession(
       if (ending) return;
       if (willReconnect) {
         const why = describeReason(reason);
-        store.update((s) => withNote(withConn(s, 'reconnecting', { banner: { text: `reconnecting… (${why})`, tone: 'warn' } }), `connection lost (${why}), reconnecting…`, 'warn'));
+        store.update((s) =>
+          withNote(
+            withConn(s, 'reconnecting', { banner: { text: `reconnecting… (${why})`, tone: 'warn' } }),
+            `connection lost (${why}), reconnecting…`,
+            'warn',
+          ),
+        );
       } else if (reason === 'kick:replaced') {
         end({
           code: EXIT.failed,
@@ -152,8 +173,19 @@ export async function runChatSession(
     client.on('reconnect', (info) => {
       if (ending) return;
       store.update((s) => {
-        let next = withNote(withConn(s, 'connected', { server: info.server, banner: { text: `reconnected to ${info.server}`, tone: 'info' } }), `reconnected to ${info.server}`);
-        if (info.epochChanged) next = withNote(next, 'the inbox was created anew on the server (its store was wiped): older messages are gone', 'warn');
+        let next = withNote(
+          withConn(s, 'connected', {
+            server: info.server,
+            banner: { text: `reconnected to ${info.server}`, tone: 'info' },
+          }),
+          `reconnected to ${info.server}`,
+        );
+        if (info.epochChanged)
+          next = withNote(
+            next,
+            'the inbox was created anew on the server (its store was wiped): older messages are gone',
+            'warn',
+          );
         return next;
       });
       retryWaiting();
@@ -166,11 +198,14 @@ export async function runChatSession(
     }),
     client.on('kick', ({ reason }) => {
       if (ending || reason === 'replaced') return;
-      store.update((s) => withBanner(s, { text: `the server asked this session to move (${reason}): reconnecting…`, tone: 'warn' }));
+      store.update((s) =>
+        withBanner(s, { text: `the server asked this session to move (${reason}): reconnecting…`, tone: 'warn' }),
+      );
     }),
     client.on('error', (err) => {
       if (ending) return;
-      if (!client.connected) store.update((s) => withBanner(s, { text: `reconnecting… (${err.message})`, tone: 'warn' }));
+      if (!client.connected)
+        store.update((s) => withBanner(s, { text: `reconnecting… (${err.message})`, tone: 'warn' }));
       else store.update((s) => withNote(s, err.message, 'error'));
     }),
   ];
@@ -192,7 +227,10 @@ export async function runChatSession(
       }
     } catch (err) {
       const code = err instanceof FishError ? err.code : 'error';
-      end({ code: EXIT.failed, message: `cannot join the topic ${peer.name}: ${code}: ${err instanceof Error ? err.message : String(err)}` });
+      end({
+        code: EXIT.failed,
+        message: `cannot join the topic ${peer.name}: ${code}: ${err instanceof Error ? err.message : String(err)}`,
+      });
       return;
     }
     try {
@@ -204,7 +242,10 @@ export async function runChatSession(
         store.update((s) => withHistory(s, mine));
       }
     } catch (err) {
-      if (!ending) store.update((s) => withNote(s, `could not load the history: ${err instanceof Error ? err.message : String(err)}`, 'warn'));
+      if (!ending)
+        store.update((s) =>
+          withNote(s, `could not load the history: ${err instanceof Error ? err.message : String(err)}`, 'warn'),
+        );
     }
   })();
 

@@ -134,8 +134,19 @@ export function withOther(s: ChatState): ChatState {
 }
 
 /** A line typed here, pending. */
-export function withSending(s: ChatState, line: { cid: string; text: string; ts: number; state?: SendState }): ChatState {
-  const out: OutLine = { kind: 'out', key: `c:${line.cid}`, cid: line.cid, from: s.me, text: line.text, ts: line.ts, state: line.state ?? 'pending' };
+export function withSending(
+  s: ChatState,
+  line: { cid: string; text: string; ts: number; state?: SendState },
+): ChatState {
+  const out: OutLine = {
+    kind: 'out',
+    key: `c:${line.cid}`,
+    cid: line.cid,
+    from: s.me,
+    text: line.text,
+    ts: line.ts,
+    state: line.state ?? 'pending',
+  };
   return { ...s, lines: capped([...s.lines, out]) };
 }
 
@@ -144,7 +155,11 @@ export function withSending(s: ChatState, line: { cid: string; text: string; ts:
  * that came in through the inbox first (topics deliver to the sender too) is
  * folded into it.
  */
-export function withSendUpdate(s: ChatState, cid: string, patch: { state: SendState; mid?: string; ts?: number; code?: string }): ChatState {
+export function withSendUpdate(
+  s: ChatState,
+  cid: string,
+  patch: { state: SendState; mid?: string; ts?: number; code?: string },
+): ChatState {
   let lines = s.lines.map((l) => {
     if (l.kind !== 'out' || l.cid !== cid) return l;
     const next: OutLine = { ...l, state: patch.state };
@@ -158,7 +173,11 @@ export function withSendUpdate(s: ChatState, cid: string, patch: { state: SendSt
   return { ...s, lines };
 }
 
-export function withConn(s: ChatState, conn: ConnState, opts: { server?: string; banner?: Banner | null } = {}): ChatState {
+export function withConn(
+  s: ChatState,
+  conn: ConnState,
+  opts: { server?: string; banner?: Banner | null } = {},
+): ChatState {
   const next: ChatState = { ...s, conn };
   if (opts.server !== undefined) next.server = opts.server;
   if (opts.banner === null) delete next.banner;
@@ -231,7 +250,10 @@ export function safeText(s: string): string {
   return s
     .replace(/\r\n?/g, '\n')
     .replace(/\t/g, '    ')
-    .replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+    .replace(
+      /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g,
+      (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+    );
 }
 
 /** A message body as one line of text: strings as they are, anything else as compact JSON. */

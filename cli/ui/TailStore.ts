@@ -171,7 +171,8 @@ export class TailStore {
     this.roles.set(key, next);
     const where = next.addr ?? next.http;
     if (!prev) this.add('up', now, `${next.role} ${next.id}${where ? ` at ${where}` : ''}`);
-    else if (prev.boot && next.boot && prev.boot !== next.boot) this.add('restart', now, `${next.role} ${next.id} restarted (pid ${next.pid})`);
+    else if (prev.boot && next.boot && prev.boot !== next.boot)
+      this.add('restart', now, `${next.role} ${next.id} restarted (pid ${next.pid})`);
     else if (!prev.up) this.add('up', now, `${next.role} ${next.id} is beating again`);
     this.changed();
     return true;
@@ -217,7 +218,8 @@ export class TailStore {
     const before = this.connection.state;
     this.connection = c;
     const now = this.now();
-    if (c.state === 'reconnecting' && before !== 'reconnecting') this.add('monitor', now, `lost the monitor (${c.reason}); reconnecting`);
+    if (c.state === 'reconnecting' && before !== 'reconnecting')
+      this.add('monitor', now, `lost the monitor (${c.reason}); reconnecting`);
     if (c.state === 'live' && before === 'reconnecting') this.add('monitor', now, 'reconnected to the monitor');
     this.changed();
   }

@@ -1,8 +1,8 @@
 /**
- * The Bus: how roles push to each other (DESIGN.md "Internal channels").
+ * The Bus: how roles push to each other (docs/architecture.md "Internal channels").
  * It only carries pushes and events; a push may be lost or repeated without
  * harm, because the Store is the source of truth.
- * Implementations: in-process (./memory.ts) and Redis pub/sub (issue 3/6).
+ * Implementations: in-process (./memory.ts) and Redis pub/sub.
  */
 export type BusHandler = (payload: Uint8Array) => void;
 
@@ -16,7 +16,7 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** Channel names exactly as DESIGN.md, under the per-cluster prefix `fishchat:<cluster>:`. */
+/** Channel names exactly as docs/architecture.md, under the per-cluster prefix `fishchat:<cluster>:`. */
 export function channels(cluster: string) {
   const p = `fishchat:${cluster}:`;
   return {

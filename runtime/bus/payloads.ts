@@ -1,5 +1,5 @@
 /**
- * What travels on the bus channels of DESIGN.md, and how: CBOR (cbor-x),
+ * What travels on the bus channels of docs/architecture.md, and how: CBOR (cbor-x),
  * an array of items per publish, so a busy publisher sends many items in one
  * message (BatchPublisher flushes once per event-loop turn per channel).
  */

@@ -1,5 +1,5 @@
 /**
- * The Redis Bus (DESIGN.md "Internal channels", "Three ways to run" 1 and 2):
+ * The Redis Bus (docs/architecture.md "Internal channels", "Three ways to run" 1 and 2):
  * Redis pub/sub with ioredis, sharded pub/sub (SSUBSCRIBE/SPUBLISH) on a
  * Redis Cluster.
  *
@@ -58,10 +58,11 @@ interface Queued {
 
 /** The URL without its password, for log lines. */
 function redact(url: string): string {
-  return url.replace(/\/\/([^@/]*)@/g, (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`);
+  return url.replace(
+    /\/\/([^@/]*)@/g,
+    (_m, auth: string) => `//${auth.includes(':') ? `${auth.split(':')[0]}:***` : '***'}@`,
+  );
 }
-
-
 
 class RedisBus implements Bus {
   private readonly subs = new Map<string, Subscription>();
@@ -97,7 +98,9 @@ class RedisBus implements Bus {
     });
     pub.on('ready', () => {
       if (this.pubDown && !this.closed) {
-        this.log(`bus: publisher reconnected to ${this.url}${this.dropped ? `; ${this.dropped} publishes were dropped meanwhile` : ''}`);
+        this.log(
+          `bus: publisher reconnected to ${this.url}${this.dropped ? `; ${this.dropped} publishes were dropped meanwhile` : ''}`,
+        );
       }
       this.pubDown = false;
       this.dropped = 0;
@@ -141,16 +144,17 @@ class RedisBus implements Bus {
   publish(channel: string, payload: Uint8Array): void {
     if (this.closed) return;
     const down = this.pub.status !== 'ready';
-    if (
-      down &&
-      (this.queue.length >= this.maxQueued || this.queuedBytes + payload.byteLength > this.maxQueuedBytes)
-    ) {
+    if (down && (this.queue.length >= this.maxQueued || this.queuedBytes + payload.byteLength > this.maxQueuedBytes)) {
       if (this.dropped++ === 0) {
-        this.log(`bus: Redis at ${this.url} unreachable and ${this.queue.length} publishes waiting; dropping further publishes until it is back`);
+        this.log(
+          `bus: Redis at ${this.url} unreachable and ${this.queue.length} publishes waiting; dropping further publishes until it is back`,
+        );
       }
       return;
     }
-    const buf = Buffer.isBuffer(payload) ? payload : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    const buf = Buffer.isBuffer(payload)
+      ? payload
+      : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     this.queue.push({ channel, payload: buf });
     this.queuedBytes += buf.byteLength;
     if (!down) this.schedule();
@@ -192,7 +196,8 @@ class RedisBus implements Bus {
     pipeline.exec().then(
       (results) => {
         const errors = (results ?? []).filter(([err]) => err);
-        if (errors.length) this.log(`bus: ${errors.length} of ${batch.length} publishes failed: ${errors[0]![0]!.message}`);
+        if (errors.length)
+          this.log(`bus: ${errors.length} of ${batch.length} publishes failed: ${errors[0]![0]!.message}`);
       },
       (err: Error) => this.log(`bus: a batch of ${batch.length} publishes failed: ${err.message}`),
     );
@@ -220,7 +225,9 @@ class RedisBus implements Bus {
         h(payload);
       } catch (err) {
         // A subscriber's fault must not stop delivery to the others.
-        this.log(`bus: a handler of ${channel.toString()} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        this.log(
+          `bus: a handler of ${channel.toString()} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+        );
       }
     }
   };
@@ -301,7 +308,9 @@ class RedisBus implements Bus {
       try {
         h();
       } catch (err) {
-        this.log(`bus: an onResubscribe handler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+        this.log(
+          `bus: an onResubscribe handler failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+        );
       }
     }
   };
@@ -381,5 +390,13 @@ export async function createRedisBus(opts: RedisBusOptions): Promise<Bus> {
     pub.off('error', startupError);
     sub.off('error', startupError);
   }
-  return new RedisBus(pub, sub, !!opts.cluster, safeUrl, log, opts.maxQueued ?? 10_000, opts.maxQueuedBytes ?? 64 * 1024 * 1024);
+  return new RedisBus(
+    pub,
+    sub,
+    !!opts.cluster,
+    safeUrl,
+    log,
+    opts.maxQueued ?? 10_000,
+    opts.maxQueuedBytes ?? 64 * 1024 * 1024,
+  );
 }

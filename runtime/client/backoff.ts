@@ -1,5 +1,5 @@
 /**
- * Reconnect delays (PROTOCOL.md §3): exponential from `base`, capped at `max`,
+ * Reconnect delays (docs/protocol.md §3): exponential from `base`, capped at `max`,
  * with full jitter. The first attempt after a plain disconnect is immediate;
  * after a `draining` kick it waits a random time in [0, base], so a drained
  * msg_server's clients do not all reach the next one at once.

@@ -3,7 +3,7 @@
  * holds one logged-in session and keeps it alive (heartbeat, reconnect,
  * catch-up after a reconnect), delivering each inbox message to the app once.
  *
- * Delivery rules (PROTOCOL.md §4):
+ * Delivery rules (docs/protocol.md §4):
  * - The client tracks the highest seq handed to the app in the inbox's epoch
  *   and drops any message at or below it, so a redelivered backlog or a
  *   repeated push never reaches the app twice. A new epoch (a wiped store)
@@ -194,7 +194,11 @@ function bodyOf(body: unknown): RawCbor {
 }
 
 /** Connection.open with an overall time limit (a late connection is closed). */
-async function openWithin(addr: string, ms: number, opts: ConstructorParameters<typeof Connection>[2]): Promise<Connection> {
+async function openWithin(
+  addr: string,
+  ms: number,
+  opts: ConstructorParameters<typeof Connection>[2],
+): Promise<Connection> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let late = false;
   const opening = Connection.open(addr, opts);
@@ -291,7 +295,8 @@ export class FishClient {
   #early: Msg[] = [];
 
   private constructor(opts: ConnectOptions) {
-    if (!opts.gateway && !opts.server) throw new FishError('bad_request', 'FishClient.connect needs a gateway or a server address');
+    if (!opts.gateway && !opts.server)
+      throw new FishError('bad_request', 'FishClient.connect needs a gateway or a server address');
     this.#opts = {
       gateway: opts.gateway,
       server: opts.server,
@@ -358,10 +363,16 @@ export class FishClient {
    * Any request: `{op, rid, ...fields}`; resolves with the reply frame. A
    * `body` field must be given as `new RawCbor(encodeBody(value))`.
    */
-  request(op: string, fields: Fields = {}, opts: { timeoutMs?: number; onMsg?: (frame: Frame) => void } = {}): Promise<Frame> {
+  request(
+    op: string,
+    fields: Fields = {},
+    opts: { timeoutMs?: number; onMsg?: (frame: Frame) => void } = {},
+  ): Promise<Frame> {
     const conn = this.#conn;
-    if (this.#closed || this.#closing) return Promise.reject(new FishError('internal', 'the client is closed', 'disconnected'));
-    if (conn === null || !this.#live) return Promise.reject(new FishError('internal', 'not connected (reconnecting)', 'disconnected'));
+    if (this.#closed || this.#closing)
+      return Promise.reject(new FishError('internal', 'the client is closed', 'disconnected'));
+    if (conn === null || !this.#live)
+      return Promise.reject(new FishError('internal', 'not connected (reconnecting)', 'disconnected'));
     return conn.request(op, fields, opts);
   }
 
@@ -412,9 +423,14 @@ export class FishClient {
   }
 
   /** Members in byte order of their names, after `after`, at most `limit` (default 1000). */
-  async topicMembers(topic: string, opts: { after?: string; limit?: number } = {}): Promise<{ members: string[]; more: boolean }> {
+  async topicMembers(
+    topic: string,
+    opts: { after?: string; limit?: number } = {},
+  ): Promise<{ members: string[]; more: boolean }> {
     const r = await this.request('topic_members', { topic, after: opts.after, limit: opts.limit });
-    const members = Array.isArray(r.members) ? (r.members as unknown[]).filter((m): m is string => typeof m === 'string') : [];
+    const members = Array.isArray(r.members)
+      ? (r.members as unknown[]).filter((m): m is string => typeof m === 'string')
+      : [];
     return { members, more: r.more === true };
   }
 
@@ -447,7 +463,11 @@ export class FishClient {
       this.#mode = 'listeners';
       const early = this.#early;
       this.#early = [];
-      if (early.length > 0) queueMicrotask(() => early.forEach((m) => this.#emit('message', m)));
+      if (early.length > 0) {
+        queueMicrotask(() => {
+          for (const m of early) this.#emit('message', m);
+        });
+      }
     }
     return () => this.off(event, fn);
   }
@@ -486,7 +506,8 @@ export class FishClient {
       this.#heartbeatMs = r.heartbeat;
       this.#backoff.settings = r.backoff;
       addrs = r.servers.map((s) => s.addr);
-      if (addrs.length === 0) throw new FishError('overloaded', `the gateway ${this.#opts.gateway} lists no msg_server`);
+      if (addrs.length === 0)
+        throw new FishError('overloaded', `the gateway ${this.#opts.gateway} lists no msg_server`);
     } else {
       addrs = [this.#opts.server!];
     }
@@ -644,7 +665,8 @@ export class FishClient {
     // A login in progress, or connect() not done yet: #loginAt/#establish see it.
     if (!wasLive || !this.#started) return;
     const reason = this.#dropReason ?? 'connection lost';
-    const willReconnect = !this.#closing && this.#opts.reconnect && reason !== 'kick:replaced' && reason !== 'auth_failed';
+    const willReconnect =
+      !this.#closing && this.#opts.reconnect && reason !== 'kick:replaced' && reason !== 'auth_failed';
     this.#emit('disconnect', { reason, willReconnect });
     if (!willReconnect) {
       this.#shutdown();

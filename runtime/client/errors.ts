@@ -3,11 +3,11 @@
  */
 import type { ErrorCode } from '../protocol/errors.js';
 
-/** A PROTOCOL.md §2 code; a newer server may send codes this version does not know. */
+/** A docs/protocol.md §2 code; a newer server may send codes this version does not know. */
 export type FishErrorCode = ErrorCode | (string & {});
 
 /**
- * A request failed. `code` is the server's PROTOCOL.md code, or `internal`
+ * A request failed. `code` is the server's docs/protocol.md code, or `internal`
  * for failures made on this side, which `local` then names:
  * - `disconnected`: the connection was lost before the reply came (or there
  *   was none); the request may or may not have taken effect;

@@ -203,7 +203,8 @@ export class EventStream {
     try {
       res = await doFetch(this.options.url, { headers, signal: controller.signal });
     } catch (err) {
-      if (timedOut) throw new EventStreamError(`no answer within ${connectMs / 1000} s`, undefined, undefined, { cause: err });
+      if (timedOut)
+        throw new EventStreamError(`no answer within ${connectMs / 1000} s`, undefined, undefined, { cause: err });
       throw new EventStreamError(networkReason(err), undefined, undefined, { cause: err });
     } finally {
       clearTimeout(connectTimer);
@@ -275,7 +276,9 @@ function resolveHeaders(h: EventStreamOptions['headers']): Record<string, string
 
 /** "connection refused", "ECONNRESET", "terminated", ... */
 export function networkReason(err: unknown): string {
-  const e = err as { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } } | undefined;
+  const e = err as
+    | { name?: string; message?: string; code?: string; cause?: { code?: string; message?: string } }
+    | undefined;
   const code = e?.cause?.code ?? e?.code;
   if (code === 'ECONNREFUSED' || code === 'ConnectionRefused') return 'connection refused';
   if (code) return code;

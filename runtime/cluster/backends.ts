@@ -1,6 +1,6 @@
 /**
  * The bus and the store of a cluster, for whichever mode it runs in
- * (DESIGN.md "Three ways to run, one code path"): Redis pub/sub and the Redis
+ * (docs/architecture.md "Three ways to run, one code path"): Redis pub/sub and the Redis
  * store when the cluster has a Redis URL, else the in-process bus and the
  * SQLite store under the data directory. Roles get the two through their
  * RoleContext and never learn which they got.
@@ -35,7 +35,7 @@ export interface BackendOptions {
   log?: (msg: string) => void;
 }
 
-/** The store key and bus channel prefix of a cluster (DESIGN.md "Internal channels"). */
+/** The store key and bus channel prefix of a cluster (docs/architecture.md "Internal channels"). */
 export function clusterPrefix(cluster: string): string {
   return `fishchat:${cluster}:`;
 }
@@ -43,7 +43,9 @@ export function clusterPrefix(cluster: string): string {
 /** The cluster needs Redis, and has none configured. */
 export class NoRedisError extends Error {
   constructor(what: string, hint = '') {
-    super(`${what} needs Redis, but none is configured: set "redis" in fishchat.json, or FISHCHAT_REDIS, or --redis${hint}`);
+    super(
+      `${what} needs Redis, but none is configured: set "redis" in fishchat.json, or FISHCHAT_REDIS, or --redis${hint}`,
+    );
     this.name = 'NoRedisError';
   }
 }
@@ -146,14 +148,20 @@ function withClose(kind: BackendKind, bus: Bus, store: Store): Backends {
 }
 
 /**
- * Whether the Redis at `url` persists with appendonly (DESIGN.md: `fishchat
+ * Whether the Redis at `url` persists with appendonly (docs/architecture.md: `fishchat
  * serve` warns when it does not). undefined when it cannot tell (CONFIG is
  * disabled on many hosted Redis services, or Redis is unreachable).
  */
 export async function redisAppendonly(redisUrl: string, timeoutMs = 3000): Promise<boolean | undefined> {
   const { url } = parseRedisUrl(redisUrl);
   const { Redis } = await import('ioredis');
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: timeoutMs, enableOfflineQueue: false });
+  const client = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: timeoutMs,
+    enableOfflineQueue: false,
+  });
   client.on('error', () => {});
   try {
     await client.connect();

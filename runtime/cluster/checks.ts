@@ -72,15 +72,18 @@ export function checkClusterFile(raw: unknown): Partial<ClusterFile> {
   for (const key of ['secretFile', 'dataDir'] as const) {
     const v = o[key];
     if (v === undefined) continue;
-    if (typeof v !== 'string' || v.trim() === '') fail(f, key, 'must be a non-empty path (relative to the cluster directory)', v);
+    if (typeof v !== 'string' || v.trim() === '')
+      fail(f, key, 'must be a non-empty path (relative to the cluster directory)', v);
     out[key] = v;
   }
   if (o.settings !== undefined) out.settings = checkSettings(o.settings);
   if (o.roles !== undefined) {
-    if (!Array.isArray(o.roles) || o.roles.length === 0) fail(f, 'roles', 'must be a non-empty array of role file names', o.roles);
+    if (!Array.isArray(o.roles) || o.roles.length === 0)
+      fail(f, 'roles', 'must be a non-empty array of role file names', o.roles);
     const seen = new Set<string>();
     out.roles = (o.roles as unknown[]).map((r, i) => {
-      if (typeof r !== 'string' || r.trim() === '') fail(f, `roles[${i}]`, 'must be a file name (relative to the cluster directory)', r);
+      if (typeof r !== 'string' || r.trim() === '')
+        fail(f, `roles[${i}]`, 'must be a file name (relative to the cluster directory)', r);
       if (seen.has(r)) fail(f, `roles[${i}]`, 'must not repeat a file already listed', r);
       seen.add(r);
       return r;
@@ -95,7 +98,8 @@ function checkSettings(raw: unknown): Partial<Settings> {
   checkKnown(f, 'settings.', o, Object.keys(DEFAULT_SETTINGS));
   const out: Partial<Settings> = {};
   const int = (key: keyof Settings, min: number, max: number, unit = '') => {
-    if (o[key] !== undefined) (out as Record<string, number>)[key] = checkInt(f, `settings.${key}`, o[key], min, max, unit);
+    if (o[key] !== undefined)
+      (out as Record<string, number>)[key] = checkInt(f, `settings.${key}`, o[key], min, max, unit);
   };
   int('maxFrame', 1024, 16 * 1024 * 1024, ' (bytes)');
   int('heartbeat', 10, 3_600_000, ' (ms)');
@@ -111,28 +115,40 @@ function checkSettings(raw: unknown): Partial<Settings> {
   if (o.sendRate !== undefined) {
     const r = checkObject(f, 'settings.sendRate', o.sendRate);
     checkKnown(f, 'settings.sendRate.', r, ['rate', 'burst']);
-    const rate = r.rate === undefined ? DEFAULT_SETTINGS.sendRate.rate : checkInt(f, 'settings.sendRate.rate', r.rate, 1, 1_000_000, ' (per second)');
+    const rate =
+      r.rate === undefined
+        ? DEFAULT_SETTINGS.sendRate.rate
+        : checkInt(f, 'settings.sendRate.rate', r.rate, 1, 1_000_000, ' (per second)');
     // An unset burst is twice the rate (the default's ratio), so `{ "rate": 1000 }` alone does not starve on the default burst.
-    const burst = r.burst === undefined ? Math.max(rate * 2, 1) : checkInt(f, 'settings.sendRate.burst', r.burst, 1, 10_000_000);
+    const burst =
+      r.burst === undefined ? Math.max(rate * 2, 1) : checkInt(f, 'settings.sendRate.burst', r.burst, 1, 10_000_000);
     out.sendRate = { rate, burst };
   }
   if (o.backoff !== undefined) {
     const b = checkObject(f, 'settings.backoff', o.backoff);
     checkKnown(f, 'settings.backoff.', b, ['base', 'max']);
-    const base = b.base === undefined ? DEFAULT_SETTINGS.backoff.base : checkInt(f, 'settings.backoff.base', b.base, 0, 3_600_000, ' (ms)');
-    const max = b.max === undefined ? DEFAULT_SETTINGS.backoff.max : checkInt(f, 'settings.backoff.max', b.max, 0, 3_600_000, ' (ms)');
+    const base =
+      b.base === undefined
+        ? DEFAULT_SETTINGS.backoff.base
+        : checkInt(f, 'settings.backoff.base', b.base, 0, 3_600_000, ' (ms)');
+    const max =
+      b.max === undefined
+        ? DEFAULT_SETTINGS.backoff.max
+        : checkInt(f, 'settings.backoff.max', b.max, 0, 3_600_000, ' (ms)');
     if (base > max) fail(f, 'settings.backoff.max', `must be at least settings.backoff.base (${base})`, max);
     out.backoff = { base, max };
   }
   // One pushed frame can be maxFrame bytes: a buffer cap below it would kick healthy clients `slow`.
   const maxFrame = out.maxFrame ?? DEFAULT_SETTINGS.maxFrame;
   const maxOutBuffer = out.maxOutBuffer ?? DEFAULT_SETTINGS.maxOutBuffer;
-  if (maxOutBuffer < maxFrame) fail(f, 'settings.maxOutBuffer', `must be at least settings.maxFrame (${maxFrame})`, maxOutBuffer);
+  if (maxOutBuffer < maxFrame)
+    fail(f, 'settings.maxOutBuffer', `must be at least settings.maxFrame (${maxFrame})`, maxOutBuffer);
   const retention = out.retentionMs ?? DEFAULT_SETTINGS.retentionMs;
   // Unset, the cid window follows a shorter retention; set, it must fit in it.
   if (out.cidWindowMs === undefined && retention < DEFAULT_SETTINGS.cidWindowMs) out.cidWindowMs = retention;
   const cidWindow = out.cidWindowMs ?? DEFAULT_SETTINGS.cidWindowMs;
-  if (cidWindow > retention) fail(f, 'settings.cidWindowMs', `must be at most settings.retentionMs (${retention})`, cidWindow);
+  if (cidWindow > retention)
+    fail(f, 'settings.cidWindowMs', `must be at most settings.retentionMs (${retention})`, cidWindow);
   return out;
 }
 
@@ -142,12 +158,15 @@ export function checkRoleFile(file: string, raw: unknown): RoleConfig {
   if (o.role === undefined && fromName === undefined) {
     fail(file, 'role', `must be one of ${ROLE_LIST} (or the file name must start with one)`, o.role);
   }
-  if (o.role !== undefined && !ROLE_NAMES.includes(o.role as RoleName)) fail(file, 'role', `must be one of ${ROLE_LIST}`, o.role);
+  if (o.role !== undefined && !ROLE_NAMES.includes(o.role as RoleName))
+    fail(file, 'role', `must be one of ${ROLE_LIST}`, o.role);
   const role = (o.role ?? fromName) as RoleName;
   checkKnown(file, '', o, ROLE_FIELDS[role]);
-  if (typeof o.id !== 'string' || !ID_RE.test(o.id)) fail(file, 'id', 'must be 1 to 64 characters of A-Z a-z 0-9 _ . @ -', o.id);
+  if (typeof o.id !== 'string' || !ID_RE.test(o.id))
+    fail(file, 'id', 'must be 1 to 64 characters of A-Z a-z 0-9 _ . @ -', o.id);
   const id = o.id;
-  const httpHost = (fallback: string) => (o.httpHost === undefined ? fallback : checkHost(file, 'httpHost', o.httpHost));
+  const httpHost = (fallback: string) =>
+    o.httpHost === undefined ? fallback : checkHost(file, 'httpHost', o.httpHost);
   const httpPort = () => checkInt(file, 'httpPort', o.httpPort, 0, 65535);
   switch (role) {
     case 'gateway': {
@@ -155,7 +174,8 @@ export function checkRoleFile(file: string, raw: unknown): RoleConfig {
       const port = checkInt(file, 'port', o.port, 0, 65535);
       let seeds: string[] = [];
       if (o.seeds !== undefined) {
-        if (!Array.isArray(o.seeds)) fail(file, 'seeds', 'must be an array of "host:port" msg_server addresses', o.seeds);
+        if (!Array.isArray(o.seeds))
+          fail(file, 'seeds', 'must be an array of "host:port" msg_server addresses', o.seeds);
         seeds = (o.seeds as unknown[]).map((s, i) => checkHostPort(file, `seeds[${i}]`, s));
       }
       return { role, id, host, port, httpHost: httpHost(host), httpPort: httpPort(), seeds };
@@ -169,14 +189,18 @@ export function checkRoleFile(file: string, raw: unknown): RoleConfig {
     }
     case 'router':
       return { role, id, httpHost: httpHost(DEFAULT_HOST), httpPort: httpPort() };
-    // The admin HTTP APIs bind 127.0.0.1 unless configured otherwise (DESIGN.md "Security").
+    // The admin HTTP APIs bind 127.0.0.1 unless configured otherwise (docs/architecture.md "Security").
     case 'manager':
     case 'monitor':
       return { role, id, httpHost: httpHost(DEFAULT_HOST), httpPort: httpPort() };
   }
 }
 
-export function pickRoles(roles: RoleEntry[], role: RoleConfig['role'], want: 'exactly one' | 'at least one' | 'at most one') {
+export function pickRoles(
+  roles: RoleEntry[],
+  role: RoleConfig['role'],
+  want: 'exactly one' | 'at least one' | 'at most one',
+) {
   const found = roles.filter((r) => r.config.role === role);
   if ((found.length === 0 && want !== 'at most one') || (want !== 'at least one' && found.length > 1)) {
     const names = found.length ? ` (${found.map((r) => r.file).join(', ')})` : '';
@@ -196,16 +220,33 @@ export function checkUnique(roles: RoleEntry[]): void {
   const ordered = [...roles.filter((r) => r.defaulted), ...roles.filter((r) => !r.defaulted)];
   for (const { file, config, defaulted } of ordered) {
     const where = (field: string) =>
-      defaulted ? `the default ${config.role}'s "${field}" (no ${config.role} file is listed in ${CLUSTER_FILE} "roles"; list one, such as ${config.role}.json, to change it)` : `${file} "${field}"`;
+      defaulted
+        ? `the default ${config.role}'s "${field}" (no ${config.role} file is listed in ${CLUSTER_FILE} "roles"; list one, such as ${config.role}.json, to change it)`
+        : `${file} "${field}"`;
     const other = ids.get(config.id);
-    if (other) throw new ConfigError(file, 'id', `must be unique in the cluster, found ${JSON.stringify(config.id)}, also ${other}`);
+    if (other)
+      throw new ConfigError(
+        file,
+        'id',
+        `must be unique in the cluster, found ${JSON.stringify(config.id)}, also ${other}`,
+      );
     ids.set(config.id, defaulted ? where('id') : `the id in ${file}`);
-    const listeners: { field: string; host: string; port: number }[] = [{ field: 'httpPort', host: config.httpHost, port: config.httpPort }];
-    if (config.role === 'gateway' || config.role === 'msg_server') listeners.unshift({ field: 'port', host: config.host, port: config.port });
+    const listeners: { field: string; host: string; port: number }[] = [
+      { field: 'httpPort', host: config.httpHost, port: config.httpPort },
+    ];
+    if (config.role === 'gateway' || config.role === 'msg_server')
+      listeners.unshift({ field: 'port', host: config.host, port: config.port });
     for (const l of listeners) {
       if (l.port === 0) continue;
-      const taken = (ports.get(l.port) ?? []).find((p) => p.host === l.host || isWildcard(p.host) || isWildcard(l.host));
-      if (taken) throw new ConfigError(file, l.field, `must not clash with another listener, found ${l.port}, also used by ${taken.where}`);
+      const taken = (ports.get(l.port) ?? []).find(
+        (p) => p.host === l.host || isWildcard(p.host) || isWildcard(l.host),
+      );
+      if (taken)
+        throw new ConfigError(
+          file,
+          l.field,
+          `must not clash with another listener, found ${l.port}, also used by ${taken.where}`,
+        );
       ports.set(l.port, [...(ports.get(l.port) ?? []), { host: l.host, where: where(l.field) }]);
     }
   }
@@ -235,9 +276,14 @@ export function checkRedisUrl(url: string, source = '--redis'): string {
   if (!u || (u.protocol !== 'redis:' && u.protocol !== 'rediss:') || u.hostname === '') {
     throw new ConfigError(source, undefined, `${expected}, found ${describeValue(url)}`);
   }
-  if (u.port !== '' && Number(u.port) === 0) throw new ConfigError(source, undefined, `${expected} (port 1–65535), found ${describeValue(url)}`);
+  if (u.port !== '' && Number(u.port) === 0)
+    throw new ConfigError(source, undefined, `${expected} (port 1–65535), found ${describeValue(url)}`);
   if (u.pathname !== '' && u.pathname !== '/' && !/^\/\d+$/.test(u.pathname)) {
-    throw new ConfigError(source, undefined, `${expected}; the path may only be a database number (/0), found ${describeValue(url)}`);
+    throw new ConfigError(
+      source,
+      undefined,
+      `${expected}; the path may only be a database number (/0), found ${describeValue(url)}`,
+    );
   }
   return url;
 }
@@ -264,12 +310,14 @@ function checkObject(file: string, field: string | undefined, v: unknown): Recor
 }
 
 function checkInt(file: string, field: string, v: unknown, min: number, max: number, unit = ''): number {
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) fail(file, field, `must be an integer ${min}–${max}${unit}`, v);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    fail(file, field, `must be an integer ${min}–${max}${unit}`, v);
   return v;
 }
 
 function checkHost(file: string, field: string, v: unknown): string {
-  if (typeof v !== 'string' || !isHost(v)) fail(file, field, 'must be a host name or IP address, such as "127.0.0.1"', v);
+  if (typeof v !== 'string' || !isHost(v))
+    fail(file, field, 'must be a host name or IP address, such as "127.0.0.1"', v);
   return v;
 }
 
@@ -280,7 +328,8 @@ function checkHostPort(file: string, field: string, v: unknown): string {
 }
 
 export function checkRedis(file: string, field: string | undefined, v: unknown): string {
-  if (typeof v !== 'string' || !/^rediss?:\/\/\S+$/.test(v)) fail(file, field, 'must be null or a URL "redis://host:port" (or rediss://)', v);
+  if (typeof v !== 'string' || !/^rediss?:\/\/\S+$/.test(v))
+    fail(file, field, 'must be null or a URL "redis://host:port" (or rediss://)', v);
   return v;
 }
 
@@ -292,7 +341,9 @@ export function checkRuntime(file: string, field: string | undefined, v: unknown
 function checkKnown(file: string, prefix: string, o: Record<string, unknown>, known: readonly string[]): void {
   for (const key of Object.keys(o)) {
     if (known.includes(key)) continue;
-    const near = known.find((k) => k.toLowerCase() === key.toLowerCase() || editDistance(k.toLowerCase(), key.toLowerCase()) <= 2);
+    const near = known.find(
+      (k) => k.toLowerCase() === key.toLowerCase() || editDistance(k.toLowerCase(), key.toLowerCase()) <= 2,
+    );
     const hint = near ? `; did you mean "${prefix}${near}"?` : `; known fields: ${known.join(', ')}`;
     throw new ConfigError(file, `${prefix}${key}`, `is not a known field${hint}`);
   }

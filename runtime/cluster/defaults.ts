@@ -12,7 +12,7 @@ export const CLUSTER_FILE = 'fishchat.json';
 export const RUN_FILE = join('.fishchat', 'run.json');
 
 export const DEFAULT_HOST = '127.0.0.1';
-/** Default ports (DESIGN.md "Roles"); msg_server n listens on 19000 + n, HTTP 19100 + n. */
+/** Default ports (docs/architecture.md "Roles"); msg_server n listens on 19000 + n, HTTP 19100 + n. */
 export const DEFAULT_PORTS = {
   gateway: 17000,
   gatewayHttp: 17080,
@@ -110,7 +110,7 @@ export function defaultRoleFiles(msgServers = 2): { file: string; config: RoleFi
 /** Roles a "roles" list written before them may leave out: they then run with their defaults. */
 export const DEFAULT_ADMIN_ROLES = ['manager', 'monitor'] as const;
 
-/** manager.json / monitor.json as `init` writes them: HTTP on 127.0.0.1 (DESIGN.md "Security"). */
+/** manager.json / monitor.json as `init` writes them: HTTP on 127.0.0.1 (docs/architecture.md "Security"). */
 export function defaultAdminRoleFile(role: (typeof DEFAULT_ADMIN_ROLES)[number]): { file: string; config: RoleFile } {
   return { file: `${role}.json`, config: { role, id: role, httpHost: DEFAULT_HOST, httpPort: DEFAULT_PORTS[role] } };
 }

@@ -234,7 +234,12 @@ export function clusterName(dir: string): string {
 export function stopLeftovers(info: RunInfo): { what: string; pid: number }[] {
   const out: { what: string; pid: number }[] = [];
   for (const r of info.roles ?? []) {
-    if (typeof r.pid === 'number' && r.pid !== info.pid && processIs(r.pid, 'role') && signalProcess(r.pid, 'SIGTERM')) {
+    if (
+      typeof r.pid === 'number' &&
+      r.pid !== info.pid &&
+      processIs(r.pid, 'role') &&
+      signalProcess(r.pid, 'SIGTERM')
+    ) {
       out.push({ what: `${r.role} ${r.id}`, pid: r.pid });
     }
   }

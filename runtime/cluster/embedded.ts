@@ -1,5 +1,5 @@
 /**
- * Embedded mode (DESIGN.md "Three ways to run", 3): every role in this
+ * Embedded mode (docs/architecture.md "Three ways to run", 3): every role in this
  * process, an in-process bus, the SQLite store at <dataDir>/fishchat.db.
  *
  * Start order: monitor (so it hears every other role's first beat, and
@@ -16,7 +16,14 @@ import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { openBackends } from './backends.js';
 import type { ClusterConfig, RoleConfig } from './config.js';
-import { AlreadyRunningError, readRunInfo, removeRunFile, runFilePath, writeRunFile, type RunInfo } from './run-file.js';
+import {
+  AlreadyRunningError,
+  readRunInfo,
+  removeRunFile,
+  runFilePath,
+  writeRunFile,
+  type RunInfo,
+} from './run-file.js';
 
 export interface EmbeddedCluster {
   /** in start order: monitor, router, manager, msg_servers, gateway */

@@ -75,7 +75,11 @@ export async function initCluster(dir: string, opts: InitOptions = {}): Promise<
     const json = { ...msgServer, id: `ms-${port}`, port, httpPort: (msgServer.httpPort as number) + i };
     files.push({ name: `msg_server.${port}.json`, json });
   }
-  files.push({ name: 'router.json', json: router }, { name: 'manager.json', json: manager }, { name: 'monitor.json', json: monitor });
+  files.push(
+    { name: 'router.json', json: router },
+    { name: 'manager.json', json: manager },
+    { name: 'monitor.json', json: monitor },
+  );
   const clusterJson: Json = { ...cluster, roles: files.map((f) => f.name) };
   if (opts.redis !== undefined) clusterJson.redis = opts.redis;
   files.unshift({ name: CLUSTER_FILE, json: clusterJson });

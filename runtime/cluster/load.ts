@@ -3,7 +3,7 @@
  * per role, as in the original FishChat (gateway.json, msg_server.19000.json,
  * msg_server.19001.json, router.json, manager.json, monitor.json). A
  * directory without fishchat.json runs with the defaults (./defaults.ts,
- * DESIGN.md "Roles"); a fishchat.json whose "roles" list predates the
+ * docs/architecture.md "Roles"); a fishchat.json whose "roles" list predates the
  * manager and the monitor gets the default manager and monitor.
  *
  * Every field is checked on load (./checks.ts); a ConfigError names the
@@ -114,7 +114,8 @@ export async function loadCluster(dir: string, overrides: LoadOverrides = {}): P
   let runtime: RuntimeName = cf?.runtime ?? CLUSTER_DEFAULTS.runtime;
   if (overrides.runtime !== undefined) runtime = checkRuntime('--runtime', undefined, overrides.runtime);
   let redis = cf?.redis ?? undefined;
-  if (overrides.redis !== undefined) redis = overrides.redis === null ? undefined : checkRedis('--redis', undefined, overrides.redis);
+  if (overrides.redis !== undefined)
+    redis = overrides.redis === null ? undefined : checkRedis('--redis', undefined, overrides.redis);
 
   const secretFile = resolve(root, cf?.secretFile ?? CLUSTER_DEFAULTS.secretFile);
   const dataDir = resolve(root, cf?.dataDir ?? CLUSTER_DEFAULTS.dataDir);

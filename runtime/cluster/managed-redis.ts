@@ -1,5 +1,5 @@
 /**
- * Managed Redis (DESIGN.md "Three ways to run", 2): no Redis URL given but
+ * Managed Redis (docs/architecture.md "Three ways to run", 2): no Redis URL given but
  * redis-server on PATH, so `fishchat up` starts a private redis-server for
  * the cluster: on 127.0.0.1 and a free port, data under
  * <cluster dir>/.fishchat/redis, appendonly on (and no RDB snapshots), and
@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { getPlatform } from '../platform/index.js';
+import { getPlatform, type TcpSocket } from '../platform/index.js';
 import { processAlive } from './run-file.js';
 import { eachLine, findOnPath } from './supervisor.js';
 
@@ -70,15 +70,24 @@ export async function startManagedRedis(opts: ManagedRedisOptions): Promise<Mana
 
 async function launch(bin: string, port: number, dir: string, log?: (line: string) => void): Promise<ManagedRedis> {
   const args = [
-    '--port', String(port),
-    '--bind', '127.0.0.1',
-    '--dir', dir,
-    '--appendonly', 'yes',
-    '--appendfsync', 'everysec',
-    '--save', '',
-    '--daemonize', 'no',
-    '--pidfile', join(dir, PID_FILE),
-    '--logfile', '',
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'everysec',
+    '--save',
+    '',
+    '--daemonize',
+    'no',
+    '--pidfile',
+    join(dir, PID_FILE),
+    '--logfile',
+    '',
   ];
   const proc = spawn(bin, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const tail: string[] = [];
@@ -101,7 +110,10 @@ async function launch(bin: string, port: number, dir: string, log?: (line: strin
   void exited.then(() => (gone = true));
   const deadline = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
-    if (gone) throw new Error(`redis-server on port ${port} exited at start: ${tail.filter(Boolean).slice(-3).join(' | ') || 'no output'}`);
+    if (gone)
+      throw new Error(
+        `redis-server on port ${port} exited at start: ${tail.filter(Boolean).slice(-3).join(' | ') || 'no output'}`,
+      );
     if (await ping(port)) break;
     if (Date.now() > deadline) {
       kill(proc, 'SIGKILL');
@@ -133,7 +145,7 @@ async function launch(bin: string, port: number, dir: string, log?: (line: strin
 /** PING over a plain TCP connection: true on +PONG (false while loading the AOF, or not listening yet). */
 async function ping(port: number): Promise<boolean> {
   const platform = await getPlatform();
-  let sock;
+  let sock: TcpSocket;
   try {
     sock = await platform.connectTcp('127.0.0.1', port);
   } catch {

@@ -1,5 +1,5 @@
 /**
- * One role in this process, over Redis (DESIGN.md "Three ways to run", 1).
+ * One role in this process, over Redis (docs/architecture.md "Three ways to run", 1).
  *
  * As a plain entry point (no oclif, so it starts fast and runs on Node, Bun
  * and Deno alike) — this is what `fishchat up` spawns for each role in the
@@ -139,10 +139,18 @@ async function pickRole(config: ClusterConfig, opts: ServeRoleOptions): Promise<
   if (opts.configFile !== undefined) {
     const c = await loadRoleFile(opts.configFile);
     if (opts.role !== undefined && c.role !== opts.role) {
-      throw new ConfigError(opts.configFile, 'role', `is ${JSON.stringify(c.role)}, but the role asked for is ${JSON.stringify(opts.role)}`);
+      throw new ConfigError(
+        opts.configFile,
+        'role',
+        `is ${JSON.stringify(c.role)}, but the role asked for is ${JSON.stringify(opts.role)}`,
+      );
     }
     if (opts.id !== undefined && c.id !== opts.id) {
-      throw new ConfigError(opts.configFile, 'id', `is ${JSON.stringify(c.id)}, but the id asked for is ${JSON.stringify(opts.id)}`);
+      throw new ConfigError(
+        opts.configFile,
+        'id',
+        `is ${JSON.stringify(c.id)}, but the id asked for is ${JSON.stringify(opts.id)}`,
+      );
     }
     return c;
   }
@@ -170,13 +178,15 @@ function applyPortEnv(c: RoleConfig, env: Record<string, string | undefined>): R
     const v = nonEmpty(env[name]);
     if (v === undefined) return undefined;
     const n = Number(v);
-    if (!/^\d{1,5}$/.test(v) || n > 65535) throw new ConfigError(name, undefined, `must be a port 0–65535, found ${JSON.stringify(v)}`);
+    if (!/^\d{1,5}$/.test(v) || n > 65535)
+      throw new ConfigError(name, undefined, `must be a port 0–65535, found ${JSON.stringify(v)}`);
     return n;
   };
   const tcp = port('FISHCHAT_PORT');
   const http = port('FISHCHAT_HTTP_PORT');
   if (tcp !== undefined) {
-    if (c.role !== 'gateway' && c.role !== 'msg_server') throw new ConfigError('FISHCHAT_PORT', undefined, `is only for a gateway or a msg_server, not a ${c.role}`);
+    if (c.role !== 'gateway' && c.role !== 'msg_server')
+      throw new ConfigError('FISHCHAT_PORT', undefined, `is only for a gateway or a msg_server, not a ${c.role}`);
     c.port = tcp;
   }
   if (http !== undefined) c.httpPort = http;
@@ -189,11 +199,15 @@ function nonEmpty(v: string | undefined): string | undefined {
 
 /** `tcp=host:port http=host:port`, as the ready line shows the addresses. */
 export function formatAddresses(addresses: { tcp?: string; http?: string }): string {
-  return [addresses.tcp && `tcp=${addresses.tcp}`, addresses.http && `http=${addresses.http}`].filter(Boolean).join(' ');
+  return [addresses.tcp && `tcp=${addresses.tcp}`, addresses.http && `http=${addresses.http}`]
+    .filter(Boolean)
+    .join(' ');
 }
 
 /** A ready line of a role process, parsed; undefined if the line is not one. */
-export function parseReadyLine(line: string): { role: string; id: string; addresses: { tcp?: string; http?: string }; pid?: number } | undefined {
+export function parseReadyLine(
+  line: string,
+): { role: string; id: string; addresses: { tcp?: string; http?: string }; pid?: number } | undefined {
   const m = /^ready (\S+) (\S+)((?: \w+=\S+)*)\s*$/.exec(line);
   if (!m) return undefined;
   const addresses: { tcp?: string; http?: string } = {};
@@ -226,7 +240,9 @@ async function main(argv: string[]): Promise<void> {
       allowPositionals: false,
     }));
   } catch (err) {
-    process.stderr.write(`Error: ${(err as Error).message}\nusage: role-main --dir DIR --role ROLE [--id ID] | --config FILE\n`);
+    process.stderr.write(
+      `Error: ${(err as Error).message}\nusage: role-main --dir DIR --role ROLE [--id ID] | --config FILE\n`,
+    );
     process.exit(2);
   }
   const str = (k: string) => (typeof values[k] === 'string' ? (values[k] as string) : undefined);
@@ -273,23 +289,29 @@ async function main(argv: string[]): Promise<void> {
     process.exit(['ConfigError', 'NoRedisError', 'ServeUsageError'].includes(e.name) ? 2 : 1);
   }
   const h = served.handle;
-  process.stdout.write(`ready ${h.role} ${h.id} ${formatAddresses(h.addresses)} pid=${process.pid}\n`.replace('  ', ' '));
+  process.stdout.write(
+    `ready ${h.role} ${h.id} ${formatAddresses(h.addresses)} pid=${process.pid}\n`.replace('  ', ' '),
+  );
 
   const why = await stopRequests.wait();
   log.info(`stopping (${why})`);
   let code = 0;
-  await stopWithin(ROLE_STOP_TIMEOUT_MS, async () => {
-    try {
-      await served.stop();
-      log.info('stopped');
-    } catch (err) {
-      process.stderr.write(`Error: ${(err as Error).message}\n`);
-      code = 1;
-    }
-  }, () => {
-    process.stderr.write(`did not stop within ${ROLE_STOP_TIMEOUT_MS / 1000} s; exiting\n`);
-    process.exit(1);
-  });
+  await stopWithin(
+    ROLE_STOP_TIMEOUT_MS,
+    async () => {
+      try {
+        await served.stop();
+        log.info('stopped');
+      } catch (err) {
+        process.stderr.write(`Error: ${(err as Error).message}\n`);
+        code = 1;
+      }
+    },
+    () => {
+      process.stderr.write(`did not stop within ${ROLE_STOP_TIMEOUT_MS / 1000} s; exiting\n`);
+      process.exit(1);
+    },
+  );
   await flushStdout();
   process.exit(code);
 }

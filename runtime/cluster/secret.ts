@@ -1,6 +1,6 @@
 /**
  * The cluster secret: the HMAC key client and admin tokens are signed with
- * (PROTOCOL.md §4.1, DESIGN.md "Security"). One line of base64url text in a
+ * (docs/protocol.md §4.1, docs/architecture.md "Security"). One line of base64url text in a
  * file readable by its owner only (mode 0600).
  */
 import { randomBytes } from 'node:crypto';
@@ -17,7 +17,8 @@ export function generateSecret(): string {
 
 /** Why a secret is refused, or undefined when it is fine. */
 export function secretProblem(secret: string): string | undefined {
-  if (secret.length < MIN_SECRET_LENGTH) return `must be at least ${MIN_SECRET_LENGTH} characters, found ${secret.length}`;
+  if (secret.length < MIN_SECRET_LENGTH)
+    return `must be at least ${MIN_SECRET_LENGTH} characters, found ${secret.length}`;
   if (/\s/.test(secret)) return 'must not contain white space';
   return undefined;
 }

@@ -1,5 +1,5 @@
 /**
- * Redis modes of `fishchat up` (DESIGN.md "Three ways to run", 1 and 2):
+ * Redis modes of `fishchat up` (docs/architecture.md "Three ways to run", 1 and 2):
  * every role its own child process (role-main.js on node, bun or deno),
  * supervised from here.
  *
@@ -192,7 +192,9 @@ export class Supervisor {
       await this.#startGroup([child(c.router)]);
       await this.#startGroup([child(c.manager)]);
       const servers = await this.#startGroup(c.msgServers.map((ms) => child(ms)));
-      const seeds = servers.map((s, i) => c.msgServers[i]!.advertise ?? s.info!.addresses.tcp).filter((s): s is string => !!s);
+      const seeds = servers
+        .map((s, i) => c.msgServers[i]!.advertise ?? s.info!.addresses.tcp)
+        .filter((s): s is string => !!s);
       await this.#startGroup([child(c.gateway, seeds.length ? ['--seeds', seeds.join(',')] : [])]);
     } catch (err) {
       await this.stop().catch(() => {});
@@ -235,7 +237,13 @@ export class Supervisor {
         else resolveReady();
       };
       const timer = setTimeout(() => {
-        settle(new RoleStartError(ch.role, ch.id, `${ch.role} ${ch.id} was not ready within ${timeoutMs / 1000} s${this.#why(ch)}`));
+        settle(
+          new RoleStartError(
+            ch.role,
+            ch.id,
+            `${ch.role} ${ch.id} was not ready within ${timeoutMs / 1000} s${this.#why(ch)}`,
+          ),
+        );
         this.#kill(proc, 'SIGKILL');
       }, timeoutMs);
 
@@ -260,14 +268,22 @@ export class Supervisor {
 
       ch.exited = new Promise<void>((done) => {
         proc.on('error', (err) => {
-          settle(new RoleStartError(ch.role, ch.id, `cannot start ${ch.role} ${ch.id} (${this.#cmd.command}): ${err.message}`));
+          settle(
+            new RoleStartError(
+              ch.role,
+              ch.id,
+              `cannot start ${ch.role} ${ch.id} (${this.#cmd.command}): ${err.message}`,
+            ),
+          );
           done();
         });
         proc.on('close', (code, signal) => {
           done();
           const how = signal ? `killed by ${signal}` : `exited with code ${code}`;
           if (!ready) {
-            settle(new RoleStartError(ch.role, ch.id, `${ch.role} ${ch.id} ${how} before it was ready${this.#why(ch)}`));
+            settle(
+              new RoleStartError(ch.role, ch.id, `${ch.role} ${ch.id} ${how} before it was ready${this.#why(ch)}`),
+            );
             if (!restart || this.#stopping) return;
           }
           if (this.#stopping) return;

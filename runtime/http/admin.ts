@@ -1,5 +1,5 @@
 /**
- * Admin auth for the manager's and monitor's HTTP APIs (DESIGN.md
+ * Admin auth for the manager's and monitor's HTTP APIs (docs/architecture.md
  * "Security"): `Authorization: Bearer <token>`, an HS256 token signed with
  * the cluster secret whose claims carry `adm: true` (`fishchat token --admin`).
  */

@@ -1,5 +1,5 @@
 /**
- * Every role's beat on `/sysctrl/monitor` (DESIGN.md): published at start and
+ * Every role's beat on `/sysctrl/monitor` (docs/architecture.md): published at start and
  * every `settings.beat` ms. A role silent for MISSED_BEATS beats is down.
  */
 import type { Beat } from '../bus/payloads.js';
@@ -23,7 +23,9 @@ export function makeBeat(fields: BeatFields, stats: RoleStats): Beat {
  */
 export function startBeats(
   ctx: { bus: Bus; channels: Channels; settings: { beat: number } },
-  beat: () => Beat, after?: () => void): () => void {
+  beat: () => Beat,
+  after?: () => void,
+): () => void {
   const tick = () => {
     ctx.bus.publish(ctx.channels.monitor, encodeItems([beat()]));
     after?.();

@@ -62,7 +62,8 @@ function formatLabels(labels: Record<string, string> | undefined): string {
   if (!labels) return '';
   const parts: string[] = [];
   for (const [k, v] of Object.entries(labels)) {
-    if (!LABEL_NAME.test(k) || k.startsWith('__')) throw new Error(`invalid Prometheus label name: ${JSON.stringify(k)}`);
+    if (!LABEL_NAME.test(k) || k.startsWith('__'))
+      throw new Error(`invalid Prometheus label name: ${JSON.stringify(k)}`);
     parts.push(`${k}="${escapeLabelValue(v)}"`);
   }
   return parts.length ? `{${parts.join(',')}}` : '';

@@ -48,7 +48,8 @@ export class RoleStats {
     const now = Date.now();
     const secs = Math.max(0.001, (now - this.last) / 1000);
     const sorted = this.samples.sort((a, b) => a - b);
-    const pct = (p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0);
+    const pct = (p: number) =>
+      sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]! : 0;
     const out = {
       inRate: Math.round(this.inCount / secs),
       outRate: Math.round(this.outCount / secs),

@@ -3,7 +3,7 @@
  * well-formedness scanner for what clients send.
  *
  * Why not cbor-x for server frames: cbor-x writes a JS number of 2^32 or more
- * (a ms timestamp, say) as a float64, which PROTOCOL.md §1 forbids. Here every
+ * (a ms timestamp, say) as a float64, which docs/protocol.md §1 forbids. Here every
  * safe integer is a CBOR integer with the shortest head.
  */
 import { HEAD_BAD, CborHead } from './head.js';

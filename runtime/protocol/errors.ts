@@ -1,4 +1,4 @@
-/** Error codes of PROTOCOL.md §2. */
+/** Error codes of docs/protocol.md §2. */
 export const ERROR_CODES = [
   'bad_frame',
   'frame_too_large',
@@ -19,7 +19,7 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 /** Codes after which the server closes the connection (a msg_server's `overloaded` too). */
 export const CLOSING_CODES: ReadonlySet<ErrorCode> = new Set(['bad_frame', 'frame_too_large', 'auth_failed']);
 
-/** A request that failed with a PROTOCOL.md error code. */
+/** A request that failed with a docs/protocol.md error code. */
 export class ProtocolError extends Error {
   constructor(
     readonly code: ErrorCode,

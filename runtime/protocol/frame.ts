@@ -1,5 +1,5 @@
 /**
- * Framing of PROTOCOL.md §1: uint32 big-endian length L || L bytes of CBOR.
+ * Framing of docs/protocol.md §1: uint32 big-endian length L || L bytes of CBOR.
  */
 import { acquireWriter, releaseWriter, type WireValue } from './cbor.js';
 
@@ -78,7 +78,9 @@ export class FrameDecoder {
           // reading a length header
           let len: number;
           if (this.headerLen === 0 && n - off >= 4) {
-            len = (chunk[off] as number) * 0x1000000 + (((chunk[off + 1] as number) << 16) | ((chunk[off + 2] as number) << 8) | (chunk[off + 3] as number));
+            len =
+              (chunk[off] as number) * 0x1000000 +
+              (((chunk[off + 1] as number) << 16) | ((chunk[off + 2] as number) << 8) | (chunk[off + 3] as number));
             off += 4;
           } else {
             while (this.headerLen < 4 && off < n) {

@@ -1,7 +1,7 @@
 /**
- * Client tokens (PROTOCOL.md §4.1): HS256 JWTs signed with the cluster
+ * Client tokens (docs/protocol.md §4.1): HS256 JWTs signed with the cluster
  * secret, `sub` = user, `exp` required, 30 s leeway. Admin tokens carry
- * `adm: true` (DESIGN.md "Security").
+ * `adm: true` (docs/architecture.md "Security").
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
@@ -22,7 +22,11 @@ export interface TokenClaims {
 }
 
 /** Signs a token for `sub` valid for ttlSeconds (default 1 day). */
-export function signToken(secret: string, sub: string, opts: { ttlSeconds?: number; admin?: boolean; now?: number } = {}): string {
+export function signToken(
+  secret: string,
+  sub: string,
+  opts: { ttlSeconds?: number; admin?: boolean; now?: number } = {},
+): string {
   const now = Math.floor((opts.now ?? Date.now()) / 1000);
   const claims: TokenClaims = { sub, iat: now, exp: now + (opts.ttlSeconds ?? 86_400) };
   if (opts.admin) claims.adm = true;

@@ -1,5 +1,5 @@
 /**
- * Request validation (PROTOCOL.md §1–4): one frame payload in, a typed
+ * Request validation (docs/protocol.md §1–4): one frame payload in, a typed
  * Request or a protocol error out. The top level is read by hand on top of
  * scanCbor; `body` is kept as the raw bytes of its item.
  */
@@ -11,7 +11,7 @@ import { GATEWAY_OPS, MSG_SERVER_OPS } from './types.js';
 
 export type ParseResult = { ok: true; req: Request } | { ok: false; code: ErrorCode; message: string; rid?: number };
 
-/** Max nesting, the frame's own map being level 1 (PROTOCOL.md §1). */
+/** Max nesting, the frame's own map being level 1 (docs/protocol.md §1). */
 export const MAX_DEPTH = 64;
 /** `body` may take at most maxFrame − BODY_OVERHEAD bytes. */
 export const BODY_OVERHEAD = 512;
@@ -147,8 +147,8 @@ const NAME_RULE = 'must be 1 to 64 characters of [A-Za-z0-9_.@-]';
  * - a present but invalid `rid`: `bad_request` without rid; any later error
  *   carries the rid;
  * - duplicate top-level keys: `bad_request`;
- * - an op not in PROTOCOL.md or not in opts.ops: `unknown_op`;
- * - field rules of PROTOCOL.md §3–4: `bad_request` naming the field.
+ * - an op not in docs/protocol.md or not in opts.ops: `unknown_op`;
+ * - field rules of docs/protocol.md §3–4: `bad_request` naming the field.
  * Unknown fields are ignored. `body` is a copy of the raw bytes of its item
  * (it outlives the payload buffer).
  */
@@ -380,8 +380,7 @@ function buildRequest(b: Uint8Array, head: CborHead, op: Op, maxFrame: number): 
         cid = c;
       }
       const body = b.slice(bs, be);
-      const req: SendReq | TopicSendReq =
-        op === 'send' ? { op, to: target, body } : { op, topic: target, body };
+      const req: SendReq | TopicSendReq = op === 'send' ? { op, to: target, body } : { op, topic: target, body };
       if (cid !== undefined) req.cid = cid;
       return req;
     }

@@ -16,7 +16,10 @@ export type RedisClient = Redis | Cluster;
 export function clusterNodes(url: string, who: string): { nodes: ClusterNode[]; redisOptions: RedisOptions } {
   const nodes: ClusterNode[] = [];
   const redisOptions: RedisOptions = {};
-  for (const part of url.split(',').map((s) => s.trim()).filter(Boolean)) {
+  for (const part of url
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)) {
     const u = new URL(part.includes('://') ? part : `redis://${part}`);
     nodes.push({ host: u.hostname || '127.0.0.1', port: Number(u.port || 6379) });
     if (u.username && redisOptions.username === undefined) redisOptions.username = decodeURIComponent(u.username);

@@ -10,7 +10,7 @@ export type AuthMode = 'token' | 'none';
 
 /** Settings shared by every role of a cluster (fishchat.json "settings"). */
 export interface Settings {
-  /** largest frame accepted, bytes (PROTOCOL.md §1) */
+  /** largest frame accepted, bytes (docs/protocol.md §1) */
   maxFrame: number;
   /** ping interval the gateway hands to clients, ms; idle timeout is 2.5× this */
   heartbeat: number;

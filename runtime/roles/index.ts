@@ -1,5 +1,12 @@
 /** The roles and their contract: `startRole(name, ctx, config)` starts any of them. */
-import type { GatewayConfig, ManagerConfig, MonitorConfig, MsgServerConfig, RoleConfig, RouterConfig } from './config.js';
+import type {
+  GatewayConfig,
+  ManagerConfig,
+  MonitorConfig,
+  MsgServerConfig,
+  RoleConfig,
+  RouterConfig,
+} from './config.js';
 import type { RoleContext, RoleHandle, RoleName } from './context.js';
 import { startGateway } from './gateway/index.js';
 import { startManager } from './manager/index.js';
@@ -24,7 +31,8 @@ export interface RoleConfigOf {
 export function startRole<N extends RoleName>(name: N, ctx: RoleContext, config: RoleConfigOf[N]): Promise<RoleHandle>;
 export function startRole(name: RoleName, ctx: RoleContext, config: RoleConfig): Promise<RoleHandle>;
 export function startRole(name: RoleName, ctx: RoleContext, config: RoleConfig): Promise<RoleHandle> {
-  if (config.role !== name) return Promise.reject(new Error(`startRole(${name}): the config given is a ${config.role}'s`));
+  if (config.role !== name)
+    return Promise.reject(new Error(`startRole(${name}): the config given is a ${config.role}'s`));
   switch (config.role) {
     case 'gateway':
       return startGateway(ctx, config);

@@ -10,10 +10,33 @@ type StoreMethod = Exclude<keyof Store, 'kind' | 'close'>;
 
 /** Every Store method but close(). */
 export const STORE_METHODS = [
-  'appendP2P', 'readInbox', 'head', 'ack', 'login', 'check', 'removeSession', 'restoreSession', 'sessions',
-  'renewLease', 'dropLease', 'expiredLeases', 'removeServerSessions', 'trim', 'topicCreate', 'topicJoin',
-  'topicLeave', 'topicMembers', 'topicAppend', 'topicFanout', 'topicsBehind', 'topicInfo', 'listTopics',
-  'recordUserEvent', 'userRecord', 'listSessions', 'deviceAcks',
+  'appendP2P',
+  'readInbox',
+  'head',
+  'ack',
+  'login',
+  'check',
+  'removeSession',
+  'restoreSession',
+  'sessions',
+  'renewLease',
+  'dropLease',
+  'expiredLeases',
+  'removeServerSessions',
+  'trim',
+  'topicCreate',
+  'topicJoin',
+  'topicLeave',
+  'topicMembers',
+  'topicAppend',
+  'topicFanout',
+  'topicsBehind',
+  'topicInfo',
+  'listTopics',
+  'recordUserEvent',
+  'userRecord',
+  'listSessions',
+  'deviceAcks',
 ] as const satisfies readonly StoreMethod[];
 
 /** Every Store method as a function of a context `C`. */

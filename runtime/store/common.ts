@@ -8,7 +8,7 @@ export const closedError = (): Error => new Error('the store is closed');
 
 /**
  * The limits a store runs with: the defaults, overridden; the cid window is
- * at most the retention window (PROTOCOL.md 4.2).
+ * at most the retention window (docs/protocol.md 4.2).
  */
 export function resolveLimits(limits: Partial<StoreLimits>): StoreLimits {
   const l = { ...DEFAULT_LIMITS, ...limits };

@@ -1,5 +1,5 @@
 /**
- * The Store: the source of truth of a cluster (DESIGN.md "Store").
+ * The Store: the source of truth of a cluster (docs/architecture.md "Store").
  * Implementations: embedded (SQLite, ./sqlite/) and Redis (./redis/).
  * Every method is atomic on its own; implementations batch writes internally
  * (group commit / pipelining), so callers just await.
@@ -92,7 +92,7 @@ export const DEFAULT_LIMITS: StoreLimits = {
   cidWindowMs: 24 * 3600_000,
 };
 
-// ---- topics (PROTOCOL.md §4.3, DESIGN.md "Topics: log, then fan-out") ----
+// ---- topics (docs/protocol.md §4.3, docs/architecture.md "Topics: log, then fan-out") ----
 
 export interface TopicAppend {
   topic: string;
@@ -152,7 +152,7 @@ export interface Store extends StoreTopics {
   readonly kind: 'sqlite' | 'redis';
 
   /**
-   * Append first (DESIGN.md): next seq, the message, its cid record, in one
+   * Append first (docs/architecture.md): next seq, the message, its cid record, in one
    * atomic step, trimming by count; returns the recipient's directory entries.
    */
   appendP2P(msg: AppendP2P): Promise<AppendResult>;
@@ -215,7 +215,11 @@ export interface StoreTopics {
   topicLeave(topic: string, user: string): Promise<'ok' | 'no_such_topic' | 'not_a_member'>;
 
   /** Members in byte order of their names after `after`, at most `limit`; null if there is no such topic. */
-  topicMembers(topic: string, after: string | undefined, limit: number): Promise<{ members: string[]; more: boolean } | null>;
+  topicMembers(
+    topic: string,
+    after: string | undefined,
+    limit: number,
+  ): Promise<{ members: string[]; more: boolean } | null>;
 
   /**
    * Appends once to the topic's log: membership check, cid check (scoped to
@@ -241,7 +245,13 @@ export interface StoreTopics {
   // ---- user records and the directory, for the manager ----
 
   /** Records a client-status event (login, logout, kick) in the user's record. */
-  recordUserEvent(e: { k: 'login' | 'logout' | 'kick'; user: string; device: string; server: string; ts: number }): Promise<void>;
+  recordUserEvent(e: {
+    k: 'login' | 'logout' | 'kick';
+    user: string;
+    device: string;
+    server: string;
+    ts: number;
+  }): Promise<void>;
   userRecord(user: string): Promise<UserRecord | null>;
   /**
    * Every directory entry, ordered by (user, device), at most `limit`, after

@@ -1,5 +1,5 @@
 /**
- * Chaos runs (issue 7): a real cluster from `fishchat up` (the compiled dist/,
+ * Chaos runs: a real cluster from `fishchat up` (the compiled dist/,
  * so `npm run build` first) under steady p2p traffic from the client library,
  * while something breaks on a schedule:
  *
@@ -46,7 +46,14 @@ import { freePort } from './net.js';
 import { RedisServer } from './redis-server.js';
 import { deleteKeysWithPrefix } from '../../runtime/redis/index.js';
 
-const ROLE_FILES = ['gateway.json', 'msg_server.19000.json', 'msg_server.19001.json', 'router.json', 'manager.json', 'monitor.json'];
+const ROLE_FILES = [
+  'gateway.json',
+  'msg_server.19000.json',
+  'msg_server.19001.json',
+  'router.json',
+  'manager.json',
+  'monitor.json',
+];
 
 export type ChaosMode = 'kill-ms' | 'restart-redis' | 'kill-up';
 
@@ -199,7 +206,11 @@ export class UpProcess {
   #done = false;
 
   constructor(args: string[], onLine?: (line: string) => void) {
-    this.child = spawn(NODE, [BIN, 'up', ...args], { cwd: ROOT, env: { ...process.env, ...CLEAN_ENV }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(NODE, [BIN, 'up', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...CLEAN_ENV },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const feed = (stream: NodeJS.ReadableStream, tag: string) => {
       let buf = '';
       stream.setEncoding('utf8');
@@ -306,12 +317,18 @@ function isOurRole(pid: number, dir: string): boolean {
  * OS at each start), or `fixed` free ports picked now (so a restarted `up`
  * listens where the clients knew it).
  */
-export async function initCluster(opts: { fixedPorts: boolean }): Promise<{ dir: string; cluster: string; secret: string }> {
+export async function initCluster(opts: {
+  fixedPorts: boolean;
+}): Promise<{ dir: string; cluster: string; secret: string }> {
   const dir = await realpath(await mkdtemp(join(tmpdir(), 'fishchat-chaos-')));
   const r = await fishchat(['init', dir]);
   if (r.code !== 0) throw new Error(`fishchat init failed: ${r.stdout}${r.stderr}`);
   const cluster = `chaos-${process.pid}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
-  const file = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as { cluster: string; roles: string[]; settings: Record<string, unknown> };
+  const file = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as {
+    cluster: string;
+    roles: string[];
+    settings: Record<string, unknown>;
+  };
   file.cluster = cluster;
   file.settings = { ...file.settings, beat: 500, heartbeat: 1000, backoff: { base: 100, max: 1000 } };
   await writeFile(join(dir, 'fishchat.json'), JSON.stringify(file, null, 2));
@@ -393,7 +410,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (!run) throw new Error('no run.json after the cluster got ready');
     trackPids();
     const gateway = run.gateway;
-    log(`cluster ${c.cluster} ready in ${c.dir} (${o.mode}); gateway ${gateway}${redis ? `, redis ${redis.url} (pid ${redis.pid})` : ''}`);
+    log(
+      `cluster ${c.cluster} ready in ${c.dir} (${o.mode}); gateway ${gateway}${redis ? `, redis ${redis.url} (pid ${redis.pid})` : ''}`,
+    );
 
     // ---- clients
     const token = (u: string) => () => signToken(c.secret, u, { ttlSeconds: 3600 });
@@ -440,15 +459,24 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           const rc = await connectRetrying({ ...common, user, token: token(user), autoAck: true });
           clients.push(rc);
           rc.on('error', () => {});
-          const history: ChaosEvent[] = [{ t: now(), what: `login on ${rc.login.server}, seq ${rc.login.seq}, acked ${rc.login.acked}` }];
+          const history: ChaosEvent[] = [
+            { t: now(), what: `login on ${rc.login.server}, seq ${rc.login.seq}, acked ${rc.login.acked}` },
+          ];
           connLog.set(user, history);
           rc.on('disconnect', (d) => history.push({ t: now(), what: `disconnect (${d.reason})` }));
           rc.on('reconnect', (l) => {
             reconnects++;
-            if (l.epochChanged) problems.push(`${user}: the inbox got a new epoch at ${(now() / 1000).toFixed(2)} s (the store lost it)`);
-            history.push({ t: now(), what: `login on ${l.server}, seq ${l.seq}, acked ${l.acked}${l.epochChanged ? ', NEW EPOCH' : ''}; app had up to seq ${rc.lastSeq}` });
+            if (l.epochChanged)
+              problems.push(`${user}: the inbox got a new epoch at ${(now() / 1000).toFixed(2)} s (the store lost it)`);
+            history.push({
+              t: now(),
+              what: `login on ${l.server}, seq ${l.seq}, acked ${l.acked}${l.epochChanged ? ', NEW EPOCH' : ''}; app had up to seq ${rc.lastSeq}`,
+            });
           });
-          rc.on('kick', (k) => k.reason === 'replaced' && problems.push(`${user} was kicked "replaced": it has only one device`));
+          rc.on(
+            'kick',
+            (k) => k.reason === 'replaced' && problems.push(`${user} was kicked "replaced": it has only one device`),
+          );
           rc.on('message', (m: Msg) => {
             const mine = got.get(user)!;
             appSeqs.get(user)!.push(m.seq);
@@ -468,7 +496,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           return sc;
         }),
       );
-      log(`${o.pairs} pairs connected; traffic for ${o.durationMs / 1000} s, a ${o.mode} event every ${o.everyMs / 1000} s (at most ${maxEvents})`);
+      log(
+        `${o.pairs} pairs connected; traffic for ${o.durationMs / 1000} s, a ${o.mode} event every ${o.everyMs / 1000} s (at most ${maxEvents})`,
+      );
 
       // ---- traffic
       t0 = Date.now();
@@ -488,7 +518,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
               sendRetries++;
               if (Date.now() - started > sendTimeoutMs) {
                 unconfirmed++;
-                problems.push(`${senderOf(i)} → ${to}: message k=${k} (cid c${k}) got no ok within ${sendTimeoutMs} ms`);
+                problems.push(
+                  `${senderOf(i)} → ${to}: message k=${k} (cid c${k}) got no ok within ${sendTimeoutMs} ms`,
+                );
                 return;
               }
               await sleep(50);
@@ -586,11 +618,21 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
           if (mine.has(ok.mid)) {
             received++;
             const g = mine.get(ok.mid)!;
-            if (g.seq !== ok.seq) problems.push(`${to}: mid ${ok.mid} acked with seq ${ok.seq} but received with seq ${g.seq}`);
+            if (g.seq !== ok.seq)
+              problems.push(`${to}: mid ${ok.mid} acked with seq ${ok.seq} but received with seq ${g.seq}`);
           } else {
             lost++;
             const near = timeline.filter((e) => Math.abs(e.t - ok.at) <= 3000);
-            lostDetail.push({ receiver: to, seq: ok.seq, mid: ok.mid, k: ok.k, ackedAt: ok.at, ackedOn: ok.on, near, receiverLog: connLog.get(to) ?? [] });
+            lostDetail.push({
+              receiver: to,
+              seq: ok.seq,
+              mid: ok.mid,
+              k: ok.k,
+              ackedAt: ok.at,
+              ackedOn: ok.on,
+              near,
+              receiverLog: connLog.get(to) ?? [],
+            });
           }
         }
         for (const g of mine.values()) {
@@ -603,7 +645,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             const twin = list.find((x) => x.k === g.k);
             if (twin) {
               storedTwice++;
-              problems.push(`${to}: k=${g.k} stored twice: acked as mid ${twin.mid} seq ${twin.seq}, also received as mid ${g.mid} seq ${g.seq}`);
+              problems.push(
+                `${to}: k=${g.k} stored twice: acked as mid ${twin.mid} seq ${twin.seq}, also received as mid ${g.mid} seq ${g.seq}`,
+              );
             } else {
               problems.push(`${to}: received mid ${g.mid} seq ${g.seq} k=${g.k}, which no ok named`);
             }
@@ -617,8 +661,13 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         const top = okSeqs.length ? okSeqs[okSeqs.length - 1]! : 0;
         for (let s = 1; s <= top; s++) if (!gotSet.has(s)) gaps++;
         if (new Set(okSeqs).size !== okSeqs.length) problems.push(`${to}: one seq given to two acked messages`);
-        if (okSeqs.length !== top) problems.push(`${to}: acked seqs are not 1..${top} (${okSeqs.length} oks): a seq was spent without an ok`);
-        if (okSeqs.length !== gotSeqs.length || okSeqs.some((s) => !gotSet.has(s)) || gotSeqs.some((s) => !okSet.has(s))) {
+        if (okSeqs.length !== top)
+          problems.push(`${to}: acked seqs are not 1..${top} (${okSeqs.length} oks): a seq was spent without an ok`);
+        if (
+          okSeqs.length !== gotSeqs.length ||
+          okSeqs.some((s) => !gotSet.has(s)) ||
+          gotSeqs.some((s) => !okSet.has(s))
+        ) {
           const notGot = okSeqs.filter((s) => !gotSet.has(s));
           const notOk = gotSeqs.filter((s) => !okSet.has(s));
           const twice = gotSeqs.filter((s, j) => j > 0 && gotSeqs[j - 1] === s);
@@ -649,7 +698,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
         durationMs: trafficMs,
         intervalMs: o.intervalMs,
         everyMs: o.everyMs,
-        ...(o.mode === 'restart-redis' ? { redisDownMs: o.redisDownMs ?? 1000, redisSignal: o.redisSignal ?? 'SIGTERM' } : {}),
+        ...(o.mode === 'restart-redis'
+          ? { redisDownMs: o.redisDownMs ?? 1000, redisSignal: o.redisSignal ?? 'SIGTERM' }
+          : {}),
         events: timeline.filter((e) => /^kill -9|^redis-server SIG/.test(e.what)).length,
         acked,
         received,

@@ -69,19 +69,46 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   }
   const secret = opts.secret ?? 'test-secret-' + Math.random().toString(36).slice(2);
   const logs: string[] = [];
-  const log = { info: (m: string) => logs.push(m), warn: (m: string) => logs.push(m), error: (m: string) => logs.push(m) };
-  const ctx = makeRoleContext({ cluster: name, settings, auth: { mode: opts.auth ?? 'token', secret }, bus, store, platform, log });
+  const log = {
+    info: (m: string) => logs.push(m),
+    warn: (m: string) => logs.push(m),
+    error: (m: string) => logs.push(m),
+  };
+  const ctx = makeRoleContext({
+    cluster: name,
+    settings,
+    auth: { mode: opts.auth ?? 'token', secret },
+    bus,
+    store,
+    platform,
+    log,
+  });
   const roles: RoleHandle[] = [];
   roles.push(await startRouter(ctx, { role: 'router', id: 'router', httpHost: '127.0.0.1', httpPort: 0 }));
   const msgServers: RoleHandle[] = [];
   const addMsgServer = async (id: string) => {
-    const h = await startMsgServer(ctx, { role: 'msg_server', id, host: '127.0.0.1', port: 0, httpHost: '127.0.0.1', httpPort: 0 });
+    const h = await startMsgServer(ctx, {
+      role: 'msg_server',
+      id,
+      host: '127.0.0.1',
+      port: 0,
+      httpHost: '127.0.0.1',
+      httpPort: 0,
+    });
     msgServers.push(h);
     roles.push(h);
     return h;
   };
   for (let i = 0; i < (opts.msgServers ?? 2); i++) await addMsgServer(`ms-${i}`);
-  const gw = await startGateway(ctx, { role: 'gateway', id: 'gateway', host: '127.0.0.1', port: 0, httpHost: '127.0.0.1', httpPort: 0, seeds: msgServers.map((m) => m.addresses.tcp!) });
+  const gw = await startGateway(ctx, {
+    role: 'gateway',
+    id: 'gateway',
+    host: '127.0.0.1',
+    port: 0,
+    httpHost: '127.0.0.1',
+    httpPort: 0,
+    seeds: msgServers.map((m) => m.addresses.tcp!),
+  });
   roles.push(gw);
   return {
     dir,

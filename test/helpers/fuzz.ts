@@ -41,7 +41,12 @@ export interface ValueCorpus {
 
 /** Raw items every corpus starts with. */
 export const RAW_BASICS: readonly Uint8Array[] = [
-  encodeBody(new Map<unknown, unknown>([[1, 'a'], [-2, new Uint8Array([1])]])), // integer keys
+  encodeBody(
+    new Map<unknown, unknown>([
+      [1, 'a'],
+      [-2, new Uint8Array([1])],
+    ]),
+  ), // integer keys
   new Uint8Array([0xc1, 0x1a, 0x51, 0x4b, 0x67, 0xb0]), // tag 1
   new Uint8Array([0x5f, 0x41, 0x01, 0x41, 0x02, 0xff]), // chunked bytes
 ];

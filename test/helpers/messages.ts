@@ -9,7 +9,8 @@ export async function take(it: AsyncIterator<Msg>, n: number, timeoutMs = 5000):
     const left = deadline - Date.now();
     if (left <= 0) throw new Error(`got ${out.length} of ${n} messages`);
     const r = await Promise.race([it.next(), new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), left))]);
-    if (r === 'timeout') throw new Error(`got ${out.length} of ${n} messages: ${JSON.stringify(out.map((m) => m.seq))}`);
+    if (r === 'timeout')
+      throw new Error(`got ${out.length} of ${n} messages: ${JSON.stringify(out.map((m) => m.seq))}`);
     if (r.done) throw new Error('iterator ended');
     out.push(r.value);
   }

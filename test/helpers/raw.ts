@@ -1,5 +1,5 @@
 /**
- * A protocol-level test client over node:net, written from PROTOCOL.md:
+ * A protocol-level test client over node:net, written from docs/protocol.md:
  * frames out with encodeFrame or raw bytes, frames in decoded with cbor-x.
  */
 import net from 'node:net';

@@ -59,7 +59,11 @@ export class RedisServer {
   }
 
   async run(): Promise<void> {
-    this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, ...this.args], { stdio: 'ignore' });
+    this.proc = spawn(
+      'redis-server',
+      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--dir', this.dir, ...this.args],
+      { stdio: 'ignore' },
+    );
     await waitForPing(this.port);
   }
 
@@ -96,11 +100,19 @@ async function clusterPort(): Promise<number> {
 const CLUSTER_NODE = ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--appendonly', 'no'];
 
 /** Three masters with cluster-enabled, joined with redis-cli --cluster create. */
-export async function startRedisCluster(): Promise<{ nodes: RedisServer[]; url: string; destroy: () => Promise<void> }> {
+export async function startRedisCluster(): Promise<{
+  nodes: RedisServer[];
+  url: string;
+  destroy: () => Promise<void>;
+}> {
   const nodes: RedisServer[] = [];
   try {
     for (let i = 0; i < 3; i++) nodes.push(await RedisServer.start(CLUSTER_NODE, await clusterPort()));
-    const r = spawnSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(
+      'redis-cli',
+      ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
     if (r.status !== 0) throw new Error(`redis-cli --cluster create failed: ${r.stderr || r.stdout}`);
     // Wait until every node reports the cluster state ok.
     const end = Date.now() + 15_000;

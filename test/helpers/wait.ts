@@ -12,7 +12,11 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
 }
 
 /** The first truthy value `f()` resolves to, polling every 10 ms; throws after `ms`. */
-export async function untilValue<T>(f: () => Promise<T | undefined | false>, ms = 3000, what = 'condition'): Promise<T> {
+export async function untilValue<T>(
+  f: () => Promise<T | undefined | false>,
+  ms = 3000,
+  what = 'condition',
+): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await f();

@@ -36,7 +36,17 @@ import { io as connect, type Socket } from 'socket.io-client';
 import msgpackParser from 'socket.io-msgpack-parser';
 import { readFileSync } from 'node:fs';
 import type { BenchResult } from '../../../cli/bench/report.js';
-import { clockTicks, machineInfo, MiB, parseProcStatCpu, procCpuSeconds, procRssBytes, round1, Samples, summarize } from '../stats.js';
+import {
+  clockTicks,
+  machineInfo,
+  MiB,
+  parseProcStatCpu,
+  procCpuSeconds,
+  procRssBytes,
+  round1,
+  Samples,
+  summarize,
+} from '../stats.js';
 
 class UsageError extends Error {}
 
@@ -64,18 +74,24 @@ function parseFlags(argv: string[]) {
   });
   const int = (name: string, v: string, min: number, max: number): number => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer ${min}–${max}, found "${v}"`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new UsageError(`--${name} must be an integer ${min}–${max}, found "${v}"`);
     return n;
   };
   const num = (name: string, v: string, min: number, max: number): number => {
     const n = Number(v);
-    if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`--${name} must be a number ${min}–${max}, found "${v}"`);
+    if (!Number.isFinite(n) || n < min || n > max)
+      throw new UsageError(`--${name} must be a number ${min}–${max}, found "${v}"`);
     return n;
   };
-  if (values.runtime !== 'node') throw new UsageError(`--runtime: the socket.io peer runs on node only, found "${values.runtime}"`);
-  if (!/^rediss?:\/\//.test(values.redis)) throw new UsageError(`--redis must be a redis:// or rediss:// URL, found "${values.redis}"`);
-  if (values.parser !== 'msgpack' && values.parser !== 'default') throw new UsageError(`--parser must be msgpack or default, found "${values.parser}"`);
-  if (values.autopipeline !== 'on' && values.autopipeline !== 'off') throw new UsageError(`--autopipeline must be on or off, found "${values.autopipeline}"`);
+  if (values.runtime !== 'node')
+    throw new UsageError(`--runtime: the socket.io peer runs on node only, found "${values.runtime}"`);
+  if (!/^rediss?:\/\//.test(values.redis))
+    throw new UsageError(`--redis must be a redis:// or rediss:// URL, found "${values.redis}"`);
+  if (values.parser !== 'msgpack' && values.parser !== 'default')
+    throw new UsageError(`--parser must be msgpack or default, found "${values.parser}"`);
+  if (values.autopipeline !== 'on' && values.autopipeline !== 'off')
+    throw new UsageError(`--autopipeline must be on or off, found "${values.autopipeline}"`);
   return {
     help: values.help,
     pairs: int('pairs', values.pairs, 1, 50_000),
@@ -119,7 +135,10 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 async function bounded<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no answer in ${ms} ms`)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no answer in ${ms} ms`)), ms))),
+    ]);
   } finally {
     clearTimeout(t);
   }
@@ -152,9 +171,13 @@ process.on('exit', () => killChildren('SIGKILL'));
 
 async function startNode(name: string, flags: Flags, key: string): Promise<Node> {
   const script = join(import.meta.dirname, 'server.mjs');
-  const child = spawn(process.execPath, [script, '--redis', flags.redis, '--key', key, '--parser', flags.parser, '--autopipeline', flags.autopipeline], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [script, '--redis', flags.redis, '--key', key, '--parser', flags.parser, '--autopipeline', flags.autopipeline],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   children.push(child);
   child.stderr!.on('data', (d: Buffer) => {
     for (const line of d.toString().split('\n')) if (line) log(`[${name}] ${line}`);
@@ -258,7 +281,8 @@ async function pool<T>(items: T[], limit: number, fn: (x: T) => Promise<void>): 
 function sentAt(body: unknown): number {
   if (Buffer.isBuffer(body)) return body.length >= 8 ? body.readDoubleLE(0) : NaN;
   if (body instanceof ArrayBuffer) return body.byteLength >= 8 ? new DataView(body).getFloat64(0, true) : NaN;
-  if (ArrayBuffer.isView(body)) return body.byteLength >= 8 ? new DataView(body.buffer, body.byteOffset, body.byteLength).getFloat64(0, true) : NaN;
+  if (ArrayBuffer.isView(body))
+    return body.byteLength >= 8 ? new DataView(body.buffer, body.byteOffset, body.byteLength).getFloat64(0, true) : NaN;
   return NaN;
 }
 const byteLength = (body: unknown): number =>
@@ -371,7 +395,9 @@ async function run(flags: Flags): Promise<{ result: Result; notes: string[] }> {
     60_000 + flags.pairs * 50,
     'connecting senders',
   );
-  log(`${flags.pairs * 2} clients connected in ${Math.round(performance.now() - t0Connect)} ms; warm-up ${flags.warmup} s, measuring ${flags.duration} s`);
+  log(
+    `${flags.pairs * 2} clients connected in ${Math.round(performance.now() - t0Connect)} ms; warm-up ${flags.warmup} s, measuring ${flags.duration} s`,
+  );
 
   // Warm-up, then the measured window.
   sending = true;
@@ -411,7 +437,10 @@ async function run(flags: Flags): Promise<{ result: Result; notes: string[] }> {
     cpuPct: round1(((procCpuSeconds(n.pid) - cpu0[k]!) / secs) * 100),
     rssMiB: round1(procRssBytes(n.pid) / MiB),
   }));
-  const client = { cpuPct: round1(((clientCpu.user + clientCpu.system) / 1e6 / secs) * 100), rssMiB: round1(process.memoryUsage().rss / MiB) };
+  const client = {
+    cpuPct: round1(((clientCpu.user + clientCpu.system) / 1e6 / secs) * 100),
+    rssMiB: round1(process.memoryUsage().rss / MiB),
+  };
   sending = false;
   clearInterval(stallTimer);
 
@@ -420,10 +449,13 @@ async function run(flags: Flags): Promise<{ result: Result; notes: string[] }> {
   // CPU used by everything else on the machine over the window (other benchmarks skew the numbers).
   const machinePct = ((machine1.busy - machine0.busy) / clockTicks() / secs) * 100;
   const others = machinePct - processes.reduce((a, p) => a + p.cpuPct, 0) - client.cpuPct;
-  notes.push(`machine CPU over the window: ${Math.round(machinePct)}% of one core busy, of which ${Math.max(0, Math.round(others))}% not this benchmark's`);
+  notes.push(
+    `machine CPU over the window: ${Math.round(machinePct)}% of one core busy, of which ${Math.max(0, Math.round(others))}% not this benchmark's`,
+  );
   const drainUntil = performance.now() + 5000;
   while (totalReceived < totalSent && performance.now() < drainUntil) await sleep(20);
-  if (totalReceived < totalSent) notes.push(`${totalSent - totalReceived} of ${totalSent} messages sent were not received within 5 s after the run`);
+  if (totalReceived < totalSent)
+    notes.push(`${totalSent - totalReceived} of ${totalSent} messages sent were not received within 5 s after the run`);
   if (stalled) notes.push(`${stalled} messages were not received within ${STALL_MS / 1000} s and were given up on`);
   if (badPayloads) notes.push(`${badPayloads} received payloads had the wrong size or no timestamp`);
   if (disconnects) notes.push(`${disconnects} clients disconnected during the run`);
@@ -464,15 +496,24 @@ function table(r: Result, flags: Flags, notes: string[]): string {
   const l = r.latencyMs;
   const ms = (x: number | undefined) => (x === undefined ? '-' : `${x.toFixed(2)} ms`);
   const rows: [string, string][] = [
-    ['system', `socket.io ${r.version} + @socket.io/redis-adapter, 2 nodes over Redis (parser ${flags.parser}, autopipeline ${flags.autopipeline})`],
-    ['workload', `p2p, ${r.pairs} pairs${r.cross ? ', cross-node' : ', same node'}, ${r.size} B, inflight ${r.inflight}, ${r.duration} s after ${r.warmup} s warm-up`],
+    [
+      'system',
+      `socket.io ${r.version} + @socket.io/redis-adapter, 2 nodes over Redis (parser ${flags.parser}, autopipeline ${flags.autopipeline})`,
+    ],
+    [
+      'workload',
+      `p2p, ${r.pairs} pairs${r.cross ? ', cross-node' : ', same node'}, ${r.size} B, inflight ${r.inflight}, ${r.duration} s after ${r.warmup} s warm-up`,
+    ],
     ['sent / delivered / errors', `${r.sent} / ${r.delivered} / ${r.errors}`],
     ['msgs/s', r.msgsPerSec.toLocaleString('en-US')],
     ['latency p50 / p90 / p99', l ? `${ms(l.p50)} / ${ms(l.p90)} / ${ms(l.p99)}` : '-'],
     ['latency p999 / max', l ? `${ms(l.p999)} / ${ms(l.max)}` : '-'],
     ...r.processes.map((p): [string, string] => [`${p.name} (pid ${p.pid})`, `CPU ${p.cpuPct}%  RSS ${p.rssMiB} MiB`]),
     ['load generator', `CPU ${r.client.cpuPct}%  RSS ${r.client.rssMiB} MiB`],
-    ['machine', `${r.machine.cpus} × ${r.machine.model}, ${r.machine.memGiB} GiB, ${r.machine.os}, node ${r.machine.node}`],
+    [
+      'machine',
+      `${r.machine.cpus} × ${r.machine.model}, ${r.machine.memGiB} GiB, ${r.machine.os}, node ${r.machine.node}`,
+    ],
     ...notes.map((n): [string, string] => ['note', n]),
   ];
   const w = Math.max(...rows.map(([k]) => k.length));

@@ -38,7 +38,10 @@ const redisOpts = {
 const pub = new Redis(values.redis, redisOpts);
 const sub = pub.duplicate();
 // ioredis retries on its own: say each client's first error (and each new kind) once.
-for (const [name, c] of [['pub', pub], ['sub', sub]]) {
+for (const [name, c] of [
+  ['pub', pub],
+  ['sub', sub],
+]) {
   const seen = new Set();
   c.on('error', (e) => {
     if (seen.has(e.message)) return;

@@ -9,7 +9,13 @@
  */
 import { SocketBase } from '../socket.js';
 import { connectTcp as connectNodeTcp } from '../node/tcp.js';
-import { AddressInUseError, type ConnectTcpOptions, type ListenTcpOptions, type TcpListener, type TcpSocket } from '../types.js';
+import {
+  AddressInUseError,
+  type ConnectTcpOptions,
+  type ListenTcpOptions,
+  type TcpListener,
+  type TcpSocket,
+} from '../types.js';
 
 /** A connect that gets no answer fails after this long. */
 const CONNECT_TIMEOUT_MS = 10_000;

@@ -1,5 +1,5 @@
 /**
  * TCP on Deno: Deno implements node:net, so the Node adapter serves as is
- * (DESIGN.md "Runtimes": node:net on Node and Deno).
+ * (docs/architecture.md "Runtimes": node:net on Node and Deno).
  */
 export { connectTcp, listenTcp } from '../node/tcp.js';

@@ -11,7 +11,13 @@
  */
 import net from 'node:net';
 import { SocketBase } from '../socket.js';
-import { AddressInUseError, type ConnectTcpOptions, type ListenTcpOptions, type TcpListener, type TcpSocket } from '../types.js';
+import {
+  AddressInUseError,
+  type ConnectTcpOptions,
+  type ListenTcpOptions,
+  type TcpListener,
+  type TcpSocket,
+} from '../types.js';
 
 /** A connect that gets no answer fails after this long. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -93,7 +99,12 @@ export function listenTcp(options: ListenTcpOptions): Promise<TcpListener> {
 
 export function connectTcp(host: string, port: number, options: ConnectTcpOptions = {}): Promise<TcpSocket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port, noDelay: true, ...(options.localAddress ? { localAddress: options.localAddress } : {}) });
+    const sock = net.connect({
+      host,
+      port,
+      noDelay: true,
+      ...(options.localAddress ? { localAddress: options.localAddress } : {}),
+    });
     const timer = setTimeout(() => {
       sock.destroy();
       reject(Object.assign(new Error(`connect to ${host}:${port} timed out`), { code: 'ETIMEDOUT' }));

@@ -25,7 +25,6 @@ interface Known {
   seed: boolean;
 }
 
-
 export class ServerList {
   private readonly known = new Map<string, Known>();
 
@@ -34,7 +33,8 @@ export class ServerList {
     seeds: string[],
     now = Date.now(),
   ) {
-    for (const addr of seeds) this.known.set(`seed:${addr}`, { id: addr, addr, conns: 0, max: Infinity, lastBeat: now, seed: true });
+    for (const addr of seeds)
+      this.known.set(`seed:${addr}`, { id: addr, addr, conns: 0, max: Infinity, lastBeat: now, seed: true });
   }
 
   onBeat(b: Beat & { max?: unknown }, now = Date.now()): void {
@@ -82,7 +82,9 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
     };
   };
   const noServer = (full: number) =>
-    full > 0 ? `every live msg_server is full (${full}); retry with backoff` : 'no msg_server is alive; retry with backoff';
+    full > 0
+      ? `every live msg_server is full (${full}); retry with backoff`
+      : 'no msg_server is alive; retry with backoff';
 
   const socks = new Set<{ sock: TcpSocket; lastSeen: number }>();
   const onConnection = (sock: TcpSocket) => {
@@ -110,7 +112,8 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
         const req = p.req;
         if (req.op === 'route') {
           const { full, ...f } = routeFields();
-          if (f.servers.length === 0) sock.write(encodeFrame({ op: 'error', rid: req.rid, code: 'overloaded', message: noServer(full) }));
+          if (f.servers.length === 0)
+            sock.write(encodeFrame({ op: 'error', rid: req.rid, code: 'overloaded', message: noServer(full) }));
           else sock.write(encodeFrame({ op: 'ok', rid: req.rid, ...f }));
         } else if (req.op === 'ping') {
           sock.write(encodeFrame({ op: 'pong', rid: req.rid }));
@@ -120,14 +123,27 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
       });
       if (err) {
         closing = true;
-        sock.write(encodeFrame({ op: 'error', code: err, message: err === 'bad_frame' ? 'frame length 0' : `frame larger than maxFrame (${ctx.settings.maxFrame} bytes)` }));
+        sock.write(
+          encodeFrame({
+            op: 'error',
+            code: err,
+            message:
+              err === 'bad_frame' ? 'frame length 0' : `frame larger than maxFrame (${ctx.settings.maxFrame} bytes)`,
+          }),
+        );
         sock.end();
       }
     });
   };
 
   const who = { role: 'gateway', id: config.id } as const;
-  const { tcp, addr } = await listenRoleTcp(ctx, who, { host: config.host, port: config.port }, onConnection, unsubscribe);
+  const { tcp, addr } = await listenRoleTcp(
+    ctx,
+    who,
+    { host: config.host, port: config.port },
+    onConnection,
+    unsubscribe,
+  );
 
   const app = new Hono();
   app.get('/health', (c) => c.json({ ok: true, role: 'gateway', id: config.id }));
@@ -147,7 +163,11 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
     const now = Date.now();
     for (const s of socks) if (now - s.lastSeen > idleLimit) s.sock.destroy();
   };
-  const stopBeats = startBeats(ctx, () => makeBeat({ role: 'gateway', id: config.id, addr, http: httpAddr, boot, conns: socks.size }, stats), sweepIdle);
+  const stopBeats = startBeats(
+    ctx,
+    () => makeBeat({ role: 'gateway', id: config.id, addr, http: httpAddr, boot, conns: socks.size }, stats),
+    sweepIdle,
+  );
 
   return roleHandle({ role: 'gateway', id: config.id, addresses: { tcp: addr, http: httpAddr } }, async () => {
     stopBeats();

@@ -1,5 +1,5 @@
 /**
- * The manager's admin JSON API (DESIGN.md "Security": everything but /health
+ * The manager's admin JSON API (docs/architecture.md "Security": everything but /health
  * needs an admin token). Lists are paged: `?after=<cursor>&limit=<1..1000>`,
  * and each page says where the next one starts (`next`, null at the end).
  *
@@ -65,12 +65,22 @@ export function managerApi(opts: { store: Store & StoreTopics; secret: string; i
 
   app.get('/v1/users/:user', async (c) => {
     const user = name(c.req.param('user'), 'user');
-    const [record, acks, sessions] = await Promise.all([store.userRecord(user), store.deviceAcks(user), store.sessions(user)]);
+    const [record, acks, sessions] = await Promise.all([
+      store.userRecord(user),
+      store.deviceAcks(user),
+      store.sessions(user),
+    ]);
     const head = await store.head(user);
     if (!record && acks.length === 0 && sessions.length === 0 && head.seq === 0) {
       return jsonError(c, 404, 'no_such_user', `no user ${user} is known: never logged in, never sent to`);
     }
-    return c.json({ user, record, head, acks, sessions: sessions.map(({ device, server, boot, gen }) => ({ device, server, boot, gen })) });
+    return c.json({
+      user,
+      record,
+      head,
+      acks,
+      sessions: sessions.map(({ device, server, boot, gen }) => ({ device, server, boot, gen })),
+    });
   });
 
   app.get('/v1/users/:user/inbox', async (c) => {

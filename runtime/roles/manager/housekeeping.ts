@@ -1,5 +1,5 @@
 /**
- * What the manager does every beat (DESIGN.md "Leases, not guesses" and
+ * What the manager does every beat (docs/architecture.md "Leases, not guesses" and
  * "Topics: log, then fan-out"):
  * - removes the directory entries of every msg_server whose lease expired,
  *   so its users' later messages wait in their inboxes for their next login;
@@ -64,7 +64,9 @@ export class Housekeeping {
     for (const { server, boot } of await store.expiredLeases(now)) {
       if (this.stopping) return;
       const n = await store.removeServerSessions(server, boot);
-      log.info(`msg_server ${server} (boot ${boot}) lost its lease: removed ${n} directory ${n === 1 ? 'entry' : 'entries'}; its users' messages wait in their inboxes`);
+      log.info(
+        `msg_server ${server} (boot ${boot}) lost its lease: removed ${n} directory ${n === 1 ? 'entry' : 'entries'}; its users' messages wait in their inboxes`,
+      );
     }
   }
 
@@ -98,7 +100,9 @@ export class Housekeeping {
   fanout(topic: string): void {
     if (this.stopping || this.fanouts.has(topic)) return;
     const p = this.runFanout(topic)
-      .catch((err) => this.ctx.log.warn(`fan-out of topic ${topic} stopped: ${(err as Error).message}; the next beat resumes it`))
+      .catch((err) =>
+        this.ctx.log.warn(`fan-out of topic ${topic} stopped: ${(err as Error).message}; the next beat resumes it`),
+      )
       .finally(() => this.fanouts.delete(topic));
     this.fanouts.set(topic, p);
   }
@@ -118,6 +122,7 @@ export class Housekeeping {
       if (items.length > 0) bus.publish(channels.topicSync, encodeItems(items));
       if (done) break;
     }
-    if (copies > 0) this.ctx.log.info(`resumed the fan-out of topic ${topic}: ${copies} inbox ${copies === 1 ? 'copy' : 'copies'}`);
+    if (copies > 0)
+      this.ctx.log.info(`resumed the fan-out of topic ${topic}: ${copies} inbox ${copies === 1 ? 'copy' : 'copies'}`);
   }
 }

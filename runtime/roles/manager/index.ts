@@ -18,7 +18,10 @@ import { Housekeeping } from './housekeeping.js';
 const CLIENT_EVENTS = new Set(['login', 'logout', 'kick']);
 const TOPIC_EVENTS = new Set(['create', 'join', 'leave']);
 
-export async function startManager(ctx: RoleContext & { store: Store & StoreTopics }, config: ManagerConfig): Promise<RoleHandle> {
+export async function startManager(
+  ctx: RoleContext & { store: Store & StoreTopics },
+  config: ManagerConfig,
+): Promise<RoleHandle> {
   const { store, log } = ctx;
   const stats = new RoleStats();
   const boot = randomBytes(8).toString('hex');
@@ -58,7 +61,8 @@ export async function startManager(ctx: RoleContext & { store: Store & StoreTopi
     // store is the source of truth); the events are counted here.
     unsubs.push(
       await ctx.bus.subscribe(ctx.channels.topicStatus, (payload) => {
-        for (const e of decodeItems<TopicStatusItem>(payload)) if (e && typeof e === 'object' && TOPIC_EVENTS.has(e.k)) stats.countIn();
+        for (const e of decodeItems<TopicStatusItem>(payload))
+          if (e && typeof e === 'object' && TOPIC_EVENTS.has(e.k)) stats.countIn();
       }),
     );
   } catch (err) {
@@ -71,7 +75,11 @@ export async function startManager(ctx: RoleContext & { store: Store & StoreTopi
   const at = { host: config.httpHost, port: config.httpPort };
   const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, unsubscribeAll);
 
-  const stopBeats = startBeats(ctx, () => makeBeat({ role: 'manager', id: config.id, http: httpAddr, boot, conns: 0 }, stats), () => housekeeping.tick());
+  const stopBeats = startBeats(
+    ctx,
+    () => makeBeat({ role: 'manager', id: config.id, http: httpAddr, boot, conns: 0 }, stats),
+    () => housekeeping.tick(),
+  );
 
   return roleHandle({ role: 'manager', id: config.id, addresses: { http: httpAddr } }, async () => {
     stopBeats();

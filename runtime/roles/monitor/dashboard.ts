@@ -3,7 +3,7 @@
  * CSS and JS only (no CDN, no web fonts: the machine may have no internet).
  *
  * The page itself is open; the data is not. It asks for an admin token once
- * (DESIGN.md "Security"), keeps it in the tab's sessionStorage, and reads
+ * (docs/architecture.md "Security"), keeps it in the tab's sessionStorage, and reads
  * GET /status (polled) and GET /events (server-sent events, read with
  * fetch() because EventSource cannot send an Authorization header), both
  * with `Authorization: Bearer <token>`.

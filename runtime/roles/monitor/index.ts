@@ -59,7 +59,9 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
   app.get('/', () => dashboard.response());
   app.get('/health', (c) => c.json({ ok: true, role: 'monitor', id: config.id }));
   app.get('/metrics', (c) => c.body(metricsText(table.list()), 200, { 'Content-Type': PROMETHEUS_CONTENT_TYPE }));
-  app.get('/status', admin, (c) => c.json({ cluster: ctx.cluster, ts: Date.now(), roles: table.list() } satisfies StatusReport));
+  app.get('/status', admin, (c) =>
+    c.json({ cluster: ctx.cluster, ts: Date.now(), roles: table.list() } satisfies StatusReport),
+  );
   app.get('/events', admin, (c) => hub.serve(c));
   app.notFound((c) => jsonError(c, 404, 'not_found', `no such endpoint: ${c.req.method} ${c.req.path}`));
   app.onError((err, c) => {
@@ -71,7 +73,9 @@ export async function startMonitor(ctx: RoleContext, config: MonitorConfig): Pro
   const at = { host: config.httpHost, port: config.httpPort };
   const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, unsubscribeAll);
 
-  const stopBeats = startBeats(ctx, () => makeBeat({ role: 'monitor', id: config.id, http: httpAddr, boot, conns: hub.size }, stats));
+  const stopBeats = startBeats(ctx, () =>
+    makeBeat({ role: 'monitor', id: config.id, http: httpAddr, boot, conns: hub.size }, stats),
+  );
 
   return roleHandle({ role: 'monitor', id: config.id, addresses: { http: httpAddr } }, async () => {
     stopBeats();

@@ -1,5 +1,5 @@
 /**
- * The push cursor of a connection (DESIGN.md "Push cursor per connection"):
+ * The push cursor of a connection (docs/architecture.md "Push cursor per connection"):
  * every push, by any path (local, routed, repeated, late), is sent once and
  * in seq order; a gap is filled from the store.
  */

@@ -19,11 +19,19 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
 
   const who = { role: 'msg_server', id: config.id } as const;
   const onConnection = (s: TcpSocket) => server.accept(tcpTransport(s, ctx.settings.maxFrame));
-  const { tcp, addr } = await listenRoleTcp(ctx, who, { host: config.host, port: config.port }, onConnection, unsubscribe);
+  const { tcp, addr } = await listenRoleTcp(
+    ctx,
+    who,
+    { host: config.host, port: config.port },
+    onConnection,
+    unsubscribe,
+  );
   server.addr = config.advertise ?? addr;
 
   const app = new Hono();
-  app.get('/health', (c) => c.json({ ok: true, role: 'msg_server', id: config.id, addr: server.addr, connections: server.connectionCount }));
+  app.get('/health', (c) =>
+    c.json({ ok: true, role: 'msg_server', id: config.id, addr: server.addr, connections: server.connectionCount }),
+  );
   const at = { host: config.httpHost, port: config.httpPort };
   const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, async () => {
     await tcp.close();
@@ -35,18 +43,24 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
     () => ({ ...server.beat(), http: httpAddr }),
     () => void server.renewLease(false).catch((err) => ctx.log.warn(`lease renewal failed: ${(err as Error).message}`)),
   );
-  const sweepTimer = setInterval(() => server.sweepIdle(Date.now()), Math.max(250, Math.min(5000, ctx.settings.heartbeat / 2)));
+  const sweepTimer = setInterval(
+    () => server.sweepIdle(Date.now()),
+    Math.max(250, Math.min(5000, ctx.settings.heartbeat / 2)),
+  );
   sweepTimer.unref?.();
 
-  return roleHandle({ role: 'msg_server', id: config.id, addresses: { tcp: server.addr, http: httpAddr } }, async () => {
-    stopBeats();
-    clearInterval(sweepTimer);
-    await tcp.close();
-    await server.drainAll();
-    server.flush();
-    await ctx.store.dropLease(config.id, server.boot).catch(() => undefined);
-    await unsubscribe();
-    await http.close();
-    server.stats.stop();
-  });
+  return roleHandle(
+    { role: 'msg_server', id: config.id, addresses: { tcp: server.addr, http: httpAddr } },
+    async () => {
+      stopBeats();
+      clearInterval(sweepTimer);
+      await tcp.close();
+      await server.drainAll();
+      server.flush();
+      await ctx.store.dropLease(config.id, server.boot).catch(() => undefined);
+      await unsubscribe();
+      await http.close();
+      server.stats.stop();
+    },
+  );
 }

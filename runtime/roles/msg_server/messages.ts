@@ -1,4 +1,4 @@
-/** p2p messages: send, ack, sync (PROTOCOL.md §4). */
+/** p2p messages: send, ack, sync (docs/protocol.md §4). */
 import type { AckReq, SendReq, SyncReq } from '../../protocol/types.js';
 import type { AppendResult, StoredMessage } from '../../store/store.js';
 import type { DeliverItem } from '../../bus/payloads.js';
@@ -41,7 +41,7 @@ function sent(s: MsgServer, conn: Conn, req: SendReq, res: AppendResult): void {
   const msg: StoredMessage = { seq: res.seq, mid: res.mid, from: conn.user!, to: req.to, body: req.body, ts: res.ts };
   deliverLocal(s, req.to, msg);
   // The append returned the recipient's directory entries, read in the same atomic step as
-  // the seq: publish straight to each other msg_server holding a session (DESIGN.md: the
+  // the seq: publish straight to each other msg_server holding a session (docs/architecture.md: the
   // router hop costs a lookup and a publish per message and gives p2p nothing).
   const dir = res.sessions;
   let item: DeliverItem | undefined;

@@ -55,7 +55,7 @@ export class MsgServer {
     }
     const settings = this.ctx.settings;
     if (this.conns.size >= settings.maxConnections) {
-      // Full: say so before reading anything, and close (PROTOCOL.md §2).
+      // Full: say so before reading anything, and close (docs/protocol.md §2).
       this.stats.countOut();
       transport.write(OVERLOADED_FRAME(settings.maxConnections));
       transport.close({ why: 'overloaded' });
@@ -124,7 +124,13 @@ export class MsgServer {
     this.ctx.log.warn('lease had expired: re-registering local sessions');
     for (const c of this.conns) {
       if (!c.loggedIn || !c.push) continue;
-      const ok = await this.ctx.store.restoreSession({ user: c.user!, device: c.device, server: this.id, boot: this.boot, gen: c.gen });
+      const ok = await this.ctx.store.restoreSession({
+        user: c.user!,
+        device: c.device,
+        server: this.id,
+        boot: this.boot,
+        gen: c.gen,
+      });
       if (!ok) {
         this.unregister(c);
         c.kick('replaced');

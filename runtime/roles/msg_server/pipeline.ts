@@ -1,6 +1,6 @@
 /**
  * The request pipeline of a connection: requests are queued as they arrive,
- * handled in arrival order and answered in that order (PROTOCOL.md §2), within
+ * handled in arrival order and answered in that order (docs/protocol.md §2), within
  * the queue limits and the send rate. A run of sends is pipelined: each starts
  * its append at once, so their appends reach the store together (one group
  * commit / one Redis call), and each is answered in turn.

@@ -10,7 +10,7 @@
  * message-oriented one sends `frame.subarray(4)` (no copy).
  */
 
-/** Why the core closes a connection (a WebSocket maps these to close codes, PROTOCOL.md §1a). */
+/** Why the core closes a connection (a WebSocket maps these to close codes, docs/protocol.md §1a). */
 export type CloseReason =
   /** input that is not a well-formed map, after the `bad_frame` error */
   | { why: 'bad_frame' }

@@ -1,5 +1,5 @@
 /**
- * The TCP transport: length-prefixed frames (PROTOCOL.md §1) over the
+ * The TCP transport: length-prefixed frames (docs/protocol.md §1) over the
  * platform's TcpSocket. The only file of the msg_server that knows either.
  */
 import { FrameDecoder } from '../../protocol/index.js';

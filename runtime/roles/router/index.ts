@@ -50,7 +50,9 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
   const unsubscribeTopics = await ctx.bus.subscribe(ctx.channels.topicSync, (payload) => {
     for (const item of decodeItems<TopicSyncItem>(payload)) {
       if (!item || typeof item !== 'object' || !item.msg || !Array.isArray(item.msg.copies)) continue;
-      routeTopic(item).catch((err) => ctx.log.warn(`topic push of ${item.msg.topic} failed: ${(err as Error).message}`));
+      routeTopic(item).catch((err) =>
+        ctx.log.warn(`topic push of ${item.msg.topic} failed: ${(err as Error).message}`),
+      );
     }
   });
 
@@ -59,7 +61,9 @@ export async function startRouter(ctx: RoleContext, config: RouterConfig): Promi
   const who = { role: 'router', id: config.id } as const;
   const at = { host: config.httpHost, port: config.httpPort };
   const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, unsubscribeTopics);
-  const stopBeats = startBeats(ctx, () => makeBeat({ role: 'router', id: config.id, http: httpAddr, boot, conns: 0 }, stats));
+  const stopBeats = startBeats(ctx, () =>
+    makeBeat({ role: 'router', id: config.id, http: httpAddr, boot, conns: 0 }, stats),
+  );
 
   return roleHandle({ role: 'router', id: config.id, addresses: { http: httpAddr } }, async () => {
     stopBeats();

@@ -1,4 +1,4 @@
-/** Topics of the Redis store (DESIGN.md "Topics: log, then fan-out"): members, the log, listings. */
+/** Topics of the Redis store (docs/architecture.md "Topics: log, then fan-out"): members, the log, listings. */
 import type { TopicAppend, TopicAppendResult, TopicInfo } from '../store.js';
 import { PAGE, type RedisContext } from './context.js';
 import { fanoutStep } from './fanout.js';

@@ -48,7 +48,7 @@ export function login(c: SqliteContext, args: LoginArgs): Promise<LoginResult> {
     if (!args.push) {
       return { gen: 0, head: headOrCreate(c, user), acked: acked(c, user, device) };
     }
-    // Login writes before it reads (DESIGN.md).
+    // Login writes before it reads (docs/architecture.md).
     const st = c.st;
     const gen = st.genNext.get(user, device)!.gen as number;
     const prev = st.dirGet.get(user, device) as Omit<DirRow, 'device'> | undefined;
@@ -94,10 +94,8 @@ export async function listSessions(c: SqliteContext, after: string | undefined, 
   c.commit.mustBeOpen();
   const n = Math.max(0, Math.floor(limit));
   const slash = after === undefined ? -1 : after.indexOf('/');
-  const rows = (
-    slash >= 0
-      ? c.st.dirAfterEntry.all(after!.slice(0, slash), after!.slice(slash + 1), n)
-      : c.st.dirAfterUser.all(after ?? '', n)
-  ) as unknown as (DirRow & { user: string })[];
+  const rows = (slash >= 0
+    ? c.st.dirAfterEntry.all(after!.slice(0, slash), after!.slice(slash + 1), n)
+    : c.st.dirAfterUser.all(after ?? '', n)) as unknown as (DirRow & { user: string })[];
   return rows.map((r) => ({ user: r.user, device: r.device, server: r.server, boot: r.boot, gen: r.gen }));
 }

@@ -8,7 +8,7 @@ function readHead(c: SqliteContext, user: string): InboxHead | undefined {
   if (row === undefined) return undefined;
   const rows = c.recent.of(user);
   const seq = rows === undefined ? row.seq : Math.max(row.seq, rows[rows.length - 1]!.seq);
-  const lowest = row.first ?? rows?.[0]!.seq ?? null;
+  const lowest = row.first ?? rows?.[0]?.seq ?? null;
   // rows at or below seq - maxInbox may still be stored (trimmed at the next merge)
   const first = lowest === null ? seq + 1 : Math.max(lowest, seq - c.limits.maxInbox + 1);
   return { seq, first, epoch: row.epoch };

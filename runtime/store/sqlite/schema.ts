@@ -1,6 +1,6 @@
 /**
  * The tables of the embedded store, their version, and how a file is opened
- * into them (DESIGN.md "Store: who owns what data").
+ * into them (docs/architecture.md "Store: who owns what data").
  */
 import type { SqliteDatabase } from '../../platform/types.js';
 
@@ -79,7 +79,7 @@ CREATE TABLE IF NOT EXISTS leases (
   expires INTEGER NOT NULL,
   PRIMARY KEY (server, boot)
 ) WITHOUT ROWID;
--- version 2: topics (DESIGN.md "Topics: log, then fan-out") and user records
+-- version 2: topics (docs/architecture.md "Topics: log, then fan-out") and user records
 -- topic copies in inboxes: (topic, tseq) once per user; body NULL (in topic_log)
 CREATE UNIQUE INDEX IF NOT EXISTS inbox_topic ON inbox (user, topic, tseq) WHERE topic IS NOT NULL;
 CREATE TABLE IF NOT EXISTS topics (

@@ -1,5 +1,5 @@
 /**
- * The embedded Store over SQLite (DESIGN.md "Store: who owns what data").
+ * The embedded Store over SQLite (docs/architecture.md "Store: who owns what data").
  *
  * Writes go through a group commit (./commit.ts): the writes of one
  * event-loop turn commit in one transaction. Reads run directly: SQLite

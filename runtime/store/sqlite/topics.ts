@@ -1,4 +1,4 @@
-/** Topics of the embedded store (DESIGN.md "Topics: log, then fan-out"): members, the log, the fan-out. */
+/** Topics of the embedded store (docs/architecture.md "Topics: log, then fan-out"): members, the log, the fan-out. */
 import type { FanoutCopy, FanoutMessage, TopicAppend, TopicAppendResult, TopicInfo } from '../store.js';
 import type { SqliteContext } from './context.js';
 import { topicInfoOf, type LogRow, type MemberRow, type TopicRow } from './rows.js';

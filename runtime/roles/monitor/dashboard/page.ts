@@ -57,7 +57,7 @@ const el = <K extends keyof HTMLElementTagNameMap>(tag: K, cls?: string, text?: 
   return e;
 };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const num = (v: unknown) => (typeof v === 'number' && isFinite(v) ? v : 0);
+const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
 const str = (v: unknown) => (typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v)).slice(0, 200);
 const pad = (n: number) => (n < 10 ? '0' : '') + n;
 const keyOf = (r: Role) => r.role + '\u0000' + r.id;
@@ -65,9 +65,23 @@ const isRole = (r: unknown): r is Role =>
   !!r && typeof (r as Role).role === 'string' && typeof (r as Role).id === 'string';
 
 const store = {
-  get() { try { return sessionStorage.getItem(KEY); } catch { return null; } },
-  set(v: string) { try { sessionStorage.setItem(KEY, v); } catch {} },
-  clear() { try { sessionStorage.removeItem(KEY); } catch {} },
+  get() {
+    try {
+      return sessionStorage.getItem(KEY);
+    } catch {
+      return null;
+    }
+  },
+  set(v: string) {
+    try {
+      sessionStorage.setItem(KEY, v);
+    } catch {}
+  },
+  clear() {
+    try {
+      sessionStorage.removeItem(KEY);
+    } catch {}
+  },
 };
 
 let token: string | null = null;
@@ -92,14 +106,20 @@ const fmtBytes = (b: number) => {
   if (!(b > 0)) return '–';
   const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let i = 0;
-  while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+  while (b >= 1024 && i < u.length - 1) {
+    b /= 1024;
+    i++;
+  }
   return (i === 0 ? String(b) : b.toFixed(1)) + ' ' + u[i];
 };
 const fmtMs = (ms: number) =>
   (ms === 0 ? '0' : ms < 1 ? ms.toFixed(2) : ms < 100 ? ms.toFixed(1) : String(Math.round(ms))) + ' ms';
 const fmtUptime = (s: number) => {
   s = Math.max(0, Math.floor(s));
-  const d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60), x = s % 60;
+  const d = Math.floor(s / 86400),
+    h = Math.floor((s % 86400) / 3600),
+    m = Math.floor((s % 3600) / 60),
+    x = s % 60;
   if (d) return d + 'd' + pad(h) + 'h';
   if (h) return h + 'h' + pad(m) + 'm';
   if (m) return m + 'm' + pad(x) + 's';
@@ -166,7 +186,7 @@ const authHeaders = (t: string | null) => ({ authorization: 'Bearer ' + t });
 async function errorText(res: Response) {
   try {
     const j = await res.json();
-    if (j && j.error && typeof j.error.message === 'string') return j.error.message;
+    if (j?.error && typeof j.error.message === 'string') return j.error.message;
   } catch {}
   return 'HTTP ' + res.status;
 }
@@ -252,7 +272,9 @@ async function events(my: number) {
     const ctl = new AbortController();
     abort = ctl;
     let last = Date.now();
-    const dog = setInterval(() => { if (Date.now() - last > STALL_MS) ctl.abort(); }, 5000);
+    const dog = setInterval(() => {
+      if (Date.now() - last > STALL_MS) ctl.abort();
+    }, 5000);
     try {
       const headers = Object.assign({ accept: 'text/event-stream' }, authHeaders(token));
       const res = await fetch('/events', { headers, cache: 'no-store', signal: ctl.signal });
@@ -273,7 +295,7 @@ async function events(my: number) {
         if (r.done || my !== gen) break;
         last = Date.now();
         buf = (buf + dec.decode(r.value, { stream: true })).replace(/\r\n/g, '\n');
-        let cut;
+        let cut: number;
         while ((cut = buf.indexOf('\n\n')) >= 0) {
           const block = buf.slice(0, cut);
           buf = buf.slice(cut + 2);
@@ -308,7 +330,11 @@ function dispatch(block: string) {
   }
   if (data.length === 0) return;
   let d: EventData | null;
-  try { d = JSON.parse(data.join('\n')); } catch { return; }
+  try {
+    d = JSON.parse(data.join('\n'));
+  } catch {
+    return;
+  }
   if (!d || typeof d !== 'object') return;
   if (ev === 'beat') onBeat(d);
   else if (ev === 'client-status') onClientStatus(d);
@@ -337,7 +363,11 @@ function applyStatus(s: { cluster?: unknown; roles?: unknown } | null) {
     roles.set(k, Object.assign({}, roles.get(k), r, { seenAt: roles.get(k)?.seenAt ?? now }));
     if (!loaded && up && r.role === 'msg_server') addSample(r, now);
   }
-  for (const k of Array.from(roles.keys())) if (!seen.has(k)) { roles.delete(k); polledUp.delete(k); }
+  for (const k of Array.from(roles.keys()))
+    if (!seen.has(k)) {
+      roles.delete(k);
+      polledUp.delete(k);
+    }
   loaded = true;
   schedule();
 }
@@ -353,7 +383,10 @@ function onBeat(b: EventData) {
 
 function addSample(r: Role, t: number) {
   let s = series.get(r.id);
-  if (!s) { s = { color: nextColor++ % COLORS, pts: [] }; series.set(r.id, s); }
+  if (!s) {
+    s = { color: nextColor++ % COLORS, pts: [] };
+    series.set(r.id, s);
+  }
   s.pts.push({ t, conns: num(r.conns), inRate: num(r.inRate), outRate: num(r.outRate) });
   const cut = t - WINDOW_MS - 15000;
   let i = 0;
@@ -374,7 +407,7 @@ function log(kind: string, text: string, ts: number, cls: string) {
   while (ol.children.length > MAX_LOG) ol.lastElementChild!.remove();
   $('log-empty').hidden = true;
 }
-const tsOf = (d: EventData) => (typeof d.ts === 'number' && isFinite(d.ts) && d.ts > 0 ? d.ts : Date.now());
+const tsOf = (d: EventData) => (typeof d.ts === 'number' && Number.isFinite(d.ts) && d.ts > 0 ? d.ts : Date.now());
 
 function onClientStatus(d: EventData) {
   const who = str(d.user) + (d.device ? ' (' + str(d.device) + ')' : '');
@@ -384,12 +417,12 @@ function onClientStatus(d: EventData) {
   else if (k === 'logout') log('logout', who + ' logged out' + on, tsOf(d), 'out');
   else if (k === 'kick') {
     log('kick', who + ' was kicked' + on + (d.reason ? ': ' + str(d.reason) : ''), tsOf(d), 'warn');
-  }
-  else log(k || 'client', who + on, tsOf(d), 'info');
+  } else log(k || 'client', who + on, tsOf(d), 'info');
 }
 
 function onTopicStatus(d: EventData) {
-  const t = str(d.topic), u = str(d.user);
+  const t = str(d.topic),
+    u = str(d.user);
   const on = d.server ? ' on ' + str(d.server) : '';
   const k = str(d.k);
   if (k === 'create') log('topic', 'topic ' + t + ' created by ' + u + on, tsOf(d), 'info');
@@ -411,7 +444,10 @@ function logRole(r: Role, up: boolean) {
 function schedule() {
   if (queued) return;
   queued = true;
-  requestAnimationFrame(() => { queued = false; render(); });
+  requestAnimationFrame(() => {
+    queued = false;
+    render();
+  });
 }
 
 function sortedRoles() {
@@ -424,11 +460,20 @@ function render() {
   if ($('dash').hidden) return;
   const list = sortedRoles();
   const now = Date.now();
-  let up = 0, conns = 0, rin = 0, rout = 0, ms = 0;
+  let up = 0,
+    conns = 0,
+    rin = 0,
+    rout = 0,
+    ms = 0;
   for (const r of list) {
     if (!r.up) continue;
     up++;
-    if (r.role === 'msg_server') { ms++; conns += num(r.conns); rin += num(r.inRate); rout += num(r.outRate); }
+    if (r.role === 'msg_server') {
+      ms++;
+      conns += num(r.conns);
+      rin += num(r.inRate);
+      rout += num(r.outRate);
+    }
   }
   const tr = $('t-roles');
   tr.textContent = up + ' / ' + list.length;
@@ -458,12 +503,36 @@ function render() {
       el('td', 'id', str(r.id)),
       addr,
       state,
-      el('td', 'num', dash(() => fmtInt(num(r.conns)))),
-      el('td', 'num', dash(() => fmtRate(num(r.inRate)))),
-      el('td', 'num opt', dash(() => fmtRate(num(r.outRate)))),
-      el('td', 'num opt', dash(() => fmtMs(num(r.p99)))),
-      el('td', 'num', dash(() => fmtBytes(num(r.rss)))),
-      el('td', 'num', dash(() => fmtUptime(num(r.uptime)))),
+      el(
+        'td',
+        'num',
+        dash(() => fmtInt(num(r.conns))),
+      ),
+      el(
+        'td',
+        'num',
+        dash(() => fmtRate(num(r.inRate))),
+      ),
+      el(
+        'td',
+        'num opt',
+        dash(() => fmtRate(num(r.outRate))),
+      ),
+      el(
+        'td',
+        'num opt',
+        dash(() => fmtMs(num(r.p99))),
+      ),
+      el(
+        'td',
+        'num',
+        dash(() => fmtBytes(num(r.rss))),
+      ),
+      el(
+        'td',
+        'num',
+        dash(() => fmtUptime(num(r.uptime))),
+      ),
     );
     rows.push(row);
   }
@@ -478,28 +547,36 @@ function render() {
 
   const ids = Array.from(series.keys()).sort();
   for (const legend of document.querySelectorAll('.legend')) {
-    legend.replaceChildren(...ids.map((id) => {
-      const li = el('li');
-      li.dataset.id = id;
-      li.append(el('span', 'sw s' + series.get(id)!.color), el('span', '', id));
-      return li;
-    }));
+    legend.replaceChildren(
+      ...ids.map((id) => {
+        const li = el('li');
+        li.dataset.id = id;
+        li.append(el('span', 'sw s' + series.get(id)!.color), el('span', '', id));
+        return li;
+      }),
+    );
   }
   // The time axis grows with the data seen, from 1 minute up to WINDOW_MS.
   let oldest = now;
   for (const s of series.values()) if (s.pts.length) oldest = Math.min(oldest, s.pts[0].t);
   const span = Math.min(WINDOW_MS, Math.max(60000, Math.ceil((now - oldest) / 60000) * 60000));
   for (const w of document.querySelectorAll('.win')) w.textContent = 'last ' + span / 60000 + ' min';
-  const msgs: Line[] = [{ get: (p) => p.inRate, dash: [] }, { get: (p) => p.outRate, dash: [5, 4] }];
+  const msgs: Line[] = [
+    { get: (p) => p.inRate, dash: [] },
+    { get: (p) => p.outRate, dash: [5, 4] },
+  ];
   drawChart($('chart-msgs'), ids, msgs, 0.25, span);
   drawChart($('chart-conns'), ids, [{ get: (p) => p.conns, dash: [] }], 1, span);
 }
 
 function niceTop(max: number, minStep: number) {
   const raw = Math.max(max / 4, minStep);
-  const p = Math.pow(10, Math.floor(Math.log10(raw)));
+  const p = 10 ** Math.floor(Math.log10(raw));
   let step = p;
-  for (const m of [1, 2, 2.5, 5, 10]) { step = m * p; if (step >= raw - 1e-9) break; }
+  for (const m of [1, 2, 2.5, 5, 10]) {
+    step = m * p;
+    if (step >= raw - 1e-9) break;
+  }
   if (minStep >= 1) step = Math.max(1, Math.ceil(step));
   return step * 4;
 }
@@ -517,7 +594,8 @@ function gapOf(pts: Point[]) {
 
 function drawChart(cv: HTMLCanvasElement, ids: string[], lines: Line[], minStep: number, span: number) {
   const rect = cv.getBoundingClientRect();
-  const w = Math.max(1, Math.round(rect.width)), h = Math.max(1, Math.round(rect.height));
+  const w = Math.max(1, Math.round(rect.width)),
+    h = Math.max(1, Math.round(rect.height));
   const dpr = window.devicePixelRatio || 1;
   if (cv.width !== Math.round(w * dpr) || cv.height !== Math.round(h * dpr)) {
     cv.width = Math.round(w * dpr);
@@ -528,10 +606,16 @@ function drawChart(cv: HTMLCanvasElement, ids: string[], lines: Line[], minStep:
   g.clearRect(0, 0, w, h);
   const css = getComputedStyle(document.documentElement);
   const col = (n: string) => css.getPropertyValue(n).trim();
-  const now = Date.now(), t0 = now - span;
-  const L = 46, R = 12, T = 10, B = 24;
-  const pw = Math.max(10, w - L - R), ph = Math.max(10, h - T - B);
-  let max = 0, any = false;
+  const now = Date.now(),
+    t0 = now - span;
+  const L = 46,
+    R = 12,
+    T = 10,
+    B = 24;
+  const pw = Math.max(10, w - L - R),
+    ph = Math.max(10, h - T - B);
+  let max = 0,
+    any = false;
   for (const id of ids) {
     for (const p of series.get(id)!.pts) if (p.t >= t0) for (const ln of lines) max = Math.max(max, ln.get(p));
   }
@@ -546,7 +630,10 @@ function drawChart(cv: HTMLCanvasElement, ids: string[], lines: Line[], minStep:
   g.textBaseline = 'middle';
   for (let i = 0; i <= 4; i++) {
     const y = Math.round(T + ph - (ph * i) / 4) + 0.5;
-    g.beginPath(); g.moveTo(L, y); g.lineTo(L + pw, y); g.stroke();
+    g.beginPath();
+    g.moveTo(L, y);
+    g.lineTo(L + pw, y);
+    g.stroke();
     g.fillText(axis((top * i) / 4), L - 7, y);
   }
   g.textBaseline = 'top';
@@ -559,7 +646,9 @@ function drawChart(cv: HTMLCanvasElement, ids: string[], lines: Line[], minStep:
   }
 
   g.save();
-  g.beginPath(); g.rect(L, T - 3, pw, ph + 6); g.clip();
+  g.beginPath();
+  g.rect(L, T - 3, pw, ph + 6);
+  g.clip();
   g.lineJoin = 'round';
   g.lineCap = 'round';
   for (const id of ids) {
@@ -571,20 +660,29 @@ function drawChart(cv: HTMLCanvasElement, ids: string[], lines: Line[], minStep:
       g.lineWidth = ln.dash.length ? 1.5 : 2;
       g.setLineDash(ln.dash);
       g.beginPath();
-      let prevT = -Infinity, lx = 0, ly = 0, drawn = false;
+      let prevT = -Infinity,
+        lx = 0,
+        ly = 0,
+        drawn = false;
       for (const p of s.pts) {
         if (p.t < t0 - gap) continue;
         const x = L + (pw * (p.t - t0)) / span;
         const y = T + ph - (ph * Math.min(ln.get(p), top)) / top;
-        if (p.t - prevT > gap) g.moveTo(x, y); else g.lineTo(x, y);
-        prevT = p.t; lx = x; ly = y; drawn = true;
+        if (p.t - prevT > gap) g.moveTo(x, y);
+        else g.lineTo(x, y);
+        prevT = p.t;
+        lx = x;
+        ly = y;
+        drawn = true;
       }
       g.stroke();
       if (drawn && now - prevT < gap) {
         any = true;
         g.setLineDash([]);
         g.fillStyle = c;
-        g.beginPath(); g.arc(lx, ly, ln.dash.length ? 2 : 3, 0, Math.PI * 2); g.fill();
+        g.beginPath();
+        g.arc(lx, ly, ln.dash.length ? 2 : 3, 0, Math.PI * 2);
+        g.fill();
       } else if (drawn) any = true;
     }
   }
@@ -601,8 +699,13 @@ function drawChart(cv: HTMLCanvasElement, ids: string[], lines: Line[], minStep:
 // ---- wiring
 $('login').addEventListener('submit', (e) => {
   e.preventDefault();
-  const t = $<HTMLInputElement>('token').value.trim().replace(/^Bearer\s+/i, '');
-  if (!t) { showAuth('Paste an admin token first.', false); return; }
+  const t = $<HTMLInputElement>('token')
+    .value.trim()
+    .replace(/^Bearer\s+/i, '');
+  if (!t) {
+    showAuth('Paste an admin token first.', false);
+    return;
+  }
   start(t, true);
 });
 $('signout').addEventListener('click', () => {
