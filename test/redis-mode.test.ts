@@ -25,6 +25,7 @@ import { Redis } from 'ioredis';
 import { FishClient, route } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
+import { processAlive as alive } from '../runtime/cluster/run-file.js';
 import { BIN, CLEAN_ENV, CliProcess, fishchat, NODE, ROOT } from './helpers/cli.js';
 import { take } from './helpers/messages.js';
 import { redisReachable } from './helpers/redis.js';
@@ -86,15 +87,6 @@ async function until<T>(
     if (v !== undefined && v !== false) return v;
     if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
     await sleep(50);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

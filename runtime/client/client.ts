@@ -24,26 +24,14 @@
  */
 import { RawCbor } from '../protocol/cbor.js';
 import { encodeBody } from '../protocol/decode.js';
+import type { InboxMessage } from '../protocol/types.js';
 import { Backoff, DEFAULT_BACKOFF, type BackoffSettings } from './backoff.js';
 import { Connection, type Fields, type Frame } from './connection.js';
 import { FishError } from './errors.js';
 import { Queue } from './queue.js';
 
-/** An inbox message as the app sees it. */
-export interface Msg {
-  /** the recipient's inbox seq */
-  seq: number;
-  mid: string;
-  from: string;
-  /** p2p: the recipient */
-  to?: string;
-  /** topic messages: the topic and its tseq */
-  topic?: string;
-  tseq?: number;
-  /** decoded with cbor-x (map keys become strings; byte strings are Uint8Array) */
-  body: unknown;
-  ts: number;
-}
+/** An inbox message as the app sees it: `body` decoded with cbor-x (map keys become strings; byte strings are Uint8Array). */
+export type Msg = InboxMessage<unknown>;
 
 /** The fields of the `login` reply. */
 export interface LoginInfo {

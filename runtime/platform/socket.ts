@@ -6,6 +6,11 @@
  */
 import type { TcpSocket } from './types.js';
 
+/** A connect that gets no answer fails after this long. */
+export const CONNECT_TIMEOUT_MS = 10_000;
+/** After end(), a peer that does not read nor close is cut after this long. */
+export const END_TIMEOUT_MS = 10_000;
+
 const flushTurn = (socket: SocketBase): void => socket.flushQueued();
 
 export abstract class SocketBase implements TcpSocket {

@@ -103,3 +103,21 @@ export const MSG_SERVER_OPS: ReadonlySet<Op> = new Set<Op>([
   'topic_send',
   'topic_members',
 ]);
+
+/**
+ * An inbox message, as a `msg` frame carries it (docs/protocol.md §4.2): the
+ * store keeps `body` as the sender's raw CBOR bytes, a client sees it decoded.
+ */
+export interface InboxMessage<Body> {
+  /** the recipient's inbox seq */
+  seq: number;
+  mid: string;
+  from: string;
+  /** p2p: the recipient */
+  to?: string;
+  /** topic messages: the topic and its tseq */
+  topic?: string;
+  tseq?: number;
+  body: Body;
+  ts: number;
+}

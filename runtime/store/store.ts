@@ -4,20 +4,10 @@
  * Every method is atomic on its own; implementations batch writes internally
  * (group commit / pipelining), so callers just await.
  */
+import type { InboxMessage } from '../protocol/types.js';
 
 /** A message as kept in a user's inbox. `body` is the raw CBOR the sender sent. */
-export interface StoredMessage {
-  seq: number;
-  mid: string;
-  from: string;
-  /** p2p: the recipient. */
-  to?: string;
-  /** topic messages: the topic and its tseq. */
-  topic?: string;
-  tseq?: number;
-  body: Uint8Array;
-  ts: number;
-}
+export type StoredMessage = InboxMessage<Uint8Array>;
 
 /** One session directory entry: device → {server, boot, gen}. */
 export interface DirEntry {

@@ -44,6 +44,8 @@ import { signToken } from '../../runtime/protocol/token.js';
 import { BIN, CLEAN_ENV, fishchat, NODE, ROOT } from './cli.js';
 import { freePort } from './net.js';
 import { RedisServer } from './redis-server.js';
+import { processAlive } from '../../runtime/cluster/run-file.js';
+import { eachLine } from '../../runtime/cluster/supervisor.js';
 import { deleteKeysWithPrefix } from '../../runtime/redis/index.js';
 
 const ROLE_FILES = [
@@ -211,22 +213,13 @@ export class UpProcess {
       env: { ...process.env, ...CLEAN_ENV },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const feed = (stream: NodeJS.ReadableStream, tag: string) => {
-      let buf = '';
-      stream.setEncoding('utf8');
-      stream.on('data', (d: string) => {
-        buf += d;
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (/^cluster ready in \d+ ms/.test(line)) this.#ready = true;
-          this.#out.push(`${tag}${line}`);
-          if (this.#out.length > 400) this.#out.splice(0, 100);
-          onLine?.(line);
-        }
+    const feed = (stream: NodeJS.ReadableStream, tag: string) =>
+      eachLine(stream, (line) => {
+        if (/^cluster ready in \d+ ms/.test(line)) this.#ready = true;
+        this.#out.push(`${tag}${line}`);
+        if (this.#out.length > 400) this.#out.splice(0, 100);
+        onLine?.(line);
       });
-    };
     feed(this.child.stdout!, '');
     feed(this.child.stderr!, 'stderr: ');
     this.exited = new Promise((resolve) =>
@@ -291,14 +284,8 @@ function readRun(dir: string): RunJson | undefined {
   }
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
+/** Whether a process with this pid exists (the launcher's own check). */
+export const alive = processAlive;
 
 /** A role process of this cluster directory still running (checked through /proc, so a reused pid is left alone). */
 function isOurRole(pid: number, dir: string): boolean {

@@ -7,7 +7,7 @@
  * Writes are coalesced per event-loop turn like on Node: write() only queues,
  * one setImmediate per turn hands the whole queue over as one buffer.
  */
-import { SocketBase } from '../socket.js';
+import { CONNECT_TIMEOUT_MS, END_TIMEOUT_MS, SocketBase } from '../socket.js';
 import { connectTcp as connectNodeTcp } from '../node/tcp.js';
 import {
   AddressInUseError,
@@ -16,11 +16,6 @@ import {
   type TcpListener,
   type TcpSocket,
 } from '../types.js';
-
-/** A connect that gets no answer fails after this long. */
-const CONNECT_TIMEOUT_MS = 10_000;
-/** After end(), a peer that does not read nor close is cut after this long. */
-const END_TIMEOUT_MS = 10_000;
 
 type RawSocket = Bun.Socket<BunTcpSocket | undefined>;
 

@@ -10,7 +10,7 @@
  * I/O callbacks of one loop iteration.)
  */
 import net from 'node:net';
-import { SocketBase } from '../socket.js';
+import { CONNECT_TIMEOUT_MS, END_TIMEOUT_MS, SocketBase } from '../socket.js';
 import {
   AddressInUseError,
   type ConnectTcpOptions,
@@ -18,11 +18,6 @@ import {
   type TcpListener,
   type TcpSocket,
 } from '../types.js';
-
-/** A connect that gets no answer fails after this long. */
-const CONNECT_TIMEOUT_MS = 10_000;
-/** After end(), a peer that does not read nor close is cut after this long. */
-const END_TIMEOUT_MS = 10_000;
 
 class NodeTcpSocket extends SocketBase {
   readonly #sock: net.Socket;
