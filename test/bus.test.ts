@@ -99,7 +99,7 @@ describe('RedisBus', () => {
     const probe = new Redis(REDIS_URL);
     const numsub = async (ch: string) => Number(((await probe.call('PUBSUB', 'NUMSUB', ch)) as [string, number])[1]);
     try {
-      const ch = `fishchat:test-${randomUUID()}:/sysctrl/send`;
+      const ch = `fishchat:test-${randomUUID()}:/sysctrl/test`;
       const offs = await Promise.all(Array.from({ length: 5 }, () => bus.subscribe(ch, () => {})));
       assert.equal(await numsub(ch), 1);
       for (const off of offs.slice(1)) await off();

@@ -1,5 +1,5 @@
 /**
- * Redis modes end to end (docs/architecture.md "Three ways to run", 1 and 2): `fishchat
+ * Redis modes end to end (docs/architecture.md "Three ways to run, one code path", 1 and 2): `fishchat
  * up` as a user runs it (`node bin/run.js`, the compiled dist/, so `npm run
  * build` first), every role its own child process, real sockets, ports from
  * the OS.

@@ -1,5 +1,5 @@
 /**
- * The Store contract against the Redis store (runtime/store/redis.ts) on the
+ * The Store contract against the Redis store (runtime/store/redis/) on the
  * Redis at 127.0.0.1:6379 (REDIS_URL to change it), each case under a fresh
  * prefix `fishchat:test-<random>:` whose keys are deleted afterwards. Plus a
  * private redis-server with appendonly on a free port, restarted under the
@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { deleteKeysWithPrefix, openRedisStore } from '../runtime/store/redis/index.js';
+import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
+import { openRedisStore } from '../runtime/store/redis/index.js';
 import type { Store, StoreLimits } from '../runtime/store/store.js';
 import { freePort } from './helpers/net.js';
 import { redisReachable } from './helpers/redis.js';

@@ -1,4 +1,4 @@
-/** The FishChat client library (used by the CLI's send, chat, tail, bench, and the tests): `fishchat/client`. */
+/** The FishChat client library (used by the CLI's send, chat and tail, and the tests): `fishchat/client`. */
 export { FishClient, route } from './client.js';
 export type {
   ClientEvents,

@@ -1,5 +1,5 @@
 /**
- * Embedded mode (docs/architecture.md "Three ways to run", 3): every role in this
+ * Embedded mode (docs/architecture.md "Three ways to run, one code path", 3): every role in this
  * process, an in-process bus, the SQLite store at <dataDir>/fishchat.db.
  *
  * Start order: monitor (so it hears every other role's first beat, and

@@ -1,7 +1,7 @@
 /** Cluster directories: configuration, secret, `init`, the embedded launcher, the Redis modes and `up`. */
 export * from './config.js';
 export * from './defaults.js';
-export { checkRedisUrl, ConfigError, describeValue } from './checks.js';
+export { checkRedisUrl, ConfigError } from './checks.js';
 export * from './load.js';
 export * from './run-file.js';
 export * from './secret.js';

@@ -1,5 +1,5 @@
 /**
- * Managed Redis (docs/architecture.md "Three ways to run", 2): no Redis URL given but
+ * Managed Redis (docs/architecture.md "Three ways to run, one code path", 2): no Redis URL given but
  * redis-server on PATH, so `fishchat up` starts a private redis-server for
  * the cluster: on 127.0.0.1 and a free port, data under
  * <cluster dir>/.fishchat/redis, appendonly on (and no RDB snapshots), and

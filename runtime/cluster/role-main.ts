@@ -1,5 +1,5 @@
 /**
- * One role in this process, over Redis (docs/architecture.md "Three ways to run", 1).
+ * One role in this process, over Redis (docs/architecture.md "Three ways to run, one code path", 1).
  *
  * As a plain entry point (no oclif, so it starts fast and runs on Node, Bun
  * and Deno alike) — this is what `fishchat up` spawns for each role in the

@@ -7,7 +7,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { RUN_FILE } from './defaults.js';
 
-/** How `fishchat up` runs a cluster (docs/architecture.md "Three ways to run"). */
+/** How `fishchat up` runs a cluster (docs/architecture.md "Three ways to run, one code path"). */
 export type RunMode = 'embedded' | 'redis' | 'managed';
 
 /** What `fishchat up` records in DIR/.fishchat/run.json while the cluster runs. */

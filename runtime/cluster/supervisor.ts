@@ -1,5 +1,5 @@
 /**
- * Redis modes of `fishchat up` (docs/architecture.md "Three ways to run", 1 and 2):
+ * Redis modes of `fishchat up` (docs/architecture.md "Three ways to run, one code path", 1 and 2):
  * every role its own child process (role-main.js on node, bun or deno),
  * supervised from here.
  *
@@ -24,6 +24,7 @@ import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterConfig, RoleConfig, RuntimeName } from './config.js';
 import { parseReadyLine } from './role-main.js';
+import { detectRuntime } from '../platform/index.js';
 
 export interface RoleProcessInfo {
   role: RoleConfig['role'];
@@ -116,7 +117,7 @@ export function roleCommand(runtime: RuntimeName): { command: string; args: stri
   };
   switch (runtime) {
     case 'node': {
-      const isNode = !(process.versions as { bun?: string }).bun && !(globalThis as { Deno?: unknown }).Deno;
+      const isNode = detectRuntime() === 'node';
       const node = isNode ? process.execPath : (findOnPath('node') ?? 'node');
       // From the sources (bin/dev.js): tsx, resolved from here, as the children run in the cluster directory.
       // FISHCHAT_NODE_ARGS: extra Node options for every role process, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile a cluster.

@@ -1,5 +1,5 @@
 /**
- * What `fishchat up` does (docs/architecture.md "Three ways to run"): chooses the mode
+ * What `fishchat up` does (docs/architecture.md "Three ways to run, one code path"): chooses the mode
  * and says why, starts the cluster in it (embedded; a managed redis-server,
  * then one process per role; an external Redis, then one process per role),
  * keeps .fishchat/run.json, and stops it in the reverse of the start order.
@@ -26,7 +26,7 @@ export interface ModeChoice {
   redisServer?: string;
 }
 
-/** docs/architecture.md "Three ways to run": --embedded, else a Redis URL, else redis-server on PATH, else embedded. */
+/** docs/architecture.md "Three ways to run, one code path": --embedded, else a Redis URL, else redis-server on PATH, else embedded. */
 export function chooseMode(config: ClusterConfig, flags: { redis?: string; embedded?: boolean }): ModeChoice {
   if (flags.embedded) return { mode: 'embedded', why: '--embedded' };
   if (flags.redis !== undefined) return { mode: 'redis', why: 'from --redis' };

@@ -16,9 +16,6 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** Codes after which the server closes the connection (a msg_server's `overloaded` too). */
-export const CLOSING_CODES: ReadonlySet<ErrorCode> = new Set(['bad_frame', 'frame_too_large', 'auth_failed']);
-
 /** A request that failed with a docs/protocol.md error code. */
 export class ProtocolError extends Error {
   constructor(

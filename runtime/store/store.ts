@@ -1,5 +1,5 @@
 /**
- * The Store: the source of truth of a cluster (docs/architecture.md "Store").
+ * The Store: the source of truth of a cluster (docs/architecture.md "Store: who owns what data").
  * Implementations: embedded (SQLite, ./sqlite/) and Redis (./redis/).
  * Every method is atomic on its own; implementations batch writes internally
  * (group commit / pipelining), so callers just await.

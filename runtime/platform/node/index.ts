@@ -1,4 +1,4 @@
-/** The Node platform (also used on Deno for now, through its node: modules). */
+/** The Node platform: node:net, Hono's Node server, better-sqlite3. (Deno reuses its TCP part.) */
 import type { Platform } from '../types.js';
 import { serveHttp } from './http.js';
 import { openSqlite } from './sqlite.js';

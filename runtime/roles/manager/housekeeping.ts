@@ -14,9 +14,9 @@ import type { RoleContext } from '../context.js';
 import { encodeItems, type TopicSyncItem } from '../../bus/payloads.js';
 import type { Store, StoreTopics } from '../../store/store.js';
 
-export const TRIM_EVERY_MS = 3600_000;
+const TRIM_EVERY_MS = 3600_000;
 /** Copies per fan-out step. */
-export const FANOUT_STEP = 1000;
+const FANOUT_STEP = 1000;
 
 type Ctx = RoleContext & { store: Store & StoreTopics };
 

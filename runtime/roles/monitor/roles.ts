@@ -8,8 +8,6 @@ import { parseBeat, type Beat } from '../../bus/payloads.js';
 
 import { MISSED_BEATS } from '../../metrics/beat.js';
 
-export { MISSED_BEATS };
-
 /** Roles kept at most; past it, the role down the longest is forgotten. */
 const MAX_ROLES = 4096;
 

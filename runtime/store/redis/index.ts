@@ -1,3 +1,2 @@
-export { deleteKeysWithPrefix } from '../../redis/index.js';
 export { openRedisStore, type RedisStoreOptions } from './open.js';
 export { RedisStore } from './store.js';

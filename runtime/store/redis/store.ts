@@ -1,5 +1,5 @@
 /**
- * The Redis Store (docs/architecture.md "Store", "Three ways to run" 1 and 2), with
+ * The Redis Store (docs/architecture.md "Store: who owns what data", "Three ways to run" 1 and 2), with
  * ioredis; the same semantics as the SQLite store (../sqlite/), checked by
  * the same contract (test/store-contract.ts). Keys: ./keys.ts.
  *
