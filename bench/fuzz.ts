@@ -32,6 +32,7 @@ import {
   ERROR_CODES,
   FrameDecoder,
   RawCbor,
+  MSG_SERVER_OPS,
   decodeFrame,
   encodeBody,
   scanCbor,
@@ -76,19 +77,7 @@ const INTS: WireValue[] = [
   NaN,
   Infinity,
 ];
-const MSG_OPS = [
-  'login',
-  'ping',
-  'logout',
-  'send',
-  'ack',
-  'sync',
-  'topic_create',
-  'topic_join',
-  'topic_leave',
-  'topic_members',
-  'topic_send',
-];
+const MSG_OPS: string[] = [...MSG_SERVER_OPS];
 const ALL_OPS = [...MSG_OPS, 'route'];
 /** Ops that cannot end a connection when well-formed (login and logout can). */
 const SAFE_OPS = new Set([

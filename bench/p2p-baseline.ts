@@ -19,30 +19,13 @@ import { join } from 'node:path';
 import { FishClient } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
+import { initCluster } from '../test/helpers/cli.js';
 
 const [pairs = 100, seconds = 5, inflight = 8, cross = 1] = process.argv.slice(2).map(Number);
 const dir = mkdtempSync(join(tmpdir(), 'fishchat-bench-'));
 const bin = join(import.meta.dirname, '..', 'bin', 'run.js');
 
-const init = spawn(process.execPath, [bin, 'init', dir, '--force'], { stdio: 'inherit' });
-await new Promise((r) => init.on('exit', r));
-for (const f of [
-  'gateway.json',
-  'msg_server.19000.json',
-  'msg_server.19001.json',
-  'router.json',
-  'manager.json',
-  'monitor.json',
-]) {
-  try {
-    const j = JSON.parse(readFileSync(join(dir, f), 'utf8'));
-    if ('port' in j) j.port = 0;
-    if ('httpPort' in j) j.httpPort = 0;
-    writeFileSync(join(dir, f), JSON.stringify(j));
-  } catch {
-    /* role file absent in this version */
-  }
-}
+await initCluster(dir, ['--force']); // every port from the OS
 {
   const f = join(dir, 'fishchat.json');
   const j = JSON.parse(readFileSync(f, 'utf8'));
