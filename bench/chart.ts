@@ -247,6 +247,7 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
   o.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#ffffff"/>`);
 
   const m = plotted.find((r) => r.machine)?.machine;
+  // biome-ignore lint/complexity/useMathMinMax: `at` is an ISO date string, compared as text
   const newest = plotted.reduce((a, r) => (r.at > a ? r.at : a), '');
   const date = opts.date ?? (newest ? newest.slice(0, 10) : new Date().toISOString().slice(0, 10));
   const machine = m ? `${m.cpus} × ${m.model}, ${m.memGiB} GiB` : 'machine unknown';
