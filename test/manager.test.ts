@@ -20,11 +20,10 @@ import { signToken } from '../runtime/protocol/token.js';
 import { startManager } from '../runtime/roles/manager/index.js';
 import { Housekeeping } from '../runtime/roles/manager/housekeeping.js';
 import { openSqliteStore } from '../runtime/store/sqlite/index.js';
-import type { Store, StoreTopics } from '../runtime/store/store.js';
+import type { Store } from '../runtime/store/store.js';
 import { sleep, untilValue } from './helpers/wait.js';
 
-type FullStore = Store & StoreTopics;
-type Ctx = RoleContext & { store: FullStore };
+type Ctx = RoleContext;
 
 const BEAT = 100;
 const SECRET = 'manager-test-secret';
@@ -32,7 +31,7 @@ const ADMIN = signToken(SECRET, 'admin', { admin: true });
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, tagUint8Array: false });
 
 let dir: string;
-let store: FullStore;
+let store: Store;
 let ctx: Ctx;
 let manager: RoleHandle;
 let base: string;
@@ -74,7 +73,7 @@ before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'fishchat-manager-'));
   const platform = await getPlatform();
   const settings: Settings = { ...DEFAULT_SETTINGS, beat: BEAT };
-  store = (await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')))) as FullStore;
+  store = (await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')))) as Store;
   const log = {
     info: (m: string) => logs.push(m),
     warn: (m: string) => logs.push(m),

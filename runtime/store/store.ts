@@ -138,7 +138,7 @@ export interface UserRecord {
   online: boolean;
 }
 
-export interface Store extends StoreTopics {
+export interface Store {
   readonly kind: 'sqlite' | 'redis';
 
   /**
@@ -189,11 +189,6 @@ export interface Store extends StoreTopics {
   /** Trims inboxes, topic logs and cid records past the retention and cid windows; returns messages removed. */
   trim(now: number): Promise<number>;
 
-  close(): Promise<void>;
-}
-
-/** Topic and user-record methods; part of Store (Store extends it), kept as its own interface for existing imports. */
-export interface StoreTopics {
   // ---- topics ----
 
   /** Creates the topic with its creator as the first member; false if it exists. */
@@ -251,4 +246,6 @@ export interface StoreTopics {
   listSessions(after: string | undefined, limit: number): Promise<DirEntry[]>;
   /** The ack cursor of every device of a user. */
   deviceAcks(user: string): Promise<{ device: string; acked: number }[]>;
+
+  close(): Promise<void>;
 }

@@ -13,7 +13,7 @@
 import { Hono, type Context } from 'hono';
 import type { Logger } from '../context.js';
 import { jsonError, requireAdmin } from '../../http/admin.js';
-import type { DirEntry, Store, StoreTopics } from '../../store/store.js';
+import type { DirEntry, Store } from '../../store/store.js';
 import { bodyView } from './body.js';
 
 export const DEFAULT_LIMIT = 100;
@@ -50,7 +50,7 @@ function afterName(c: Context, what: string): string | undefined {
   return name(v, `after (a ${what})`);
 }
 
-export function managerApi(opts: { store: Store & StoreTopics; secret: string; id: string; log: Logger }): Hono {
+export function managerApi(opts: { store: Store; secret: string; id: string; log: Logger }): Hono {
   const { store } = opts;
   const app = new Hono();
 

@@ -12,13 +12,12 @@
  */
 import type { RoleContext } from '../context.js';
 import { encodeItems, type TopicSyncItem } from '../../bus/payloads.js';
-import type { Store, StoreTopics } from '../../store/store.js';
 
 const TRIM_EVERY_MS = 3600_000;
 /** Copies per fan-out step. */
 const FANOUT_STEP = 1000;
 
-type Ctx = RoleContext & { store: Store & StoreTopics };
+type Ctx = RoleContext;
 
 export class Housekeeping {
   private readonly running = new Map<string, Promise<void>>();

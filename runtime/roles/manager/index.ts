@@ -11,17 +11,13 @@ import { serveRoleHttp } from '../listen.js';
 import { decodeItems, type ClientStatusItem, type TopicStatusItem } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, startBeats } from '../../metrics/beat.js';
-import type { Store, StoreTopics } from '../../store/store.js';
 import { managerApi } from './api.js';
 import { Housekeeping } from './housekeeping.js';
 
 const CLIENT_EVENTS = new Set(['login', 'logout', 'kick']);
 const TOPIC_EVENTS = new Set(['create', 'join', 'leave']);
 
-export async function startManager(
-  ctx: RoleContext & { store: Store & StoreTopics },
-  config: ManagerConfig,
-): Promise<RoleHandle> {
+export async function startManager(ctx: RoleContext, config: ManagerConfig): Promise<RoleHandle> {
   const { store, log } = ctx;
   const stats = new RoleStats();
   const boot = randomBytes(8).toString('hex');
