@@ -13,13 +13,7 @@ export * from './managed-redis.js';
 export * from './detach.js';
 export * from './signals.js';
 export * from './up.js';
-export {
-  serveRole,
-  formatAddresses,
-  parseReadyLine,
-  ServeUsageError,
-  type ServeRoleOptions,
-  type ServedRole,
-} from './role-main.js';
+export { ROLE_STOP_TIMEOUT_MS, serveRole, ServeUsageError, type ServeRoleOptions, type ServedRole } from './serve.js';
+export { formatAddresses, parseReadyLine } from './ready-line.js';
 export { bindAddress, dialAddress, isLoopback, parseHostPort } from '../platform/address.js';
 export { ROLE_NAMES, type Logger, type RoleContext, type RoleHandle, type RoleName } from '../roles/context.js';

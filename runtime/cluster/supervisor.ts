@@ -23,7 +23,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { delimiter, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterConfig, RoleConfig, RuntimeName } from './config.js';
-import { parseReadyLine } from './role-main.js';
+import { parseReadyLine } from './ready-line.js';
 import { detectRuntime } from '../platform/index.js';
 
 export interface RoleProcessInfo {
