@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  clusterPrefix,
   initCluster,
   isLoopback,
   loadCluster,
@@ -121,9 +122,9 @@ export async function startCluster(o: StartOptions): Promise<Target> {
       await rm(dir, { recursive: true, force: true }).catch(() => {});
       if (o.redis !== undefined)
         await (await import('../../runtime/redis/index.js'))
-          .deleteKeysWithPrefix(o.redis, `fishchat:${name}:`)
+          .deleteKeysWithPrefix(o.redis, clusterPrefix(name))
           .catch((err) =>
-            o.status(`could not delete the bench keys fishchat:${name}:* from Redis: ${(err as Error).message}`),
+            o.status(`could not delete the bench keys ${clusterPrefix(name)}* from Redis: ${(err as Error).message}`),
           );
     })());
 

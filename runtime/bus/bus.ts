@@ -16,9 +16,14 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-/** Channel names exactly as docs/architecture.md, under the per-cluster prefix `fishchat:<cluster>:`. */
+/** The prefix of a cluster's bus channels and store keys: `fishchat:<cluster>:`. */
+export function clusterPrefix(cluster: string): string {
+  return `fishchat:${cluster}:`;
+}
+
+/** Channel names exactly as docs/architecture.md, under the cluster's prefix. */
 export function channels(cluster: string) {
-  const p = `fishchat:${cluster}:`;
+  const p = clusterPrefix(cluster);
   return {
     clientStatus: `${p}/sysctrl/client-status`,
     topicStatus: `${p}/sysctrl/topic-status`,

@@ -11,7 +11,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Bus } from '../bus/bus.js';
+import { clusterPrefix, type Bus } from '../bus/bus.js';
 import type { Platform } from '../platform/types.js';
 import type { Store, StoreLimits } from '../store/store.js';
 import type { ClusterConfig } from './config.js';
@@ -35,10 +35,7 @@ export interface BackendOptions {
   log?: (msg: string) => void;
 }
 
-/** The store key and bus channel prefix of a cluster (docs/architecture.md "Internal channels"). */
-export function clusterPrefix(cluster: string): string {
-  return `fishchat:${cluster}:`;
-}
+export { clusterPrefix };
 
 /** The cluster needs Redis, and has none configured. */
 export class NoRedisError extends Error {
