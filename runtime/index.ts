@@ -7,12 +7,13 @@
  * or open a store and a bus and start roles on them (startRole with a
  * makeRoleContext). The client library is `fishchat/client`.
  *
- * Only entry points are re-exported here (roles/index, store/index, bus/bus,
+ * Only entry points are re-exported here (contract/index, cluster/start-role, store/index, bus/bus,
  * bus/memory, platform/index, cluster/index, protocol/index), so files can
  * move behind them. The Redis bus and store are reached through openBackends,
  * which loads ioredis only when the cluster has a Redis URL.
  */
-export * from './roles/index.js';
+export * from './contract/index.js';
+export * from './cluster/start-role.js';
 export * from './store/index.js';
 export * from './bus/bus.js';
 export * from './bus/memory.js';

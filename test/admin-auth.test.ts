@@ -17,7 +17,7 @@ import net from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { RoleHandle } from '../runtime/roles/context.js';
+import type { RoleHandle } from '../runtime/contract/context.js';
 import { DEFAULT_HOST, loadCluster } from '../runtime/cluster/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { startManager } from '../runtime/roles/manager/index.js';

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { encodeBody, RawCbor } from '../runtime/protocol/index.js';
 import { signToken } from '../runtime/protocol/token.js';
-import type { RoleHandle } from '../runtime/roles/context.js';
+import type { RoleHandle } from '../runtime/contract/context.js';
 import { startMonitor } from '../runtime/roles/monitor/index.js';
 import { loadDashboard, TOKEN_KEY } from '../runtime/roles/monitor/dashboard.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';

@@ -14,7 +14,7 @@ import { channels } from '../runtime/bus/bus.js';
 import { createMemoryBus } from '../runtime/bus/memory.js';
 import { decodeItems, encodeItems, type ClientStatusItem, type TopicSyncItem } from '../runtime/bus/payloads.js';
 import { DEFAULT_SETTINGS, type Settings } from '../runtime/cluster/config.js';
-import type { RoleContext, RoleHandle } from '../runtime/roles/context.js';
+import type { RoleContext, RoleHandle } from '../runtime/contract/context.js';
 import { getPlatform } from '../runtime/platform/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { startManager } from '../runtime/roles/manager/index.js';

@@ -12,8 +12,8 @@ import {
   type TopicStatusItem,
 } from '../../runtime/bus/payloads.js';
 import { MISSED_BEATS } from '../../runtime/metrics/beat.js';
-import { DEFAULT_SETTINGS } from '../../runtime/roles/config.js';
-import { ROLE_NAMES } from '../../runtime/roles/context.js';
+import { DEFAULT_SETTINGS } from '../../runtime/contract/config.js';
+import { ROLE_NAMES } from '../../runtime/contract/context.js';
 import type { StatusReport } from '../../runtime/roles/monitor/roles.js';
 
 /** Beats of history kept per role (the sparkline's width at most). */

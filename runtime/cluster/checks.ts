@@ -4,7 +4,7 @@
  * what was expected and what was found.
  */
 import { isHost, isWildcard, parseHostPort } from '../platform/address.js';
-import { ROLE_NAMES, type RoleName } from '../roles/context.js';
+import { ROLE_NAMES, type RoleName } from '../contract/context.js';
 import {
   DEFAULT_SETTINGS,
   type AuthMode,
@@ -12,7 +12,7 @@ import {
   type RoleConfig,
   type RuntimeName,
   type Settings,
-} from '../roles/config.js';
+} from '../contract/config.js';
 import { CLUSTER_FILE, DEFAULT_HOST, type ClusterFile } from './defaults.js';
 
 /** A configuration problem, naming the file, the field, what was expected and what was found. */

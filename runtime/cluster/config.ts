@@ -1,7 +1,7 @@
 /**
  * A whole cluster's configuration, after loading and validation (./load.ts
  * reads fishchat.json and the per-role JSON files). The roles' own parts live
- * beside the roles (runtime/roles/config.ts).
+ * in the role contract (runtime/contract/config.ts).
  */
 import type {
   AuthMode,
@@ -12,9 +12,9 @@ import type {
   RouterConfig,
   RuntimeName,
   Settings,
-} from '../roles/config.js';
+} from '../contract/config.js';
 
-export * from '../roles/config.js';
+export * from '../contract/config.js';
 
 export interface ClusterConfig {
   /** absolute path of the cluster directory */

@@ -1,11 +1,17 @@
 /**
  * Every default of a cluster directory, in one place: file names, hosts and
  * ports, fishchat.json's fields, the default roles. The settings' defaults
- * are the roles' (DEFAULT_SETTINGS, runtime/roles/config.ts, whose store
+ * are the roles' (DEFAULT_SETTINGS, runtime/contract/config.ts, whose store
  * limits are the store's own).
  */
 import { join } from 'node:path';
-import { DEFAULT_SETTINGS, type AuthMode, type RoleConfig, type RuntimeName, type Settings } from '../roles/config.js';
+import {
+  DEFAULT_SETTINGS,
+  type AuthMode,
+  type RoleConfig,
+  type RuntimeName,
+  type Settings,
+} from '../contract/config.js';
 
 export const CLUSTER_FILE = 'fishchat.json';
 /** Where `up` records what it started (see RunInfo). */

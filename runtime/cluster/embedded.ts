@@ -11,7 +11,8 @@
  */
 import { bindAddress } from '../platform/address.js';
 import { getPlatform } from '../platform/index.js';
-import { makeRoleContext, startRole, type Logger, type RoleContext, type RoleHandle } from '../roles/index.js';
+import { makeRoleContext, type Logger, type RoleContext, type RoleHandle } from '../contract/index.js';
+import { startRole } from './start-role.js';
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
 import { openBackends } from './backends.js';

@@ -16,4 +16,4 @@ export * from './up.js';
 export { ROLE_STOP_TIMEOUT_MS, serveRole, ServeUsageError, type ServeRoleOptions, type ServedRole } from './serve.js';
 export { formatAddresses, parseReadyLine } from './ready-line.js';
 export { bindAddress, dialAddress, isLoopback, parseHostPort } from '../platform/address.js';
-export { ROLE_NAMES, type Logger, type RoleContext, type RoleHandle, type RoleName } from '../roles/context.js';
+export { ROLE_NAMES, type Logger, type RoleContext, type RoleHandle, type RoleName } from '../contract/context.js';

@@ -25,7 +25,7 @@ import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import type { Logger } from '../roles/index.js';
+import type { Logger } from '../contract/index.js';
 import { formatAddresses } from './ready-line.js';
 import { ROLE_STOP_TIMEOUT_MS, serveRole, type ServedRole } from './serve.js';
 import { StopSignals, stopWithin } from './signals.js';

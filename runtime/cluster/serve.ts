@@ -6,7 +6,8 @@
 import { dirname, resolve } from 'node:path';
 import { getPlatform } from '../platform/index.js';
 import { parseHostPort } from '../platform/address.js';
-import { makeRoleContext, ROLE_NAMES, startRole, type Logger, type RoleHandle, type RoleName } from '../roles/index.js';
+import { makeRoleContext, ROLE_NAMES, type Logger, type RoleHandle, type RoleName } from '../contract/index.js';
+import { startRole } from './start-role.js';
 import { NoRedisError, openBackends, redactRedisUrl } from './backends.js';
 import { ConfigError } from './checks.js';
 import type { ClusterConfig, RoleConfig } from './config.js';

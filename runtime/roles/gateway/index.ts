@@ -6,9 +6,9 @@
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
 import { encodeFrame, FrameDecoder, GATEWAY_OPS, parseRequest } from '../../protocol/index.js';
-import type { GatewayConfig } from '../config.js';
-import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
-import { listenRoleTcp, serveRoleHttp } from '../listen.js';
+import type { GatewayConfig } from '../../contract/config.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
+import { listenRoleTcp, serveRoleHttp } from '../../contract/listen.js';
 import type { TcpSocket } from '../../platform/types.js';
 import { decodeItems, type Beat } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';

@@ -11,7 +11,7 @@
  *   GET /v1/topics/:topic               a topic's info and a page of its members (after=<member>)
  */
 import { Hono, type Context } from 'hono';
-import type { Logger } from '../context.js';
+import type { Logger } from '../../contract/context.js';
 import { jsonError, requireAdmin } from '../../http/admin.js';
 import type { DirEntry, Store } from '../../store/store.js';
 import { bodyView } from './body.js';

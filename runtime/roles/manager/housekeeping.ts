@@ -10,7 +10,7 @@
  * Each job runs at most once at a time; a beat that finds one still running
  * skips it.
  */
-import type { RoleContext } from '../context.js';
+import type { RoleContext } from '../../contract/context.js';
 import { encodeItems, type TopicSyncItem } from '../../bus/payloads.js';
 
 const TRIM_EVERY_MS = 3600_000;

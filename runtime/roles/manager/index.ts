@@ -5,9 +5,9 @@
  * (./housekeeping.ts). Serves the admin JSON API (./api.ts).
  */
 import { randomBytes } from 'node:crypto';
-import type { ManagerConfig } from '../config.js';
-import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
-import { serveRoleHttp } from '../listen.js';
+import type { ManagerConfig } from '../../contract/config.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
+import { serveRoleHttp } from '../../contract/listen.js';
 import { decodeItems, type ClientStatusItem, type TopicStatusItem } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, startBeats } from '../../metrics/beat.js';

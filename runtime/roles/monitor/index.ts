@@ -7,9 +7,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
-import type { MonitorConfig } from '../config.js';
-import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
-import { serveRoleHttp } from '../listen.js';
+import type { MonitorConfig } from '../../contract/config.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
+import { serveRoleHttp } from '../../contract/listen.js';
 import { decodeItems } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, startBeats } from '../../metrics/beat.js';

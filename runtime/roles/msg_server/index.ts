@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
-import type { MsgServerConfig } from '../config.js';
-import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
-import { listenRoleTcp, serveRoleHttp } from '../listen.js';
+import type { MsgServerConfig } from '../../contract/config.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
+import { listenRoleTcp, serveRoleHttp } from '../../contract/listen.js';
 import { startBeats } from '../../metrics/beat.js';
 import type { TcpSocket } from '../../platform/types.js';
 import { MsgServer } from './msg_server.js';

@@ -7,8 +7,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { encodeFrame } from '../../protocol/index.js';
-import type { MsgServerConfig } from '../config.js';
-import type { RoleContext } from '../context.js';
+import type { MsgServerConfig } from '../../contract/config.js';
+import type { RoleContext } from '../../contract/context.js';
 import { BatchPublisher, type Beat, type ClientStatusItem } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat } from '../../metrics/beat.js';

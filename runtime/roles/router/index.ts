@@ -9,9 +9,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
-import type { RouterConfig } from '../config.js';
-import { roleHandle, type RoleContext, type RoleHandle } from '../context.js';
-import { serveRoleHttp } from '../listen.js';
+import type { RouterConfig } from '../../contract/config.js';
+import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
+import { serveRoleHttp } from '../../contract/listen.js';
 import { BatchPublisher, decodeItems, type DeliverItem, type TopicSyncItem } from '../../bus/payloads.js';
 import type { FanoutCopy } from '../../store/store.js';
 import { RoleStats } from '../../metrics/stats.js';

@@ -1,4 +1,4 @@
-/** The roles and their contract: `startRole(name, ctx, config)` starts any of them. */
+/** `startRole(name, ctx, config)`: the launcher's one way to start any of the five roles. */
 import type {
   GatewayConfig,
   ManagerConfig,
@@ -6,16 +6,14 @@ import type {
   MsgServerConfig,
   RoleConfig,
   RouterConfig,
-} from './config.js';
-import type { RoleContext, RoleHandle, RoleName } from './context.js';
-import { startGateway } from './gateway/index.js';
-import { startManager } from './manager/index.js';
-import { startMonitor } from './monitor/index.js';
-import { startMsgServer } from './msg_server/index.js';
-import { startRouter } from './router/index.js';
+} from '../contract/config.js';
+import type { RoleContext, RoleHandle, RoleName } from '../contract/context.js';
+import { startGateway } from '../roles/gateway/index.js';
+import { startManager } from '../roles/manager/index.js';
+import { startMonitor } from '../roles/monitor/index.js';
+import { startMsgServer } from '../roles/msg_server/index.js';
+import { startRouter } from '../roles/router/index.js';
 
-export * from './config.js';
-export * from './context.js';
 export { startGateway, startManager, startMonitor, startMsgServer, startRouter };
 
 /** The config each role takes. */
