@@ -81,16 +81,7 @@ const MSG_OPS: string[] = [...MSG_SERVER_OPS];
 const ALL_OPS = [...MSG_OPS, 'route'];
 /** Ops that cannot end a connection when well-formed (login and logout can). */
 const SAFE_OPS = new Set([
-  'ping',
-  'send',
-  'ack',
-  'sync',
-  'topic_create',
-  'topic_join',
-  'topic_leave',
-  'topic_members',
-  'topic_send',
-  'route',
+  ...ALL_OPS.filter((op) => op !== 'login' && op !== 'logout'),
   'nope',
   'PING',
   'Ping',
