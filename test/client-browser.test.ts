@@ -29,12 +29,8 @@ const skip = isBun
     : false;
 if (skip) console.log(`# client browser test skipped: ${skip}`);
 
-/** The gateway's HTTP address (`http://host:port`), where `GET /v1/route` is served. */
-function gatewayHttp(c: TestCluster): string {
-  const http = (c as TestCluster & { gatewayHttp?: string }).gatewayHttp;
-  assert.ok(http, 'the test cluster names the gateway HTTP address');
-  return http.startsWith('http') ? http : `http://${http}`;
-}
+/** The gateway's HTTP address as a URL (`GET /v1/route` is served there). */
+const gatewayHttp = (c: TestCluster) => `http://${c.gatewayHttp}`;
 
 /** Serves the page and the bundle on an origin of their own (port 0). */
 async function servePage(): Promise<{ server: Server; base: string }> {
