@@ -15,9 +15,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { FishChatClient } from '../runtime/client/index.js';
+import { FishChatClient, route } from '../runtime/client/index.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { take } from './helpers/messages.js';
+import { untilValue } from './helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const BUNDLE = fileURLToPath(new URL('../dist/browser/fishchat-client.js', import.meta.url));
@@ -41,6 +42,8 @@ async function servePage(): Promise<{ server: Server; base: string }> {
       res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
     } else if (req.url === '/fishchat-client.js.map') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(map);
+    } else if (req.url === '/favicon.ico') {
+      res.writeHead(204).end();
     } else if (req.url === '/') {
       res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>client</title><p>test page</p>');
     } else {
@@ -90,6 +93,12 @@ describe('browser bundle', () => {
       });
       await tab.goto(`${page.base}/`);
       const gateway = gatewayHttp(c);
+      // The gateway knows each msg_server's ws URL from its first beat.
+      await untilValue(
+        async () => (await route(gateway)).servers.filter((s) => s.ws).length === 2,
+        5000,
+        'ws in every route entry',
+      );
       // Strings, not functions: the page runs them as they are (no transpiler helpers).
       const login = (await tab.evaluate(`(async () => {
         const { FishChatClient } = await import('/fishchat-client.js');
