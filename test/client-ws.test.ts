@@ -55,6 +55,7 @@ describe('client over WebSocket', () => {
       const bob = await FishChatClient.connect({ server: c.ms(1), user: 'bob', token: c.token('bob') });
       assert.equal(alice.login.server, 'ms-0');
       assert.equal(bob.login.server, 'ms-1');
+      assert.deepEqual([alice.transport, bob.transport], ['ws', 'tcp']);
       const aliceIn = alice.messages()[Symbol.asyncIterator]();
       const bobIn = bob.messages()[Symbol.asyncIterator]();
 
@@ -166,15 +167,16 @@ describe('client over WebSocket', () => {
   it('after a draining kick it reconnects over WebSocket through the gateway and loses nothing', async () => {
     const c = await startTestCluster({ msgServers: 2, settings: { beat: 100, backoff: { base: 20, max: 200 } } });
     try {
+      // no `transport`: a ws:// `server` makes it WebSocket for the reconnects too
       const bob = await FishChatClient.connect({
         gateway: c.gateway,
-        transport: 'ws',
         server: await wsOf(c, 0),
         user: 'bob',
         token: () => c.token('bob'),
         autoAck: true,
       });
       assert.equal(bob.login.server, 'ms-0');
+      assert.equal(bob.transport, 'ws');
       const alice = await FishChatClient.connect({ server: c.ms(1), user: 'alice', token: c.token('alice') });
       const inbox = bob.messages()[Symbol.asyncIterator]();
       const kicks: string[] = [];
@@ -199,7 +201,7 @@ describe('client over WebSocket', () => {
         oks.map((o) => o.seq),
         'every message once, in order',
       );
-      // still over WebSocket after the reconnect
+      assert.equal(bob.transport, 'ws', 'still over WebSocket after the reconnect');
       const more = await bob.send('alice', 'after');
       assert.equal(typeof more.mid, 'string');
       await alice.close();

@@ -33,7 +33,7 @@ import { Backoff, DEFAULT_BACKOFF, type BackoffSettings } from './backoff.js';
 import { Connection, type Fields, type Frame } from './connection.js';
 import { FishError } from './errors.js';
 import { Queue } from './queue.js';
-import { hasTcp, isWebSocketUrl, type Transport, type WireClose } from './wire.js';
+import { hasTcp, isWebSocketUrl, type Transport, transportOf, type WireClose } from './wire.js';
 
 /** An inbox message as the app sees it: `body` decoded with cbor-x (map keys become strings; byte strings are Uint8Array). */
 export type Msg = InboxMessage<unknown>;
@@ -83,8 +83,9 @@ export interface ConnectOptions {
   server?: string;
   /**
    * Which address of each msg_server the gateway lists is dialled: `ws` (its
-   * WebSocket URL) or `tcp` (its `host:port`). Default: `tcp` where the
-   * runtime has TCP (Node, Bun, Deno), `ws` where it has not (a browser).
+   * WebSocket URL) or `tcp` (its `host:port`). Default: the transport of
+   * `server` when one is given; else `tcp` where the runtime has TCP (Node,
+   * Bun, Deno), `ws` where it has not (a browser).
    */
   transport?: Transport;
   user: string;
@@ -410,7 +411,7 @@ export class FishChatClient {
   private constructor(opts: ConnectOptions) {
     if (!opts.gateway && !opts.server)
       throw new FishError('bad_request', 'FishChatClient.connect needs a gateway or a server address');
-    const transport = opts.transport ?? (hasTcp() ? 'tcp' : 'ws');
+    const transport = opts.transport ?? (opts.server ? transportOf(opts.server) : hasTcp() ? 'tcp' : 'ws');
     if (transport !== 'tcp' && transport !== 'ws')
       throw new FishError('bad_request', `transport is 'tcp' or 'ws', not ${JSON.stringify(transport)}`);
     this.#opts = {
@@ -467,6 +468,11 @@ export class FishChatClient {
   /** The highest seq handed to the app in this epoch. */
   get lastSeq(): number {
     return this.#lastSeq;
+  }
+
+  /** `tcp` or `ws`: the transport of the current connection (the chosen one while there is none). */
+  get transport(): Transport {
+    return this.#conn?.transport ?? this.#opts.transport;
   }
 
   /** The ping interval in use, ms. */
