@@ -79,7 +79,7 @@ describe('browser bundle', () => {
     let page: Awaited<ReturnType<typeof servePage>> | undefined;
     let browser: Awaited<ReturnType<typeof chromium.launch>> | undefined;
     try {
-      c = await startTestCluster({ msgServers: 2 });
+      c = await startTestCluster({ msgServers: 2, settings: { beat: 100 } });
       page = await servePage();
       browser = await chromium.launch({
         executablePath: CHROMIUM,

@@ -36,7 +36,7 @@ async function wsOf(c: TestCluster, i: number): Promise<string> {
 
 describe('client over WebSocket', () => {
   it('routes, logs in and exchanges messages both ways with a TCP client on another msg_server', async () => {
-    const c = await startTestCluster({ msgServers: 2 });
+    const c = await startTestCluster({ msgServers: 2, settings: { beat: 100 } });
     try {
       await wsOf(c, 0);
       const r = await route(c.gateway);
@@ -122,7 +122,7 @@ describe('client over WebSocket', () => {
   });
 
   it('topics between a WebSocket and a TCP client', async () => {
-    const c = await startTestCluster({ msgServers: 2 });
+    const c = await startTestCluster({ msgServers: 2, settings: { beat: 100 } });
     try {
       const ann = await FishChatClient.connect({
         gateway: c.gateway,
@@ -212,7 +212,7 @@ describe('client over WebSocket', () => {
   });
 
   it('sendWithRetry: a reply lost with the connection is retried after the reconnect with the same cid, stored once', async () => {
-    const c = await startTestCluster({ msgServers: 2, settings: { backoff: { base: 20, max: 200 } } });
+    const c = await startTestCluster({ msgServers: 2, settings: { beat: 100, backoff: { base: 20, max: 200 } } });
     // A lost reply, made real: the first `send` to bob over WebSocket reaches the
     // server and is stored; its `ok` arrives, and the test then cuts the
     // connection and hands the caller a `disconnected` error instead of it.
@@ -272,7 +272,7 @@ describe('client over WebSocket', () => {
   });
 
   it('auth_failed closes; a replaced WebSocket session ends and does not reconnect', async () => {
-    const c = await startTestCluster({ msgServers: 1 });
+    const c = await startTestCluster({ msgServers: 1, settings: { beat: 100 } });
     try {
       const ws = await wsOf(c, 0);
       await assert.rejects(
