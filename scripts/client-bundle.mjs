@@ -3,8 +3,8 @@
 // "fishchat/client" under the "browser" condition). In a browser the client speaks WebSocket only: the TCP wire
 // (and with it the platform, node:net, Bun's sockets) is replaced by a module that refuses TCP, and the `ws`
 // package (the WebSocket of Node 20) by one that says there is no WebSocket. The build fails if anything else
-// would pull in a Node built-in or a native module: the inputs are checked after the build.
-import { mkdirSync, statSync } from 'node:fs';
+// would pull in a Node built-in or a native module: the inputs, and the output, are checked after the build.
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
@@ -54,6 +54,11 @@ for (const [path, input] of Object.entries(result.metafile.inputs)) {
   if (/runtime\/platform\/|\.node$|cbor-extract|node_modules\/ws\//.test(path)) bad.push(path);
   for (const imp of input.imports)
     if (imp.external || imp.path.startsWith('node:')) bad.push(`${path} imports ${imp.path}`);
+}
+// The bundle itself: no import left (it is self-contained), no require, no node: specifier.
+const js = readFileSync(outfile, 'utf8');
+for (const m of js.matchAll(/\bimport\s*\(?\s*["'`]([^"'`]+)|\brequire\(\s*["'`]([^"'`]+)|["'`](node:[a-z_/]+)/g)) {
+  bad.push(`the output names ${m[1] ?? m[2] ?? m[3]}`);
 }
 if (bad.length > 0) {
   console.error(`client-bundle: the browser bundle must not contain:\n  ${bad.join('\n  ')}`);
