@@ -15,7 +15,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { FishChatClient, route } from '../runtime/client/index.js';
+import { FishChatClient, RawCbor, route } from '../runtime/client/index.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { take } from './helpers/messages.js';
 import { untilValue } from './helpers/wait.js';
@@ -141,6 +141,15 @@ describe('browser bundle', () => {
         await tab.evaluate('window.got[5].body instanceof Uint8Array && Array.from(window.got[5].body).join()'),
         '1,2,255',
       );
+      // an indefinite-length byte string (well-formed; passed on as sent): cbor-x cannot read it,
+      // the client makes it definite and reads it
+      await bob.send('alice', new RawCbor(Uint8Array.of(0x5f, 0x41, 7, 0x42, 8, 9, 0xff)));
+      await tab.waitForFunction('window.got.length >= 7', undefined, { timeout: 10_000 });
+      assert.equal(
+        await tab.evaluate('window.got[6].body instanceof Uint8Array && Array.from(window.got[6].body).join()'),
+        '7,8,9',
+      );
+      assert.equal(await tab.evaluate('window.chat.connected'), true);
       await tab.evaluate('window.chat.close()');
       assert.equal(await tab.evaluate('window.chat.closed'), true);
       await bob.close();

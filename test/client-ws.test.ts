@@ -9,7 +9,16 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Connection, FishChatClient, FishError, route, type Frame, type Msg } from '../runtime/client/index.js';
+import { definiteStrings } from '../runtime/client/definite.js';
+import {
+  Connection,
+  FishChatClient,
+  FishError,
+  RawCbor,
+  route,
+  type Frame,
+  type Msg,
+} from '../runtime/client/index.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { take } from './helpers/messages.js';
 import { until, untilValue } from './helpers/wait.js';
@@ -298,6 +307,44 @@ describe('client over WebSocket', () => {
       assert.deepEqual(await ended, [], 'messages() ended');
       assert.equal(second.connected, true);
       await second.close();
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('a body with indefinite-length strings (well-formed CBOR cbor-x cannot read) reaches WebSocket and TCP clients', async () => {
+    const c = await startTestCluster({ msgServers: 2, settings: { beat: 100 } });
+    try {
+      const ws = await wsOf(c, 0);
+      const ann = await FishChatClient.connect({ server: ws, user: 'ann', token: c.token('ann') });
+      const ben = await FishChatClient.connect({ server: c.ms(1), user: 'ben', token: c.token('ben') });
+      const errors: string[] = [];
+      for (const cl of [ann, ben]) cl.on('error', (e) => errors.push(e.message));
+      // {"t": (_ "ab" "c"), "b": (_ h'01' h'0203'), "n": [_ (_ "x")]}
+      const body = Uint8Array.of(
+        ...[0xa3, 0x61, 0x74, 0x7f, 0x62, 0x61, 0x62, 0x61, 0x63, 0xff],
+        ...[0x61, 0x62, 0x5f, 0x41, 1, 0x42, 2, 3, 0xff],
+        ...[0x61, 0x6e, 0x9f, 0x7f, 0x61, 0x78, 0xff, 0xff],
+      );
+      const s = await FishChatClient.connect({ server: c.ms(1), user: 'sam', token: c.token('sam'), push: false });
+      for (const to of ['ann', 'ben']) await s.send(to, new RawCbor(body));
+      await s.send('ann', 'after');
+      const got = await take(ann.messages()[Symbol.asyncIterator](), 2);
+      const [atBen] = await take(ben.messages()[Symbol.asyncIterator](), 1);
+      for (const m of [got[0]!, atBen!]) {
+        const b = m.body as { t: string; b: Uint8Array; n: string[] };
+        assert.deepEqual([b.t, [...b.b], b.n], ['abc', [1, 2, 3], ['x']]);
+      }
+      assert.equal(got[1]!.body, 'after');
+      assert.ok(ann.connected && ben.connected, 'the connections stayed up');
+      assert.deepEqual(errors, []);
+      // the rewrite leaves definite CBOR alone and refuses what is not well-formed
+      assert.equal(definiteStrings(Uint8Array.of(0xa1, 0x61, 0x61, 0x01)), null);
+      assert.equal(definiteStrings(Uint8Array.of(0x7f, 0x61)), null);
+      assert.equal(definiteStrings(Uint8Array.of(0x7f, 0x41, 0x61, 0xff)), null, 'a byte chunk in a text string');
+      assert.equal(definiteStrings(Uint8Array.of(0x7f, 0xff, 0x00)), null, 'trailing bytes');
+      assert.deepEqual([...definiteStrings(Uint8Array.of(0x5f, 0xff))!], [0x40]);
+      await Promise.all([ann.close(), ben.close(), s.close()]);
     } finally {
       await c.stop();
     }

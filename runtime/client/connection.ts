@@ -13,6 +13,7 @@
  */
 import type { WireValue } from '../protocol/cbor.js';
 import { decodeFrame } from '../protocol/decode.js';
+import { definiteStrings } from './definite.js';
 import { FishError } from './errors.js';
 import { openWire, type Transport, type Wire, type WireClose } from './wire.js';
 
@@ -163,7 +164,7 @@ export class Connection {
     if (this.#closed) return;
     let frame: Frame;
     try {
-      const map = decodeFrame(payload);
+      const map = decodeMap(payload);
       if (typeof map.op !== 'string') throw new Error('no op');
       frame = map as Frame;
     } catch {
@@ -220,6 +221,17 @@ export class Connection {
       p.reject(new FishError('internal', `connection to ${this.addr} lost before the reply`, 'disconnected'));
     }
     this.#opts.onClose?.(info);
+  }
+}
+
+/** decodeFrame, and when cbor-x refuses the bytes, once more with indefinite-length strings made definite (definite.ts). */
+function decodeMap(payload: Uint8Array): Record<string, unknown> {
+  try {
+    return decodeFrame(payload);
+  } catch (err) {
+    const fixed = definiteStrings(payload);
+    if (fixed === null) throw err;
+    return decodeFrame(fixed);
   }
 }
 
