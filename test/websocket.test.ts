@@ -202,6 +202,33 @@ describe('WebSocket: errors and close codes (§1a)', () => {
     }
   });
 
+  it('the send rate holds per WebSocket (rate_limited, the socket stays); no login in time: 1008', async () => {
+    const c = await startTestCluster({
+      msgServers: 1,
+      settings: { sendRate: { rate: 1, burst: 3 }, loginTimeout: 300 },
+    });
+    try {
+      const ws = await wsLogin(c, 0, 'eve');
+      const rids = Array.from({ length: 5 }, () => rid());
+      for (const r of rids) ws.send({ op: 'send', rid: r, to: 'eve2', body: 'x' });
+      const codes = [];
+      for (const r of rids) {
+        const f = await ws.next(3000, (x) => x.rid === r);
+        codes.push(f.op === 'ok' ? 'ok' : f.code);
+      }
+      assert.deepEqual(codes, ['ok', 'ok', 'ok', 'rate_limited', 'rate_limited']);
+      assert.equal((await ws.request({ op: 'ping', rid: rid() })).op, 'pong');
+      ws.close();
+
+      const lazy = await RawWs.connect(c.ws(0));
+      const t0 = Date.now();
+      assert.equal(await lazy.waitClosed(3000), 1008);
+      assert.ok(Date.now() - t0 >= 250, 'closed at the login timeout, not before');
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('beyond maxConnections: overloaded, 1008', async () => {
     const c = await startTestCluster({ msgServers: 1, settings: { maxConnections: 2 } });
     try {
