@@ -4,6 +4,7 @@ import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/co
 import { listenRoleTcp, serveRoleHttp } from '../../contract/listen.js';
 import { startBeats } from '../../metrics/beat.js';
 import type { TcpSocket } from '../../platform/types.js';
+import { serverApi } from './api.js';
 import { MsgServer } from './msg_server.js';
 import { tcpTransport } from './transport_tcp.js';
 
@@ -32,6 +33,7 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
   app.get('/health', (c) =>
     c.json({ ok: true, role: 'msg_server', id: config.id, addr: server.addr, connections: server.connectionCount }),
   );
+  app.route('/', serverApi(server));
   const at = { host: config.httpHost, port: config.httpPort };
   const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, async () => {
     await tcp.close();
