@@ -12,9 +12,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadCluster } from '../runtime/cluster/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { CliProcess, fishchat, initCluster, ROOT } from './helpers/cli.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
+import { freePort } from './helpers/net.js';
 import { type Frame, RawConn, rid } from './helpers/raw.js';
 
 const MAX_TOPIC_MEMBERS = 3;
@@ -423,4 +425,125 @@ describe('auth', () => {
     assert.equal(health.status, 200);
     assert.equal(((await health.json()) as { id: string }).id, 'ms-1');
   });
+});
+
+/** A CLI run takes a second or more on a busy machine (bun test's own default is 5 s a test). */
+const CLI_TIMEOUT = { timeout: 60_000 };
+
+describe('fishchat send --http (the CLI, against `fishchat up`)', CLI_TIMEOUT, () => {
+  let dir: string;
+  let up: CliProcess;
+  let secret: string;
+  let run: { gateway: string; roles: { role: string; id: string; addresses: { tcp?: string; http?: string } }[] };
+  const msgServers = () => run.roles.filter((r) => r.role === 'msg_server');
+
+  before(async () => {
+    assert.ok(existsSync(join(ROOT, 'dist', 'cli', 'commands', 'send.js')), 'dist/ is missing: run `npm run build`');
+    dir = await initCluster(await mkdtemp(join(tmpdir(), 'fishchat-api-cli-')));
+    up = new CliProcess(['up', dir, '--embedded'], { waitMs: 30_000 });
+    await up.waitFor(/^cluster ready/m);
+    run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8'));
+    secret = (await loadCluster(dir)).secret;
+  }, CLI_TIMEOUT);
+  after(async () => {
+    await up?.stop('SIGKILL');
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }, CLI_TIMEOUT);
+
+  it(
+    'finds a msg_server from run.json, sends through the API; the online user gets it pushed',
+    CLI_TIMEOUT,
+    async () => {
+      const bob = uniq('bob');
+      const ms = msgServers()[1]!;
+      const conn = await RawConn.connect(ms.addresses.tcp!);
+      const login = await conn.request({ op: 'login', rid: rid(), user: bob, token: signToken(secret, bob) });
+      assert.equal(login.op, 'ok', JSON.stringify(login));
+      const r = await fishchat(['send', '--dir', dir, '--http', '--as', 'alice', '--to', bob, '--json', 'over http']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const out = JSON.parse(r.stdout.trim());
+      assert.deepEqual([out.seq, out.to, typeof out.mid, typeof out.ts], [1, bob, 'string', 'number']);
+      const [m] = await conn.msgs(1, 5000);
+      assert.deepEqual([m!.seq, m!.mid, m!.from, m!.body], [1, out.mid, 'alice', 'over http']);
+      // Plain output, as without --http.
+      const plain = await fishchat(['send', '--dir', dir, '--http', '--as', 'carol', '--to', bob, 'again']);
+      assert.equal(plain.code, 0, plain.stderr);
+      assert.match(plain.stdout, new RegExp(`^sent to ${bob}: seq 2, mid \\S+$`, 'm'));
+      conn.close();
+    },
+  );
+
+  it('--http-url, --cid repeats, stdin lines in order', CLI_TIMEOUT, async () => {
+    const dana = uniq('dana');
+    const url = `http://${msgServers()[0]!.addresses.http}`;
+    const once = ['send', '--dir', dir, '--http-url', url, '--as', 'ci', '--to', dana, '--cid', 'b-1', '--json', 'x'];
+    const a = await fishchat(once);
+    const b = await fishchat(once);
+    assert.equal(a.code, 0, a.stderr);
+    assert.equal(b.stdout, a.stdout, 'a repeated cid answers the first mid and seq');
+    const lines = await fishchat(['send', '--dir', dir, '--http', '--as', 'ci', '--to', dana, '--json', '-'], {
+      input: 'one\n\ntwo\nthree\n',
+    });
+    assert.equal(lines.code, 0, lines.stderr);
+    assert.deepEqual(
+      lines.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).seq),
+      [2, 3, 4],
+    );
+    const res = await fetch(`${url}/v1/users/${dana}/inbox`, {
+      headers: { authorization: `Bearer ${signToken(secret, 'test', { admin: true })}` },
+    });
+    const inbox = (await res.json()) as { messages: { seq: number; body: string }[] };
+    assert.deepEqual(
+      inbox.messages.map((m) => [m.seq, m.body]),
+      [
+        [1, 'x'],
+        [2, 'one'],
+        [3, 'two'],
+        [4, 'three'],
+      ],
+    );
+  });
+
+  it(
+    'errors: the server answer with its code (exit 1), no server API (exit 3), a bad URL (exit 2)',
+    CLI_TIMEOUT,
+    async () => {
+      const bad = await fishchat(['send', '--dir', dir, '--http', '--as', 'bad id!', '--to', 'bob', 'x']);
+      assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+      assert.match(bad.stderr, /the server answered bad_request: from must be 1 to 64 characters/);
+      const other = await mkdtemp(join(tmpdir(), 'fishchat-api-cli-'));
+      try {
+        const init = await fishchat(['init', other]);
+        assert.equal(init.code, 0, init.stderr);
+        const url = `http://${msgServers()[0]!.addresses.http}`;
+        const refused = await fishchat(['send', '--dir', other, '--http-url', url, '--as', 'a', '--to', 'b', 'x']);
+        assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+        assert.match(refused.stderr, /the server answered auth_failed: .*is the secret of/);
+        const port = await freePort();
+        const gone = await fishchat([
+          'send',
+          '--dir',
+          dir,
+          '--http-url',
+          `http://127.0.0.1:${port}`,
+          '--as',
+          'a',
+          '--to',
+          'b',
+          'x',
+        ]);
+        assert.equal(gone.code, 3, gone.stdout + gone.stderr);
+        assert.match(gone.stderr, new RegExp(`cannot reach the server API at http://127\\.0\\.0\\.1:${port}`));
+        assert.doesNotMatch(gone.stderr, /\n\s+at /);
+        const notUrl = await fishchat(['send', '--dir', dir, '--http-url', 'ftp://x', '--as', 'a', '--to', 'b', 'x']);
+        assert.equal(notUrl.code, 2, notUrl.stdout + notUrl.stderr);
+        assert.match(notUrl.stderr, /--http-url must be an http/);
+      } finally {
+        await rm(other, { recursive: true, force: true });
+      }
+    },
+  );
 });
