@@ -18,6 +18,7 @@ import { CliProcess, fishchat, initCluster, ROOT } from './helpers/cli.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { freePort } from './helpers/net.js';
 import { type Frame, RawConn, rid } from './helpers/raw.js';
+import { RawWs } from './helpers/ws.js';
 
 const MAX_TOPIC_MEMBERS = 3;
 const MAX_FRAME = 4096;
@@ -68,7 +69,7 @@ async function login(i: number, user: string, extra: Record<string, unknown> = {
   return conn;
 }
 
-/** The bytes of a msg frame's body, as the server sent them (a map's body item is the last entry before `ts`). */
+/** A received frame's bytes as the server sent them (the body's bytes are in there unchanged). */
 function rawFrame(f: Frame): Buffer {
   return Buffer.from((f as unknown as { raw: Uint8Array }).raw);
 }
@@ -298,6 +299,22 @@ describe('users', () => {
     // A user with no session: nothing to kick.
     const nobody = uniq('nobody');
     assert.deepEqual(await ok(1, 'POST', `/v1/users/${nobody}/kick`, {}), { user: nobody, local: 0, servers: [] });
+  });
+});
+
+describe('over WebSocket', () => {
+  it('a WebSocket client gets a backend send pushed; a kick closes it with status 1008', async () => {
+    const wes = uniq('wes');
+    const ws = await RawWs.connect(c.ws(1));
+    const r = await ws.request({ op: 'login', rid: rid(), user: wes, token: c.token(wes) });
+    assert.equal(r.op, 'ok', JSON.stringify(r));
+    const sent = await ok(0, 'POST', '/v1/messages', { from: 'backend', to: wes, body: { n: 7 } });
+    const [m] = await ws.msgs(1);
+    assert.deepEqual([m!.seq, m!.mid, m!.body], [sent.seq, sent.mid, { n: 7 }]);
+    assert.deepEqual((await ok(0, 'POST', `/v1/users/${wes}/kick`, {})).servers, ['ms-1']);
+    assert.equal((await ws.next(3000, (f) => f.op === 'kick')).reason, 'admin');
+    await ws.waitClosed();
+    assert.equal(ws.closeCode, 1008);
   });
 });
 
