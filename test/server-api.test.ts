@@ -30,9 +30,13 @@ let api: (i: number) => string;
 let n = 0;
 const uniq = (p: string) => `${p}${++n}_${Math.random().toString(36).slice(2, 7)}`;
 
+/** A JSON answer, checked field by field. */
+// biome-ignore lint/suspicious/noExplicitAny: JSON from the wire
+type Json = any;
+
 interface Answer {
   status: number;
-  body: any;
+  body: Json;
   headers: Headers;
 }
 
@@ -56,7 +60,7 @@ async function call(
   return { status: res.status, body: await res.json(), headers: res.headers };
 }
 
-async function ok(i: number, method: string, path: string, body?: unknown, status = 200): Promise<any> {
+async function ok(i: number, method: string, path: string, body?: unknown, status = 200): Promise<Json> {
   const r = await call(i, method, path, body);
   assert.equal(r.status, status, `${method} ${path}: ${JSON.stringify(r.body)}`);
   return r.body;
@@ -144,7 +148,7 @@ describe('POST /v1/messages', () => {
     assert.equal(otherSender.seq, first.seq + 2);
     const inbox = await ok(1, 'GET', `/v1/users/${frank}/inbox`);
     assert.deepEqual(
-      inbox.messages.map((m: any) => [m.seq, m.from, m.body]),
+      inbox.messages.map((m: Json) => [m.seq, m.from, m.body]),
       [
         [1, 'gina', 'once'],
         [2, 'gina', 'once'],
@@ -217,7 +221,7 @@ describe('topics', () => {
     );
     const bobInbox = await ok(0, 'GET', `/v1/users/${bob}/inbox`);
     assert.deepEqual(
-      bobInbox.messages.map((x: any) => x.tseq),
+      bobInbox.messages.map((x: Json) => x.tseq),
       [1],
     );
 
@@ -240,7 +244,7 @@ describe('users', () => {
     for (let i = 1; i <= 5; i++) await ok(i % 2, 'POST', '/v1/messages', { from: 'jack', to: ivy, body: `m${i}` });
     const p1 = await ok(0, 'GET', `/v1/users/${ivy}/inbox?limit=2`);
     assert.deepEqual(
-      p1.messages.map((m: any) => [m.seq, m.body, m.from, m.to]),
+      p1.messages.map((m: Json) => [m.seq, m.body, m.from, m.to]),
       [
         [1, 'm1', 'jack', ivy],
         [2, 'm2', 'jack', ivy],
@@ -250,7 +254,7 @@ describe('users', () => {
     assert.equal(p1.next, 2);
     const p2 = await ok(1, 'GET', `/v1/users/${ivy}/inbox?after=${p1.next}&limit=1000`);
     assert.deepEqual(
-      p2.messages.map((m: any) => m.seq),
+      p2.messages.map((m: Json) => m.seq),
       [3, 4, 5],
     );
     assert.equal(p2.next, null);
@@ -259,7 +263,7 @@ describe('users', () => {
     const phone = await login(1, ivy, { device: 'phone' });
     const laptop = await login(0, ivy, { device: 'laptop' });
     const s = await ok(0, 'GET', `/v1/users/${ivy}/sessions`);
-    assert.deepEqual(s.sessions.map((x: any) => [x.device, x.server]).sort(), [
+    assert.deepEqual(s.sessions.map((x: Json) => [x.device, x.server]).sort(), [
       ['laptop', 'ms-0'],
       ['phone', 'ms-1'],
     ]);
