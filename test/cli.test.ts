@@ -224,9 +224,11 @@ describe('fishchat up and send', () => {
       ready.map((r) => [r.role, r.id]),
     );
     for (const [i, r] of ready.entries()) {
-      const addrs = run.roles[i].addresses as { tcp?: string; http?: string };
+      const addrs = run.roles[i].addresses as { tcp?: string; http?: string; ws?: string };
       assert.equal(
-        [addrs.tcp && `tcp ${addrs.tcp}`, addrs.http && `http ${addrs.http}`].filter(Boolean).join('  '),
+        [addrs.tcp && `tcp ${addrs.tcp}`, addrs.http && `http ${addrs.http}`, addrs.ws && `ws ${addrs.ws}`]
+          .filter(Boolean)
+          .join('  '),
         r.addrs,
       );
     }
