@@ -67,7 +67,7 @@ With - instead of TEXT, every non-empty line of stdin is one message (with --cid
 
 The token is minted from the cluster secret of --dir (or FISHCHAT_SECRET); the gateway address comes from the running cluster (.fishchat/run.json), else from the cluster configuration, unless --gateway is given.
 
-With --http, the message goes through a msg_server's server API (README "Server API") instead of a TCP session: POST /v1/messages with an admin token minted from the cluster secret, to --http-url, else to a msg_server's HTTP address from the running cluster (.fishchat/run.json), else from its configuration. Lines of stdin are then sent one at a time, so they are stored in order.
+With --http, the message goes through a msg_server's server API (README "Server API") instead of a TCP session: POST /v1/messages with an admin token minted from the cluster secret, to --http-url, else to a msg_server's HTTP address from the running cluster (.fishchat/run.json), else from its configuration. Lines of stdin are then sent one at a time, so they are stored in order; --gateway and --device do not apply.
 
 Exit codes: 0 stored; 1 the server answered an error (its code and message are printed); 2 bad arguments or configuration; 3 the cluster could not be reached.`;
   static override examples = [
