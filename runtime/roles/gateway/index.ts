@@ -13,6 +13,7 @@ import type { TcpSocket } from '../../platform/types.js';
 import { decodeItems, type Beat } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, MISSED_BEATS, startBeats } from '../../metrics/beat.js';
+import { chatRoutes } from './chat.js';
 
 interface Known {
   id: string;
@@ -152,6 +153,7 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
     if (f.servers.length === 0) return c.json({ error: { code: 'overloaded', message: noServer(full) } }, 503);
     return c.json(f);
   });
+  if (config.chatPage !== false) app.route('/chat', chatRoutes(ctx.log));
   const at = { host: config.httpHost, port: config.httpPort };
   const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, async () => {
     await tcp.close();
