@@ -243,8 +243,9 @@ async function newPage(browser: Browser, problems: string[], who: string, viewpo
   const ctx = await browser.newContext({ viewport });
   const page = await ctx.newPage();
   page.on('console', (m) => {
-    // A failed WebSocket dial to a msg_server that just died is the browser's own console error, not the page's.
-    if (m.type() === 'error' && !/WebSocket connection to .* failed/.test(m.text()))
+    // The browser's own console lines while no msg_server is up (a failed WebSocket dial to one that just died,
+    // GET /v1/route's 503) are not the page's errors.
+    if (m.type() === 'error' && !/WebSocket connection to .* failed|status of 503 \(Service Unavailable\)/.test(m.text()))
       problems.push(`${who} console: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`${who} pageerror: ${e.message}`));
@@ -271,7 +272,7 @@ async function signIn(page: Page, base: string, user: string, token: string, dev
 async function openPeer(page: Page, peer: string): Promise<void> {
   await page.fill('#peer', peer);
   await page.press('#peer', 'Enter');
-  await page.locator(`.log[data-conv="u:${peer}"]`).waitFor({ state: 'visible', ...T });
+  await page.locator(`.log[data-conv="u:${peer}"]:not([hidden])`).waitFor({ state: 'attached', ...T });
   assert.equal(await page.evaluate('document.activeElement && document.activeElement.id'), 'text');
 }
 
@@ -372,11 +373,14 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       const send = await fishchat(['send', '--dir', dir, '--gateway', c.gateway, '--as', `carol-${t}`, '--to', bob, '--json', 'over TCP']);
       assert.equal(send.code, 0, send.stdout + send.stderr);
       const sent = JSON.parse(send.stdout) as { mid: string; seq: number };
+      await pb.locator(`#convs button[data-conv="u:carol-${t}"] .badge`, { hasText: '1' }).waitFor(T);
+      await pb.click(`#convs button[data-conv="u:carol-${t}"]`);
       await pb.locator(`.log[data-conv="u:carol-${t}"] li[data-mid="${sent.mid}"][data-seq="${sent.seq}"]`, { hasText: 'over TCP' }).waitFor(T);
+      assert.equal(await pb.locator(`#convs button[data-conv="u:carol-${t}"] .badge`).isVisible(), false, 'read: no badge');
       // And the client library over TCP, with a body that is not text.
       const dave = await FishChatClient.connect({ gateway: c.gateway, user: `dave-${t}`, token: token(`dave-${t}`), transport: 'tcp' });
       await dave.send(alice, { n: 1, note: 'a map' });
-      await pa.locator(`.log[data-conv="u:dave-${t}"] li .body`, { hasText: '{"n":1,"note":"a map"}' }).waitFor(T);
+      await pa.locator(`.log[data-conv="u:dave-${t}"] li .body`, { hasText: '{"n":1,"note":"a map"}' }).waitFor({ state: 'attached', ...T });
       const daveInbox: Msg[] = [];
       dave.on('message', (m) => daveInbox.push(m));
       await openPeer(pa, `dave-${t}`);
@@ -387,10 +391,10 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       const topic = `general-${t}`;
       await pa.fill('#topic', topic);
       await pa.click('#create-topic');
-      await pa.locator(`.log[data-conv="t:${topic}"]`).waitFor({ state: 'visible', ...T });
+      await pa.locator(`.log[data-conv="t:${topic}"]:not([hidden])`).waitFor({ state: 'attached', ...T });
       await pb.fill('#topic', topic);
       await pb.press('#topic', 'Enter');
-      await pb.locator(`.log[data-conv="t:${topic}"]`).waitFor({ state: 'visible', ...T });
+      await pb.locator(`.log[data-conv="t:${topic}"]:not([hidden])`).waitFor({ state: 'attached', ...T });
       await say(pa, 'welcome to the topic');
       await say(pb, 'thanks');
       for (const p of [pa, pb]) {
