@@ -245,7 +245,10 @@ async function newPage(browser: Browser, problems: string[], who: string, viewpo
   page.on('console', (m) => {
     // The browser's own console lines while no msg_server is up (a failed WebSocket dial to one that just died,
     // GET /v1/route's 503) are not the page's errors.
-    if (m.type() === 'error' && !/WebSocket connection to .* failed|status of 503 \(Service Unavailable\)/.test(m.text()))
+    if (
+      m.type() === 'error' &&
+      !/WebSocket connection to .* failed|status of 503 \(Service Unavailable\)/.test(m.text())
+    )
       problems.push(`${who} console: ${m.text()}`);
   });
   page.on('pageerror', (e) => problems.push(`${who} pageerror: ${e.message}`));
@@ -316,7 +319,12 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
     let browser: Browser | undefined;
     const problems: string[] = [];
     try {
-      c = await startTestCluster({ msgServers: 2, dir, secret, settings: { beat: 200, backoff: { base: 200, max: 1000 } } });
+      c = await startTestCluster({
+        msgServers: 2,
+        dir,
+        secret,
+        settings: { beat: 200, backoff: { base: 200, max: 1000 } },
+      });
       gw = await gatewayOn(c);
       const base = `http://${gw.addresses.http}`;
       const t = tag();
@@ -370,17 +378,44 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       await pb.locator(`.log[data-conv="u:${alice}"] li[data-seq="2"] .body`, { hasText: 'two\nlines' }).waitFor(T);
 
       // A TCP client: `fishchat send` reaches bob's page.
-      const send = await fishchat(['send', '--dir', dir, '--gateway', c.gateway, '--as', `carol-${t}`, '--to', bob, '--json', 'over TCP']);
+      const send = await fishchat([
+        'send',
+        '--dir',
+        dir,
+        '--gateway',
+        c.gateway,
+        '--as',
+        `carol-${t}`,
+        '--to',
+        bob,
+        '--json',
+        'over TCP',
+      ]);
       assert.equal(send.code, 0, send.stdout + send.stderr);
       const sent = JSON.parse(send.stdout) as { mid: string; seq: number };
       await pb.locator(`#convs button[data-conv="u:carol-${t}"] .badge`, { hasText: '1' }).waitFor(T);
       await pb.click(`#convs button[data-conv="u:carol-${t}"]`);
-      await pb.locator(`.log[data-conv="u:carol-${t}"] li[data-mid="${sent.mid}"][data-seq="${sent.seq}"]`, { hasText: 'over TCP' }).waitFor(T);
-      assert.equal(await pb.locator(`#convs button[data-conv="u:carol-${t}"] .badge`).isVisible(), false, 'read: no badge');
+      await pb
+        .locator(`.log[data-conv="u:carol-${t}"] li[data-mid="${sent.mid}"][data-seq="${sent.seq}"]`, {
+          hasText: 'over TCP',
+        })
+        .waitFor(T);
+      assert.equal(
+        await pb.locator(`#convs button[data-conv="u:carol-${t}"] .badge`).isVisible(),
+        false,
+        'read: no badge',
+      );
       // And the client library over TCP, with a body that is not text.
-      const dave = await FishChatClient.connect({ gateway: c.gateway, user: `dave-${t}`, token: token(`dave-${t}`), transport: 'tcp' });
+      const dave = await FishChatClient.connect({
+        gateway: c.gateway,
+        user: `dave-${t}`,
+        token: token(`dave-${t}`),
+        transport: 'tcp',
+      });
       await dave.send(alice, { n: 1, note: 'a map' });
-      await pa.locator(`.log[data-conv="u:dave-${t}"] li .body`, { hasText: '{"n":1,"note":"a map"}' }).waitFor({ state: 'attached', ...T });
+      await pa
+        .locator(`.log[data-conv="u:dave-${t}"] li .body`, { hasText: '{"n":1,"note":"a map"}' })
+        .waitFor({ state: 'attached', ...T });
       const daveInbox: Msg[] = [];
       dave.on('message', (m) => daveInbox.push(m));
       await openPeer(pa, `dave-${t}`);
@@ -400,8 +435,14 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       for (const p of [pa, pb]) {
         await p.locator(`.log[data-conv="t:${topic}"] li.msg`, { hasText: 'thanks' }).waitFor(T);
         const r = await rows(p, `t:${topic}`);
-        assert.deepEqual(r.map((x) => x.text), ['welcome to the topic', 'thanks']);
-        assertAscendingOnce(r.map((x) => x.seq), 'topic');
+        assert.deepEqual(
+          r.map((x) => x.text),
+          ['welcome to the topic', 'thanks'],
+        );
+        assertAscendingOnce(
+          r.map((x) => x.seq),
+          'topic',
+        );
         // The sender's own copy took its pending row's place: one row per message.
         assert.equal(await p.locator(`.log[data-conv="t:${topic}"] li.msg`).count(), 2);
       }
@@ -423,7 +464,10 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       const overflow = await pb.evaluate('document.documentElement.scrollWidth - document.documentElement.clientWidth');
       assert.equal(overflow, 0, 'no sideways scrolling at 375 px');
       const box = await pb.locator('#text').boundingBox();
-      assert.ok(box && box.x >= 0 && box.x + box.width <= 375 && box.y + box.height <= 740, `message box on screen: ${JSON.stringify(box)}`);
+      assert.ok(
+        box && box.x >= 0 && box.x + box.width <= 375 && box.y + box.height <= 740,
+        `message box on screen: ${JSON.stringify(box)}`,
+      );
       await pb.setViewportSize({ width: 1280, height: 820 });
 
       // A reload keeps the session; history comes back through sync, each message once.
@@ -453,7 +497,10 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       await sleep(500);
       const got = await rows(pb, `u:${alice}`);
       assert.equal(got.filter((r) => r.text === 'written while down').length, 1, 'stored and shown once');
-      assertAscendingOnce(got.map((r) => r.seq), 'bob from alice');
+      assertAscendingOnce(
+        got.map((r) => r.seq),
+        'bob from alice',
+      );
 
       // Another tab of bob with the same device: the first one is replaced and says so.
       const pb2 = await newPage(browser, problems, 'bob2');
@@ -542,8 +589,20 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       await openPeer(page, bob);
 
       // carol (TCP, through the gateway) sends to alice, one after another, each with its cid until ok.
-      const carolC = await FishChatClient.connect({ gateway: run.gateway, user: carol, token: token(carol), push: false, transport: 'tcp' });
-      const bobC = await FishChatClient.connect({ gateway: run.gateway, user: bob, token: token(bob), autoAck: true, transport: 'tcp' });
+      const carolC = await FishChatClient.connect({
+        gateway: run.gateway,
+        user: carol,
+        token: token(carol),
+        push: false,
+        transport: 'tcp',
+      });
+      const bobC = await FishChatClient.connect({
+        gateway: run.gateway,
+        user: bob,
+        token: token(bob),
+        autoAck: true,
+        transport: 'tcp',
+      });
       clients.push(carolC, bobC);
       const bobGot: Msg[] = [];
       bobC.on('message', (m) => bobGot.push(m));
@@ -578,11 +637,21 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       const victim = run.roles.find((r) => r.id === server)!;
       process.kill(victim.pid!, 'SIGKILL');
       await up.waitFor(new RegExp(`${server} +killed by SIGKILL`), 10_000);
-      await page.locator('#status[data-state="reconnecting"]').waitFor(T).catch(() => undefined);
-      await until('the page logged in again', async () => {
-        const log = (await page.evaluate('window.__status')) as string[];
-        return log.some((s) => s.startsWith('reconnecting')) && (await page.getAttribute('#status', 'data-state')) === 'connected';
-      }, 30_000);
+      await page
+        .locator('#status[data-state="reconnecting"]')
+        .waitFor(T)
+        .catch(() => undefined);
+      await until(
+        'the page logged in again',
+        async () => {
+          const log = (await page.evaluate('window.__status')) as string[];
+          return (
+            log.some((s) => s.startsWith('reconnecting')) &&
+            (await page.getAttribute('#status', 'data-state')) === 'connected'
+          );
+        },
+        30_000,
+      );
       // Traffic goes on for a while after the reconnect, then stops.
       const mark = acked.length;
       await until('traffic after the reconnect', () => acked.length >= mark + 15, 30_000);
@@ -592,32 +661,53 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       assert.ok(!processAlive(victim.pid!), 'the msg_server was killed');
 
       // Every acked message is on the page once, in seq order.
-      await until('every acked message on the page', async () => {
-        const r = await rows(page, `u:${carol}`);
-        return r.length >= acked.length ? r : undefined;
-      }, 30_000);
+      await until(
+        'every acked message on the page',
+        async () => {
+          const r = await rows(page, `u:${carol}`);
+          return r.length >= acked.length ? r : undefined;
+        },
+        30_000,
+      );
       const shown = await rows(page, `u:${carol}`);
       assert.deepEqual(
         shown.map((r) => [r.seq, r.mid, r.text]),
         [...acked].sort((a, b) => a.seq - b.seq).map((a) => [a.seq, a.mid, a.text]),
       );
-      const all = (await page.evaluate(`[...document.querySelectorAll('li.msg[data-seq]')].map((li) => Number(li.dataset.seq))`)) as number[];
+      const all = (await page.evaluate(
+        `[...document.querySelectorAll('li.msg[data-seq]')].map((li) => Number(li.dataset.seq))`,
+      )) as number[];
       assert.equal(new Set(all).size, all.length, 'every seq shown once');
-      await page.locator(`.log[data-conv="u:dave-${t}"] li`, { hasText: 'from the CLI' }).waitFor({ state: 'attached', ...T });
+      await page
+        .locator(`.log[data-conv="u:dave-${t}"] li`, { hasText: 'from the CLI' })
+        .waitFor({ state: 'attached', ...T });
 
       // Every message the page wrote: acked once, stored once, at bob in the order written.
-      await until('the page’s messages all acked', async () => {
-        const o = await ownRows(page);
-        return o.length === written.length && o.every((x) => x.state === 'acked') ? o : undefined;
-      }, 30_000);
+      await until(
+        'the page’s messages all acked',
+        async () => {
+          const o = await ownRows(page);
+          return o.length === written.length && o.every((x) => x.state === 'acked') ? o : undefined;
+        },
+        30_000,
+      );
       await until('bob got them all', () => bobGot.length >= written.length, 30_000);
       await sleep(500);
-      assert.deepEqual(bobGot.map((m) => m.body), written, 'bob: each page message once, in order');
-      assertAscendingOnce(bobGot.map((m) => m.seq), 'bob');
+      assert.deepEqual(
+        bobGot.map((m) => m.body),
+        written,
+        'bob: each page message once, in order',
+      );
+      assertAscendingOnce(
+        bobGot.map((m) => m.seq),
+        'bob',
+      );
 
       const status = (await page.evaluate('window.__status')) as string[];
       const now = await page.getAttribute('#status', 'data-server');
-      console.log(`# page: ${server} killed; status ${status.join(' → ')}; now on ${now}; ${acked.length} from carol, ${written.length} from the page`);
+      console.log(
+        `# page: ${server} killed; status ${status.join(' → ')}; now on ${now}; ${acked.length} from carol, ${written.length} from the page`,
+      );
       await page.screenshot({ path: '/tmp/chat-reconnected.png' });
       assert.deepEqual(problems, [], 'no script errors and no CSP violations');
     } finally {

@@ -509,7 +509,15 @@ function restore(s: Session): void {
 
 function write(text: string): void {
   if (!active || !session) return;
-  const o: Own = { cid: randomCid(), conv: active.key, text, state: 'pending', after: maxShown, n: ++ownN, ts: Date.now() };
+  const o: Own = {
+    cid: randomCid(),
+    conv: active.key,
+    text,
+    state: 'pending',
+    after: maxShown,
+    n: ++ownN,
+    ts: Date.now(),
+  };
   own.set(o.cid, o);
   renderOwn(o);
   bump(active, false);
@@ -817,7 +825,7 @@ async function topicOp(op: 'join' | 'create'): Promise<void> {
   const name = ui.topic.value.trim();
   if (!ID_RE.test(name)) return openError('A topic name is 1 to 64 characters of A-Z a-z 0-9 _ . @ -', ui.topic);
   const c = client;
-  if (!c || !c.connected) return openError('Not connected right now: try again in a moment.', ui.topic);
+  if (!c?.connected) return openError('Not connected right now: try again in a moment.', ui.topic);
   openError(null);
   try {
     if (op === 'create') await c.topicCreate(name);
