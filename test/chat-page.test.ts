@@ -348,7 +348,10 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       const token = (u: string) => signToken(secret, u, { ttlSeconds: 600 });
       const sa = await signIn(pa, base, alice, token(alice));
       // bob is routed to the other msg_server once the gateway has heard alice's in a beat.
-      await sleep(700);
+      await until('the gateway lists the other msg_server first', async () => {
+        const r = (await (await fetch(`${base}/v1/route?user=${bob}`)).json()) as { servers: { id: string }[] };
+        return r.servers[0]?.id !== sa;
+      });
       const sb = await signIn(pb, base, bob, token(bob));
       assert.notEqual(sa, sb, `alice (${sa}) and bob (${sb}) on different msg_servers`);
       assert.match((await pa.locator('#status').textContent()) ?? '', new RegExp(`connected to ${sa}`));
