@@ -337,3 +337,35 @@ describe('WebSocket: origins and the gateway', () => {
     }
   });
 });
+
+describe('WebSocket: what a msg_server advertises', () => {
+  it('the advertised host with the HTTP port; a configured URL as given; none with ws: false', async () => {
+    const c = await startTestCluster({ msgServers: 1 });
+    const { startMsgServer } = await import('../runtime/roles/msg_server/index.js');
+    const base = { role: 'msg_server', host: '127.0.0.1', port: 0, httpHost: '127.0.0.1', httpPort: 0 } as const;
+    const started = [];
+    try {
+      const adv = await startMsgServer(c.ctx, { ...base, id: 'ms-adv', advertise: 'chat.fishchat.test:4000' });
+      started.push(adv);
+      const httpPort = adv.addresses.http!.split(':').pop();
+      assert.equal(adv.addresses.ws, `ws://chat.fishchat.test:${httpPort}/v1/ws`);
+      const tls = await startMsgServer(c.ctx, { ...base, id: 'ms-tls', ws: 'wss://chat.example.com/v1/ws' });
+      started.push(tls);
+      assert.equal(tls.addresses.ws, 'wss://chat.example.com/v1/ws');
+      // The endpoint still answers on the HTTP port (the TLS proxy forwards there).
+      const direct = await RawWs.connect(`ws://${tls.addresses.http}/v1/ws`);
+      assert.equal((await direct.request({ op: 'ping', rid: 1 })).op, 'pong');
+      direct.close();
+      const off = await startMsgServer(c.ctx, { ...base, id: 'ms-off', ws: false });
+      started.push(off);
+      assert.equal(off.addresses.ws, undefined);
+      await assert.rejects(RawWs.connect(`ws://${off.addresses.http}/v1/ws`), (err: { status?: number }) => {
+        assert.equal(err.status, 404);
+        return true;
+      });
+    } finally {
+      for (const h of started) await h.stop();
+      await c.stop();
+    }
+  });
+});
