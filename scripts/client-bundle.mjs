@@ -52,7 +52,8 @@ const result = await build({
 const bad = [];
 for (const [path, input] of Object.entries(result.metafile.inputs)) {
   if (/runtime\/platform\/|\.node$|cbor-extract|node_modules\/ws\//.test(path)) bad.push(path);
-  for (const imp of input.imports) if (imp.external || imp.path.startsWith('node:')) bad.push(`${path} imports ${imp.path}`);
+  for (const imp of input.imports)
+    if (imp.external || imp.path.startsWith('node:')) bad.push(`${path} imports ${imp.path}`);
 }
 if (bad.length > 0) {
   console.error(`client-bundle: the browser bundle must not contain:\n  ${bad.join('\n  ')}`);

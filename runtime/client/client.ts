@@ -295,7 +295,8 @@ async function routeOverHttp(gateway: string, user: string | undefined, timeoutM
     } catch {
       body = undefined;
     }
-    const fields = body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as { [k: string]: unknown }) : {};
+    const fields =
+      body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as { [k: string]: unknown }) : {};
     if (res.status === 503 || (!res.ok && fields.code === 'overloaded')) {
       const message = typeof fields.message === 'string' ? fields.message : 'no msg_server is alive';
       throw new FishError('overloaded', message);

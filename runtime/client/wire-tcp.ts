@@ -41,7 +41,8 @@ export class TcpWire implements Wire {
     this.#handlers = handlers;
     this.#sock.onData((chunk) => {
       const err = this.#decoder.feed(chunk, handlers.onMap);
-      if (err !== null) handlers.onBad(err, err === 'frame_too_large' ? 'a frame over the size limit' : 'an empty frame');
+      if (err !== null)
+        handlers.onBad(err, err === 'frame_too_large' ? 'a frame over the size limit' : 'an empty frame');
     });
     this.#sock.onClose(() => this.#closedNow());
     if (this.#sock.closed) this.#closedNow();

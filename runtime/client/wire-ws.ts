@@ -179,15 +179,33 @@ class WebSocketWire implements Wire {
 
   #onMessage(data: unknown): void {
     if (this.#closed) return;
+    const bytes = this.#bytesOf(data);
+    if (bytes === null) return;
+    if (this.#early !== null) this.#early.push(bytes.slice());
+    else this.#handlers?.onMap(bytes);
+  }
+
+  /** The bytes of a message that may be a map, or null after reporting one that cannot be. */
+  #bytesOf(data: unknown): Uint8Array | null {
     let bytes: Uint8Array;
     if (data instanceof ArrayBuffer) bytes = new Uint8Array(data);
     else if (ArrayBuffer.isView(data)) bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    else if (typeof data === 'string') return this.#bad('bad_frame', 'a text WebSocket message');
-    else return this.#bad('bad_frame', 'a WebSocket message that is not binary');
-    if (bytes.length === 0) return this.#bad('bad_frame', 'an empty WebSocket message');
-    if (bytes.length > this.#maxFrame) return this.#bad('frame_too_large', `a ${bytes.length}-byte WebSocket message`);
-    if (this.#early !== null) this.#early.push(bytes.slice());
-    else this.#handlers?.onMap(bytes);
+    else {
+      this.#bad(
+        'bad_frame',
+        typeof data === 'string' ? 'a text WebSocket message' : 'a WebSocket message that is not binary',
+      );
+      return null;
+    }
+    if (bytes.length === 0) {
+      this.#bad('bad_frame', 'an empty WebSocket message');
+      return null;
+    }
+    if (bytes.length > this.#maxFrame) {
+      this.#bad('frame_too_large', `a ${bytes.length}-byte WebSocket message`);
+      return null;
+    }
+    return bytes;
   }
 
   #bad(code: 'bad_frame' | 'frame_too_large', detail: string): void {

@@ -88,7 +88,10 @@ export async function openWire(addr: string, opts: OpenWireOptions): Promise<Wir
     return openWebSocketWire(addr, opts);
   }
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(addr)) {
-    throw new FishError('bad_request', `a msg_server address is host:port or a ws:// or wss:// URL, not ${JSON.stringify(addr)}`);
+    throw new FishError(
+      'bad_request',
+      `a msg_server address is host:port or a ws:// or wss:// URL, not ${JSON.stringify(addr)}`,
+    );
   }
   const { openTcpWire } = await import('./wire-tcp.js');
   return openTcpWire(addr, opts);
