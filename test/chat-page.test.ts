@@ -19,7 +19,7 @@
  *   once and in order, and every message the page wrote is stored once.
  *
  * Screenshots: /tmp/chat-desktop.png, /tmp/chat-phone.png, /tmp/chat-dark.png,
- * /tmp/chat-phone-signin.png, /tmp/chat-reconnected.png.
+ * /tmp/chat-pending.png, /tmp/chat-phone-signin.png, /tmp/chat-reconnected.png.
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -491,6 +491,7 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       await sleep(1500);
       assert.equal(await pa.getAttribute(`li[data-cid="${cid2}"]`, 'data-state'), 'pending');
       assert.equal(await pa.getAttribute('#status', 'data-state'), 'reconnecting');
+      await pa.screenshot({ path: '/tmp/chat-pending.png' });
       await c.addMsgServer('ms-2');
       await pa.locator('#status[data-state="connected"][data-server="ms-2"]').waitFor(T);
       assert.match((await pa.locator('#status').textContent()) ?? '', /connected to ms-2 · reconnected \d+×/);
