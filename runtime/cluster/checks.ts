@@ -8,6 +8,7 @@ import { ROLE_NAMES, type RoleName } from '../contract/context.js';
 import {
   DEFAULT_SETTINGS,
   type AuthMode,
+  type GatewayConfig,
   type MsgServerConfig,
   type RoleConfig,
   type RuntimeName,
@@ -40,7 +41,7 @@ const CLUSTER_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const CLUSTER_FIELDS = ['cluster', 'runtime', 'redis', 'auth', 'secretFile', 'dataDir', 'settings', 'roles'];
 const ROLE_FIELDS: Record<RoleName, string[]> = {
-  gateway: ['role', 'id', 'host', 'port', 'httpHost', 'httpPort', 'seeds'],
+  gateway: ['role', 'id', 'host', 'port', 'httpHost', 'httpPort', 'seeds', 'chatPage'],
   msg_server: ['role', 'id', 'host', 'port', 'advertise', 'httpHost', 'httpPort', 'ws'],
   router: ['role', 'id', 'httpHost', 'httpPort'],
   manager: ['role', 'id', 'httpHost', 'httpPort'],
@@ -179,7 +180,12 @@ export function checkRoleFile(file: string, raw: unknown): RoleConfig {
           fail(file, 'seeds', 'must be an array of "host:port" msg_server addresses', o.seeds);
         seeds = (o.seeds as unknown[]).map((s, i) => checkHostPort(file, `seeds[${i}]`, s));
       }
-      return { role, id, host, port, httpHost: httpHost(host), httpPort: httpPort(), seeds };
+      const config: GatewayConfig = { role, id, host, port, httpHost: httpHost(host), httpPort: httpPort(), seeds };
+      if (o.chatPage !== undefined) {
+        if (typeof o.chatPage !== 'boolean') fail(file, 'chatPage', 'must be true or false', o.chatPage);
+        config.chatPage = o.chatPage;
+      }
+      return config;
     }
     case 'msg_server': {
       const host = o.host === undefined ? DEFAULT_HOST : checkHost(file, 'host', o.host);
