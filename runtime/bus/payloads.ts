@@ -48,6 +48,8 @@ export interface Beat {
   /** the client address (gateway, msg_server), host:port */
   addr?: string;
   http?: string;
+  /** msg_server: its WebSocket URL, when it serves WebSocket (the gateway hands it out) */
+  ws?: string;
   pid: number;
   boot: string;
   uptime: number;

@@ -41,7 +41,7 @@ const CLUSTER_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 const CLUSTER_FIELDS = ['cluster', 'runtime', 'redis', 'auth', 'secretFile', 'dataDir', 'settings', 'roles'];
 const ROLE_FIELDS: Record<RoleName, string[]> = {
   gateway: ['role', 'id', 'host', 'port', 'httpHost', 'httpPort', 'seeds'],
-  msg_server: ['role', 'id', 'host', 'port', 'advertise', 'httpHost', 'httpPort'],
+  msg_server: ['role', 'id', 'host', 'port', 'advertise', 'httpHost', 'httpPort', 'ws'],
   router: ['role', 'id', 'httpHost', 'httpPort'],
   manager: ['role', 'id', 'httpHost', 'httpPort'],
   monitor: ['role', 'id', 'httpHost', 'httpPort'],
@@ -138,6 +138,7 @@ function checkSettings(raw: unknown): Partial<Settings> {
     if (base > max) fail(f, 'settings.backoff.max', `must be at least settings.backoff.base (${base})`, max);
     out.backoff = { base, max };
   }
+  if (o.allowedOrigins !== undefined) out.allowedOrigins = checkOrigins(f, 'settings.allowedOrigins', o.allowedOrigins);
   // One pushed frame can be maxFrame bytes: a buffer cap below it would kick healthy clients `slow`.
   const maxFrame = out.maxFrame ?? DEFAULT_SETTINGS.maxFrame;
   const maxOutBuffer = out.maxOutBuffer ?? DEFAULT_SETTINGS.maxOutBuffer;
@@ -185,6 +186,7 @@ export function checkRoleFile(file: string, raw: unknown): RoleConfig {
       const port = checkInt(file, 'port', o.port, 0, 65535);
       const config: MsgServerConfig = { role, id, host, port, httpHost: httpHost(host), httpPort: httpPort() };
       if (o.advertise !== undefined) config.advertise = checkHostPort(file, 'advertise', o.advertise);
+      if (o.ws !== undefined) config.ws = checkWs(file, 'ws', o.ws);
       return config;
     }
     case 'router':
@@ -194,6 +196,41 @@ export function checkRoleFile(file: string, raw: unknown): RoleConfig {
     case 'monitor':
       return { role, id, httpHost: httpHost(DEFAULT_HOST), httpPort: httpPort() };
   }
+}
+
+/** A msg_server's "ws": true, false, or the ws:// / wss:// URL clients are told to dial. */
+function checkWs(file: string, field: string, v: unknown): boolean | string {
+  if (typeof v === 'boolean') return v;
+  const rule = 'must be true, false, or the WebSocket URL clients dial (such as "wss://chat.example.com/v1/ws")';
+  if (typeof v !== 'string') fail(file, field, rule, v);
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    fail(file, field, rule, v);
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') fail(file, field, `${rule}: ws:// or wss://`, v);
+  if (isWildcard(url.hostname.replace(/^\[|\]$/g, '')))
+    fail(file, field, `${rule}: a host clients can reach, not a wildcard such as 0.0.0.0`, v);
+  return v;
+}
+
+/** "*" or browser origins: scheme://host[:port], nothing after. */
+function checkOrigins(file: string, field: string, v: unknown): string[] {
+  const rule =
+    'must be an array of origins such as "https://app.example.com" (scheme, host, optional port), or ["*"] for any';
+  if (!Array.isArray(v) || v.length === 0) fail(file, field, rule, v);
+  return (v as unknown[]).map((o, i) => {
+    if (o === '*') return o;
+    let url: URL | undefined;
+    try {
+      url = typeof o === 'string' ? new URL(o) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (!url || url.origin === 'null' || url.origin !== o) fail(file, `${field}[${i}]`, rule, o);
+    return o;
+  });
 }
 
 export function pickRoles(

@@ -36,6 +36,12 @@ export interface Settings {
   maxConnections: number;
   /** members per topic; a topic_join beyond it gets bad_request ("topic is full") */
   maxTopicMembers: number;
+  /**
+   * Browser origins ("https://app.example.com") a msg_server's WebSocket takes
+   * and the gateway's `GET /v1/route` answers with CORS; "*": any. A request
+   * without an Origin header (not a browser) is always served.
+   */
+  allowedOrigins: string[];
 }
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -50,7 +56,17 @@ export const DEFAULT_SETTINGS: Settings = {
   sendRate: { rate: 200, burst: 400 },
   maxConnections: 50_000,
   maxTopicMembers: 10_000,
+  allowedOrigins: ['*'],
 };
+
+/** Whether `origin` (an Origin header, undefined when absent) may use a browser-facing endpoint. */
+export function originAllowed(allowed: readonly string[], origin: string | undefined): boolean {
+  if (origin === undefined) return true;
+  return allowed.includes('*') || allowed.includes(origin);
+}
+
+/** The path of a msg_server's WebSocket endpoint (docs/protocol.md §1a). */
+export const WS_PATH = '/v1/ws';
 
 export interface GatewayConfig {
   role: 'gateway';
@@ -72,8 +88,15 @@ export interface MsgServerConfig {
   port: number;
   /** host:port clients should use, when it differs from host:port (NAT, 0.0.0.0) */
   advertise?: string;
+  /** HTTP listener: /health, the WebSocket endpoint /v1/ws */
   httpHost: string;
   httpPort: number;
+  /**
+   * WebSocket clients: true (the default) serves /v1/ws on the HTTP listener and
+   * advertises ws://<advertised host>:<httpPort>/v1/ws; a URL advertises that
+   * instead (wss:// behind a TLS proxy); false serves no WebSocket.
+   */
+  ws?: boolean | string;
 }
 
 export interface RouterConfig {

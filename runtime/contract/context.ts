@@ -35,7 +35,7 @@ export interface RoleHandle {
   readonly role: RoleName;
   readonly id: string;
   /** where it listens, e.g. { tcp: '127.0.0.1:19000', http: '127.0.0.1:19100' } */
-  readonly addresses: { tcp?: string; http?: string };
+  readonly addresses: { tcp?: string; http?: string; ws?: string };
   /** Stops: a msg_server first kicks `draining` to every client. */
   stop(): Promise<void>;
 }

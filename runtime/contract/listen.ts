@@ -4,7 +4,7 @@
  * that names the role, the listener and the field to change.
  */
 import { dialAddress, listenError } from '../platform/address.js';
-import type { HttpListener, TcpListener, TcpSocket } from '../platform/types.js';
+import type { HttpListener, TcpListener, TcpSocket, WebSocketRoute } from '../platform/types.js';
 import type { RoleContext, RoleName } from './context.js';
 
 interface Who {
@@ -12,16 +12,17 @@ interface Who {
   id: string;
 }
 
-/** Serves `fetch` on host:port; `addr` is what a client dials. */
+/** Serves `fetch` (and WebSocket upgrades at `websocket.path`) on host:port; `addr` is what a client dials. */
 export async function serveRoleHttp(
   ctx: RoleContext,
   who: Who,
   at: { host: string; port: number },
   fetch: (request: Request) => Response | Promise<Response>,
   undo: () => Promise<unknown>,
+  websocket?: WebSocketRoute,
 ): Promise<{ http: HttpListener; addr: string }> {
   try {
-    const http = await ctx.platform.serveHttp({ host: at.host, port: at.port, fetch });
+    const http = await ctx.platform.serveHttp({ host: at.host, port: at.port, fetch, websocket });
     return { http, addr: dialAddress(http.host, http.port) };
   } catch (err) {
     await undo().catch(() => undefined);

@@ -54,6 +54,44 @@ export interface ServeHttpOptions {
   port: number;
   /** a Hono app's `fetch` */
   fetch: (request: Request) => Response | Promise<Response>;
+  /** WebSocket upgrades at one path (everything else, the upgrade-less GET of that path too, goes to `fetch`) */
+  websocket?: WebSocketRoute;
+}
+
+/** Where and how an HTTP listener takes WebSocket clients (RFC 6455, binary messages). */
+export interface WebSocketRoute {
+  /** the request path of the upgrade, such as "/v1/ws" */
+  path: string;
+  /**
+   * Largest message read, bytes. A larger one is not handed to onMessage: the
+   * socket's onTooLarge handler runs, then the socket closes with status 1009.
+   */
+  maxMessage: number;
+  /** false: the upgrade is answered with HTTP 403 and no socket opens (`origin` undefined: no Origin header) */
+  allowOrigin(origin: string | undefined): boolean;
+  /** a new socket; messages that arrive before its handlers are set are kept */
+  onOpen(socket: WebSocketConn): void;
+}
+
+/** One accepted WebSocket, server side. */
+export interface WebSocketConn {
+  readonly remoteAddress: string;
+  /** Queues one binary message. Never throws on a closed socket (drops it). */
+  send(data: Uint8Array): void;
+  /** Bytes queued and not yet handed to the kernel. */
+  readonly buffered: number;
+  /** Starts the close handshake with `code` after what is queued; the socket is cut if it has not closed within a grace. */
+  close(code: number, reason?: string): void;
+  /** Cuts the connection at once, dropping what is queued. */
+  terminate(): void;
+  readonly closed: boolean;
+  /** A binary message (Uint8Array, valid during the call) or a text one (string). */
+  onMessage(handler: (data: Uint8Array | string) => void): void;
+  /** A message over maxMessage arrived: a send() made in the handler still goes out before the 1009 close. */
+  onTooLarge(handler: () => void): void;
+  onClose(handler: () => void): void;
+  /** Called when `buffered` fell back to 0 after being non-zero. */
+  onDrain(handler: () => void): void;
 }
 
 export interface SqliteStatement {

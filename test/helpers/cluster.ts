@@ -26,6 +26,10 @@ export interface TestCluster {
   msgServers: RoleHandle[];
   /** client address of msg_server i */
   ms(i: number): string;
+  /** WebSocket URL of msg_server i */
+  ws(i: number): string;
+  /** the gateway's HTTP address (GET /v1/route) */
+  gatewayHttp: string;
   token(user: string, ttlSeconds?: number): string;
   ctx: RoleContext;
   /** stops the roles and the store; keeps the directory unless `remove` */
@@ -117,6 +121,8 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     gateway: gw.addresses.tcp!,
     msgServers,
     ms: (i) => msgServers[i]!.addresses.tcp!,
+    ws: (i) => msgServers[i]!.addresses.ws!,
+    gatewayHttp: gw.addresses.http!,
     token: (user, ttl) => signToken(secret, user, { ttlSeconds: ttl }),
     ctx,
     addMsgServer,

@@ -1,8 +1,10 @@
 /// <reference types="bun" />
 /**
- * HTTP on Bun: a Hono app's `fetch` served by Bun.serve.
+ * HTTP on Bun: a Hono app's `fetch` served by Bun.serve, and WebSocket
+ * upgrades at one path through Hono's Bun adapter (websocket.ts).
  */
 import { AddressInUseError, type HttpListener, type ServeHttpOptions } from '../types.js';
+import { bunWebSocketApp, bunWebSocketHandler } from './websocket.js';
 
 /**
  * Bun closes a connection silent for `idleTimeout` seconds (default 10), even
@@ -15,14 +17,26 @@ const IDLE_TIMEOUT_S = 120;
 const CLOSE_GRACE_MS = 1000;
 
 export function serveHttp(options: ServeHttpOptions): Promise<HttpListener> {
-  let server: Bun.Server<undefined>;
+  let server: Bun.Server<unknown>;
+  const route = options.websocket;
   try {
-    server = Bun.serve({
-      hostname: options.host,
-      port: options.port,
-      idleTimeout: IDLE_TIMEOUT_S,
-      fetch: options.fetch,
-    });
+    if (route) {
+      const app = bunWebSocketApp(route, options.fetch);
+      server = Bun.serve({
+        hostname: options.host,
+        port: options.port,
+        idleTimeout: IDLE_TIMEOUT_S,
+        fetch: (request, srv) => app.fetch(request, srv),
+        websocket: bunWebSocketHandler(route),
+      });
+    } else {
+      server = Bun.serve({
+        hostname: options.host,
+        port: options.port,
+        idleTimeout: IDLE_TIMEOUT_S,
+        fetch: options.fetch,
+      });
+    }
   } catch (err) {
     if ((err as { code?: string }).code === 'EADDRINUSE') {
       return Promise.reject(new AddressInUseError(options.host, options.port));

@@ -1,14 +1,17 @@
 /// <reference types="deno" />
 /**
- * HTTP on Deno: a Hono app's `fetch` served by Deno.serve.
+ * HTTP on Deno: a Hono app's `fetch` served by Deno.serve, and WebSocket
+ * upgrades at one path through Hono's Deno adapter (websocket.ts).
  */
 import { AddressInUseError, type HttpListener, type ServeHttpOptions } from '../types.js';
+import { denoWebSocketApp } from './websocket.js';
 
 /** close() waits this long for open requests (an SSE stream, say), then lets go of them. */
 const CLOSE_GRACE_MS = 1000;
 
 export function serveHttp(options: ServeHttpOptions): Promise<HttpListener> {
   const abort = new AbortController();
+  const fetch = options.websocket ? denoWebSocketApp(options.websocket, options.fetch).fetch : options.fetch;
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     server = Deno.serve(
@@ -19,7 +22,7 @@ export function serveHttp(options: ServeHttpOptions): Promise<HttpListener> {
         // Deno prints "Listening on …" unless told otherwise; the role prints its own ready line.
         onListen: () => {},
       },
-      (request) => options.fetch(request),
+      (request) => fetch(request),
     );
   } catch (err) {
     if (err instanceof Deno.errors.AddrInUse || (err as { code?: string }).code === 'EADDRINUSE') {

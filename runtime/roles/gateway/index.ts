@@ -1,12 +1,14 @@
 /**
  * The gateway role: answers `route` with the live msg_servers, least loaded
- * first. It learns liveness and load from the msg_servers' beats on
- * `/sysctrl/monitor`; the seed list only covers the first beats.
+ * first (over TCP, and over HTTP as `GET /v1/route` with CORS for browsers).
+ * It learns liveness, load and each server's addresses from the msg_servers'
+ * beats on `/sysctrl/monitor`; the seed list only covers the first beats.
  */
 import { randomBytes } from 'node:crypto';
 import { Hono } from 'hono';
+import { cors } from 'hono/cors';
 import { encodeFrame, FrameDecoder, GATEWAY_OPS, parseRequest } from '../../protocol/index.js';
-import type { GatewayConfig } from '../../contract/config.js';
+import { type GatewayConfig, originAllowed } from '../../contract/config.js';
 import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
 import { listenRoleTcp, serveRoleHttp } from '../../contract/listen.js';
 import type { TcpSocket } from '../../platform/types.js';
@@ -14,9 +16,17 @@ import { decodeItems, type Beat } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, MISSED_BEATS, startBeats } from '../../metrics/beat.js';
 
+/** A msg_server as `route` names it: TCP address, and WebSocket URL when it serves one. */
+export type RouteServer = {
+  id: string;
+  addr: string;
+  ws?: string;
+};
+
 interface Known {
   id: string;
   addr: string;
+  ws?: string;
   conns: number;
   /** the msg_server's connection limit (its beat's `max`); Infinity when not told */
   max: number;
@@ -41,16 +51,18 @@ export class ServerList {
     if (b.role !== 'msg_server' || typeof b.id !== 'string' || typeof b.addr !== 'string') return;
     this.known.delete(`seed:${b.addr}`);
     const max = typeof b.max === 'number' && b.max > 0 ? b.max : Infinity;
-    this.known.set(b.id, { id: b.id, addr: b.addr, conns: Number(b.conns) || 0, max, lastBeat: now, seed: false });
+    const k: Known = { id: b.id, addr: b.addr, conns: Number(b.conns) || 0, max, lastBeat: now, seed: false };
+    if (typeof b.ws === 'string') k.ws = b.ws;
+    this.known.set(b.id, k);
   }
 
   /** Live msg_servers that are not full (conns < max as of their last beat), least loaded first. */
-  live(now = Date.now()): { id: string; addr: string }[] {
+  live(now = Date.now()): RouteServer[] {
     return this.route(now).servers;
   }
 
   /** As `live`, and how many live msg_servers were left out as full. */
-  route(now = Date.now()): { servers: { id: string; addr: string }[]; full: number } {
+  route(now = Date.now()): { servers: RouteServer[]; full: number } {
     const limit = this.beatMs * MISSED_BEATS;
     const out: Known[] = [];
     let full = 0;
@@ -61,9 +73,14 @@ export class ServerList {
       } else if (k.seed) this.known.delete(key);
     }
     out.sort((a, b) => a.conns - b.conns || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-    return { servers: out.map((k) => ({ id: k.id, addr: k.addr })), full };
+    return {
+      servers: out.map((k) => (k.ws === undefined ? { id: k.id, addr: k.addr } : { id: k.id, addr: k.addr, ws: k.ws })),
+      full,
+    };
   }
 }
+
+const USER_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
 
 export async function startGateway(ctx: RoleContext, config: GatewayConfig): Promise<RoleHandle> {
   const list = new ServerList(ctx.settings.beat, config.seeds);
@@ -147,9 +164,29 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
 
   const app = new Hono();
   app.get('/health', (c) => c.json({ ok: true, role: 'gateway', id: config.id }));
+  // Browsers ask for a route from pages of other origins: CORS for the allowed ones (docs/protocol.md §3).
+  app.use(
+    '/v1/route',
+    cors({
+      origin: (origin) => (originAllowed(ctx.settings.allowedOrigins, origin) ? origin : null),
+      allowMethods: ['GET'],
+      maxAge: 600,
+    }),
+  );
   app.get('/v1/route', (c) => {
+    const origin = c.req.header('origin');
+    if (!originAllowed(ctx.settings.allowedOrigins, origin)) {
+      return c.json({ code: 'forbidden', message: `origin ${origin} is not in the gateway's allowedOrigins` }, 403);
+    }
+    const user = c.req.query('user');
+    if (user !== undefined && !USER_RE.test(user)) {
+      return c.json({ code: 'bad_request', message: 'user must be 1 to 64 characters of [A-Za-z0-9_.@-]' }, 400);
+    }
+    stats.countIn();
     const { full, ...f } = routeFields();
-    if (f.servers.length === 0) return c.json({ error: { code: 'overloaded', message: noServer(full) } }, 503);
+    stats.countOut();
+    c.header('Cache-Control', 'no-store');
+    if (f.servers.length === 0) return c.json({ code: 'overloaded', message: noServer(full) }, 503);
     return c.json(f);
   });
   const at = { host: config.httpHost, port: config.httpPort };

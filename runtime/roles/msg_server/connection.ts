@@ -36,6 +36,8 @@ export class Conn {
   queuedBytes = 0;
   /** input that could not be framed, queued after the requests of its read */
   badInput: 'bad_frame' | 'frame_too_large' | undefined;
+  /** the transport's words for badInput, when it had some */
+  badWhy: string | undefined;
   closing = false;
   /** send token bucket: tokens left as of `tokenAt` (ms) */
   private tokens: number;

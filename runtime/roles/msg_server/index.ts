@@ -1,16 +1,21 @@
 import { Hono } from 'hono';
-import type { MsgServerConfig } from '../../contract/config.js';
+import { type MsgServerConfig, originAllowed, WS_PATH } from '../../contract/config.js';
 import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
 import { listenRoleTcp, serveRoleHttp } from '../../contract/listen.js';
 import { startBeats } from '../../metrics/beat.js';
-import type { TcpSocket } from '../../platform/types.js';
+import { bindAddress, dialAddress, parseHostPort } from '../../platform/address.js';
+import type { TcpSocket, WebSocketRoute } from '../../platform/types.js';
 import { MsgServer } from './msg_server.js';
 import { tcpTransport } from './transport_tcp.js';
+import { wsTransport } from './transport_ws.js';
 
 export { MsgServer } from './msg_server.js';
 export type { CloseReason, Transport, TransportHandlers } from './transport.js';
 
-/** Starts a msg_server: client TCP listener, HTTP health, its deliver channel, beats and lease. */
+/**
+ * Starts a msg_server: client TCP listener, HTTP listener (health and the
+ * WebSocket endpoint), its deliver channel, beats and lease.
+ */
 export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig): Promise<RoleHandle> {
   const server = new MsgServer(ctx, config);
   const unsubscribe = await ctx.bus.subscribe(ctx.channels.deliver(config.id), server.onDeliver);
@@ -30,13 +35,34 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
 
   const app = new Hono();
   app.get('/health', (c) =>
-    c.json({ ok: true, role: 'msg_server', id: config.id, addr: server.addr, connections: server.connectionCount }),
+    c.json({
+      ok: true,
+      role: 'msg_server',
+      id: config.id,
+      addr: server.addr,
+      ws: server.ws,
+      connections: server.connectionCount,
+    }),
   );
+  const serveWs = config.ws !== false;
+  if (serveWs)
+    app.get(WS_PATH, (c) => c.text(`${WS_PATH} takes WebSocket upgrades only`, 426, { Upgrade: 'websocket' }));
+  // Both transports are adapters of one session core: a socket becomes a Transport, the server takes it.
+  const websocket: WebSocketRoute | undefined = serveWs
+    ? {
+        path: WS_PATH,
+        maxMessage: ctx.settings.maxFrame,
+        allowOrigin: (origin) => originAllowed(ctx.settings.allowedOrigins, origin),
+        onOpen: (socket) => server.accept(wsTransport(socket)),
+      }
+    : undefined;
   const at = { host: config.httpHost, port: config.httpPort };
-  const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, async () => {
+  const undo = async () => {
     await tcp.close();
     await unsubscribe();
-  });
+  };
+  const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, undo, websocket);
+  if (serveWs) server.ws = typeof config.ws === 'string' ? config.ws : wsUrl(server.addr, http.host, http.port);
 
   const stopBeats = startBeats(
     ctx,
@@ -50,7 +76,11 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
   sweepTimer.unref?.();
 
   return roleHandle(
-    { role: 'msg_server', id: config.id, addresses: { tcp: server.addr, http: httpAddr } },
+    {
+      role: 'msg_server',
+      id: config.id,
+      addresses: server.ws ? { tcp: server.addr, http: httpAddr, ws: server.ws } : { tcp: server.addr, http: httpAddr },
+    },
     async () => {
       stopBeats();
       clearInterval(sweepTimer);
@@ -63,4 +93,14 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
       server.stats.stop();
     },
   );
+}
+
+/**
+ * The WebSocket URL clients are told: the advertised host (the one clients
+ * dial for TCP, never a wildcard) with the HTTP listener's port.
+ */
+function wsUrl(tcpAddr: string, httpHost: string, httpPort: number): string {
+  const host = parseHostPort(tcpAddr)?.host;
+  const at = host === undefined ? dialAddress(httpHost, httpPort) : bindAddress(host, httpPort);
+  return `ws://${at}${WS_PATH}`;
 }

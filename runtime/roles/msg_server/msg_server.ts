@@ -28,7 +28,10 @@ export class MsgServer {
   /** topic fan-outs running here; `again` when a send arrived during the run */
   readonly fanouts = new Map<string, { again: boolean }>();
   private stopping = false;
+  /** the client TCP address clients are told (advertised) */
   addr = '';
+  /** the WebSocket URL clients are told; undefined when it serves no WebSocket */
+  ws: string | undefined;
 
   constructor(
     readonly ctx: RoleContext,
@@ -140,9 +143,10 @@ export class MsgServer {
 
   /** The beat, with `max`: the connection limit, so the gateway stops routing to a full msg_server. */
   beat(): Beat {
-    const { id, addr, boot } = this;
+    const { id, addr, boot, ws } = this;
     const beat = makeBeat({ role: 'msg_server', id, addr, boot, conns: this.conns.size }, this.stats);
-    return { ...beat, max: this.ctx.settings.maxConnections };
+    const max = this.ctx.settings.maxConnections;
+    return ws === undefined ? { ...beat, max } : { ...beat, ws, max };
   }
 
   /** Drain: kick `draining` to every client, remove their directory entries. */

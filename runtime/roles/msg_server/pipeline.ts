@@ -28,8 +28,10 @@ export function requestQueue(s: MsgServer, conn: Conn): TransportHandlers {
       conn.requests.push(bytes.slice());
       conn.queuedBytes += bytes.length;
     },
-    bad(code) {
-      conn.badInput ??= code;
+    bad(code, why) {
+      if (conn.badInput) return;
+      conn.badInput = code;
+      conn.badWhy = why;
     },
     readEnd() {
       conn.lastSeen = Date.now();
@@ -69,8 +71,10 @@ async function handleQueued(s: MsgServer, conn: Conn): Promise<void> {
       if (payload === TOO_LARGE || payload === BAD_FRAME) {
         if (sending) await sending;
         const maxFrame = s.ctx.settings.maxFrame;
-        if (payload === TOO_LARGE) conn.error('frame_too_large', `frame larger than maxFrame (${maxFrame} bytes)`);
-        else conn.error('bad_frame', 'frame length 0');
+        const why = conn.badWhy;
+        if (payload === TOO_LARGE)
+          conn.error('frame_too_large', why ?? `frame larger than maxFrame (${maxFrame} bytes)`);
+        else conn.error('bad_frame', why ?? 'frame length 0');
         conn.close({ why: payload === TOO_LARGE ? 'frame_too_large' : 'bad_frame' });
         break;
       }

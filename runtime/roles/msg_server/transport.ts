@@ -2,7 +2,7 @@
  * What carries a connection's frames: a duplex of whole CBOR maps with a
  * backpressure count. The session core (connection.ts and the handlers) only
  * sees this; each transport is an adapter (transport_tcp.ts: length-prefixed
- * frames over a TCP socket).
+ * frames over a TCP socket; transport_ws.ts: one map per WebSocket message).
  *
  * Outgoing maps: the core encodes each map once, as encodeFrame makes it,
  * with its 4-byte length prefix (the same bytes go to every connection a push
@@ -35,8 +35,12 @@ export type CloseReason =
 export interface TransportHandlers {
   /** One received map's bytes (the CBOR map alone, no length prefix); the view is valid only during the call. */
   map(bytes: Uint8Array): void;
-  /** Input that cannot be a map (`bad_frame`) or is over maxFrame (`frame_too_large`); nothing more is read. */
-  bad(code: 'bad_frame' | 'frame_too_large'): void;
+  /**
+   * Input that cannot be a map (`bad_frame`) or is over maxFrame
+   * (`frame_too_large`); nothing more is read. `why`: what the error's
+   * message says (the core has one of its own for each code).
+   */
+  bad(code: 'bad_frame' | 'frame_too_large', why?: string): void;
   /** End of one read (a chunk, a message): the maps and errors reported since the last call arrived together. */
   readEnd(): void;
   /** `buffered` fell back to 0 after being non-zero. */
