@@ -9,7 +9,7 @@ import {
 } from '../../runtime/cluster/index.js';
 import { BenchUsageError, externalCluster, startCluster, type Target } from '../bench/cluster.js';
 import { ServerError, type Transport } from '../bench/conn.js';
-import { openFilesLimit, ProcessMeter, rssBytes, round1, type ProcessSample } from '../bench/proc.js';
+import { openFilesLimit, ProcessMeter, rssBytes, round1 } from '../bench/proc.js';
 import { machine, percentiles, toJson, toText, type BenchResult } from '../bench/report.js';
 import {
   runIdle,
@@ -283,9 +283,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
 
       const t = target;
       const meter = new ProcessMeter(t.processes);
-      let window:
-        | { processes: ProcessSample[]; client: { cpuPct: number; rssMiB: number }; seconds: number }
-        | undefined;
+      let window: ReturnType<ProcessMeter['end']> | undefined;
       const idleServer = t.servers[0]!;
       const idlePid = workload === 'idle' ? t.msgServerPid(idleServer.id) : undefined;
       let rssAfter: number | undefined;
@@ -330,7 +328,14 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       }
       if (interrupted) this.fail(`${interrupted}: interrupted`);
       if (!window) throw new Error('the measured window did not end');
-      const w = window as { processes: ProcessSample[]; client: { cpuPct: number; rssMiB: number }; seconds: number };
+      const w = window as ReturnType<ProcessMeter['end']>;
+      if (w.machinePct !== undefined && t.processes.length > 0) {
+        // On a shared machine other work skews every number: say how much there was.
+        const ours = w.processes.reduce((a, p) => a + (p.cpuPct ?? 0), 0) + w.client.cpuPct;
+        status(
+          `machine CPU over the window: ${Math.round(w.machinePct)}% of one core busy, of which ${Math.max(0, Math.round(w.machinePct - ours))}% not this benchmark's`,
+        );
+      }
 
       const out: BenchResult = {
         system: 'fishchat',
