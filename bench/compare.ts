@@ -39,7 +39,15 @@ export type Result = Pick<
   transport?: string;
   workload: string;
   client?: BenchResult['client'];
+  /** not in the line: the CPU (% of one core) other work used over the window, from the run's stderr */
+  otherCpuPct?: number;
 };
+
+/** The "… of which N% not this benchmark's" both benchmarks print on stderr; undefined when absent. */
+export function otherCpu(stderr: string): number | undefined {
+  const m = /machine CPU over the window: \d+% of one core busy, of which (\d+)% not this benchmark's/.exec(stderr);
+  return m ? Number(m[1]) : undefined;
+}
 
 interface Run {
   label: string;
@@ -190,10 +198,12 @@ function runOne(run: Run, f: Flags): Promise<Result> {
     const child = spawn(process.execPath, run.argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderrTail = '';
+    let other: number | undefined;
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => {
       const s = d.toString();
       stderrTail = (stderrTail + s).slice(-4000);
+      other = otherCpu(s) ?? other;
       for (const line of s.split('\n')) if (line.trim()) process.stderr.write(`  | ${line}\n`);
     });
     const timer = setTimeout(() => {
@@ -242,7 +252,7 @@ function runOne(run: Run, f: Flags): Promise<Result> {
       if (code !== 0) return reject(new Error(`exit ${signal ?? code}${tail ? `: ${tail}` : ''}`));
       if (!parsed || typeof parsed.msgsPerSec !== 'number' || parsed.system !== run.system)
         return reject(new Error(`no result line on stdout (last line: ${JSON.stringify((last ?? '').slice(0, 200))})`));
-      resolvePromise(parsed);
+      resolvePromise(other === undefined ? parsed : { ...parsed, otherCpuPct: other });
     });
   });
 }
@@ -289,6 +299,7 @@ export function formatTable(results: { pairs: number; label: string; r: Result |
     'msgs/s vs sio',
     'p99 vs sio',
     'µs/msg vs sio',
+    'other CPU %',
   ];
   const rows: string[][] = [];
   for (const pairs of [...new Set(results.map((x) => x.pairs))]) {
@@ -297,7 +308,7 @@ export function formatTable(results: { pairs: number; label: string; r: Result |
     for (const x of group) {
       const r = x.r;
       if (!r) {
-        rows.push([String(pairs), x.label, `FAILED (see above)`, '', '', '', '', '', '', '', '', '', '', '']);
+        rows.push([String(pairs), x.label, `FAILED (see above)`, '', '', '', '', '', '', '', '', '', '', '', '']);
         continue;
       }
       const isFish = r.system === 'fishchat';
@@ -318,6 +329,7 @@ export function formatTable(results: { pairs: number; label: string; r: Result |
         isFish ? ratio(r.msgsPerSec, sio?.msgsPerSec) : '1.00×',
         isFish ? ratio(r.latencyMs?.p99, sio?.latencyMs?.p99) : '1.00×',
         isFish ? ratio(cpuUsPerMsg(r), sio ? cpuUsPerMsg(sio) : undefined) : '1.00×',
+        r.otherCpuPct === undefined ? '-' : String(r.otherCpuPct),
       ]);
     }
   }
@@ -372,7 +384,8 @@ async function main(): Promise<number> {
     );
     try {
       const r = await runOne(run, f);
-      appendFileSync(f.out, JSON.stringify(r) + '\n');
+      const { otherCpuPct: _, ...line } = r;
+      appendFileSync(f.out, JSON.stringify(line) + '\n');
       results.push({ pairs: run.pairs, label: run.label, r });
       process.stdout.write(
         `    ${fmtInt(r.msgsPerSec)} msgs/s, p50 ${fmtMs(r.latencyMs?.p50)} ms, p99 ${fmtMs(r.latencyMs?.p99)} ms, errors ${r.errors}\n`,
@@ -393,6 +406,7 @@ async function main(): Promise<number> {
       `redis CPU: the redis-server both use (when it is local), over the same window. The load generator is in neither.\n` +
       `CPU µs/msg: (server processes + redis-server) CPU time over the window / messages delivered in it.\n` +
       `"vs sio": FishChat / socket.io (msgs/s: higher is better; p99 and µs/msg: lower is better).\n` +
+      `other CPU: what the rest of the machine used over the window (% of one core): other work skews every number.\n` +
       `${results.filter((x) => x.r).length} result lines appended to ${f.out}\n`,
   );
   if (failed) {

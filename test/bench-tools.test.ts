@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { BenchConn, webSocketImpl } from '../cli/bench/conn.js';
 import { isWebSocketUrl, routeServers } from '../cli/bench/cluster.js';
-import { cpuUsPerMsg, formatTable, type Result as CompareResult } from '../bench/compare.js';
+import { cpuUsPerMsg, formatTable, otherCpu, type Result as CompareResult } from '../bench/compare.js';
 import {
   buildSeries,
   logTicks,
@@ -509,6 +509,18 @@ describe('bench:compare: CPU-µs per message and the table', () => {
     );
   });
 
+  test("the other work's CPU, from either benchmark's stderr", () => {
+    assert.equal(
+      otherCpu("x\nmachine CPU over the window: 199% of one core busy, of which 99% not this benchmark's\n"),
+      99,
+    );
+    assert.equal(
+      otherCpu("socketio-bench: machine CPU over the window: 50% of one core busy, of which 0% not this benchmark's"),
+      0,
+    );
+    assert.equal(otherCpu('measuring 10 s …'), undefined);
+  });
+
   test('rows for TCP and WebSocket beside socket.io, with ratios to it', () => {
     const sio = line('socketio', 'ws', 5000, [
       { name: 'socketio.1', cpuPct: 50 },
@@ -526,21 +538,21 @@ describe('bench:compare: CPU-µs per message and the table', () => {
       { name: 'redis-server', cpuPct: 50 },
     ]); // 200 µs/msg
     const table = formatTable([
-      { pairs: 100, label: 'FishChat on node, TCP', r: tcp },
+      { pairs: 100, label: 'FishChat on node, TCP', r: { ...tcp, otherCpuPct: 37 } },
       { pairs: 100, label: 'FishChat on node, WebSocket', r: ws },
       { pairs: 100, label: 'socket.io (WebSocket)', r: sio },
       { pairs: 1000, label: 'FishChat on node, WebSocket', r: null, error: 'boom' },
     ]);
     const rows = table.trim().split('\n');
-    assert.match(rows[0]!, /CPU µs\/msg +msgs\/s vs sio +p99 vs sio +µs\/msg vs sio$/);
+    assert.match(rows[0]!, /CPU µs\/msg +msgs\/s vs sio +p99 vs sio +µs\/msg vs sio +other CPU %$/);
     const cells = (label: string) =>
       rows
         .find((r) => r.includes(label))!
         .split(/ {2,}/)
         .map((c) => c.trim());
-    assert.deepEqual(cells('node, TCP').slice(-4), ['125', '2.00×', '1.00×', '0.50×']);
-    assert.deepEqual(cells('node, WebSocket').slice(-4), ['200', '1.50×', '1.00×', '0.80×']);
-    assert.deepEqual(cells('socket.io').slice(-4), ['250', '1.00×', '1.00×', '1.00×']);
+    assert.deepEqual(cells('node, TCP').slice(-5), ['125', '2.00×', '1.00×', '0.50×', '37']);
+    assert.deepEqual(cells('node, WebSocket').slice(-5), ['200', '1.50×', '1.00×', '0.80×', '-']);
+    assert.deepEqual(cells('socket.io').slice(-5), ['250', '1.00×', '1.00×', '1.00×', '-']);
     assert.match(rows.find((r) => r.startsWith(' 1000'))!, /FAILED/);
   });
 });
