@@ -350,6 +350,27 @@ describe('Redis Cluster end to end', { skip: SKIP, concurrency: false }, () => {
     }
   });
 
+  test('init --redis takes the seed nodes of a Redis Cluster separated by commas (with ?cluster=1 only)', {
+    timeout: 60_000,
+  }, async () => {
+    const seeds = `redis://${rc!.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}?cluster=1`;
+    const dir = await tempDir();
+    const ok = await fishchat(['init', dir, '--redis', seeds]);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.equal(JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')).redis, seeds);
+    const plain = await fishchat(['init', await tempDir(), '--redis', seeds.replace('?cluster=1', '')]);
+    assert.notEqual(plain.code, 0);
+    assert.match(plain.stderr, /several host:port separated by commas only for a Redis Cluster \(add \?cluster=1\)/);
+    const badPort = await fishchat([
+      'init',
+      await tempDir(),
+      '--redis',
+      `redis://127.0.0.1:${rc!.nodes[0]!.port},127.0.0.1:0?cluster=1`,
+    ]);
+    assert.notEqual(badPort.code, 0);
+    assert.match(badPort.stderr, /port 1–65535/);
+  });
+
   test('`fishchat serve ROLE` per role on the Redis Cluster, clients routed by the gateway: the protocol over TCP and WebSocket', {
     timeout: 120_000,
   }, async () => {
@@ -434,29 +455,40 @@ describe('Redis Cluster end to end', { skip: SKIP, concurrency: false }, () => {
   test('a Redis Cluster master failover under load (kill -9 of a master with a replica): every acknowledged message there, each once, no seq back', {
     timeout: 120_000,
   }, async () => {
-    const fo: { v?: { killed: number; promoted: number; ms: number; slots: string[] } } = {};
+    const fo: { v?: { killed: number; promoted: number; promotedMs: number; okMs: number; slots: string[] } } = {};
+    // Every node as a seed: the victim is the first seed, and a role started after its death connects through the others.
+    const rows0 = await rc!.table();
+    const victim0 = rows0.find((x) => x.flags.includes('master') && rows0.some((y) => y.master === x.id))!;
+    const seeds = [victim0.port, ...rc!.nodes.map((n) => n.port).filter((p) => p !== victim0.port)];
+    const url = `redis://${seeds.map((p) => `127.0.0.1:${p}`).join(',')}?cluster=1`;
     const r = await runChaos({
       mode: 'custom',
-      redisUrl: rc!.clusterUrl,
+      redisUrl: url,
       pairs: 20,
       durationMs: 14_000,
       intervalMs: 20,
       everyMs: 4000,
-      maxEvents: 1,
+      maxEvents: 2,
       deliveryTimeoutMs: 15_000,
       log: process.env.FISHCHAT_CHAOS_VERBOSE ? (l) => console.log(l) : undefined,
-      chaos: async (event) => {
+      chaos: async (event, { dir, index }) => {
+        if (index === 1) {
+          // after the failover: both msg_servers killed (every client must log in again), restarted by
+          // the supervisor while the first seed node is dead
+          const run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8')) as {
+            roles: { id: string; role: string; pid: number }[];
+          };
+          for (const ms of run.roles.filter((x) => x.role === 'msg_server')) {
+            process.kill(ms.pid, 'SIGKILL');
+            event(`kill -9 ${ms.id} (pid ${ms.pid}) with the first seed node dead`);
+          }
+          return;
+        }
         const rows = await rc!.table();
-        // a master with a replica, not the seed node of the URL (a role restarted later connects through the seed)
-        const victim = rows.find(
-          (x) =>
-            x.flags.includes('master') &&
-            x.slots.length > 0 &&
-            x.port !== rc!.nodes[0]!.port &&
-            rows.some((y) => y.master === x.id && !y.flags.includes('fail')),
-        );
-        assert.ok(victim, `a master with a replica: ${JSON.stringify(rows)}`);
-        const replica = rows.find((y) => y.master === victim.id)!;
+        const victim = rows.find((x) => x.port === victim0.port && x.flags.includes('master') && x.slots.length > 0);
+        assert.ok(victim, `127.0.0.1:${victim0.port} still a master: ${JSON.stringify(rows)}`);
+        const replica = rows.find((y) => y.master === victim.id && !y.flags.includes('fail'));
+        assert.ok(replica, `127.0.0.1:${victim0.port} has a replica: ${JSON.stringify(rows)}`);
         const node = rc!.node(victim.port);
         const t0 = Date.now();
         event(
@@ -465,18 +497,17 @@ describe('Redis Cluster end to end', { skip: SKIP, concurrency: false }, () => {
         await node.kill9();
         await rc!.waitFor(
           async () => {
-            const now = await rc!.table(replica.port);
-            const me = now.find((x) => x.port === replica.port);
-            return me !== undefined && me.flags.includes('master') && me.slots.join(' ') === victim.slots.join(' ');
+            const me = (await rc!.table(replica.port)).find((x) => x.port === replica.port);
+            return me?.flags.includes('master') === true && me.slots.join(' ') === victim.slots.join(' ');
           },
           20_000,
           `the replica 127.0.0.1:${replica.port} promoted with slots ${victim.slots.join(' ')}`,
         );
         const promotedMs = Date.now() - t0;
         await rc!.waitOk(20_000);
-        fo.v = { killed: victim.port, promoted: replica.port, ms: Date.now() - t0, slots: victim.slots };
+        fo.v = { killed: victim.port, promoted: replica.port, promotedMs, okMs: Date.now() - t0, slots: victim.slots };
         event(
-          `replica 127.0.0.1:${replica.port} promoted after ${promotedMs} ms; cluster_state:ok on every node after ${fo.v.ms} ms`,
+          `replica 127.0.0.1:${replica.port} promoted after ${promotedMs} ms; cluster_state:ok on every node after ${fo.v.okMs} ms`,
         );
       },
       verify: (v) => verifyAfterFailover(v),
@@ -486,11 +517,19 @@ describe('Redis Cluster end to end', { skip: SKIP, concurrency: false }, () => {
     assert.ok(failover, 'the failover happened');
     const onKilled = await usersOnSlots(receiversOf(r), failover.slots);
     console.log(
-      `# failover: master 127.0.0.1:${failover.killed} killed, replica 127.0.0.1:${failover.promoted} serving its slots; cluster_state:ok after ${failover.ms} ms; ${onKilled} of ${r.pairs} receivers had their inbox on the killed master; ${r.acked} acknowledged messages checked`,
+      `# failover: master 127.0.0.1:${failover.killed} killed, replica 127.0.0.1:${failover.promoted} promoted after ${failover.promotedMs} ms, cluster_state:ok after ${failover.okMs} ms; ${onKilled} of ${r.pairs} receivers had their inbox on the killed master; ${r.acked} acknowledged messages checked by sync (${verified.messages} messages in ${verified.inboxes} inboxes)`,
     );
     checkChaos(r);
-    assert.equal(r.events, 1);
+    assert.equal(r.events, 3);
+    for (const id of ['ms-19000', 'ms-19001']) {
+      assert.ok(
+        r.timeline.some((e) => e.what.startsWith(`${id} restarted by the supervisor`)),
+        `${id} restarted with the first seed node dead`,
+      );
+    }
+    assert.ok(r.reconnects >= 2 * r.pairs, `every client logged in again (${r.reconnects} reconnects)`);
     assert.ok(onKilled > 0, 'some inboxes lived on the killed master');
+    assert.equal(verified.messages, r.acked, 'every acknowledged message read back by sync');
   });
 });
 
@@ -516,6 +555,8 @@ function checkChaos(r: ChaosResult): void {
  * the oks), the login head the last ok's seq; and in send order the oks'
  * seqs grow by exactly one (no seq given twice, none went back).
  */
+const verified = { inboxes: 0, messages: 0 };
+
 async function verifyAfterFailover(v: ChaosVerify): Promise<string[]> {
   const problems: string[] = [];
   const route = await RawConn.connect(v.gateway);
@@ -548,6 +589,8 @@ async function verifyAfterFailover(v: ChaosVerify): Promise<string[]> {
       const top = oks.length ? oks[oks.length - 1]!.seq : 0;
       if (ok.seq !== top) problems.push(`${user}: the inbox head is seq ${ok.seq}, the last ok said ${top}`);
       const { msgs } = await syncAll(c, 0, 1000);
+      verified.inboxes++;
+      verified.messages += msgs.length;
       const want = oks.map((o) => `${o.seq} ${o.mid}`).join(',');
       const have = msgs.map((m) => `${m.seq} ${m.mid}`).join(',');
       if (want !== have) problems.push(`${user}: the synced inbox ≠ the oks\n  oks:  ${want}\n  sync: ${have}`);

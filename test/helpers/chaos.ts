@@ -93,7 +93,7 @@ export interface ChaosOptions {
    * times); `event` writes the timeline (a line starting "kill -9" counts as
    * a chaos event).
    */
-  chaos?: (event: (what: string) => void) => Promise<void>;
+  chaos?: (event: (what: string) => void, ctx: { dir: string; index: number }) => Promise<void>;
   /**
    * After delivery, before the cluster stops: more checks against the live
    * cluster, given every ok per receiver (in send order); the problems it
@@ -571,7 +571,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             event(`kill -9 ${id} (pid ${r.pid})`);
           } else if (o.mode === 'custom') {
             if (!o.chaos) throw new Error('chaos mode "custom" needs a chaos function');
-            await o.chaos(event);
+            await o.chaos(event, { dir: c.dir, index: events });
           } else if (o.mode === 'restart-redis') {
             event(`redis-server ${o.redisSignal ?? 'SIGTERM'} (pid ${redis!.pid})`);
             await redis!.stop(o.redisSignal ?? 'SIGTERM');
