@@ -22,9 +22,10 @@ export function duration(seconds: number): string {
 }
 
 /** "tcp HOST:PORT  http HOST:PORT", of what a role has */
-export function addressList(addresses: { tcp?: string; http?: string }): string {
+export function addressList(addresses: { tcp?: string; http?: string; ws?: string }): string {
   const parts: string[] = [];
   if (addresses.tcp) parts.push(`tcp ${addresses.tcp}`);
   if (addresses.http) parts.push(`http ${addresses.http}`);
+  if (addresses.ws) parts.push(`ws ${addresses.ws}`);
   return parts.join('  ');
 }

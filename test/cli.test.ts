@@ -200,7 +200,16 @@ describe('fishchat up and send', () => {
     );
     for (const r of ready) {
       if (['router', 'manager', 'monitor'].includes(r.role!)) assert.match(r.addrs!, /^http 127\.0\.0\.1:[1-9]\d*$/);
-      else assert.match(r.addrs!, /^tcp 127\.0\.0\.1:[1-9]\d* {2}http 127\.0\.0\.1:[1-9]\d*$/);
+      else if (r.role === 'gateway')
+        assert.match(r.addrs!, /^tcp 127\.0\.0\.1:[1-9]\d* {2}http 127\.0\.0\.1:[1-9]\d*$/);
+      else {
+        const m =
+          /^tcp 127\.0\.0\.1:[1-9]\d* {2}http 127\.0\.0\.1:([1-9]\d*) {2}ws ws:\/\/127\.0\.0\.1:(\d+)\/v1\/ws$/.exec(
+            r.addrs!,
+          );
+        assert.ok(m, r.addrs);
+        assert.equal(m[2], m[1], 'the WebSocket endpoint is on the HTTP port');
+      }
     }
     const ms = Number(/^cluster ready in (\d+) ms/m.exec(out)![1]);
     assert.ok(ms < 1500, `ready in ${ms} ms`);
@@ -215,9 +224,11 @@ describe('fishchat up and send', () => {
       ready.map((r) => [r.role, r.id]),
     );
     for (const [i, r] of ready.entries()) {
-      const addrs = run.roles[i].addresses as { tcp?: string; http?: string };
+      const addrs = run.roles[i].addresses as { tcp?: string; http?: string; ws?: string };
       assert.equal(
-        [addrs.tcp && `tcp ${addrs.tcp}`, addrs.http && `http ${addrs.http}`].filter(Boolean).join('  '),
+        [addrs.tcp && `tcp ${addrs.tcp}`, addrs.http && `http ${addrs.http}`, addrs.ws && `ws ${addrs.ws}`]
+          .filter(Boolean)
+          .join('  '),
         r.addrs,
       );
     }

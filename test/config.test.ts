@@ -309,6 +309,10 @@ describe('validation names the file, the field, the expectation and what was fou
     ['msg_server.19000.json', 'host', 'host', 42, 'found 42'],
     ['msg_server.19000.json', 'httpHost', 'httpHost', '', 'found ""'],
     ['msg_server.19000.json', 'advertise', 'advertise', 'nope', '"host:port"', 'found "nope"'],
+    ['msg_server.19000.json', 'ws', 'ws', 'yes', 'true, false, or the WebSocket URL', 'found "yes"'],
+    ['msg_server.19000.json', 'ws', 'ws', 'http://x:1/v1/ws', 'ws:// or wss://', 'found "http://x:1/v1/ws"'],
+    ['msg_server.19000.json', 'ws', 'ws', 'ws://0.0.0.0:19100/v1/ws', 'not a wildcard', 'found "ws://0.0.0.0'],
+    ['msg_server.19000.json', 'ws', 'ws', 1, 'found 1'],
     ['msg_server.19000.json', 'role', 'role', 'comet', '"gateway", "msg_server", "router"', 'found "comet"'],
     ['gateway.json', 'port', 'port', null, 'found null'],
     ['gateway.json', 'seeds', 'seeds', 'a:1', 'array', 'found "a:1"'],
@@ -373,6 +377,8 @@ describe('validation names the file, the field, the expectation and what was fou
     ['maxTopicMembers', -1, 'integer 1–100000000', 'found -1'],
     ['sendRate', 200, 'JSON object', 'found 200'],
     ['maxConections', 10, 'did you mean "settings.maxConnections"'],
+    ['allowedOrigins', 'https://a.example', 'array of origins', 'found "https://a.example"'],
+    ['allowedOrigins', [], 'array of origins', 'found an array'],
   ];
   for (const [key, value, ...parts] of settingCases) {
     test(`fishchat.json "settings.${key}" = ${JSON.stringify(value)}`, async () => {
@@ -381,6 +387,17 @@ describe('validation names the file, the field, the expectation and what was fou
       await expectError(files, 'fishchat.json', `settings.${key}`, ...parts);
     });
   }
+
+  test('settings.allowedOrigins: each an origin (no path, no trailing slash) or "*"; a good list loads', async () => {
+    const files = defaultFiles();
+    for (const bad of ['https://a.example/', 'https://a.example/app', 'a.example', 7]) {
+      obj(files, 'fishchat.json').settings = { allowedOrigins: ['https://ok.example', bad] };
+      await expectError(files, 'fishchat.json', 'settings.allowedOrigins[1]', 'origins such as');
+    }
+    obj(files, 'fishchat.json').settings = { allowedOrigins: ['https://ok.example', 'http://localhost:5173'] };
+    const c = await loadFiles(files);
+    assert.deepEqual(c.settings.allowedOrigins, ['https://ok.example', 'http://localhost:5173']);
+  });
 
   test('settings.backoff: base and max are checked, and max must not be below base', async () => {
     const files = defaultFiles();

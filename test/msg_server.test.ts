@@ -156,6 +156,18 @@ describe('session (§4.1)', () => {
     const f = await conn.next();
     assert.equal(f.code, 'not_logged_in');
     assert.equal(f.rid, undefined);
+    // Whatever its fields: a known op before login is not_logged_in, not bad_request (§2).
+    for (const bad of [
+      { op: 'send', rid: 3 },
+      { op: 'sync', rid: 4, after: 'x' },
+      { op: 'topic_join', rid: 5 },
+    ]) {
+      const e = await conn.request(bad);
+      assert.equal(e.code, 'not_logged_in', JSON.stringify(bad));
+    }
+    // login itself: its fields are checked (bad_request), and the connection stays open.
+    assert.equal((await conn.request({ op: 'login', rid: 6 })).code, 'bad_request');
+    assert.equal((await conn.request({ op: 'ping', rid: 7 })).op, 'pong');
     conn.close();
   });
 

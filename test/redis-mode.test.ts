@@ -29,6 +29,7 @@ import { processAlive as alive } from '../runtime/cluster/run-file.js';
 import { BIN, CLEAN_ENV, CliProcess, fishchat, NODE, ROOT } from './helpers/cli.js';
 import { take } from './helpers/messages.js';
 import { redisReachable } from './helpers/redis.js';
+import { RawWs } from './helpers/ws.js';
 
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const READY_TIMEOUT_MS = 60_000;
@@ -71,7 +72,7 @@ interface RunJson {
   redis?: { url: string; pid?: number; dir?: string };
   gateway: string;
   monitor?: string;
-  roles: { role: string; id: string; pid?: number; addresses: { tcp?: string; http?: string } }[];
+  roles: { role: string; id: string; pid?: number; addresses: { tcp?: string; http?: string; ws?: string } }[];
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -127,6 +128,37 @@ function msAddr(run: RunJson, id: string): string {
   const r = run.roles.find((x) => x.id === id);
   assert.ok(r?.addresses.tcp, `${id} in run.json`);
   return r.addresses.tcp;
+}
+
+/** Over WebSocket (§1a): a raw client on each msg_server's ws URL, a message each way across them. */
+async function wsExchange(run: RunJson, secret: string, tag: string): Promise<void> {
+  const url = (id: string) => {
+    const r = run.roles.find((x) => x.id === id);
+    assert.ok(r?.addresses.ws, `${id}'s ws URL in run.json`);
+    return r.addresses.ws;
+  };
+  const login = async (id: string, user: string) => {
+    const ws = await RawWs.connect(url(id), { timeoutMs: 10_000 });
+    const ok = await ws.request({ op: 'login', rid: 1, user, token: signToken(secret, user) }, 10_000);
+    assert.equal(ok.op, 'ok', JSON.stringify(ok));
+    assert.equal(ok.server, id);
+    return ws;
+  };
+  const bob = await login('ms-19000', `wsbob-${tag}`);
+  const alice = await login('ms-19001', `wsalice-${tag}`);
+  try {
+    assert.equal((await alice.request({ op: 'send', rid: 2, to: `wsbob-${tag}`, body: 'over ws' }, 10_000)).op, 'ok');
+    const [m] = await bob.msgs(1, 10_000);
+    assert.deepEqual([m!.from, m!.body], [`wsalice-${tag}`, 'over ws']);
+    assert.equal((await bob.request({ op: 'send', rid: 3, to: `wsalice-${tag}`, body: { back: 1 } }, 10_000)).op, 'ok');
+    const [n] = await alice.msgs(1, 10_000);
+    assert.deepEqual(n!.body, { back: 1 });
+    assert.equal((await alice.request({ op: 'logout', rid: 4 }, 10_000)).op, 'ok');
+    assert.equal(await alice.waitClosed(10_000), 1000);
+  } finally {
+    alice.close();
+    bob.close();
+  }
 }
 
 /** bob on one msg_server, alice on the other: alice → bob and bob → alice arrive, each once. */
@@ -455,7 +487,7 @@ for (const [runtime, skip] of [
       await up?.stop('SIGKILL');
     });
 
-    test(`the roles run on ${runtime}: login, send, receive; a clean stop`, async () => {
+    test(`the roles run on ${runtime}: login, send, receive over TCP and WebSocket; a clean stop`, async () => {
       const out = await up.waitFor(
         /^cluster ready in \d+ ms/m,
         runtime === 'deno' ? DENO_READY_TIMEOUT_MS : READY_TIMEOUT_MS,
@@ -468,6 +500,7 @@ for (const [runtime, skip] of [
         assert.ok(cmdline[0]!.includes(runtime), `${r.role} ${r.id} runs on ${runtime}: ${cmdline.join(' ')}`);
       }
       await crossServerExchange(run, c.secret, runtime);
+      await wsExchange(run, c.secret, runtime);
 
       const pids = run.roles.map((r) => r.pid!);
       const { code, signal } = await up.stop('SIGTERM');

@@ -202,6 +202,33 @@ describe('WebSocket: errors and close codes (§1a)', () => {
     }
   });
 
+  it('the send rate holds per WebSocket (rate_limited, the socket stays); no login in time: 1008', async () => {
+    const c = await startTestCluster({
+      msgServers: 1,
+      settings: { sendRate: { rate: 1, burst: 3 }, loginTimeout: 300 },
+    });
+    try {
+      const ws = await wsLogin(c, 0, 'eve');
+      const rids = Array.from({ length: 5 }, () => rid());
+      for (const r of rids) ws.send({ op: 'send', rid: r, to: 'eve2', body: 'x' });
+      const codes = [];
+      for (const r of rids) {
+        const f = await ws.next(3000, (x) => x.rid === r);
+        codes.push(f.op === 'ok' ? 'ok' : f.code);
+      }
+      assert.deepEqual(codes, ['ok', 'ok', 'ok', 'rate_limited', 'rate_limited']);
+      assert.equal((await ws.request({ op: 'ping', rid: rid() })).op, 'pong');
+      ws.close();
+
+      const lazy = await RawWs.connect(c.ws(0));
+      const t0 = Date.now();
+      assert.equal(await lazy.waitClosed(3000), 1008);
+      assert.ok(Date.now() - t0 >= 250, 'closed at the login timeout, not before');
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('beyond maxConnections: overloaded, 1008', async () => {
     const c = await startTestCluster({ msgServers: 1, settings: { maxConnections: 2 } });
     try {
@@ -333,6 +360,38 @@ describe('WebSocket: origins and the gateway', () => {
       assert.equal(nb.code, 'overloaded');
       assert.equal(typeof nb.message, 'string');
     } finally {
+      await c.stop();
+    }
+  });
+});
+
+describe('WebSocket: what a msg_server advertises', () => {
+  it('the advertised host with the HTTP port; a configured URL as given; none with ws: false', async () => {
+    const c = await startTestCluster({ msgServers: 1 });
+    const { startMsgServer } = await import('../runtime/roles/msg_server/index.js');
+    const base = { role: 'msg_server', host: '127.0.0.1', port: 0, httpHost: '127.0.0.1', httpPort: 0 } as const;
+    const started = [];
+    try {
+      const adv = await startMsgServer(c.ctx, { ...base, id: 'ms-adv', advertise: 'chat.fishchat.test:4000' });
+      started.push(adv);
+      const httpPort = adv.addresses.http!.split(':').pop();
+      assert.equal(adv.addresses.ws, `ws://chat.fishchat.test:${httpPort}/v1/ws`);
+      const tls = await startMsgServer(c.ctx, { ...base, id: 'ms-tls', ws: 'wss://chat.example.com/v1/ws' });
+      started.push(tls);
+      assert.equal(tls.addresses.ws, 'wss://chat.example.com/v1/ws');
+      // The endpoint still answers on the HTTP port (the TLS proxy forwards there).
+      const direct = await RawWs.connect(`ws://${tls.addresses.http}/v1/ws`);
+      assert.equal((await direct.request({ op: 'ping', rid: 1 })).op, 'pong');
+      direct.close();
+      const off = await startMsgServer(c.ctx, { ...base, id: 'ms-off', ws: false });
+      started.push(off);
+      assert.equal(off.addresses.ws, undefined);
+      await assert.rejects(RawWs.connect(`ws://${off.addresses.http}/v1/ws`), (err: { status?: number }) => {
+        assert.equal(err.status, 404);
+        return true;
+      });
+    } finally {
+      for (const h of started) await h.stop();
       await c.stop();
     }
   });

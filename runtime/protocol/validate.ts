@@ -9,7 +9,10 @@ import type { ErrorCode } from './errors.js';
 import type { LoginReq, Op, Request, SendReq, TopicMembersReq, TopicSendReq } from './types.js';
 import { GATEWAY_OPS, MSG_SERVER_OPS } from './types.js';
 
-export type ParseResult = { ok: true; req: Request } | { ok: false; code: ErrorCode; message: string; rid?: number };
+export type ParseResult =
+  | { ok: true; req: Request }
+  /** `op`: the known op whose fields were wrong (a bad_request from its fields) */
+  | { ok: false; code: ErrorCode; message: string; rid?: number; op?: Op };
 
 /** Max nesting, the frame's own map being level 1 (docs/protocol.md §1). */
 export const MAX_DEPTH = 64;
@@ -322,7 +325,10 @@ function parse(b: Uint8Array, opts: { ops: ReadonlySet<Op>; maxFrame: number }):
   }
   const op = opRaw as Op;
   const req = buildRequest(b, head, op, opts.maxFrame);
-  if (typeof req === 'string') return fail('bad_request', req, rid);
+  if (typeof req === 'string')
+    return rid === undefined
+      ? { ok: false, code: 'bad_request', message: req, op }
+      : { ok: false, code: 'bad_request', message: req, rid, op };
   if (rid !== undefined) req.rid = rid;
   return { ok: true, req };
 }

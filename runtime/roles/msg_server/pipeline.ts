@@ -101,6 +101,11 @@ async function handleQueued(s: MsgServer, conn: Conn): Promise<void> {
       if (req) continue;
       if (conn.closing) break;
       if (!parsed.ok) {
+        if (parsed.op !== undefined && !conn.loggedIn && parsed.op !== 'login' && parsed.op !== 'ping') {
+          // Before login a known op other than login/ping is refused as such, whatever its fields (§2).
+          conn.error('not_logged_in', `log in before "${parsed.op}"`, parsed.rid);
+          continue;
+        }
         conn.error(parsed.code, parsed.message, parsed.rid);
         if (parsed.code === 'bad_frame' || parsed.code === 'frame_too_large') {
           conn.close({ why: parsed.code });
