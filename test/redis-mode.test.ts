@@ -365,12 +365,14 @@ describe('fishchat serve: one role in this process', { skip: NO_REDIS, timeout: 
     try {
       const m = await until(
         'the ready line',
-        () => /^ready msg_server ms-19000 tcp=(\S+) http=(\S+) pid=(\d+)$/m.exec(stdout) ?? undefined,
+        () =>
+          /^ready msg_server ms-19000 tcp=(\S+) http=(\S+) ws=(ws:\/\/\S+\/v1\/ws) pid=(\d+)$/m.exec(stdout) ??
+          undefined,
         30_000,
       ).catch((err: Error) => {
         throw new Error(`${err.message}\n${stdout}\n${stderr}`);
       });
-      assert.equal(Number(m[3]), child.pid);
+      assert.equal(Number(m[4]), child.pid);
       assert.match(
         stdout,
         new RegExp(
