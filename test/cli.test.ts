@@ -217,6 +217,13 @@ describe('fishchat up and send', () => {
     const run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8'));
     assert.equal(run.pid, up.child.pid);
     assert.equal(run.mode, 'embedded');
+    // At once (before any msg_server's next beat), GET /v1/route names every WebSocket URL.
+    const gwHttp = run.roles.find((r: { role: string }) => r.role === 'gateway').addresses.http;
+    const routed = (await (await fetch(`http://${gwHttp}/v1/route`)).json()) as { servers: { ws?: string }[] };
+    const wsUrls = run.roles
+      .filter((r: { role: string }) => r.role === 'msg_server')
+      .map((r: { addresses: { ws: string } }) => r.addresses.ws);
+    assert.deepEqual(routed.servers.map((x) => x.ws).sort(), wsUrls.sort());
     const gatewayLine = ready.find((r) => r.role === 'gateway')!;
     assert.equal(`tcp ${run.gateway}`, gatewayLine.addrs!.split('  ')[0]);
     assert.deepEqual(

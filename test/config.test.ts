@@ -100,6 +100,11 @@ describe('defaults', () => {
       httpHost: '127.0.0.1',
       httpPort: 17080,
       seeds: ['127.0.0.1:19000', '127.0.0.1:19001'],
+      // their WebSocket URLs, known from the role files: a route right after the start names them
+      seedWs: {
+        '127.0.0.1:19000': 'ws://127.0.0.1:19100/v1/ws',
+        '127.0.0.1:19001': 'ws://127.0.0.1:19101/v1/ws',
+      },
     });
     assert.deepEqual(c.msgServers, [
       { role: 'msg_server', id: 'ms-19000', host: '127.0.0.1', port: 19000, httpHost: '127.0.0.1', httpPort: 19100 },

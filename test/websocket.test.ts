@@ -396,3 +396,41 @@ describe('WebSocket: what a msg_server advertises', () => {
     }
   });
 });
+
+describe('WebSocket: the gateway before the first beats', () => {
+  it('seeds carry the ws URL they were started with, until a beat replaces them', async () => {
+    const { ServerList } = await import('../runtime/roles/gateway/index.js');
+    const now = Date.now();
+    const list = new ServerList(2000, ['10.0.0.1:19000', '10.0.0.2:19000'], now, {
+      '10.0.0.1:19000': 'ws://10.0.0.1:19100/v1/ws',
+    });
+    assert.deepEqual(list.live(now), [
+      { id: '10.0.0.1:19000', addr: '10.0.0.1:19000', ws: 'ws://10.0.0.1:19100/v1/ws' },
+      { id: '10.0.0.2:19000', addr: '10.0.0.2:19000' },
+    ]);
+    list.onBeat(
+      {
+        role: 'msg_server',
+        id: 'ms-a',
+        addr: '10.0.0.1:19000',
+        ws: 'wss://chat.example.com/v1/ws',
+        pid: 1,
+        boot: 'b',
+        uptime: 1,
+        conns: 5,
+        inRate: 0,
+        outRate: 0,
+        p50: 0,
+        p99: 0,
+        rss: 0,
+        loop: 0,
+        ts: now,
+      },
+      now,
+    );
+    assert.deepEqual(list.live(now), [
+      { id: '10.0.0.2:19000', addr: '10.0.0.2:19000' },
+      { id: 'ms-a', addr: '10.0.0.1:19000', ws: 'wss://chat.example.com/v1/ws' },
+    ]);
+  });
+});

@@ -89,7 +89,12 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
     const seeds = config.msgServers.map(
       (ms, i) => ms.advertise ?? servers[i]!.addresses.tcp ?? bindAddress(ms.host, ms.port),
     );
-    gateway = await one({ ...config.gateway, seeds });
+    const seedWs: Record<string, string> = {};
+    for (const [i, addr] of seeds.entries()) {
+      const ws = servers[i]!.addresses.ws;
+      if (ws !== undefined) seedWs[addr] = ws;
+    }
+    gateway = await one({ ...config.gateway, seeds, seedWs });
   } catch (err) {
     await stopGroups(groups, bus, store).catch(() => {});
     throw err;

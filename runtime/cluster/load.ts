@@ -43,6 +43,7 @@ import {
   mergeSettings,
 } from './defaults.js';
 import { ensureSecret, readSecret, secretProblem } from './secret.js';
+import { advertisedWs } from './config.js';
 
 export interface LoadOverrides {
   /** environment to read FISHCHAT_SECRET from (default process.env) */
@@ -92,6 +93,15 @@ export async function loadCluster(dir: string, overrides: LoadOverrides = {}): P
 
   if (gateway.config.seeds.length === 0) {
     gateway.config.seeds = msgServers.map((m) => m.config.advertise ?? bindAddress(m.config.host, m.config.port));
+    // Their WebSocket URLs too, where the role file fixes the HTTP port: the first routes name them.
+    const seedWs: Record<string, string> = {};
+    for (const [i, m] of msgServers.entries()) {
+      const addr = gateway.config.seeds[i]!;
+      const http = { host: m.config.httpHost, port: m.config.httpPort };
+      const ws = http.port === 0 ? undefined : advertisedWs(m.config, addr, http);
+      if (ws !== undefined) seedWs[addr] = ws;
+    }
+    gateway.config.seedWs = seedWs;
   }
 
   const auth = cf?.auth ?? CLUSTER_DEFAULTS.auth;

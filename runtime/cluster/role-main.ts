@@ -8,7 +8,7 @@
  *     node|bun|deno dist/runtime/cluster/role-main.js --dir DIR --role ROLE [--id ID]
  *     node|bun|deno dist/runtime/cluster/role-main.js --config FILE [--dir DIR]
  *
- * Other options: --redis URL, --seeds host:port,… (gateway), --watch-stdin
+ * Other options: --redis URL, --seeds host:port,… and --seed-ws host:port=URL,… (gateway), --watch-stdin
  * (stop when stdin closes: the supervisor is gone). Environment:
  * FISHCHAT_REDIS, FISHCHAT_CLUSTER, FISHCHAT_SECRET override the cluster
  * files; FISHCHAT_PORT and FISHCHAT_HTTP_PORT the role's ports.
@@ -32,6 +32,17 @@ import { StopSignals, stopWithin } from './signals.js';
 
 // ---------------------------------------------------------------- the entry point
 
+/** `host:port=ws://…,…` (what the supervisor passes) → a map; the URLs hold no comma. */
+function seedWsOf(v: string | undefined): Record<string, string> | undefined {
+  if (v === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const kv of v.split(',')) {
+    const at = kv.indexOf('=');
+    if (at > 0) out[kv.slice(0, at)] = kv.slice(at + 1);
+  }
+  return out;
+}
+
 async function main(argv: string[]): Promise<void> {
   let values: Record<string, string | boolean | undefined>;
   try {
@@ -44,6 +55,7 @@ async function main(argv: string[]): Promise<void> {
         id: { type: 'string' },
         redis: { type: 'string' },
         seeds: { type: 'string' },
+        'seed-ws': { type: 'string' },
         'watch-stdin': { type: 'boolean' },
       },
       strict: true,
@@ -89,6 +101,7 @@ async function main(argv: string[]): Promise<void> {
       id: str('id'),
       redis: str('redis'),
       seeds: str('seeds')?.split(',').filter(Boolean),
+      seedWs: seedWsOf(str('seed-ws')),
       log,
     });
   } catch (err) {

@@ -25,7 +25,7 @@ export interface RunInfo {
   /** the monitor's HTTP address, host:port (`fishchat status` asks it) */
   monitor?: string;
   /** every role, in start order, with where it listens */
-  roles: { role: string; id: string; addresses: { tcp?: string; http?: string }; pid?: number }[];
+  roles: { role: string; id: string; addresses: { tcp?: string; http?: string; ws?: string }; pid?: number }[];
   /** ISO 8601 */
   startedAt: string;
 }

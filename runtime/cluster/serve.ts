@@ -29,6 +29,8 @@ export interface ServeRoleOptions {
   redis?: string;
   /** the gateway's seed msg_servers, host:port (the supervisor passes their real addresses) */
   seeds?: string[];
+  /** their WebSocket URLs by address (the supervisor passes them with the seeds) */
+  seedWs?: Record<string, string>;
   /** FISHCHAT_REDIS, FISHCHAT_CLUSTER, FISHCHAT_SECRET, FISHCHAT_PORT, FISHCHAT_HTTP_PORT (default process.env) */
   env?: Record<string, string | undefined>;
   log: Logger;
@@ -75,6 +77,7 @@ export async function serveRole(opts: ServeRoleOptions): Promise<ServedRole> {
     const seeds = opts.seeds ?? roleConfig.seeds;
     // A seed with port 0 is a msg_server whose port is not known yet: the gateway learns it from the beats.
     roleConfig.seeds = seeds.filter((s) => (parseHostPort(s)?.port ?? 0) !== 0);
+    if (opts.seedWs !== undefined) roleConfig.seedWs = opts.seedWs;
   }
 
   const platform = await getPlatform();

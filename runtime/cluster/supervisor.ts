@@ -30,7 +30,7 @@ export interface RoleProcessInfo {
   role: RoleConfig['role'];
   id: string;
   pid: number;
-  addresses: { tcp?: string; http?: string };
+  addresses: { tcp?: string; http?: string; ws?: string };
 }
 
 export interface SupervisorOptions {
@@ -193,10 +193,17 @@ export class Supervisor {
       await this.#startGroup([child(c.router)]);
       await this.#startGroup([child(c.manager)]);
       const servers = await this.#startGroup(c.msgServers.map((ms) => child(ms)));
-      const seeds = servers
-        .map((s, i) => c.msgServers[i]!.advertise ?? s.info!.addresses.tcp)
-        .filter((s): s is string => !!s);
-      await this.#startGroup([child(c.gateway, seeds.length ? ['--seeds', seeds.join(',')] : [])]);
+      const seeds: string[] = [];
+      const seedWs: string[] = [];
+      for (const [i, s] of servers.entries()) {
+        const addr = c.msgServers[i]!.advertise ?? s.info!.addresses.tcp;
+        if (!addr) continue;
+        seeds.push(addr);
+        if (s.info!.addresses.ws) seedWs.push(`${addr}=${s.info!.addresses.ws}`);
+      }
+      const gatewayArgs = seeds.length ? ['--seeds', seeds.join(',')] : [];
+      if (seedWs.length) gatewayArgs.push('--seed-ws', seedWs.join(','));
+      await this.#startGroup([child(c.gateway, gatewayArgs)]);
     } catch (err) {
       await this.stop().catch(() => {});
       throw err;

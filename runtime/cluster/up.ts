@@ -84,7 +84,7 @@ export function describeMode(
 export interface UpRole {
   role: string;
   id: string;
-  addresses: { tcp?: string; http?: string };
+  addresses: { tcp?: string; http?: string; ws?: string };
   pid?: number;
 }
 

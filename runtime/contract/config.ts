@@ -3,6 +3,7 @@
  * (runtime/cluster/load.ts reads fishchat.json and the per-role JSON files),
  * and the one set of defaults (the store's limits are the store's own, DEFAULT_LIMITS).
  */
+import { bindAddress, dialAddress, parseHostPort } from '../platform/address.js';
 import { DEFAULT_LIMITS } from '../store/store.js';
 
 export type RuntimeName = 'node' | 'bun' | 'deno';
@@ -68,6 +69,23 @@ export function originAllowed(allowed: readonly string[], origin: string | undef
 /** The path of a msg_server's WebSocket endpoint (docs/protocol.md §1a). */
 export const WS_PATH = '/v1/ws';
 
+/**
+ * The WebSocket URL a msg_server advertises: its "ws" when that is a URL;
+ * none when it is false; else the host clients dial for TCP (`tcpAddr`, the
+ * advertised address, never a wildcard) with the HTTP listener's port.
+ */
+export function advertisedWs(
+  config: Pick<MsgServerConfig, 'ws'>,
+  tcpAddr: string,
+  http: { host: string; port: number },
+): string | undefined {
+  if (config.ws === false) return undefined;
+  if (typeof config.ws === 'string') return config.ws;
+  const host = parseHostPort(tcpAddr)?.host;
+  const at = host === undefined ? dialAddress(http.host, http.port) : bindAddress(host, http.port);
+  return `ws://${at}${WS_PATH}`;
+}
+
 export interface GatewayConfig {
   role: 'gateway';
   id: string;
@@ -79,6 +97,12 @@ export interface GatewayConfig {
   httpPort: number;
   /** seed list of msg_server addresses (host:port); beats add and drop servers */
   seeds: string[];
+  /**
+   * The WebSocket URL of a seed, by its address, when known before its first
+   * beat (the msg_servers `up` started, or role files with a fixed httpPort):
+   * a route answered right after the start names it too.
+   */
+  seedWs?: Record<string, string>;
   /** the browser chat page at GET /chat on the HTTP listener (default true; false turns it off) */
   chatPage?: boolean;
 }

@@ -43,9 +43,14 @@ export class ServerList {
     private readonly beatMs: number,
     seeds: string[],
     now = Date.now(),
+    /** a seed's WebSocket URL by its address, when known before its first beat */
+    seedWs: Record<string, string> = {},
   ) {
-    for (const addr of seeds)
-      this.known.set(`seed:${addr}`, { id: addr, addr, conns: 0, max: Infinity, lastBeat: now, seed: true });
+    for (const addr of seeds) {
+      const k: Known = { id: addr, addr, conns: 0, max: Infinity, lastBeat: now, seed: true };
+      if (seedWs[addr] !== undefined) k.ws = seedWs[addr];
+      this.known.set(`seed:${addr}`, k);
+    }
   }
 
   onBeat(b: Beat & { max?: unknown }, now = Date.now()): void {
@@ -84,7 +89,7 @@ export class ServerList {
 const USER_RE = /^[A-Za-z0-9_.@-]{1,64}$/;
 
 export async function startGateway(ctx: RoleContext, config: GatewayConfig): Promise<RoleHandle> {
-  const list = new ServerList(ctx.settings.beat, config.seeds);
+  const list = new ServerList(ctx.settings.beat, config.seeds, Date.now(), config.seedWs);
   const stats = new RoleStats();
   const boot = randomBytes(8).toString('hex');
   const unsubscribe = await ctx.bus.subscribe(ctx.channels.monitor, (payload) => {

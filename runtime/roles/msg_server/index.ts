@@ -1,9 +1,8 @@
 import { Hono } from 'hono';
-import { type MsgServerConfig, originAllowed, WS_PATH } from '../../contract/config.js';
+import { advertisedWs, type MsgServerConfig, originAllowed, WS_PATH } from '../../contract/config.js';
 import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
 import { listenRoleTcp, serveRoleHttp } from '../../contract/listen.js';
 import { startBeats } from '../../metrics/beat.js';
-import { bindAddress, dialAddress, parseHostPort } from '../../platform/address.js';
 import type { TcpSocket, WebSocketRoute } from '../../platform/types.js';
 import { serverApi } from './api.js';
 import { MsgServer } from './msg_server.js';
@@ -64,7 +63,7 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
     await unsubscribe();
   };
   const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, undo, websocket);
-  if (serveWs) server.ws = typeof config.ws === 'string' ? config.ws : wsUrl(server.addr, http.host, http.port);
+  server.ws = advertisedWs(config, server.addr, http);
 
   const stopBeats = startBeats(
     ctx,
@@ -95,14 +94,4 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
       server.stats.stop();
     },
   );
-}
-
-/**
- * The WebSocket URL clients are told: the advertised host (the one clients
- * dial for TCP, never a wildcard) with the HTTP listener's port.
- */
-function wsUrl(tcpAddr: string, httpHost: string, httpPort: number): string {
-  const host = parseHostPort(tcpAddr)?.host;
-  const at = host === undefined ? dialAddress(httpHost, httpPort) : bindAddress(host, httpPort);
-  return `ws://${at}${WS_PATH}`;
 }
