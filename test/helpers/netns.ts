@@ -194,8 +194,9 @@ export class Lab {
     return h;
   }
 
+  /** The address of host `name` (also of one not added yet: a is .1, b .2, …). */
   addr(name: string): string {
-    return this.host(name).addr;
+    return this.hosts.get(name)?.addr ?? `${this.subnet}.${name.charCodeAt(0) - 96}`;
   }
 
   /** Takes the host off the network: its veth's bridge end goes down (no error on the host, just silence). */
@@ -209,7 +210,10 @@ export class Lab {
 
   /** Runs `cmd args` inside the host to its end (synchronously, at most `timeoutMs`). */
   run(name: string, cmd: string, args: string[], timeoutMs = 10_000) {
-    return spawnSync('ip', ['netns', 'exec', this.host(name).ns, cmd, ...args], { encoding: 'utf8', timeout: timeoutMs });
+    return spawnSync('ip', ['netns', 'exec', this.host(name).ns, cmd, ...args], {
+      encoding: 'utf8',
+      timeout: timeoutMs,
+    });
   }
 
   /** Starts `cmd args` inside the host; `destroy()` kills it if it still runs. */
