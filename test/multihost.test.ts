@@ -27,13 +27,12 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { signToken } from '../runtime/protocol/token.js';
-import { BIN, CLEAN_ENV, fishchat, NODE, ROOT } from './helpers/cli.js';
+import { BIN, CLEAN_ENV, NODE, ROOT } from './helpers/cli.js';
 import { Lab, unavailable, type HostProcess } from './helpers/netns.js';
+import { HostCluster, PORTS } from './helpers/netns-cluster.js';
 import { available as haveRedisServer } from './helpers/redis-server.js';
 import { sleep } from './helpers/wait.js';
 
@@ -52,16 +51,6 @@ if (SKIP) console.warn(`test/multihost.test.ts: skipped: ${SKIP}`);
 const BEAT = 500;
 const HEARTBEAT = 1000;
 const BACKOFF = { base: 1000, max: 4000 };
-const PORTS = {
-  redis: 6379,
-  gw: 17000,
-  gwHttp: 17080,
-  ms: 19000,
-  msHttp: 19100,
-  router: 20000,
-  manager: 18000,
-  monitor: 21000,
-};
 /** The client library's request (and so ping) timeout in the agent. */
 const CLIENT_TIMEOUT = 1500;
 
@@ -161,20 +150,15 @@ function pct(values: number[], p: number): number {
 
 describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKIP, concurrency: false }, () => {
   let lab: Lab;
-  let dir: string;
-  let secret: string;
+  let cl: HostCluster;
   let agent: Agent;
-  const roles = new Map<string, HostProcess>();
   const timings: Record<string, unknown> = {};
   let A: string;
 
-  const adminToken = () => signToken(secret, 'multihost-test', { admin: true, ttlSeconds: 600 });
-  const route = async (): Promise<{ id: string; addr: string; ws?: string }[]> => {
-    const r = await fetch(`http://${A}:${PORTS.gwHttp}/v1/route`, { signal: AbortSignal.timeout(2000) });
-    if (r.status === 503) return [];
-    return ((await r.json()) as { servers: { id: string; addr: string; ws?: string }[] }).servers;
-  };
-  /** user → server, from the manager's view of the directory. */
+  const adminToken = () => signToken(cl.secret, 'multihost-test', { admin: true, ttlSeconds: 600 });
+  const route = () => cl.route();
+  const waitRoute = (pred: (ids: string[]) => boolean, ms: number, what: string) => cl.waitRoute(pred, ms, what);
+  /** The directory (every session's user, device, server, gen), from the manager's admin API. */
   const directory = async (): Promise<{ user: string; device: string; server: string; gen: number }[]> => {
     const out: { user: string; device: string; server: string; gen: number }[] = [];
     let after = '';
@@ -191,92 +175,21 @@ describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKI
     }
     return out;
   };
-  const waitRoute = async (pred: (ids: string[]) => boolean, ms: number, what: string) => {
-    const end = Date.now() + ms;
-    for (;;) {
-      const ids = (await route().catch(() => [])).map((s) => s.id);
-      if (pred(ids)) return ids;
-      if (Date.now() > end)
-        throw new Error(`the gateway's route: no ${what} within ${ms} ms (lists ${ids.join(', ')})`);
-      await sleep(10);
-    }
-  };
-  const serve = (host: string, args: string[]) => {
-    const p = lab.spawn(host, NODE, [BIN, 'serve', ...args], { env: CLEAN_ENV, cwd: ROOT });
-    return p;
-  };
-  const msgServerFile = (name: string, bind?: string) => ({
-    role: 'msg_server',
-    id: `ms-${name}`,
-    host: bind ?? lab.addr(name),
-    port: PORTS.ms,
-    advertise: `${lab.addr(name)}:${PORTS.ms}`,
-    httpPort: PORTS.msHttp,
-  });
 
   before(async () => {
     lab = Lab.create(['a', 'b', 'c', 'd']);
     A = lab.addr('a');
-    dir = await mkdtemp(join(tmpdir(), 'fishchat-multihost-'));
-    const init = await fishchat(['init', dir, '--redis', `redis://${A}:${PORTS.redis}`]);
-    assert.equal(init.code, 0, init.stderr);
-    secret = (await readFile(join(dir, '.fishchat', 'secret'), 'utf8')).trim();
-    const files: Record<string, object> = {
-      'gateway.json': { role: 'gateway', id: 'gateway', host: A, port: PORTS.gw, httpPort: PORTS.gwHttp },
-      'msg_server.b.json': msgServerFile('b'),
-      'msg_server.c.json': msgServerFile('c'),
-      'router.json': { role: 'router', id: 'router', httpHost: A, httpPort: PORTS.router },
-      'manager.json': { role: 'manager', id: 'manager', httpHost: A, httpPort: PORTS.manager },
-      'monitor.json': { role: 'monitor', id: 'monitor', httpHost: A, httpPort: PORTS.monitor },
-    };
-    for (const [f, body] of Object.entries(files)) await writeFile(join(dir, f), JSON.stringify(body, null, 2));
-    // Host e's file exists on disk but is not in "roles": it is served with --config when it joins.
-    await writeFile(join(dir, 'msg_server.e.json'), JSON.stringify(msgServerFile('e', '0.0.0.0'), null, 2));
-    const cluster = JSON.parse(await readFile(join(dir, 'fishchat.json'), 'utf8')) as Record<string, unknown>;
-    cluster.roles = Object.keys(files);
-    cluster.settings = {
-      ...(cluster.settings as object),
-      beat: BEAT,
-      heartbeat: HEARTBEAT,
-      backoff: BACKOFF,
-    };
-    await writeFile(join(dir, 'fishchat.json'), JSON.stringify(cluster, null, 2));
-
-    const redis = lab.spawn(
-      'a',
-      'redis-server',
-      [
-        '--port',
-        String(PORTS.redis),
-        '--bind',
-        A,
-        '--protected-mode',
-        'no',
-        '--appendonly',
-        'yes',
-        '--save',
-        '',
-        '--dir',
-        dir,
-      ],
-      {},
-    );
-    roles.set('redis', redis);
-    await redis.waitFor(/Ready to accept connections/, 10_000);
-
-    const t0 = Date.now();
-    for (const role of ['router', 'manager', 'monitor', 'gateway']) roles.set(role, serve('a', [role, '--dir', dir]));
-    roles.set('ms-b', serve('b', ['msg_server', '--dir', dir, '--id', 'ms-b']));
-    roles.set('ms-c', serve('c', ['msg_server', '--dir', dir, '--id', 'ms-c']));
-    await Promise.all([...roles].filter(([k]) => k !== 'redis').map(([, p]) => p.waitFor(/^ready /m, 45_000)));
-    timings.startMs = Date.now() - t0;
-    await waitRoute((ids) => ids.includes('ms-b') && ids.includes('ms-c'), 10_000, 'ms-b and ms-c');
-
+    cl = await HostCluster.start(lab, {
+      msgServers: ['b', 'c'],
+      laterServers: ['e'],
+      settings: { beat: BEAT, heartbeat: HEARTBEAT, backoff: BACKOFF },
+    });
+    timings.startMs = cl.startMs;
     agent = new Agent(
       lab.spawn('d', NODE, ['--import', 'tsx', join(ROOT, 'test', 'helpers', 'netns-agent.ts')], {
         cwd: ROOT,
         stdin: true,
-        env: { GATEWAY: `${A}:${PORTS.gw}`, GATEWAY_HTTP: `${A}:${PORTS.gwHttp}`, SECRET: secret },
+        env: { GATEWAY: cl.gateway, GATEWAY_HTTP: cl.gatewayHttp, SECRET: cl.secret },
       }),
     );
     await agent.wait((e) => e.ev === 'ready', 30_000, 'ready');
@@ -284,10 +197,10 @@ describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKI
 
   after(async () => {
     console.log(`multihost timings: ${JSON.stringify(timings)}`);
-    const dead = [...roles].filter(([, p]) => p.done && p.stderr.trim() !== '');
-    for (const [name, p] of dead) console.log(`${name} stderr:\n${p.stderr.slice(-2000)}`);
+    for (const [name, p] of cl?.roles ?? [])
+      if (p.stderr.trim()) console.log(`${name} stderr:\n${p.stderr.slice(-2000)}`);
+    await cl?.stop();
     await lab?.destroy();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   test('the gateway hands out each msg_server at its own host address, TCP and WebSocket', async () => {
@@ -343,7 +256,7 @@ describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKI
   }
 
   test('`fishchat status` on host a lists every role at its host address', async () => {
-    const p = lab.spawn('a', NODE, [BIN, 'status', '--dir', dir], { env: CLEAN_ENV, cwd: ROOT });
+    const p = lab.spawn('a', NODE, [BIN, 'status', '--dir', cl.dir], { env: CLEAN_ENV, cwd: ROOT });
     const { code } = await Promise.race([
       p.exited,
       sleep(30_000).then(() => {
@@ -389,10 +302,8 @@ describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKI
     await agent.cmd({ cmd: 'load', pairs: pairsOf(USERS), tag: 'scale', intervalMs: 20 });
     await sleep(1000);
 
-    lab.addHost('e');
     const tSpawn = Date.now();
-    const e = serve('e', ['msg_server', '--config', join(dir, 'msg_server.e.json')]);
-    roles.set('ms-e', e);
+    const e = cl.addMsgServer('e');
     await e.waitFor(/^ready /m, 30_000);
     const tReady = Date.now();
     await waitRoute((ids) => ids.includes('ms-e'), BEAT + 1000, 'ms-e');
@@ -434,7 +345,7 @@ describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKI
     await sleep(500);
     const from = agent.events.length;
     const tTerm = Date.now();
-    const e = roles.get('ms-e')!;
+    const e = cl.roles.get('ms-e')!;
     e.kill('SIGTERM');
     const moved = await Promise.all(
       onE.map((u) => agent.wait((ev) => ev.ev === 'reconnect' && ev.user === u, 15_000, `${u} reconnected`, from)),
@@ -530,7 +441,7 @@ describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKI
       .slice(fromBack)
       .filter((ev) => (ev.ev === 'disconnect' || ev.ev === 'kick') && all.includes(String(ev.user)));
     assert.deepEqual(disturbed, [], 'no client that moved was disturbed by ms-b coming back');
-    assert.equal(roles.get('ms-b')!.done, false, 'ms-b kept running through the cut');
+    assert.equal(cl.roles.get('ms-b')!.done, false, 'ms-b kept running through the cut');
 
     // Rebalance: ms-b is now the least loaded, so new logins go there.
     const fresh = Array.from({ length: 5 }, (_, i) => `n${i}`);
