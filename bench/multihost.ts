@@ -6,6 +6,7 @@
  * elsewhere. Needs root, `ip`, redis-server and dist/ (`npm run build`).
  *
  *   node --import tsx bench/multihost.ts [--pairs 200] [--duration 10] [--inflight 4] [--clients 90] [--cuts 3]
+ *                                       [--appendfsync everysec|always]
  *
  * Layout: host a runs redis-server and gateway, router, manager, monitor;
  * b, c (and later e) one msg_server each; d the load: `fishchat bench
@@ -29,6 +30,7 @@ const { values: flags } = parseArgs({
     inflight: { type: 'string', default: '4' },
     clients: { type: 'string', default: '90' },
     cuts: { type: 'string', default: '3' },
+    appendfsync: { type: 'string', default: 'everysec' },
   },
 });
 const BEAT = 1000;
@@ -141,6 +143,7 @@ async function main(): Promise<void> {
     cl = await HostCluster.start(lab, {
       msgServers: ['b', 'c'],
       laterServers: ['e'],
+      redisArgs: ['--appendfsync', flags.appendfsync!],
       settings: {
         beat: BEAT,
         heartbeat: HEARTBEAT,
@@ -235,3 +238,5 @@ async function main(): Promise<void> {
 }
 
 await main();
+// A keep-alive fetch socket to a removed namespace may linger: the run is over.
+process.exit(0);
