@@ -4,10 +4,11 @@
  *   node --import tsx bench/chart.ts [FILE.jsonl ...] [--out bench/chart.svg]
  *
  * Reads the JSONL files given (default: every bench/results/*.jsonl); of the lines with the same
- * (system, runtime, mode, workload, pairs, inflight, cross) the newest (`at`; on a tie the later line) wins.
- * Plots the p2p results: two panels side by side, msgs/s vs pairs and p99 latency (ms, log
- * scale) vs pairs, one line with markers per series (FishChat on Node, FishChat on Bun,
- * socket.io, ...), with the machine and the date in the title. Plain SVG, no dependencies,
+ * (system, runtime, mode, transport, workload, pairs, inflight, cross) the newest (`at`; on a tie
+ * the later line) wins. Plots the p2p results: two panels side by side, msgs/s vs pairs and p99
+ * latency (ms, log scale) vs pairs, one line with markers per series (FishChat on Node, FishChat
+ * on Node over WebSocket, FishChat on Bun, socket.io, ...), with the machine and the date in the
+ * title. Plain SVG, no dependencies,
  * white background.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,8 @@ export interface BenchResult {
   version?: string;
   runtime: string | null;
   mode: string;
+  /** tcp or ws; absent in lines written before WebSocket (FishChat: tcp; socket.io: ws) */
+  transport?: string;
   workload: string;
   pairs: number;
   cross?: boolean;
@@ -60,11 +63,16 @@ export function parseJsonl(text: string, source = 'input'): BenchResult[] {
   return out;
 }
 
+/** A line's transport: its own, else what that system used before the field existed. */
+export const transportOf = (r: BenchResult): string => r.transport ?? (r.system === 'socketio' ? 'ws' : 'tcp');
+
 export const mergeKey = (r: BenchResult): string =>
-  [r.system, r.runtime ?? 'null', r.mode, r.workload, r.pairs, r.inflight ?? 1, r.cross ?? false].join('|');
+  [r.system, r.runtime ?? 'null', r.mode, transportOf(r), r.workload, r.pairs, r.inflight ?? 1, r.cross ?? false].join(
+    '|',
+  );
 
 /**
- * The merge rule: per (system, runtime, mode, workload, pairs, inflight, cross) the line with the newest `at`
+ * The merge rule: per (system, runtime, mode, transport, workload, pairs, inflight, cross) the line with the newest `at`
  * wins; of equal `at`s the later one in `results`. Keeps the order of first appearance.
  */
 export function mergeLatest(results: BenchResult[]): BenchResult[] {
@@ -88,20 +96,26 @@ export interface Series {
 }
 
 const RUNTIME_NAMES: Record<string, string> = { node: 'Node', bun: 'Bun', deno: 'Deno' };
-const PALETTE: { match: (s: string, rt: string) => boolean; color: string; marker: Series['marker'] }[] = [
-  { match: (s, rt) => s === 'fishchat' && rt === 'node', color: '#1f5fbf', marker: 'circle' },
-  { match: (s, rt) => s === 'fishchat' && rt === 'bun', color: '#d9480f', marker: 'square' },
+const PALETTE: {
+  match: (s: string, rt: string, tr: string) => boolean;
+  color: string;
+  marker: Series['marker'];
+}[] = [
+  { match: (s, rt, tr) => s === 'fishchat' && rt === 'node' && tr === 'tcp', color: '#1f5fbf', marker: 'circle' },
+  { match: (s, rt, tr) => s === 'fishchat' && rt === 'node' && tr === 'ws', color: '#74a9f0', marker: 'circle' },
+  { match: (s, rt, tr) => s === 'fishchat' && rt === 'bun' && tr === 'tcp', color: '#d9480f', marker: 'square' },
+  { match: (s, rt, tr) => s === 'fishchat' && rt === 'bun' && tr === 'ws', color: '#f59f6a', marker: 'square' },
   { match: (s, rt) => s === 'fishchat' && rt === 'deno', color: '#6741d9', marker: 'diamond' },
   { match: (s) => s === 'socketio', color: '#2b8a3e', marker: 'triangle' },
 ];
 const EXTRA = ['#c2255c', '#0b7285', '#5c940d', '#862e9c', '#495057'];
 
-/** Groups p2p results into series (system, runtime, mode), points sorted by pairs. */
+/** Groups p2p results into series (system, runtime, transport, mode), points sorted by pairs. */
 export function buildSeries(results: BenchResult[]): Series[] {
   const p2p = results.filter((r) => r.workload === 'p2p' && Number.isFinite(r.pairs) && r.pairs > 0);
   const groups = new Map<string, BenchResult[]>();
   for (const r of p2p) {
-    const k = [r.system, r.runtime ?? 'null', r.mode].join('/');
+    const k = [r.system, r.runtime ?? 'null', transportOf(r), r.mode].join('/');
     groups.get(k)?.push(r) ?? groups.set(k, [r]);
   }
   const modesPerSystem = new Map<string, Set<string>>();
@@ -110,13 +124,14 @@ export function buildSeries(results: BenchResult[]): Series[] {
   const series: Series[] = [];
   let extra = 0;
   const order = (k: string): number => {
-    const [s, rt] = k.split('/');
-    const i = PALETTE.findIndex((p) => p.match(s!, rt!));
+    const [s, rt, tr] = k.split('/');
+    const i = PALETTE.findIndex((p) => p.match(s!, rt!, tr!));
     return i < 0 ? PALETTE.length : i;
   };
   for (const k of [...groups.keys()].sort((a, b) => order(a) - order(b) || a.localeCompare(b))) {
     const rs = groups.get(k)!;
     const { system, runtime, mode } = rs[0]!;
+    const tr = transportOf(rs[0]!);
     const rt = runtime ?? 'null';
     const rtName = runtime ? (RUNTIME_NAMES[runtime] ?? runtime) : 'unknown runtime';
     let label =
@@ -125,9 +140,10 @@ export function buildSeries(results: BenchResult[]): Series[] {
         : system === 'socketio'
           ? 'socket.io' + (rt === 'node' ? '' : ` on ${rtName}`)
           : `${system} on ${rtName}`;
+    if (system === 'fishchat' && tr === 'ws') label += ' over WebSocket';
     if ((modesPerSystem.get(system)?.size ?? 0) > 1 || (system === 'fishchat' && mode !== 'redis'))
       label += ` (${mode})`;
-    const pal = PALETTE.find((p) => p.match(system, rt));
+    const pal = PALETTE.find((p) => p.match(system, rt, tr));
     const color = pal?.color ?? EXTRA[extra++ % EXTRA.length]!;
     const marker = pal?.marker ?? 'diamond';
     const points = rs
@@ -384,7 +400,7 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
     plotted.filter((r) => r.system === 'socketio'),
     (r) => r.version,
   ).join('/');
-  const foot = `servers, Redis and load generator share the same ${m ? m.cpus + ' cores' : 'machine'}. FishChat: fishchat bench, one process per role over Redis. socket.io${sioVersion ? ' ' + sioVersion : ''}: two nodes + @socket.io/redis-adapter (bench/peers/socketio).`;
+  const foot = `servers, Redis and load generator share the same ${m ? m.cpus + ' cores' : 'machine'}. FishChat: fishchat bench, one process per role over Redis (raw TCP unless said). socket.io${sioVersion ? ' ' + sioVersion : ''}: two nodes + @socket.io/redis-adapter (bench/peers/socketio).`;
   o.push(`<text x="${W / 2}" y="${H - 14}" text-anchor="middle" font-size="11.5" fill="#555555">${esc(foot)}</text>`);
   o.push(`</svg>`);
   return o.join('\n') + '\n';

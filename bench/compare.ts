@@ -2,16 +2,19 @@
  * FishChat vs socket.io, same p2p workload, same flags, one after the other.
  *
  *   npm run bench:compare -- [--pairs 1000 | --pairs 100,500,1000] [--runtimes node,bun]
- *       [--duration 10] [--warmup 2] [--inflight 1] [--size 100] [--redis URL] [--out FILE]
+ *       [--transports tcp,ws] [--duration 10] [--warmup 2] [--inflight 1] [--size 100]
+ *       [--redis URL] [--out FILE]
  *
  * For each pairs value: `fishchat bench --json --cross --redis URL` once per FishChat runtime
- * (one process per role over Redis: the counterpart of socket.io's two nodes + Redis adapter),
- * then the socket.io peer (bench/peers/socketio/bench.ts --json --cross) with the same flags.
- * Every result line is appended to --out (JSONL; default bench/results/compare-<timestamp>.jsonl)
- * as soon as it is there; at the end a table side by side: msgs/s, p50, p99, p999, server CPU
- * (sum over the server processes, % of one core) and RSS (sum), and FishChat/socket.io for
- * msgs/s and p99. Exit 0 when every run gave a result, 1 when one failed (the reason is printed;
- * the other runs still run), 2 on bad flags.
+ * and transport (one process per role over Redis: the counterpart of socket.io's two nodes +
+ * Redis adapter; `--transport ws`: the clients over WebSocket, as socket.io's are), then the
+ * socket.io peer (bench/peers/socketio/bench.ts --json --cross) with the same flags. Every
+ * result line is appended to --out (JSONL; default bench/results/compare-<timestamp>.jsonl) as
+ * soon as it is there; at the end a table side by side: msgs/s, p50, p99, p999, server CPU
+ * (sum over the server processes, % of one core) and RSS (sum), CPU-µs per message (server
+ * processes + redis-server), and FishChat/socket.io for msgs/s, p99 and CPU-µs per message.
+ * Exit 0 when every run gave a result, 1 when one failed (the reason is printed; the other
+ * runs still run), 2 on bad flags.
  */
 import { spawn } from 'node:child_process';
 import { appendFileSync, mkdirSync } from 'node:fs';
@@ -28,12 +31,29 @@ const root = join(import.meta.dirname, '..');
 export type Result = Pick<
   BenchResult,
   'pairs' | 'msgsPerSec' | 'sent' | 'delivered' | 'errors' | 'latencyMs' | 'processes' | 'at'
-> & { system: string; runtime: string | null; mode: string; workload: string; client?: BenchResult['client'] };
+> & {
+  system: string;
+  runtime: string | null;
+  mode: string;
+  /** absent in lines written before WebSocket: tcp for FishChat */
+  transport?: string;
+  workload: string;
+  client?: BenchResult['client'];
+  /** not in the line: the CPU (% of one core) other work used over the window, from the run's stderr */
+  otherCpuPct?: number;
+};
+
+/** The "… of which N% not this benchmark's" both benchmarks print on stderr; undefined when absent. */
+export function otherCpu(stderr: string): number | undefined {
+  const m = /machine CPU over the window: \d+% of one core busy, of which (\d+)% not this benchmark's/.exec(stderr);
+  return m ? Number(m[1]) : undefined;
+}
 
 interface Run {
   label: string;
   system: 'fishchat' | 'socketio';
   runtime: string;
+  transport: 'tcp' | 'ws';
   pairs: number;
   argv: string[];
 }
@@ -47,6 +67,7 @@ function parseFlags(argv: string[]) {
     options: {
       pairs: { type: 'string', default: '1000' },
       runtimes: { type: 'string', default: 'node' },
+      transports: { type: 'string', default: 'tcp,ws' },
       duration: { type: 'string', default: '10' },
       warmup: { type: 'string', default: '2' },
       inflight: { type: 'string', default: '1' },
@@ -71,12 +92,16 @@ function parseFlags(argv: string[]) {
   const runtimes = values.runtimes.split(',').map((r) => r.trim());
   for (const r of runtimes)
     if (!['node', 'bun', 'deno'].includes(r)) throw new UsageError(`--runtimes: node, bun or deno, found "${r}"`);
+  const transports = values.transports.split(',').map((t) => t.trim());
+  for (const t of transports)
+    if (t !== 'tcp' && t !== 'ws') throw new UsageError(`--transports: tcp or ws, found "${t}"`);
   if (!/^rediss?:\/\//.test(values.redis)) throw new UsageError(`--redis: a redis:// URL, found "${values.redis}"`);
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   return {
     help: values.help,
     pairs,
     runtimes: [...new Set(runtimes)],
+    transports: [...new Set(transports)] as ('tcp' | 'ws')[],
     duration: posNum('duration', values.duration, 0.1),
     warmup: posNum('warmup', values.warmup, 0),
     inflight: posInt('inflight', values.inflight),
@@ -90,12 +115,14 @@ type Flags = ReturnType<typeof parseFlags>;
 
 const HELP = `Usage: npm run bench:compare -- [flags]
 
-Runs \`fishchat bench --json --cross --redis URL\` (one process per role over Redis) and the
-socket.io peer (two nodes + @socket.io/redis-adapter) with the same flags, one after the other,
-and prints them side by side.
+Runs \`fishchat bench --json --cross --redis URL\` (one process per role over Redis), over raw
+TCP and over WebSocket (\`--transport ws\`), and the socket.io peer (two nodes +
+@socket.io/redis-adapter, websocket only) with the same flags, one after the other, and prints
+them side by side.
 
   --pairs N[,N...]     pairs, one value or a sweep (default 1000)
   --runtimes R[,R...]  FishChat cluster runtimes: node, bun, deno (default node)
+  --transports T[,T]   FishChat client transports: tcp, ws (default tcp,ws)
   --duration S         measured seconds per run (default 10)
   --warmup S           warm-up seconds per run (default 2)
   --inflight K         messages in flight per sender (default 1)
@@ -126,17 +153,30 @@ function runsFor(f: Flags): Run[] {
   const runs: Run[] = [];
   for (const pairs of f.pairs) {
     for (const rt of f.runtimes)
-      runs.push({
-        label: `FishChat on ${rt}`,
-        system: 'fishchat',
-        runtime: rt,
-        pairs,
-        argv: [join(root, 'bin', 'run.js'), 'bench', ...common, '--pairs', String(pairs), '--runtime', rt],
-      });
+      for (const tr of f.transports)
+        runs.push({
+          label: `FishChat on ${rt}, ${tr === 'ws' ? 'WebSocket' : 'TCP'}`,
+          system: 'fishchat',
+          runtime: rt,
+          transport: tr,
+          pairs,
+          argv: [
+            join(root, 'bin', 'run.js'),
+            'bench',
+            ...common,
+            '--pairs',
+            String(pairs),
+            '--runtime',
+            rt,
+            '--transport',
+            tr,
+          ],
+        });
     runs.push({
-      label: 'socket.io',
+      label: 'socket.io (WebSocket)',
       system: 'socketio',
       runtime: 'node',
+      transport: 'ws',
       pairs,
       argv: [
         '--import',
@@ -158,10 +198,12 @@ function runOne(run: Run, f: Flags): Promise<Result> {
     const child = spawn(process.execPath, run.argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderrTail = '';
+    let other: number | undefined;
     child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr!.on('data', (d: Buffer) => {
       const s = d.toString();
       stderrTail = (stderrTail + s).slice(-4000);
+      other = otherCpu(s) ?? other;
       for (const line of s.split('\n')) if (line.trim()) process.stderr.write(`  | ${line}\n`);
     });
     const timer = setTimeout(() => {
@@ -210,7 +252,7 @@ function runOne(run: Run, f: Flags): Promise<Result> {
       if (code !== 0) return reject(new Error(`exit ${signal ?? code}${tail ? `: ${tail}` : ''}`));
       if (!parsed || typeof parsed.msgsPerSec !== 'number' || parsed.system !== run.system)
         return reject(new Error(`no result line on stdout (last line: ${JSON.stringify((last ?? '').slice(0, 200))})`));
-      resolvePromise(parsed);
+      resolvePromise(other === undefined ? parsed : { ...parsed, otherCpuPct: other });
     });
   });
 }
@@ -228,6 +270,18 @@ const fmtMs = (v: number | undefined): string =>
 const ratio = (a: number | undefined, b: number | undefined): string =>
   a === undefined || b === undefined || !(b > 0) ? '-' : `${(a / b).toFixed(2)}×`;
 
+/**
+ * CPU time the cluster spent per delivered message, in µs: the server processes (every one
+ * but the `up` supervisor) and the redis-server, over the measured window. undefined without
+ * deliveries or without a process whose CPU is known.
+ */
+export function cpuUsPerMsg(r: Pick<Result, 'processes' | 'msgsPerSec'>): number | undefined {
+  const known = r.processes.filter((p) => p.name !== 'up' && typeof p.cpuPct === 'number');
+  if (known.length === 0 || !(r.msgsPerSec > 0)) return undefined;
+  return (sum(known.map((p) => p.cpuPct)) / 100 / r.msgsPerSec) * 1e6;
+}
+const fmtUs = (v: number | undefined): string => (v === undefined ? '-' : v >= 100 ? v.toFixed(0) : v.toFixed(1));
+
 /** The side-by-side table of the results, FishChat/socket.io ratios per pairs value. */
 export function formatTable(results: { pairs: number; label: string; r: Result | null; error?: string }[]): string {
   const header = [
@@ -241,8 +295,11 @@ export function formatTable(results: { pairs: number; label: string; r: Result |
     'server RSS MiB',
     'procs',
     'redis CPU %',
+    'CPU µs/msg',
     'msgs/s vs sio',
     'p99 vs sio',
+    'µs/msg vs sio',
+    'other CPU %',
   ];
   const rows: string[][] = [];
   for (const pairs of [...new Set(results.map((x) => x.pairs))]) {
@@ -251,7 +308,7 @@ export function formatTable(results: { pairs: number; label: string; r: Result |
     for (const x of group) {
       const r = x.r;
       if (!r) {
-        rows.push([String(pairs), x.label, `FAILED (see above)`, '', '', '', '', '', '', '', '', '']);
+        rows.push([String(pairs), x.label, `FAILED (see above)`, '', '', '', '', '', '', '', '', '', '', '', '']);
         continue;
       }
       const isFish = r.system === 'fishchat';
@@ -268,8 +325,11 @@ export function formatTable(results: { pairs: number; label: string; r: Result |
         sum(servers.map((p) => p.rssMiB)).toFixed(0),
         String(servers.length),
         redis ? String(Math.round(redis.cpuPct ?? NaN)) : '-',
+        fmtUs(cpuUsPerMsg(r)),
         isFish ? ratio(r.msgsPerSec, sio?.msgsPerSec) : '1.00×',
         isFish ? ratio(r.latencyMs?.p99, sio?.latencyMs?.p99) : '1.00×',
+        isFish ? ratio(cpuUsPerMsg(r), sio ? cpuUsPerMsg(sio) : undefined) : '1.00×',
+        r.otherCpuPct === undefined ? '-' : String(r.otherCpuPct),
       ]);
     }
   }
@@ -298,7 +358,7 @@ async function main(): Promise<number> {
   mkdirSync(dirname(f.out), { recursive: true });
   const runs = runsFor(f);
   process.stdout.write(
-    `bench:compare: ${runs.length} runs (pairs ${f.pairs.join(',')}; FishChat on ${f.runtimes.join(',')}; socket.io), ` +
+    `bench:compare: ${runs.length} runs (pairs ${f.pairs.join(',')}; FishChat on ${f.runtimes.join(',')} over ${f.transports.join(',')}; socket.io), ` +
       `--cross --size ${f.size} --inflight ${f.inflight} --duration ${f.duration} --warmup ${f.warmup}, Redis ${f.redis}; results → ${f.out}\n`,
   );
   const results: { pairs: number; label: string; r: Result | null; error?: string }[] = [];
@@ -324,7 +384,8 @@ async function main(): Promise<number> {
     );
     try {
       const r = await runOne(run, f);
-      appendFileSync(f.out, JSON.stringify(r) + '\n');
+      const { otherCpuPct: _, ...line } = r;
+      appendFileSync(f.out, JSON.stringify(line) + '\n');
       results.push({ pairs: run.pairs, label: run.label, r });
       process.stdout.write(
         `    ${fmtInt(r.msgsPerSec)} msgs/s, p50 ${fmtMs(r.latencyMs?.p50)} ms, p99 ${fmtMs(r.latencyMs?.p99)} ms, errors ${r.errors}\n`,
@@ -343,7 +404,9 @@ async function main(): Promise<number> {
     `\nserver CPU: sum over the server processes (% of one core) over the measured window; RSS: sum at its end.\n` +
       `FishChat: every role process (gateway, router, manager, monitor, msg_servers; not the \`up\` supervisor); socket.io: its two nodes.\n` +
       `redis CPU: the redis-server both use (when it is local), over the same window. The load generator is in neither.\n` +
-      `"vs sio": FishChat / socket.io (msgs/s: higher is better; p99: lower is better).\n` +
+      `CPU µs/msg: (server processes + redis-server) CPU time over the window / messages delivered in it.\n` +
+      `"vs sio": FishChat / socket.io (msgs/s: higher is better; p99 and µs/msg: lower is better).\n` +
+      `other CPU: what the rest of the machine used over the window (% of one core): other work skews every number.\n` +
       `${results.filter((x) => x.r).length} result lines appended to ${f.out}\n`,
   );
   if (failed) {

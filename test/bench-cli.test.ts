@@ -111,6 +111,7 @@ describe('fishchat bench', () => {
     const j = await bench(['--pairs', '4', ...SHORT]);
     assert.equal(j.workload, 'p2p');
     assert.equal(j.mode, 'embedded');
+    assert.equal(j.transport, 'tcp');
     assert.equal(j.runtime, 'node');
     assert.equal(j.pairs, 4);
     assert.equal(j.cross, false);
@@ -122,6 +123,7 @@ describe('fishchat bench', () => {
       'version',
       'runtime',
       'mode',
+      'transport',
       'workload',
       'pairs',
       'cross',
@@ -149,6 +151,30 @@ describe('fishchat bench', () => {
     assert.equal(j.cross, true);
     assertTraffic(j);
     assertProcesses(j);
+  });
+
+  test('--transport ws: p2p across msg_servers over WebSocket, inflight 4', T, async () => {
+    const j = await bench(['--pairs', '4', '--cross', '--inflight', '4', '--transport', 'ws', ...SHORT]);
+    assert.equal(j.transport, 'ws');
+    assert.equal(j.cross, true);
+    assertTraffic(j);
+    assertProcesses(j);
+  });
+
+  test('--transport ws: idle WebSocket connections, RSS per connection', T, async () => {
+    const j = await bench(['--idle', '300', '--transport', 'ws', '--duration', '0.5', '--warmup', '0.5', '--json']);
+    assert.equal(j.transport, 'ws');
+    assert.equal(j.idle, 300);
+    assert.equal(j.errors, 0);
+    assert.ok(j.rssPerConnBytes! > 0, `rssPerConnBytes ${j.rssPerConnBytes}`);
+  });
+
+  test('--transport ws, text report: says WebSocket', T, async () => {
+    const r = await fishchat(['bench', '--pairs', '2', '--transport', 'ws', '--duration', '0.5', '--warmup', '0.2']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /clients over WebSocket/);
+    assert.match(r.stderr, /over WebSocket/);
+    assert.match(r.stdout, /msgs\/s +[1-9]/);
   });
 
   test('topic: 6 members, 2 publishers; every member gets every message', T, async () => {
@@ -213,6 +239,10 @@ describe('fishchat bench', () => {
       assert.equal(j.runtime, null);
       assert.deepEqual(j.processes, []);
       assertTraffic(j);
+      // The same cluster over WebSocket: the URLs come from the gateway's route reply.
+      const w = await bench(['--gateway', run.gateway, '--dir', dir, '--pairs', '3', '--transport', 'ws', ...SHORT]);
+      assert.equal(w.transport, 'ws');
+      assertTraffic(w);
       // A wrong secret: the login is refused, exit 1.
       const bad = await fishchat([
         'bench',
@@ -242,6 +272,7 @@ describe('fishchat bench', () => {
       [['--idle', '1000000'], /--idle 1000000 needs about .* open files/],
       [['--gateway', 'nope'], /--gateway must be HOST:PORT/],
       [['--runtime', 'deno'], /--runtime deno runs the Redis modes only/],
+      [['--transport', 'quic'], /Expected --transport=quic to be one of: tcp, ws/],
     ];
     const results = await Promise.all(cases.map(([args]) => fishchat(['bench', ...args])));
     for (const [i, r] of results.entries()) {
@@ -318,5 +349,17 @@ describe('fishchat bench', () => {
     const names = j.processes.map((p) => p.name);
     for (const n of ['router', 'gateway', 'manager', 'monitor']) assert.ok(names.includes(n), names.join(', '));
     assert.equal(names.filter((n) => n.startsWith('msg_server.')).length, 2, names.join(', '));
+  });
+
+  test('--redis --transport ws: WebSocket clients, one process per role, redis-server measured', {
+    ...T,
+    skip: redisOk ? false : `no Redis at ${REDIS}`,
+  }, async () => {
+    const j = await bench(['--pairs', '3', '--cross', '--redis', REDIS, '--transport', 'ws', ...SHORT]);
+    assert.equal(j.mode, 'redis');
+    assert.equal(j.transport, 'ws');
+    assertTraffic(j);
+    assertProcesses(j);
+    assert.equal(j.processes.filter((p) => p.name.startsWith('msg_server.')).length, 2);
   });
 });

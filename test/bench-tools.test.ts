@@ -1,10 +1,18 @@
 /**
- * The pure parts of the benchmark tools: exact percentiles and /proc parsing
- * (bench/peers/stats.ts), the JSONL merge rule and the SVG chart (bench/chart.ts).
- * No servers; runs on Node and on Bun.
+ * The parts of the benchmark tools below a cluster: exact percentiles and
+ * /proc parsing (bench/peers/stats.ts), the JSONL merge rule and the SVG chart
+ * (bench/chart.ts), the CPU-µs per message of bench:compare, the bench's wire
+ * scanner, route-reply parsing, and its WebSocket link against a real
+ * WebSocket server (the `ws` package's, on 127.0.0.1, port from the OS) that
+ * speaks the frames of docs/protocol.md §1a. Runs on Node and on Bun.
  */
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
+import { BenchConn, webSocketImpl } from '../cli/bench/conn.js';
+import { isWebSocketUrl, routeServers } from '../cli/bench/cluster.js';
+import { cpuUsPerMsg, formatTable, otherCpu, type Result as CompareResult } from '../bench/compare.js';
 import {
   buildSeries,
   logTicks,
@@ -14,8 +22,9 @@ import {
   renderSvg,
   type BenchResult,
 } from '../bench/chart.js';
-import { MsgScanner, opOf, OP_MSG } from '../cli/bench/wire.js';
-import { encodeFrame, RawCbor } from '../runtime/protocol/index.js';
+import { MsgScanner, opOf, OP_MSG, RequestTemplate, readTime } from '../cli/bench/wire.js';
+import { decodeFrame, encodeFrame, RawCbor } from '../runtime/protocol/index.js';
+import { until } from './helpers/wait.js';
 import {
   parseProcStatCpu,
   parseProcStatTicks,
@@ -131,6 +140,20 @@ describe('JSONL merge rule', () => {
     );
   });
 
+  test('transport is part of the key; a line without one is tcp (FishChat) or ws (socket.io)', () => {
+    const rs = [
+      result('fishchat', 'node', 100, 1, 10, '2026-01-02T00:00:00Z'),
+      result('fishchat', 'node', 100, 2, 10, '2026-01-01T00:00:00Z', { transport: 'ws' }), // other transport: kept
+      result('fishchat', 'node', 100, 3, 10, '2026-01-03T00:00:00Z', { transport: 'tcp' }), // = no transport: wins
+      result('socketio', 'node', 100, 4, 10, '2026-01-01T00:00:00Z'),
+      result('socketio', 'node', 100, 5, 10, '2026-01-02T00:00:00Z', { transport: 'ws' }), // = no transport: wins
+    ];
+    assert.deepEqual(
+      mergeLatest(rs).map((r) => r.msgsPerSec),
+      [3, 2, 5],
+    );
+  });
+
   test('parseJsonl skips blank lines and names a bad line', () => {
     const ok = parseJsonl(
       `${JSON.stringify(result('socketio', 'node', 100, 1, 1, '2026-01-01T00:00:00Z'))}\n\n`,
@@ -188,6 +211,25 @@ describe('SVG chart', () => {
       ],
     );
     assert.equal(new Set(s.map((x) => x.color)).size, 3);
+  });
+
+  test('FishChat over WebSocket is a series of its own, beside the TCP one', () => {
+    const s = buildSeries([
+      ...fixture,
+      result('fishchat', 'node', 100, 8000, 14, '2026-01-01T00:00:00Z', { transport: 'ws' }),
+      result('fishchat', 'node', 1000, 9000, 140, '2026-01-01T00:00:00Z', { transport: 'ws' }),
+      result('socketio', 'node', 500, 6000, 90, '2026-01-01T00:00:00Z', { transport: 'ws' }),
+    ]);
+    assert.deepEqual(
+      s.map((x) => [x.label, x.points.map((p) => p.pairs)]),
+      [
+        ['FishChat on Node', [100, 500, 1000]],
+        ['FishChat on Node over WebSocket', [100, 1000]],
+        ['FishChat on Bun', [100, 1000]],
+        ['socket.io', [100, 500, 1000]],
+      ],
+    );
+    assert.equal(new Set(s.map((x) => x.color)).size, 4);
   });
 
   test('well-formed SVG with two panels, each with every series and its points', () => {
@@ -277,5 +319,240 @@ describe('bench wire: MsgScanner', () => {
     assert.equal(m.scan(encodeFrame({ op: 'msg', seq: 1, body: new RawCbor(Uint8Array.of(0x01)) }).slice(4)), false);
     assert.equal(m.scan(encodeFrame({ op: 'msg', body }).slice(4)), false);
     assert.equal(m.scan(push.subarray(0, push.length - 3)), false);
+  });
+});
+
+describe('route reply: servers and their WebSocket URLs', () => {
+  test('keeps well-formed entries, sorted by id; ws only when it is a ws:// or wss:// URL', () => {
+    const servers = routeServers({
+      servers: [
+        { id: 'ms-2', addr: '127.0.0.1:19001', ws: 'ws://127.0.0.1:19101/v1/ws' },
+        { id: 'ms-1', addr: '127.0.0.1:19000', ws: 'wss://chat.example:443/v1/ws' },
+        { id: 'ms-3', addr: '127.0.0.1:19002', ws: 'http://127.0.0.1:19102/v1/ws' }, // not a ws URL: dropped
+        { id: 'ms-4', addr: '127.0.0.1:19003', ws: 42 },
+        { id: 'ms-5', addr: '127.0.0.1:19004' }, // no WebSocket: still a TCP server
+        { id: 'bad', addr: 'nowhere' },
+        { addr: '127.0.0.1:1' },
+        null,
+        'ms-6',
+      ],
+    });
+    assert.deepEqual(servers, [
+      { id: 'ms-1', addr: '127.0.0.1:19000', ws: 'wss://chat.example:443/v1/ws' },
+      { id: 'ms-2', addr: '127.0.0.1:19001', ws: 'ws://127.0.0.1:19101/v1/ws' },
+      { id: 'ms-3', addr: '127.0.0.1:19002' },
+      { id: 'ms-4', addr: '127.0.0.1:19003' },
+      { id: 'ms-5', addr: '127.0.0.1:19004' },
+    ]);
+    assert.deepEqual(routeServers({}), []);
+    assert.deepEqual(routeServers({ servers: 'x' }), []);
+    assert.equal(isWebSocketUrl('ws://[::1]:80/v1/ws'), true);
+    assert.equal(isWebSocketUrl('ws://'), false);
+    assert.equal(isWebSocketUrl('not a url'), false);
+  });
+});
+
+describe('BenchConn over WebSocket (docs/protocol.md §1a)', () => {
+  let wss: WebSocketServer;
+  let url: string;
+  /** every message the server got: its bytes, and whether it came as binary */
+  const got: { bytes: Uint8Array; binary: boolean }[] = [];
+  const reply = (ws: WsSocket, fields: Record<string, unknown>) =>
+    ws.send(encodeFrame(fields as Parameters<typeof encodeFrame>[0]).subarray(4));
+
+  before(async () => {
+    wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/v1/ws' });
+    await new Promise<void>((r) => wss.once('listening', () => r()));
+    url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/v1/ws`;
+    wss.on('connection', (ws) => {
+      ws.on('message', (data: Buffer, isBinary: boolean) => {
+        const bytes = new Uint8Array(data);
+        got.push({ bytes, binary: isBinary });
+        const f = decodeFrame(bytes) as Record<string, unknown>;
+        switch (f.op) {
+          case 'login':
+            // the reply and the backlog: two messages, one map each
+            reply(ws, { op: 'ok', rid: f.rid, user: f.user, seq: 0 });
+            reply(ws, { op: 'msg', seq: 7, from: 'x', body: Uint8Array.from([1, 2, 3, 4, 5, 6, 7, 8, 9]) });
+            break;
+          case 'send':
+            reply(ws, { op: 'ok', rid: f.rid, seq: 1 });
+            reply(ws, { op: 'msg', seq: 8, from: 'me', body: f.body });
+            break;
+          case 'text':
+            ws.send('a text message');
+            break;
+          case 'kickme':
+            reply(ws, { op: 'kick', reason: 'replaced' });
+            ws.close(1008, 'replaced');
+            break;
+        }
+      });
+    });
+  });
+  after(async () => {
+    for (const c of wss.clients) c.terminate();
+    await new Promise<void>((r) => wss.close(() => r()));
+  });
+
+  test('the standard WebSocket where the runtime has one, else the ws package', async () => {
+    const impl = await webSocketImpl();
+    assert.equal(impl.native, typeof (globalThis as { WebSocket?: unknown }).WebSocket === 'function');
+  });
+
+  test('requests go as one binary message per map, without the length prefix; replies and pushes come back', async () => {
+    got.length = 0;
+    const conn = await BenchConn.openWs(url);
+    assert.equal(conn.addr, url);
+    const pushes: { seq: number; body: Uint8Array }[] = [];
+    conn.onMsg = (p, seq, at, len) => pushes.push({ seq, body: p.slice(at, at + len) });
+    let oks = 0;
+    conn.onOk = () => oks++;
+    const r = await conn.request({ op: 'login', user: 'alice', device: 'bench', push: true }, 5000);
+    assert.equal(r.op, 'ok');
+    assert.equal(r.user, 'alice');
+    await until(() => pushes.length === 1, 5000, 'the backlog push');
+    assert.equal(pushes[0]!.seq, 7);
+    assert.deepEqual([...pushes[0]!.body], [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+
+    // A run's send: the template's frame minus its 4-byte length
+    const tpl = new RequestTemplate('send', 'to', 'bob', 100);
+    const frame = tpl.make(5, 1234.5);
+    conn.write(frame);
+    conn.ping();
+    await until(() => pushes.length === 2 && got.length === 3, 5000, 'the echo of the send and the ping');
+    assert.equal(oks, 1, 'the ok of a run request goes to onOk');
+    assert.equal(got[1]!.binary, true);
+    assert.deepEqual([...got[1]!.bytes], [...frame.subarray(4)], 'the send, as sent over TCP without its length');
+    assert.equal(got[1]!.bytes[0], 0xa4, 'a CBOR map of 4 entries first, no length prefix');
+    assert.deepEqual(decodeFrame(got[2]!.bytes), { op: 'ping' });
+    assert.equal(pushes[1]!.seq, 8);
+    assert.equal(readTime(pushes[1]!.body, 0), 1234.5);
+    assert.equal(pushes[1]!.body.length, 100);
+    conn.close();
+    await until(() => conn.closed, 5000, 'the close');
+  });
+
+  test('a kick and the close status are the close reason; a pending request fails', async () => {
+    const conn = await BenchConn.openWs(url);
+    await conn.request({ op: 'login', user: 'bob' }, 5000);
+    let closed = 0;
+    conn.onClose = () => closed++;
+    conn.write(encodeFrame({ op: 'kickme' }));
+    const pending = conn.request({ op: 'sync', after: 0 }, 5000);
+    await assert.rejects(pending, /closed the connection \(kicked: replaced\)/);
+    assert.equal(closed, 1);
+    assert.equal(conn.closeReason, 'kicked: replaced');
+    // writes after the close are dropped, not thrown
+    conn.write(encodeFrame({ op: 'ping' }));
+  });
+
+  test('a text message from the server is a protocol error: the connection closes with that reason', async () => {
+    const conn = await BenchConn.openWs(url);
+    conn.write(encodeFrame({ op: 'text' }));
+    await until(() => conn.closed, 5000, 'the close');
+    assert.match(conn.closeReason ?? '', /text message/);
+  });
+
+  test('nothing listening: the open fails with the reason', async () => {
+    const probe = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((r) => probe.once('listening', () => r()));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    await assert.rejects(BenchConn.openWs(`ws://127.0.0.1:${port}/v1/ws`));
+  });
+});
+
+describe('bench:compare: CPU-µs per message and the table', () => {
+  const line = (
+    system: string,
+    transport: string,
+    msgsPerSec: number,
+    processes: { name: string; cpuPct: number | null }[],
+  ): CompareResult => ({
+    system,
+    runtime: 'node',
+    mode: 'redis',
+    transport,
+    workload: 'p2p',
+    pairs: 100,
+    msgsPerSec,
+    sent: msgsPerSec * 10,
+    delivered: msgsPerSec * 10,
+    errors: 0,
+    latencyMs: { p50: 1, p90: 2, p99: 4, p999: 8, max: 9 },
+    processes: processes.map((p, i) => ({ ...p, pid: 100 + i, rssMiB: 50 })),
+    at: '2026-01-01T00:00:00Z',
+  });
+
+  test('server processes and redis-server count, the `up` supervisor does not', () => {
+    // 2 msg_servers at 50% + router 10% + redis 40% = 1.5 cores for 10,000 msgs/s = 150 µs each
+    const r = line('fishchat', 'ws', 10_000, [
+      { name: 'msg_server.ms-1', cpuPct: 50 },
+      { name: 'msg_server.ms-2', cpuPct: 50 },
+      { name: 'router', cpuPct: 10 },
+      { name: 'up', cpuPct: 30 },
+      { name: 'redis-server', cpuPct: 40 },
+    ]);
+    assert.equal(cpuUsPerMsg(r), 150);
+    assert.equal(cpuUsPerMsg({ ...r, msgsPerSec: 0 }), undefined);
+    assert.equal(cpuUsPerMsg({ ...r, processes: [] }), undefined);
+    // an unknown CPU figure is left out, not taken as 0 of a known process
+    assert.equal(
+      cpuUsPerMsg(
+        line('socketio', 'ws', 1000, [
+          { name: 'socketio.1', cpuPct: 20 },
+          { name: 'socketio.2', cpuPct: null },
+        ]),
+      ),
+      200,
+    );
+  });
+
+  test("the other work's CPU, from either benchmark's stderr", () => {
+    assert.equal(
+      otherCpu("x\nmachine CPU over the window: 199% of one core busy, of which 99% not this benchmark's\n"),
+      99,
+    );
+    assert.equal(
+      otherCpu("socketio-bench: machine CPU over the window: 50% of one core busy, of which 0% not this benchmark's"),
+      0,
+    );
+    assert.equal(otherCpu('measuring 10 s …'), undefined);
+  });
+
+  test('rows for TCP and WebSocket beside socket.io, with ratios to it', () => {
+    const sio = line('socketio', 'ws', 5000, [
+      { name: 'socketio.1', cpuPct: 50 },
+      { name: 'socketio.2', cpuPct: 50 },
+      { name: 'redis-server', cpuPct: 25 },
+    ]); // 250 µs/msg
+    const tcp = line('fishchat', 'tcp', 10_000, [
+      { name: 'msg_server.ms-1', cpuPct: 50 },
+      { name: 'msg_server.ms-2', cpuPct: 50 },
+      { name: 'redis-server', cpuPct: 25 },
+    ]); // 125 µs/msg
+    const ws = line('fishchat', 'ws', 7500, [
+      { name: 'msg_server.ms-1', cpuPct: 50 },
+      { name: 'msg_server.ms-2', cpuPct: 50 },
+      { name: 'redis-server', cpuPct: 50 },
+    ]); // 200 µs/msg
+    const table = formatTable([
+      { pairs: 100, label: 'FishChat on node, TCP', r: { ...tcp, otherCpuPct: 37 } },
+      { pairs: 100, label: 'FishChat on node, WebSocket', r: ws },
+      { pairs: 100, label: 'socket.io (WebSocket)', r: sio },
+      { pairs: 1000, label: 'FishChat on node, WebSocket', r: null, error: 'boom' },
+    ]);
+    const rows = table.trim().split('\n');
+    assert.match(rows[0]!, /CPU µs\/msg +msgs\/s vs sio +p99 vs sio +µs\/msg vs sio +other CPU %$/);
+    const cells = (label: string) =>
+      rows
+        .find((r) => r.includes(label))!
+        .split(/ {2,}/)
+        .map((c) => c.trim());
+    assert.deepEqual(cells('node, TCP').slice(-5), ['125', '2.00×', '1.00×', '0.50×', '37']);
+    assert.deepEqual(cells('node, WebSocket').slice(-5), ['200', '1.50×', '1.00×', '0.80×', '-']);
+    assert.deepEqual(cells('socket.io').slice(-5), ['250', '1.00×', '1.00×', '1.00×', '-']);
+    assert.match(rows.find((r) => r.startsWith(' 1000'))!, /FAILED/);
   });
 });

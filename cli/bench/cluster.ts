@@ -33,6 +33,8 @@ export interface MsgServer {
   id: string;
   /** client address host:port */
   addr: string;
+  /** its WebSocket URL (the route reply's `ws`), when it serves one */
+  ws?: string;
 }
 
 export interface Target {
@@ -73,6 +75,8 @@ export interface StartOptions {
   /** settings raised above what the workload needs */
   settings: Record<string, unknown>;
   status: (line: string) => void;
+  /** ws: the msg_servers' WebSocket URLs are read from the gateway's route reply */
+  transport?: 'tcp' | 'ws';
 }
 
 /** Raised for user mistakes found while starting (exit 2). */
@@ -212,12 +216,17 @@ export async function startCluster(o: StartOptions): Promise<Target> {
       throw err;
     }
     const run = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8')) as RunInfo;
+    const exitedWhy = () =>
+      exited
+        ? `the bench cluster exited (${exited.signal ?? `code ${exited.code}`}); its last lines:\n${tail()}`
+        : undefined;
     o.status(`cluster ready in ${Math.round(performance.now() - started)} ms (${run.mode}, pid ${run.pid})`);
 
-    const servers = run.roles
+    let servers: MsgServer[] = run.roles
       .filter((r) => r.role === 'msg_server' && r.addresses.tcp)
       .map((r) => ({ id: r.id, addr: r.addresses.tcp! }))
       .sort((a, b) => a.id.localeCompare(b.id));
+    if (o.transport === 'ws') servers = await webSocketUrls(run.gateway, servers, exitedWhy);
     const processes: ServerProcess[] = [];
     if (run.mode === 'embedded') processes.push({ name: 'up (embedded)', pid: run.pid });
     else {
@@ -278,24 +287,83 @@ async function redisServerPid(url: string): Promise<number | undefined> {
   }
 }
 
+/** A `route` reply's servers, checked: id, a dialable addr, and `ws` when it is a ws:// or wss:// URL. */
+export function routeServers(reply: { servers?: unknown }): MsgServer[] {
+  const list = Array.isArray(reply.servers) ? (reply.servers as { id?: unknown; addr?: unknown; ws?: unknown }[]) : [];
+  return list
+    .filter(
+      (s) =>
+        s !== null &&
+        typeof s === 'object' &&
+        typeof s.id === 'string' &&
+        typeof s.addr === 'string' &&
+        parseHostPort(s.addr) !== undefined,
+    )
+    .map((s) => {
+      const ws = typeof s.ws === 'string' && isWebSocketUrl(s.ws) ? s.ws : undefined;
+      return { id: s.id as string, addr: s.addr as string, ...(ws ? { ws } : {}) };
+    })
+    .sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** A ws:// or wss:// URL with a host (what a `route` reply's `ws` must be). */
+export function isWebSocketUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'ws:' || u.protocol === 'wss:') && u.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** One `route` request to the gateway at host:port. */
+async function route(gateway: string, timeoutMs: number): Promise<Awaited<ReturnType<BenchConn['request']>>> {
+  const hp = parseHostPort(gateway)!;
+  const conn = await BenchConn.open(hp.host, hp.port);
+  try {
+    return await conn.request({ op: 'route' }, timeoutMs);
+  } finally {
+    conn.close();
+  }
+}
+
+/** How long the gateway may take to list every msg_server of a new cluster (it learns them from their beats). */
+const ROUTE_WAIT_MS = 15_000;
+
+/**
+ * The WebSocket URL of each of `servers` (a cluster this bench started), from
+ * the gateway's route reply: asked again until it lists them all with `ws`.
+ */
+async function webSocketUrls(
+  gateway: string,
+  servers: MsgServer[],
+  dead: () => string | undefined,
+): Promise<MsgServer[]> {
+  const until = performance.now() + ROUTE_WAIT_MS;
+  let listed: MsgServer[] = [];
+  for (;;) {
+    const why = dead();
+    if (why) throw new Error(why);
+    listed = routeServers(await route(gateway, ROUTE_WAIT_MS));
+    const byId = new Map(listed.map((s) => [s.id, s]));
+    if (servers.every((s) => byId.get(s.id)?.ws !== undefined))
+      return servers.map((s) => ({ ...s, ws: byId.get(s.id)!.ws }));
+    if (performance.now() > until) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  const missing = servers.filter((s) => !listed.some((l) => l.id === s.id && l.ws !== undefined)).map((s) => s.id);
+  throw new Error(
+    `--transport ws: the gateway at ${gateway} gives no WebSocket URL (\`ws\` in its route reply) for msg_server ${missing.join(', ')} after ${ROUTE_WAIT_MS / 1000} s`,
+  );
+}
+
 /**
  * An existing cluster behind `gateway`: its msg_servers from `route`, nothing
  * known of its processes.
  */
 export async function externalCluster(gateway: string, secret: string, timeoutMs: number): Promise<Target> {
-  const hp = parseHostPort(gateway)!;
-  const conn = await BenchConn.open(hp.host, hp.port);
-  let reply: Awaited<ReturnType<BenchConn['request']>>;
-  try {
-    reply = await conn.request({ op: 'route' }, timeoutMs);
-  } finally {
-    conn.close();
-  }
-  const list = Array.isArray(reply.servers) ? (reply.servers as { id?: unknown; addr?: unknown }[]) : [];
-  const servers = list
-    .filter((s) => typeof s.id === 'string' && typeof s.addr === 'string' && parseHostPort(s.addr) !== undefined)
-    .map((s) => ({ id: s.id as string, addr: s.addr as string }))
-    .sort((a, b) => a.id.localeCompare(b.id));
+  const reply = await route(gateway, timeoutMs);
+  const servers = routeServers(reply);
   return {
     mode: 'external',
     runtime: null,

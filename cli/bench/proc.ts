@@ -46,6 +46,19 @@ export function openFilesLimit(): { soft: number; hard: number } | undefined {
   }
 }
 
+/** Busy jiffies of all CPUs so far (/proc/stat, first line: all but idle and iowait); undefined off Linux. */
+export function machineBusyTicks(): number | undefined {
+  try {
+    const line = readFileSync('/proc/stat', 'latin1').split('\n', 1)[0]!;
+    if (!line.startsWith('cpu ')) return undefined;
+    const v = line.trim().split(/\s+/).slice(1, 9).map(Number);
+    if (v.some((x) => !Number.isFinite(x))) return undefined;
+    return v.reduce((a, b) => a + b, 0) - v[3]! - v[4]!;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface ServerProcess {
   name: string;
   pid: number;
@@ -63,18 +76,31 @@ export class ProcessMeter {
   private start0 = new Map<number, number | undefined>();
   private t0 = 0;
   private client0 = process.cpuUsage();
+  private machine0: number | undefined;
 
   constructor(readonly processes: ServerProcess[]) {}
 
   start(): void {
     this.t0 = performance.now();
+    this.machine0 = machineBusyTicks();
     for (const p of this.processes) this.start0.set(p.pid, cpuSeconds(p.pid));
     this.client0 = process.cpuUsage();
   }
 
-  end(): { processes: ProcessSample[]; client: { cpuPct: number; rssMiB: number }; seconds: number } {
+  end(): {
+    processes: ProcessSample[];
+    client: { cpuPct: number; rssMiB: number };
+    seconds: number;
+    /** the whole machine's busy CPU over the window, % of one core (undefined off Linux) */
+    machinePct?: number;
+  } {
     const seconds = (performance.now() - this.t0) / 1000;
     const c = process.cpuUsage(this.client0);
+    const m1 = machineBusyTicks();
+    const machinePct =
+      this.machine0 === undefined || m1 === undefined || seconds <= 0
+        ? undefined
+        : round1(((m1 - this.machine0) / TICKS_PER_S / seconds) * 100);
     const processes = this.processes.map((p) => {
       const a = this.start0.get(p.pid);
       const b = cpuSeconds(p.pid);
@@ -93,6 +119,7 @@ export class ProcessMeter {
         rssMiB: round1(process.memoryUsage.rss() / 1048576),
       },
       seconds,
+      ...(machinePct === undefined ? {} : { machinePct }),
     };
   }
 }

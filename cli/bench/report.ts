@@ -19,6 +19,8 @@ export interface BenchResult {
   version: string;
   runtime: 'node' | 'bun' | 'deno' | null;
   mode: 'embedded' | 'redis' | 'external';
+  /** how the load generator's clients reach the msg_servers: raw TCP, or WebSocket (docs/protocol.md §1a) */
+  transport: 'tcp' | 'ws';
   workload: Workload;
   pairs: number;
   cross: boolean;
@@ -109,6 +111,7 @@ export function toJson(r: BenchResult): string {
     version: r.version,
     runtime: r.runtime,
     mode: r.mode,
+    transport: r.transport,
     workload: r.workload,
     pairs: r.pairs,
     cross: r.cross,
@@ -144,7 +147,9 @@ const num = (n: number, d = 1) => n.toLocaleString('en-US', { minimumFractionDig
 /** The human report (stdout without --json). */
 export function toText(r: BenchResult, extra: { servers: number; stalled: number }): string {
   const lines: string[] = [];
-  const where = r.mode === 'external' ? 'an existing cluster' : `${r.mode} on ${r.runtime}`;
+  const where =
+    (r.mode === 'external' ? 'an existing cluster' : `${r.mode} on ${r.runtime}`) +
+    (r.transport === 'ws' ? ', clients over WebSocket' : '');
   const what =
     r.workload === 'p2p'
       ? `p2p, ${int(r.pairs)} pairs (${r.cross ? 'receiver on another msg_server' : "receiver on its sender's msg_server"})`

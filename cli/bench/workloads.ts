@@ -10,7 +10,7 @@
  */
 import { isLoopback, parseHostPort } from '../../runtime/cluster/index.js';
 import { signToken } from '../../runtime/protocol/token.js';
-import { BenchConn, ServerError } from './conn.js';
+import { BenchConn, ServerError, type Transport } from './conn.js';
 import type { MsgServer } from './cluster.js';
 import { Samples } from './report.js';
 import { ackFrame, readTime, RequestTemplate } from './wire.js';
@@ -41,6 +41,8 @@ export interface WorkloadOptions {
   duration: number;
   warmup: number;
   inflight: number;
+  /** tcp: each msg_server's `addr`; ws: its `ws` URL (every server must have one) */
+  transport: Transport;
   servers: MsgServer[];
   secret: string;
   heartbeat: number;
@@ -140,18 +142,24 @@ class Clients {
   ) {}
 
   async login(server: MsgServer, user: string, push: boolean): Promise<BenchConn> {
-    const hp = parseHostPort(server.addr)!;
+    const ws = this.o.transport === 'ws';
+    const where = ws ? server.ws : server.addr;
+    if (where === undefined) throw new Error(`msg_server ${server.id} (${server.addr}) serves no WebSocket`);
+    const host = ws ? new URL(where).hostname.replace(/^\[|\]$/g, '') : parseHostPort(where)!.host;
     const i = this.made++;
     const sources = Math.min(254, Math.ceil(this.total / CONNS_PER_SOURCE));
-    const local =
-      sources > 1 && isLoopback(hp.host) && !hp.host.includes(':') ? `127.0.0.${1 + (i % sources)}` : undefined;
+    const local = sources > 1 && isLoopback(host) && !host.includes(':') ? `127.0.0.${1 + (i % sources)}` : undefined;
     let conn: BenchConn;
     try {
-      conn = await BenchConn.open(hp.host, hp.port, local);
+      if (ws) conn = await BenchConn.openWs(where, local);
+      else {
+        const hp = parseHostPort(where)!;
+        conn = await BenchConn.open(hp.host, hp.port, local);
+      }
     } catch (err) {
       throw Object.assign(
         new Error(
-          `cannot connect to msg_server ${server.id} at ${server.addr}${local ? ` from ${local}` : ''}: ${(err as Error).message}`,
+          `cannot connect to msg_server ${server.id} at ${where}${local ? ` from ${local}` : ''}: ${(err as Error).message}`,
         ),
         { code: (err as { code?: string }).code },
       );
@@ -165,7 +173,7 @@ class Clients {
       await conn.request({ op: 'login', user, token, device: this.tag, push }, SETUP_TIMEOUT_MS);
     } catch (err) {
       const what = err instanceof ServerError ? `the server answered ${err.message}` : (err as Error).message;
-      throw new Error(`login of ${user} on msg_server ${server.id} (${server.addr}) failed: ${what}`);
+      throw new Error(`login of ${user} on msg_server ${server.id} (${where}) failed: ${what}`);
     }
     return conn;
   }
@@ -304,7 +312,7 @@ export async function runP2p(o: WorkloadOptions): Promise<WorkloadResult> {
   };
 
   o.status(
-    `connecting ${o.pairs * 2} clients (${o.pairs} pairs${o.cross ? ', receivers on another msg_server' : ''}) …`,
+    `connecting ${o.pairs * 2} clients (${o.pairs} pairs${o.cross ? ', receivers on another msg_server' : ''}${o.transport === 'ws' ? ', over WebSocket' : ''}) …`,
   );
   const t = performance.now();
   await clients.setup(() =>
@@ -504,7 +512,9 @@ export async function runIdle(o: WorkloadOptions, server: MsgServer): Promise<Wo
   const clients = new Clients(o, N, 'bench');
   const prefix = namePrefix();
   const onClosed = closedReporter(o, run, 'an idle');
-  o.status(`connecting ${N} idle clients to msg_server ${server.id} (${server.addr}) …`);
+  o.status(
+    `connecting ${N} idle clients to msg_server ${server.id} (${o.transport === 'ws' ? server.ws : server.addr}) …`,
+  );
   const t = performance.now();
   let last = t;
   let done = 0;

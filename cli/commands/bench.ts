@@ -8,8 +8,8 @@ import {
   type RuntimeName,
 } from '../../runtime/cluster/index.js';
 import { BenchUsageError, externalCluster, startCluster, type Target } from '../bench/cluster.js';
-import { ServerError } from '../bench/conn.js';
-import { openFilesLimit, ProcessMeter, rssBytes, round1, type ProcessSample } from '../bench/proc.js';
+import { ServerError, type Transport } from '../bench/conn.js';
+import { openFilesLimit, ProcessMeter, rssBytes, round1 } from '../bench/proc.js';
 import { machine, percentiles, toJson, toText, type BenchResult } from '../bench/report.js';
 import {
   runIdle,
@@ -50,6 +50,8 @@ Workloads (one at a time):
 - topic (--topic-members N): one topic, N members spread round-robin over the msg_servers; --publishers P of them publish with topic_send; every delivery to every member counts.
 - idle (--idle N): N logged-in push connections to one msg_server; reports the msg_server's RSS per connection once they settled (--warmup), measured at the end of --duration.
 
+--transport ws: every client is a WebSocket to its msg_server's \`ws\` URL (from the gateway's route reply; one binary message per CBOR map, docs/protocol.md §1a) instead of a TCP connection; the workloads and the measurements are the same.
+
 Every client connects and logs in before the warmup; latency is from just before a send is written to when the receiver sees the push (one clock, this process). Each sender keeps at most --inflight messages not yet delivered, so the rate is the sustainable one. CPU % is of one core over the measured window; RSS at its end.
 
 Progress goes to stderr; the report (or with --json one JSON line) to stdout. Exit codes: 0 done; 1 the run failed (the server refused a login, the cluster died, …); 2 bad flags; 3 the cluster could not be reached.`;
@@ -62,6 +64,10 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
     ),
     example('Topic fan-out: 10000 members, 2 publishers', '--topic-members 10000 --publishers 2'),
     example('Memory per idle connection on one msg_server', '--idle 15000'),
+    example(
+      'The same cross-server p2p over WebSocket (/v1/ws on each msg_server)',
+      '--pairs 1000 --cross --transport ws --redis redis://127.0.0.1:6379',
+    ),
     example(
       'A running cluster (the secret of ./chat signs the tokens)',
       '--gateway 127.0.0.1:17000 --dir chat --pairs 50 --duration 5',
@@ -96,6 +102,12 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       description: 'messages each sender keeps not yet delivered',
       default: 1,
       helpValue: 'K',
+    }),
+    transport: Flags.string({
+      description:
+        "how the clients reach the msg_servers: raw TCP (their `addr`) or WebSocket (their `ws` URL from the gateway's route reply)",
+      options: ['tcp', 'ws'],
+      default: 'tcp',
     }),
     runtime: Flags.string({
       description: 'runtime of the cluster it starts (embedded: of the `up` process; --redis: of the role processes)',
@@ -200,6 +212,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         usage('--runtime deno runs the Redis modes only (no SQLite on Deno): add --redis URL');
     }
     const msgServers = flags['msg-servers'] ?? 2;
+    const transport = flags.transport as Transport;
     if (flags.cross && !external && msgServers < 2) usage('--cross needs at least 2 msg_servers: drop --msg-servers 1');
 
     // ---- open files: every connection is one, here and on the msg_server
@@ -239,7 +252,14 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
     try {
       target = external
         ? await this.existing(flags.gateway, flags.dir, flags.secret)
-        : await this.own(msgServers, flags.redis, (flags.runtime ?? 'node') as RuntimeName, topicMembers, status);
+        : await this.own(
+            msgServers,
+            flags.redis,
+            (flags.runtime ?? 'node') as RuntimeName,
+            topicMembers,
+            transport,
+            status,
+          );
       if (interrupted) this.fail(`${interrupted}: interrupted`);
       if (target.servers.length === 0)
         this.fail(`the gateway at ${target.gateway} lists no live msg_server`, EXIT.unreachable);
@@ -248,6 +268,14 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
           `--cross needs at least 2 msg_servers; the gateway at ${target.gateway} lists ${target.servers.length}`,
           EXIT.usage,
         );
+      if (transport === 'ws') {
+        const none = target.servers.filter((s) => s.ws === undefined).map((s) => s.id);
+        if (none.length > 0)
+          this.fail(
+            `--transport ws: the gateway at ${target.gateway} gives no WebSocket URL (\`ws\` in its route reply) for msg_server ${none.join(', ')}`,
+            EXIT.failed,
+          );
+      }
       if (flags.size > target.maxFrame - 512)
         usage(
           `--size must be at most ${target.maxFrame - 512} bytes for this cluster (maxFrame ${target.maxFrame} − 512)`,
@@ -255,9 +283,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
 
       const t = target;
       const meter = new ProcessMeter(t.processes);
-      let window:
-        | { processes: ProcessSample[]; client: { cpuPct: number; rssMiB: number }; seconds: number }
-        | undefined;
+      let window: ReturnType<ProcessMeter['end']> | undefined;
       const idleServer = t.servers[0]!;
       const idlePid = workload === 'idle' ? t.msgServerPid(idleServer.id) : undefined;
       let rssAfter: number | undefined;
@@ -272,6 +298,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         duration: duration as number,
         warmup: warmup as number,
         inflight: flags.inflight,
+        transport,
         servers: t.servers,
         secret: t.secret,
         heartbeat: t.heartbeat,
@@ -301,13 +328,21 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       }
       if (interrupted) this.fail(`${interrupted}: interrupted`);
       if (!window) throw new Error('the measured window did not end');
-      const w = window as { processes: ProcessSample[]; client: { cpuPct: number; rssMiB: number }; seconds: number };
+      const w = window as ReturnType<ProcessMeter['end']>;
+      if (w.machinePct !== undefined && t.processes.length > 0) {
+        // On a shared machine other work skews every number: say how much there was.
+        const ours = w.processes.reduce((a, p) => a + (p.cpuPct ?? 0), 0) + w.client.cpuPct;
+        status(
+          `machine CPU over the window: ${Math.round(w.machinePct)}% of one core busy, of which ${Math.max(0, Math.round(w.machinePct - ours))}% not this benchmark's`,
+        );
+      }
 
       const out: BenchResult = {
         system: 'fishchat',
         version: this.config.version,
         runtime: t.runtime,
         mode: t.mode,
+        transport,
         workload,
         pairs,
         cross: flags.cross,
@@ -354,6 +389,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
     redis: string | undefined,
     runtime: RuntimeName,
     topicMembers: number,
+    transport: Transport,
     status: (l: string) => void,
   ): Promise<Target> {
     return startCluster({
@@ -361,6 +397,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       redis,
       runtime,
       status,
+      transport,
       settings: {
         sendRate: { rate: 1_000_000, burst: 10_000_000 },
         maxConnections: 10_000_000,

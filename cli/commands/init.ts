@@ -14,6 +14,10 @@ Refuses to overwrite existing files unless --force (exit code 2, nothing written
     example('Write a cluster into the current directory'),
     example('Write one with three msg_servers into ./chat', 'chat --msg-servers 3'),
     example('A cluster over a Redis you run: every role its own process', 'chat --redis redis://127.0.0.1:6379'),
+    example(
+      'Over a Redis Cluster (several seed nodes: a role needs one of them up to start)',
+      "chat --redis 'redis://10.0.0.1:7000,10.0.0.2:7000,10.0.0.3:7000?cluster=1'",
+    ),
     example('Rewrite the configuration files (the secret is kept)', '--force'),
   ];
   static override args = { dir: dirArg };
@@ -26,7 +30,7 @@ Refuses to overwrite existing files unless --force (exit code 2, nothing written
       max: MAX_MSG_SERVERS,
     }),
     redis: Flags.string({
-      description: `"redis" in ${CLUSTER_FILE}: the Redis every role uses (redis://host:port, or rediss:// for TLS)`,
+      description: `"redis" in ${CLUSTER_FILE}: the Redis every role uses (redis://host:port, or rediss:// for TLS; a Redis Cluster: redis://h1:p1,h2:p2,...?cluster=1)`,
       helpValue: 'URL',
     }),
     force: Flags.boolean({ description: 'overwrite existing configuration files', default: false }),

@@ -13,7 +13,9 @@ export type DeliverItem =
   /** a topic message fanned out; `msg.copies` lists only this server's users */
   | { k: 'topic'; msg: FanoutMessage }
   /** end local sessions of user+device whose gen is below `gen` (`replaced`) */
-  | { k: 'kick'; user: string; device: string; gen: number };
+  | { k: 'kick'; user: string; device: string; gen: number }
+  /** end every local session of user (of `device` only, when given): the server API's kick */
+  | { k: 'kick_admin'; user: string; device?: string };
 
 /** `/sysctrl/topic-sync`: topic messages now in members' inboxes, for the router to push (body once, copies per member). */
 export interface TopicSyncItem {

@@ -1,7 +1,9 @@
 /**
- * The public client: `route` asks a gateway for msg_servers; `FishClient`
+ * The public client: `route` asks a gateway for msg_servers; `FishChatClient`
  * holds one logged-in session and keeps it alive (heartbeat, reconnect,
  * catch-up after a reconnect), delivering each inbox message to the app once.
+ * It runs over TCP (Node, Bun, Deno) or WebSocket (everywhere, the browser
+ * included): see wire.ts.
  *
  * Delivery rules (docs/protocol.md §4):
  * - The client tracks the highest seq handed to the app in the inbox's epoch
@@ -18,6 +20,8 @@
  *   none, reject with FishError code `internal` (local `disconnected`). The
  *   caller decides whether to retry: `send`/`topicSend` with a `cid` are safe
  *   to retry; without one a retry may store the message twice.
+ *   `sendWithRetry`/`topicSendWithRetry` do it: one cid, tried again across
+ *   reconnects until the server says ok or a deadline passes.
  * - Acks: `ack(seq)` is cumulative; with `autoAck` the client acks each
  *   message as it hands it to the app. An ack made while disconnected is
  *   sent after the next login.
@@ -29,6 +33,7 @@ import { Backoff, DEFAULT_BACKOFF, type BackoffSettings } from './backoff.js';
 import { Connection, type Fields, type Frame } from './connection.js';
 import { FishError } from './errors.js';
 import { Queue } from './queue.js';
+import { hasTcp, isWebSocketUrl, type Transport, type WireClose } from './wire.js';
 
 /** An inbox message as the app sees it: `body` decoded with cbor-x (map keys become strings; byte strings are Uint8Array). */
 export type Msg = InboxMessage<unknown>;
@@ -48,18 +53,40 @@ export interface LoginInfo {
   epoch: string;
 }
 
+/** One msg_server of a route reply. */
+export interface RouteServer {
+  id: string;
+  /** `host:port` of its TCP client port */
+  addr: string;
+  /** the URL of its WebSocket endpoint (`ws://host:port/v1/ws`); absent when it serves none */
+  ws?: string;
+}
+
 export interface RouteInfo {
-  servers: { id: string; addr: string }[];
+  servers: RouteServer[];
   /** ping interval, ms */
   heartbeat: number;
   backoff: BackoffSettings;
 }
 
 export interface ConnectOptions {
-  /** gateway `host:port`; the client routes through it at each (re)connect */
+  /**
+   * The gateway the client routes through at each (re)connect: `host:port`
+   * (its TCP port, the `route` op) or an `http://`/`https://` URL of its HTTP
+   * port (`GET /v1/route`, the only way in a browser).
+   */
   gateway?: string;
-  /** a msg_server `host:port` to use directly (when no gateway is given) */
+  /**
+   * A msg_server to use directly (first, before what the gateway lists):
+   * `host:port` (TCP) or its WebSocket URL (`ws://host:port/v1/ws`).
+   */
   server?: string;
+  /**
+   * Which address of each msg_server the gateway lists is dialled: `ws` (its
+   * WebSocket URL) or `tcp` (its `host:port`). Default: `tcp` where the
+   * runtime has TCP (Node, Bun, Deno), `ws` where it has not (a browser).
+   */
+  transport?: Transport;
   user: string;
   device?: string;
   /** a token, or a function minting one per login (tokens may expire between reconnects) */
@@ -116,6 +143,10 @@ const DEFAULT_HEARTBEAT_MS = 20_000;
 const DEFAULT_ROUTE_TIMEOUT_MS = 5000;
 const LOGOUT_TIMEOUT_MS = 2000;
 const SYNC_PAGE = 1000;
+/** How long sendWithRetry keeps trying by default, ms. */
+const DEFAULT_RETRY_DEADLINE_MS = 30_000;
+/** error codes after which a send may be tried again (the others are final) */
+const RETRYABLE: ReadonlySet<string> = new Set(['internal', 'rate_limited', 'overloaded']);
 /** error codes without rid after which a msg_server closes the connection */
 const CLOSING: ReadonlySet<string> = new Set(['bad_frame', 'frame_too_large', 'auth_failed', 'overloaded']);
 
@@ -161,12 +192,18 @@ function toLogin(frame: Frame): LoginInfo {
   };
 }
 
-function toRoute(frame: Frame): RouteInfo {
+function toRoute(frame: { [k: string]: unknown }): RouteInfo {
   const servers: RouteInfo['servers'] = [];
   if (Array.isArray(frame.servers)) {
     for (const s of frame.servers as unknown[]) {
-      const r = s as { id?: unknown; addr?: unknown } | null;
-      if (r && typeof r.addr === 'string') servers.push({ id: typeof r.id === 'string' ? r.id : r.addr, addr: r.addr });
+      const r = s as { id?: unknown; addr?: unknown; ws?: unknown } | null;
+      if (r === null || typeof r !== 'object') continue;
+      const addr = typeof r.addr === 'string' ? r.addr : undefined;
+      const ws = typeof r.ws === 'string' && isWebSocketUrl(r.ws) ? r.ws : undefined;
+      if (addr === undefined && ws === undefined) continue;
+      const server: RouteServer = { id: typeof r.id === 'string' ? r.id : (addr ?? ws)!, addr: addr ?? '' };
+      if (ws !== undefined) server.ws = ws;
+      servers.push(server);
     }
   }
   const heartbeat = typeof frame.heartbeat === 'number' && frame.heartbeat > 0 ? frame.heartbeat : DEFAULT_HEARTBEAT_MS;
@@ -214,12 +251,15 @@ async function openWithin(
 }
 
 /**
- * Asks a gateway (`host:port`) for the live msg_servers, best first, and the
- * heartbeat and backoff to use. Rejects with FishError `overloaded` when no
- * msg_server is alive.
+ * Asks a gateway for the live msg_servers, best first (each with its TCP
+ * `addr` and, when it serves WebSocket, its `ws` URL), and the heartbeat and
+ * backoff to use. `gateway` is `host:port` (the TCP `route` op) or an
+ * `http(s)://host:port` URL (`GET /v1/route?user=U`, what a browser can do).
+ * Rejects with FishError `overloaded` when no msg_server is alive.
  */
 export async function route(gateway: string, opts: { user?: string; timeoutMs?: number } = {}): Promise<RouteInfo> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_ROUTE_TIMEOUT_MS;
+  if (/^https?:\/\//i.test(gateway)) return routeOverHttp(gateway, opts.user, timeoutMs);
   const conn = await openWithin(gateway, timeoutMs, { requestTimeoutMs: timeoutMs });
   try {
     return toRoute(await conn.request('route', { user: opts.user }));
@@ -228,9 +268,91 @@ export async function route(gateway: string, opts: { user?: string; timeoutMs?: 
   }
 }
 
+/** `GET /v1/route` on the gateway's HTTP port. */
+async function routeOverHttp(gateway: string, user: string | undefined, timeoutMs: number): Promise<RouteInfo> {
+  let url: URL;
+  try {
+    url = new URL('/v1/route', gateway);
+  } catch {
+    throw new FishError('bad_request', `not a gateway URL: ${JSON.stringify(gateway)}`);
+  }
+  if (user !== undefined) url.searchParams.set('user', user);
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
+  try {
+    let res: Response;
+    try {
+      res = await fetch(url, { signal: abort.signal, headers: { accept: 'application/json' } });
+    } catch (err) {
+      if (abort.signal.aborted) {
+        throw new FishError('internal', `no route from ${url.origin} within ${timeoutMs} ms`, 'timeout');
+      }
+      throw new FishError('internal', `cannot reach the gateway ${url.origin}: ${errorText(err)}`, 'disconnected');
+    }
+    let body: unknown;
+    try {
+      body = await res.json();
+    } catch {
+      body = undefined;
+    }
+    const fields =
+      body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as { [k: string]: unknown }) : {};
+    if (res.status === 503 || (!res.ok && fields.code === 'overloaded')) {
+      const message = typeof fields.message === 'string' ? fields.message : 'no msg_server is alive';
+      throw new FishError('overloaded', message);
+    }
+    if (!res.ok) {
+      const code = typeof fields.code === 'string' ? fields.code : 'internal';
+      const message = typeof fields.message === 'string' ? fields.message : `HTTP ${res.status}`;
+      throw new FishError(code, `the gateway ${url.origin} answered ${res.status}: ${message}`);
+    }
+    if (body === undefined) throw new FishError('internal', `the gateway ${url.origin} sent a route that is not JSON`);
+    return toRoute(fields);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function errorText(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
+  if (typeof cause?.code === 'string') return cause.code;
+  if (typeof cause?.message === 'string') return cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** A fresh client message id (`cid`): 32 hex digits from the runtime's CSPRNG (works in a browser page over plain http too). */
+export function newCid(): string {
+  const bytes = new Uint8Array(16);
+  globalThis.crypto.getRandomValues(bytes);
+  let out = '';
+  for (const b of bytes) out += b.toString(16).padStart(2, '0');
+  return out;
+}
+
+/** Why a connection closed, from a WebSocket's close status (none on TCP). */
+function closeReason(info: WireClose): string {
+  switch (info.code) {
+    case 1001:
+      return 'going away'; // a server shutting down: treated as draining
+    case 1008:
+      return info.reason ? `refused: ${info.reason}` : 'refused by the server';
+    case 1009:
+      return 'frame_too_large';
+    case 1003:
+    case 1007:
+      return 'bad_frame';
+    default:
+      return 'connection lost';
+  }
+}
+
+function isRetryable(err: unknown): boolean {
+  return err instanceof FishError && (err.local !== undefined || RETRYABLE.has(err.code));
+}
+
 type Listener = (...args: never[]) => void;
 
-export class FishClient {
+export class FishChatClient {
   readonly #opts: {
     gateway?: string;
     server?: string;
@@ -238,6 +360,7 @@ export class FishClient {
     device?: string;
     token?: string | (() => string);
     push: boolean;
+    transport: Transport;
     reconnect: boolean;
     autoAck: boolean;
     requestTimeoutMs: number;
@@ -258,6 +381,8 @@ export class FishClient {
   #reconnecting = false;
   #heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   #pingInFlight = false;
+  /** sendWithRetry calls waiting for a login */
+  readonly #connectedWaiters = new Set<() => void>();
   /** wakes a reconnect wait early (close()) */
   #wake: (() => void) | null = null;
 
@@ -284,7 +409,10 @@ export class FishClient {
 
   private constructor(opts: ConnectOptions) {
     if (!opts.gateway && !opts.server)
-      throw new FishError('bad_request', 'FishClient.connect needs a gateway or a server address');
+      throw new FishError('bad_request', 'FishChatClient.connect needs a gateway or a server address');
+    const transport = opts.transport ?? (hasTcp() ? 'tcp' : 'ws');
+    if (transport !== 'tcp' && transport !== 'ws')
+      throw new FishError('bad_request', `transport is 'tcp' or 'ws', not ${JSON.stringify(transport)}`);
     this.#opts = {
       gateway: opts.gateway,
       server: opts.server,
@@ -292,6 +420,7 @@ export class FishClient {
       device: opts.device,
       token: opts.token,
       push: opts.push ?? true,
+      transport,
       reconnect: opts.reconnect ?? true,
       autoAck: opts.autoAck ?? false,
       requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
@@ -305,8 +434,8 @@ export class FishClient {
    * msg_server that takes the login, and logs in. Rejects with the last
    * FishError when none does (at once on `auth_failed`).
    */
-  static async connect(opts: ConnectOptions): Promise<FishClient> {
-    const client = new FishClient(opts);
+  static async connect(opts: ConnectOptions): Promise<FishChatClient> {
+    const client = new FishChatClient(opts);
     try {
       await client.#establish();
     } catch (err) {
@@ -410,6 +539,84 @@ export class FishClient {
     return { mid: str(r, 'mid'), tseq: num(r, 'tseq'), ts: num(r, 'ts') };
   }
 
+  /**
+   * Sends a p2p message with one `cid` (given, or a fresh one) and tries
+   * again, across disconnects and reconnects, until the server says ok or
+   * `deadlineMs` (default 30000) has passed: the message is stored once
+   * whatever happened to the earlier tries. Rejects at once on a final error
+   * (`bad_request`, ...) or when the client closes; after the deadline with
+   * the last error.
+   */
+  async sendWithRetry(
+    to: string,
+    body: unknown,
+    opts: { cid?: string; deadlineMs?: number } = {},
+  ): Promise<SendResult & { cid: string }> {
+    const cid = opts.cid ?? newCid();
+    const encoded = bodyOf(body);
+    const r = await this.#retry(() => this.send(to, encoded, { cid }), opts.deadlineMs);
+    return { ...r, cid };
+  }
+
+  /** topicSend with one `cid` tried again until ok or the deadline, as sendWithRetry. */
+  async topicSendWithRetry(
+    topic: string,
+    body: unknown,
+    opts: { cid?: string; deadlineMs?: number } = {},
+  ): Promise<TopicSendResult & { cid: string }> {
+    const cid = opts.cid ?? newCid();
+    const encoded = bodyOf(body);
+    const r = await this.#retry(() => this.topicSend(topic, encoded, { cid }), opts.deadlineMs);
+    return { ...r, cid };
+  }
+
+  /**
+   * Resolves once the client is logged in on a live connection (at once if it
+   * is); rejects with `internal` (local `timeout`) after `timeoutMs`, or when
+   * the client closes.
+   */
+  async waitConnected(timeoutMs = DEFAULT_RETRY_DEADLINE_MS): Promise<void> {
+    if (this.#closed || this.#closing) throw new FishError('internal', 'the client is closed', 'disconnected');
+    if (this.connected) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#connectedWaiters.delete(done);
+        if (this.connected) resolve();
+        else reject(new FishError('internal', 'the client is closed', 'disconnected'));
+      };
+      const timer = setTimeout(() => {
+        this.#connectedWaiters.delete(done);
+        reject(new FishError('internal', `not connected within ${timeoutMs} ms`, 'timeout'));
+      }, timeoutMs);
+      this.#connectedWaiters.add(done);
+    });
+  }
+
+  async #retry<T>(attempt: () => Promise<T>, deadlineMs = DEFAULT_RETRY_DEADLINE_MS): Promise<T> {
+    const deadline = Date.now() + deadlineMs;
+    let pause = 50;
+    for (;;) {
+      if (this.#closed || this.#closing) throw new FishError('internal', 'the client is closed', 'disconnected');
+      let err: unknown;
+      try {
+        if (!this.connected) await this.waitConnected(Math.max(0, deadline - Date.now()));
+        return await attempt();
+      } catch (e) {
+        err = e;
+      }
+      if (!isRetryable(err) || this.#closed || this.#closing) throw err;
+      const left = deadline - Date.now();
+      if (left <= 0) throw err;
+      // Lost with the connection: go again as soon as it is back. Refused
+      // while connected (rate_limited, overloaded, internal): wait a little.
+      if (this.connected) {
+        await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+        pause = Math.min(pause * 2, 2000);
+      }
+    }
+  }
+
   /** Members in byte order of their names, after `after`, at most `limit` (default 1000). */
   async topicMembers(
     topic: string,
@@ -469,6 +676,7 @@ export class FishClient {
     if (this.#closing || this.#closed) return;
     this.#closing = true;
     this.#wake?.();
+    this.#notifyConnected();
     const conn = this.#conn;
     if (conn !== null && this.#live && !conn.closed) {
       this.#dropReason = 'closed';
@@ -486,24 +694,34 @@ export class FishClient {
 
   // --- sessions --------------------------------------------------------------
 
-  /** Routes (when there is a gateway) and logs in on the first msg_server that takes it. */
+  /**
+   * Logs in on the first msg_server that takes it: at the first connect the
+   * `server` given (if any), then what the gateway lists (the address of the
+   * chosen transport of each); at a reconnect, the gateway's list only (the
+   * `server` again when there is no gateway).
+   */
   async #establish(): Promise<void> {
-    let addrs: string[];
-    if (this.#opts.gateway) {
-      const r = await route(this.#opts.gateway, { user: this.#opts.user, timeoutMs: this.#opts.requestTimeoutMs });
-      this.#heartbeatMs = r.heartbeat;
-      this.#backoff.settings = r.backoff;
-      addrs = r.servers.map((s) => s.addr);
-      if (addrs.length === 0)
-        throw new FishError('overloaded', `the gateway ${this.#opts.gateway} lists no msg_server`);
-    } else {
-      addrs = [this.#opts.server!];
-    }
+    const addrs: string[] = [];
+    const pinned = this.#opts.server;
+    if (pinned && (!this.#started || !this.#opts.gateway)) addrs.push(pinned);
     let last: unknown = new FishError('overloaded', 'no msg_server to try');
-    for (const addr of addrs) {
+    let routed = false;
+    for (let i = 0; ; i++) {
+      if (i === addrs.length) {
+        if (routed || !this.#opts.gateway) break;
+        routed = true;
+        try {
+          addrs.push(...(await this.#route()).filter((a) => !addrs.includes(a)));
+        } catch (err) {
+          if (addrs.length === 0) throw err;
+          last = err;
+          break;
+        }
+        if (i === addrs.length) break;
+      }
       if (this.#closing) throw new FishError('internal', 'the client is closed', 'disconnected');
       try {
-        await this.#loginAt(addr);
+        await this.#loginAt(addrs[i]!);
         return;
       } catch (err) {
         last = err;
@@ -513,13 +731,33 @@ export class FishClient {
     throw last;
   }
 
+  /** The gateway's msg_servers, as addresses of this client's transport; takes its heartbeat and backoff. */
+  async #route(): Promise<string[]> {
+    const gateway = this.#opts.gateway!;
+    const r = await route(gateway, { user: this.#opts.user, timeoutMs: this.#opts.requestTimeoutMs });
+    this.#heartbeatMs = r.heartbeat;
+    this.#backoff.settings = r.backoff;
+    if (r.servers.length === 0) throw new FishError('overloaded', `the gateway ${gateway} lists no msg_server`);
+    const ws = this.#opts.transport === 'ws';
+    const addrs = r.servers.map((s) => (ws ? s.ws : s.addr)).filter((a): a is string => !!a);
+    if (addrs.length === 0) {
+      throw new FishError(
+        'overloaded',
+        ws
+          ? `the gateway ${gateway} lists no msg_server that serves WebSocket`
+          : `the gateway ${gateway} lists no msg_server with a TCP address`,
+      );
+    }
+    return addrs;
+  }
+
   async #loginAt(addr: string): Promise<void> {
     let conn: Connection | undefined;
     conn = await openWithin(addr, this.#opts.requestTimeoutMs, {
       requestTimeoutMs: this.#opts.requestTimeoutMs,
       onPush: (frame) => this.#onPush(conn, frame),
       onError: (err) => this.#onConnError(conn, err),
-      onClose: () => this.#onConnClosed(conn),
+      onClose: (info) => this.#onConnClosed(conn, info),
     });
     if (this.#closing) {
       conn.destroy();
@@ -552,6 +790,7 @@ export class FishClient {
     if (this.#ackWanted > this.#login!.acked) conn.send('ack', { seq: this.#ackWanted });
     this.#startHeartbeat();
     void this.#catchUp(conn);
+    this.#notifyConnected();
   }
 
   /** The login `ok`, synchronously: state for the backlog that follows. */
@@ -642,7 +881,7 @@ export class FishClient {
     this.#emit('error', err);
   }
 
-  #onConnClosed(conn: Connection | undefined): void {
+  #onConnClosed(conn: Connection | undefined, info: WireClose): void {
     if (conn !== this.#conn) return;
     const wasLive = this.#live;
     this.#conn = null;
@@ -652,7 +891,8 @@ export class FishClient {
     this.#stopHeartbeat();
     // A login in progress, or connect() not done yet: #loginAt/#establish see it.
     if (!wasLive || !this.#started) return;
-    const reason = this.#dropReason ?? 'connection lost';
+    // A WebSocket's close status names what no map did (the map goes first when there is one).
+    const reason = this.#dropReason ?? closeReason(info);
     const willReconnect =
       !this.#closing && this.#opts.reconnect && reason !== 'kick:replaced' && reason !== 'auth_failed';
     this.#emit('disconnect', { reason, willReconnect });
@@ -661,7 +901,8 @@ export class FishClient {
       return;
     }
     if (this.#reconnecting) return; // the running loop checks the connection it made
-    const delay = reason === 'kick:draining' ? this.#backoff.afterDraining() : this.#backoff.next();
+    const draining = reason === 'kick:draining' || reason === 'going away';
+    const delay = draining ? this.#backoff.afterDraining() : this.#backoff.next();
     void this.#reconnectLoop(delay);
   }
 
@@ -782,6 +1023,10 @@ export class FishClient {
     }
   }
 
+  #notifyConnected(): void {
+    for (const w of [...this.#connectedWaiters]) w();
+  }
+
   /** Final: no more reconnects, timers stopped, messages() ends. */
   #shutdown(): void {
     this.#closed = true;
@@ -790,5 +1035,9 @@ export class FishClient {
     this.#stopHeartbeat();
     this.#wake?.();
     this.#queue.end();
+    this.#notifyConnected();
   }
 }
+
+/** @deprecated the old name of FishChatClient */
+export { FishChatClient as FishClient };

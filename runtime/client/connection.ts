@@ -1,18 +1,22 @@
 /**
- * One client TCP connection to a gateway or a msg_server: framing, pipelined
- * requests matched by `rid` with a timeout each, and everything the server
- * sends unasked (pushed `msg`, `kick`, errors without `rid`) handed on.
+ * One client connection to a gateway or a msg_server, over a wire (wire.ts:
+ * TCP with length-prefixed frames, or a WebSocket with one map per message):
+ * pipelined requests matched by `rid` with a timeout each, and everything the
+ * server sends unasked (pushed `msg`, `kick`, errors without `rid`) handed on.
  * It knows nothing of sessions or reconnects (client.ts does).
  *
  * Nothing here (nor anywhere under runtime/client/) imports a `node:` module
  * at load time, so the library bundles for a browser: the platform, and with
- * it node:net or Bun's sockets, is imported only when a TCP connection is made.
+ * it node:net or Bun's sockets, is imported only when a TCP connection is
+ * made, and the `ws` package only when a WebSocket is opened on a runtime
+ * without a global one.
  */
-import type { TcpSocket } from '../platform/types.js';
 import type { WireValue } from '../protocol/cbor.js';
 import { decodeFrame } from '../protocol/decode.js';
-import { encodeFrame, FrameDecoder } from '../protocol/frame.js';
 import { FishError } from './errors.js';
+import { openWire, type Transport, type Wire, type WireClose } from './wire.js';
+
+export { parseAddr } from './wire.js';
 
 /** A decoded server frame. */
 export interface Frame {
@@ -35,8 +39,11 @@ export interface ConnectionOptions {
   onPush?(frame: Frame): void;
   /** An `error` frame without `rid` (bad_frame, overloaded, ...), or a frame we cannot read. */
   onError?(error: FishError): void;
-  /** Called once when the connection is gone, after the pending requests were rejected. */
-  onClose?(): void;
+  /**
+   * Called once when the connection is gone, after the pending requests were
+   * rejected; `info` has a WebSocket's close status (none on TCP).
+   */
+  onClose?(info: WireClose): void;
 }
 
 export interface RequestOptions {
@@ -63,44 +70,39 @@ interface Pending {
 export const DEFAULT_CLIENT_MAX_FRAME = 16 * 1024 * 1024;
 const RID_LIMIT = 0xffff_ffff;
 
-/** Splits `host:port` (or `[v6]:port`). */
-export function parseAddr(addr: string): { host: string; port: number } {
-  const at = addr.lastIndexOf(':');
-  const port = Number(addr.slice(at + 1));
-  let host = at > 0 ? addr.slice(0, at) : '';
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  if (!host || !Number.isInteger(port) || port <= 0 || port > 65535) {
-    throw new FishError('bad_request', `not a host:port address: ${JSON.stringify(addr)}`);
-  }
-  return { host, port };
-}
-
 export class Connection {
   readonly addr: string;
-  readonly #sock: TcpSocket;
+  readonly #wire: Wire;
   readonly #opts: ConnectionOptions;
-  readonly #decoder: FrameDecoder;
   readonly #pending = new Map<number, Pending>();
   #nextRid = 1;
   #closed = false;
 
-  /** Connects to `host:port`. */
+  /** Connects to `host:port` (TCP) or a `ws://`/`wss://` URL (WebSocket). */
   static async open(addr: string, opts: ConnectionOptions): Promise<Connection> {
-    const { host, port } = parseAddr(addr);
-    const { getPlatform } = await import('../platform/index.js');
-    const platform = await getPlatform();
-    const sock = await platform.connectTcp(host, port);
-    return new Connection(addr, sock, opts);
+    const wire = await openWire(addr, { maxFrame: opts.maxFrame ?? DEFAULT_CLIENT_MAX_FRAME });
+    return new Connection(addr, wire, opts);
   }
 
-  constructor(addr: string, sock: TcpSocket, opts: ConnectionOptions) {
+  constructor(addr: string, wire: Wire, opts: ConnectionOptions) {
     this.addr = addr;
-    this.#sock = sock;
+    this.#wire = wire;
     this.#opts = opts;
-    this.#decoder = new FrameDecoder(opts.maxFrame ?? DEFAULT_CLIENT_MAX_FRAME);
-    sock.onData((chunk) => this.#onData(chunk));
-    sock.onClose(() => this.#onClosed());
-    if (sock.closed) this.#onClosed();
+    wire.start({
+      onMap: (payload) => this.#onFrame(payload),
+      onBad: (code, detail) => this.#fail(new FishError(code, `unreadable frame from ${this.addr}: ${detail}`)),
+      onClose: (info) => this.#onClosed(info),
+    });
+  }
+
+  /** `tcp` or `ws`. */
+  get transport(): Transport {
+    return this.#wire.transport;
+  }
+
+  /** Bytes written and not yet on the network. */
+  get buffered(): number {
+    return this.#wire.buffered;
   }
 
   get closed(): boolean {
@@ -129,25 +131,25 @@ export class Connection {
         reject(new FishError('internal', `no reply to ${op} from ${this.addr} within ${timeoutMs} ms`, 'timeout'));
       }, timeoutMs);
       this.#pending.set(rid, { resolve, reject, timer, onMsg: ro.onMsg, onOk: ro.onOk });
-      this.#sock.write(encodeFrame({ ...fields, op, rid }));
+      this.#wire.send({ ...fields, op, rid });
     });
   }
 
   /** Sends a frame that has no reply (`ack`). Dropped when closed. */
   send(op: string, fields: Fields = {}): void {
     if (this.#closed) return;
-    this.#sock.write(encodeFrame({ ...fields, op }));
+    this.#wire.send({ ...fields, op });
   }
 
   /** Flushes what is written, then closes. */
   end(): void {
-    this.#sock.end();
+    this.#wire.end();
   }
 
   /** Closes at once. */
   destroy(): void {
-    this.#sock.destroy();
-    this.#onClosed();
+    this.#wire.destroy();
+    this.#onClosed({});
   }
 
   #takeRid(): number {
@@ -155,12 +157,6 @@ export class Connection {
     while (this.#pending.has(rid)) rid = rid >= RID_LIMIT ? 1 : rid + 1;
     this.#nextRid = rid >= RID_LIMIT ? 1 : rid + 1;
     return rid;
-  }
-
-  #onData(chunk: Uint8Array): void {
-    if (this.#closed) return;
-    const err = this.#decoder.feed(chunk, (payload) => this.#onFrame(payload));
-    if (err !== null) this.#fail(new FishError(err, `unreadable frame from ${this.addr}: ${err}`));
   }
 
   #onFrame(payload: Uint8Array): void {
@@ -214,7 +210,7 @@ export class Connection {
     this.destroy();
   }
 
-  #onClosed(): void {
+  #onClosed(info: WireClose): void {
     if (this.#closed) return;
     this.#closed = true;
     const pending = [...this.#pending.values()];
@@ -223,7 +219,7 @@ export class Connection {
       clearTimeout(p.timer);
       p.reject(new FishError('internal', `connection to ${this.addr} lost before the reply`, 'disconnected'));
     }
-    this.#opts.onClose?.();
+    this.#opts.onClose?.(info);
   }
 }
 

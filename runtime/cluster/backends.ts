@@ -58,29 +58,37 @@ export function storeLimits(config: ClusterConfig): StoreLimits {
 /**
  * A Redis URL as given, and whether it names a Redis Cluster: a `cluster=1`
  * (or `true`, `yes`) query parameter says so and is removed from the URL.
+ * A cluster URL may list several seed nodes, `redis://h1:7000,h2:7001?cluster=1`
+ * (the Cluster client needs one of them up to start; it learns the rest).
  */
 export function parseRedisUrl(url: string): { url: string; cluster: boolean } {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    return { url, cluster: false };
-  }
-  const flag = u.searchParams.get('cluster');
+  const q = url.indexOf('?');
+  if (q < 0) return { url, cluster: false };
+  const params = new URLSearchParams(url.slice(q + 1));
+  const flag = params.get('cluster');
   if (flag === null) return { url, cluster: false };
-  u.searchParams.delete('cluster');
-  return { url: u.toString(), cluster: /^(1|true|yes)$/i.test(flag) };
+  params.delete('cluster');
+  const rest = params.toString();
+  return { url: url.slice(0, q) + (rest ? `?${rest}` : ''), cluster: /^(1|true|yes)$/i.test(flag) };
+}
+
+/** The seed nodes of a Redis URL: one URL each (the first carries user, password, TLS; the others inherit them). */
+export function redisSeeds(url: string): string[] {
+  const m = /^(rediss?:\/\/)([^/?#@]*@)?([^/?#]*)(.*)$/.exec(url);
+  if (!m || !m[3]!.includes(',')) return [url];
+  return m[3]!
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean)
+    .map((h) => `${m[1]}${m[2] ?? ''}${h}${m[4]}`);
 }
 
 /** A Redis URL with its password hidden, for log lines. */
 export function redactRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString().replace(/\/$/, '');
-  } catch {
-    return url;
-  }
+  return url.replace(/^(rediss?:\/\/)([^/?#@]*)@/, (_m, scheme: string, auth: string) => {
+    const i = auth.indexOf(':');
+    return i < 0 ? `${scheme}${auth}@` : `${scheme}${auth.slice(0, i)}:***@`;
+  });
 }
 
 export async function openBackends(config: ClusterConfig, opts: BackendOptions): Promise<Backends> {
@@ -150,7 +158,8 @@ function withClose(kind: BackendKind, bus: Bus, store: Store): Backends {
  * disabled on many hosted Redis services, or Redis is unreachable).
  */
 export async function redisAppendonly(redisUrl: string, timeoutMs = 3000): Promise<boolean | undefined> {
-  const { url } = parseRedisUrl(redisUrl);
+  // on a Redis Cluster: the first seed node (CONFIG is per node)
+  const url = redisSeeds(parseRedisUrl(redisUrl).url)[0]!;
   const { Redis } = await import('ioredis');
   const client = new Redis(url, {
     lazyConnect: true,

@@ -8,6 +8,7 @@ import { ROLE_NAMES, type RoleName } from '../contract/context.js';
 import {
   DEFAULT_SETTINGS,
   type AuthMode,
+  type GatewayConfig,
   type MsgServerConfig,
   type RoleConfig,
   type RuntimeName,
@@ -40,7 +41,7 @@ const CLUSTER_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 const CLUSTER_FIELDS = ['cluster', 'runtime', 'redis', 'auth', 'secretFile', 'dataDir', 'settings', 'roles'];
 const ROLE_FIELDS: Record<RoleName, string[]> = {
-  gateway: ['role', 'id', 'host', 'port', 'httpHost', 'httpPort', 'seeds'],
+  gateway: ['role', 'id', 'host', 'port', 'httpHost', 'httpPort', 'seeds', 'chatPage'],
   msg_server: ['role', 'id', 'host', 'port', 'advertise', 'httpHost', 'httpPort', 'ws'],
   router: ['role', 'id', 'httpHost', 'httpPort'],
   manager: ['role', 'id', 'httpHost', 'httpPort'],
@@ -179,7 +180,12 @@ export function checkRoleFile(file: string, raw: unknown): RoleConfig {
           fail(file, 'seeds', 'must be an array of "host:port" msg_server addresses', o.seeds);
         seeds = (o.seeds as unknown[]).map((s, i) => checkHostPort(file, `seeds[${i}]`, s));
       }
-      return { role, id, host, port, httpHost: httpHost(host), httpPort: httpPort(), seeds };
+      const config: GatewayConfig = { role, id, host, port, httpHost: httpHost(host), httpPort: httpPort(), seeds };
+      if (o.chatPage !== undefined) {
+        if (typeof o.chatPage !== 'boolean') fail(file, 'chatPage', 'must be true or false', o.chatPage);
+        config.chatPage = o.chatPage;
+      }
+      return config;
     }
     case 'msg_server': {
       const host = o.host === undefined ? DEFAULT_HOST : checkHost(file, 'host', o.host);
@@ -300,10 +306,24 @@ export function checkClusterName(file: string, field: string | undefined, v: unk
 /**
  * A Redis URL as `init --redis` takes it: redis:// or rediss://, a host, an
  * optional port 1–65535 (ioredis's URL form: user, password, /db and
- * ?cluster=1 allowed). Throws ConfigError naming `source`.
+ * ?cluster=1 allowed; with ?cluster=1 several host:port separated by commas,
+ * the seed nodes of a Redis Cluster). Throws ConfigError naming `source`.
  */
 export function checkRedisUrl(url: string, source = '--redis'): string {
   const expected = 'must be a URL "redis://host:port" (or rediss:// for TLS), such as redis://127.0.0.1:6379';
+  // A Redis Cluster may list several seed nodes: redis://h1:7000,h2:7001?cluster=1; each is checked.
+  const seeds = /^(rediss?:\/\/)([^/?#@]*@)?([^/?#]*)(.*)$/.exec(url);
+  if (seeds && seeds[3]!.includes(',')) {
+    if (!/[?&]cluster=(1|true|yes)(&|$)/i.test(seeds[4]!)) {
+      throw new ConfigError(
+        source,
+        undefined,
+        `${expected}; several host:port separated by commas only for a Redis Cluster (add ?cluster=1), found ${describeValue(url)}`,
+      );
+    }
+    for (const host of seeds[3]!.split(',')) checkRedisUrl(`${seeds[1]}${seeds[2] ?? ''}${host}${seeds[4]}`, source);
+    return url;
+  }
   let u: URL | undefined;
   try {
     u = /\s/.test(url) ? undefined : new URL(url);

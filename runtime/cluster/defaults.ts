@@ -53,6 +53,8 @@ export interface RoleFile {
   httpHost?: string;
   httpPort?: number;
   seeds?: string[];
+  /** gateway: false turns the browser chat page (GET /chat) off */
+  chatPage?: boolean;
 }
 
 /** fishchat.json's fields when it leaves them out (or does not exist). */

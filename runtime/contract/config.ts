@@ -79,6 +79,8 @@ export interface GatewayConfig {
   httpPort: number;
   /** seed list of msg_server addresses (host:port); beats add and drop servers */
   seeds: string[];
+  /** the browser chat page at GET /chat on the HTTP listener (default true; false turns it off) */
+  chatPage?: boolean;
 }
 
 export interface MsgServerConfig {

@@ -47,6 +47,7 @@ import { RedisServer } from './redis-server.js';
 import { processAlive } from '../../runtime/cluster/run-file.js';
 import { eachLine } from '../../runtime/cluster/supervisor.js';
 import { deleteKeysWithPrefix } from '../../runtime/redis/index.js';
+import { parseRedisUrl } from '../../runtime/cluster/backends.js';
 
 const ROLE_FILES = [
   'gateway.json',
@@ -57,7 +58,7 @@ const ROLE_FILES = [
   'monitor.json',
 ];
 
-export type ChaosMode = 'kill-ms' | 'restart-redis' | 'kill-up';
+export type ChaosMode = 'kill-ms' | 'restart-redis' | 'kill-up' | 'custom';
 
 export interface ChaosOptions {
   mode: ChaosMode;
@@ -81,6 +82,35 @@ export interface ChaosOptions {
   sendTimeoutMs?: number;
   /** progress lines */
   log?: (line: string) => void;
+  /**
+   * kill-ms and custom: an external Redis instead of a private redis-server
+   * (such as a Redis Cluster, `redis://127.0.0.1:PORT?cluster=1`); the run's
+   * keys are deleted from it afterwards.
+   */
+  redisUrl?: string;
+  /**
+   * custom: the chaos event, called every `everyMs` (at most `maxEvents`
+   * times); `event` writes the timeline (a line starting "kill -9" counts as
+   * a chaos event).
+   */
+  chaos?: (event: (what: string) => void, ctx: { dir: string; index: number }) => Promise<void>;
+  /**
+   * After delivery, before the cluster stops: more checks against the live
+   * cluster, given every ok per receiver (in send order); the problems it
+   * returns go into the result's.
+   */
+  verify?: (v: ChaosVerify) => Promise<string[]>;
+}
+
+/** What `verify` gets. */
+export interface ChaosVerify {
+  gateway: string;
+  /** a token for any user of the run */
+  token: (user: string) => () => string;
+  /** receiver → the oks of its sender, in send order */
+  oks: Map<string, { k: number; mid: string; seq: number; at: number }[]>;
+  /** ms since the traffic started (the timeline's clock) */
+  now: () => number;
 }
 
 export interface ChaosEvent {
@@ -389,8 +419,8 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (o.mode === 'kill-up') {
       ups.push(new UpProcess([c.dir, '--embedded'], onUpLine));
     } else {
-      redis = await RedisServer.start(['--appendonly', 'yes', '--appendfsync', 'always']);
-      ups.push(new UpProcess([c.dir, '--redis', redis.url], onUpLine));
+      if (o.redisUrl === undefined) redis = await RedisServer.start(['--appendonly', 'yes', '--appendfsync', 'always']);
+      ups.push(new UpProcess([c.dir, '--redis', o.redisUrl ?? redis!.url], onUpLine));
     }
     await ups[0]!.waitReady();
     const run = readRun(c.dir);
@@ -539,6 +569,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
             process.kill(r.pid, 'SIGKILL');
             killed.add(r.pid);
             event(`kill -9 ${id} (pid ${r.pid})`);
+          } else if (o.mode === 'custom') {
+            if (!o.chaos) throw new Error('chaos mode "custom" needs a chaos function');
+            await o.chaos(event, { dir: c.dir, index: events });
           } else if (o.mode === 'restart-redis') {
             event(`redis-server ${o.redisSignal ?? 'SIGTERM'} (pid ${redis!.pid})`);
             await redis!.stop(o.redisSignal ?? 'SIGTERM');
@@ -585,6 +618,7 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
       // late repeats would show now
       await sleep(1000);
       trackPids();
+      if (o.verify) problems.push(...(await o.verify({ gateway, token, oks, now })));
 
       // ---- checks
       let acked = 0;
@@ -740,6 +774,9 @@ export async function runChaos(o: ChaosOptions): Promise<ChaosResult> {
     if (redis) {
       await deleteKeys(redis.url, c.cluster).catch(() => {});
       await redis.destroy();
+    } else if (o.redisUrl !== undefined) {
+      const { url, cluster } = parseRedisUrl(o.redisUrl);
+      await deleteKeysWithPrefix(url, `fishchat:${c.cluster}:`, cluster).catch(() => {});
     }
     await rm(c.dir, { recursive: true, force: true }).catch(() => {});
   }

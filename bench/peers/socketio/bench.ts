@@ -291,10 +291,12 @@ const byteLength = (body: unknown): number =>
 // ---------------------------------------------------------------- the run
 
 /** The result line of bench/FORMAT.md, as `fishchat bench --json` writes it, for socket.io. */
-export type Result = Omit<BenchResult, 'system' | 'runtime' | 'mode' | 'workload'> & {
+export type Result = Omit<BenchResult, 'system' | 'runtime' | 'mode' | 'transport' | 'workload'> & {
   system: 'socketio';
   runtime: 'node';
   mode: 'redis';
+  /** socket.io's websocket transport only (no long-polling) */
+  transport: 'ws';
   workload: 'p2p';
 };
 
@@ -467,6 +469,7 @@ async function run(flags: Flags): Promise<{ result: Result; notes: string[] }> {
     version,
     runtime: 'node',
     mode: 'redis',
+    transport: 'ws',
     workload: 'p2p',
     pairs: flags.pairs,
     cross: flags.cross,

@@ -15,6 +15,7 @@ import type { TcpSocket } from '../../platform/types.js';
 import { decodeItems, type Beat } from '../../bus/payloads.js';
 import { RoleStats } from '../../metrics/stats.js';
 import { makeBeat, MISSED_BEATS, startBeats } from '../../metrics/beat.js';
+import { chatRoutes } from './chat.js';
 
 /** A msg_server as `route` names it: TCP address, and WebSocket URL when it serves one. */
 export type RouteServer = {
@@ -189,6 +190,7 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
     if (f.servers.length === 0) return c.json({ code: 'overloaded', message: noServer(full) }, 503);
     return c.json(f);
   });
+  if (config.chatPage !== false) app.route('/chat', chatRoutes(ctx.log));
   const at = { host: config.httpHost, port: config.httpPort };
   const { http, addr: httpAddr } = await serveRoleHttp(ctx, who, at, app.fetch, async () => {
     await tcp.close();

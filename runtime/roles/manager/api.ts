@@ -14,7 +14,7 @@ import { Hono, type Context } from 'hono';
 import type { Logger } from '../../contract/context.js';
 import { jsonError, requireAdmin } from '../../http/admin.js';
 import type { DirEntry, Store } from '../../store/store.js';
-import { bodyView } from './body.js';
+import { bodyView } from '../../http/body.js';
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;

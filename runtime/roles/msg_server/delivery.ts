@@ -6,7 +6,7 @@
 import { asStoredMessage, decodeItems, type DeliverItem } from '../../bus/payloads.js';
 import type { FanoutMessage, StoredMessage } from '../../store/store.js';
 import { TopicFrame, type PushMessage } from './frames.js';
-import { kickOlder } from './session.js';
+import { kickLocal, kickOlder } from './session.js';
 import type { MsgServer } from './msg_server.js';
 
 /** What delivery needs of the msg_server. */
@@ -30,7 +30,7 @@ export function deliverTopic(s: Local, msg: FanoutMessage): void {
   }
 }
 
-/** `/sysctrl/deliver/<server-id>`: messages for local users, and kicks of replaced sessions. */
+/** `/sysctrl/deliver/<server-id>`: messages for local users, kicks of replaced sessions, the server API's kicks. */
 export function onDeliver(s: MsgServer, payload: Uint8Array): void {
   for (const item of decodeItems<DeliverItem>(payload)) {
     if (!item || typeof item !== 'object') continue;
@@ -40,6 +40,8 @@ export function onDeliver(s: MsgServer, payload: Uint8Array): void {
       deliverTopic(s, asFanout(item.msg));
     } else if (item.k === 'kick' && typeof item.user === 'string') {
       kickOlder(s, item.user, item.device, item.gen);
+    } else if (item.k === 'kick_admin' && typeof item.user === 'string') {
+      kickLocal(s, item.user, typeof item.device === 'string' ? item.device : undefined);
     }
   }
 }

@@ -5,6 +5,7 @@ import { listenRoleTcp, serveRoleHttp } from '../../contract/listen.js';
 import { startBeats } from '../../metrics/beat.js';
 import { bindAddress, dialAddress, parseHostPort } from '../../platform/address.js';
 import type { TcpSocket, WebSocketRoute } from '../../platform/types.js';
+import { serverApi } from './api.js';
 import { MsgServer } from './msg_server.js';
 import { tcpTransport } from './transport_tcp.js';
 import { wsTransport } from './transport_ws.js';
@@ -44,6 +45,7 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
       connections: server.connectionCount,
     }),
   );
+  app.route('/', serverApi(server));
   const serveWs = config.ws !== false;
   if (serveWs)
     app.get(WS_PATH, (c) => c.text(`${WS_PATH} takes WebSocket upgrades only`, 426, { Upgrade: 'websocket' }));

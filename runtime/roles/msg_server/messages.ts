@@ -8,38 +8,33 @@ import { deliverLocal } from './delivery.js';
 import { msgFrame } from './frames.js';
 import { newMid } from './mid.js';
 
-/**
- * send: appends to the recipient's inbox at once, then answers once `before`
- * (the send received just before it, if it is still running) is answered, so a
- * pipelined run of sends shares its store calls and keeps its reply order.
- * The sender is logged in and within its rate. Never rejects.
- */
-export async function send(s: MsgServer, conn: Conn, req: SendReq, t0: number, before?: Promise<void>): Promise<void> {
-  const ts = Date.now();
-  const { to, body, cid } = req;
-  const append = s.ctx.store.appendP2P({ from: conn.user!, to, mid: newMid(ts), body, ts, cid });
-  let res: AppendResult | undefined;
-  let failure: unknown;
-  try {
-    res = await append;
-  } catch (err) {
-    failure = err ?? new Error('append failed');
-  }
-  if (before) await before;
-  if (res) sent(s, conn, req, res);
-  else {
-    s.ctx.log.error(`send failed: ${(failure as Error)?.message ?? failure}`);
-    conn.error('internal', 'server fault; the request may be retried', req.rid);
-  }
-  s.stats.latency(performance.now() - t0);
+/** What a p2p send stores: the same for a connection's `send` and the server API (api.ts). */
+export interface P2PSend {
+  to: string;
+  /** the raw CBOR of the body, validated (docs/protocol.md §1) */
+  body: Uint8Array;
+  cid?: string;
 }
 
-/** A send is stored: the ok, then the pushes (local, and to each other msg_server in the directory). */
-function sent(s: MsgServer, conn: Conn, req: SendReq, res: AppendResult): void {
-  conn.reply({ op: 'ok', rid: req.rid, mid: res.mid, seq: res.seq, ts: res.ts });
+/**
+ * The store call of every p2p send, whoever sends: appends to the recipient's
+ * inbox (cid idempotency and seq are the store's), durable when it resolves.
+ * Then `delivered` pushes it.
+ */
+export function storeP2P(s: MsgServer, from: string, m: P2PSend): Promise<AppendResult> {
+  const ts = Date.now();
+  return s.ctx.store.appendP2P({ from, to: m.to, mid: newMid(ts), body: m.body, ts, cid: m.cid });
+}
+
+/**
+ * A p2p message is stored: push it to the recipient's sessions, local ones
+ * directly, each other msg_server in the directory over its deliver channel.
+ * A cid repeat pushes nothing (the first send did).
+ */
+export function deliverP2P(s: MsgServer, from: string, m: P2PSend, res: AppendResult): void {
   if (res.duplicate) return;
-  const msg: StoredMessage = { seq: res.seq, mid: res.mid, from: conn.user!, to: req.to, body: req.body, ts: res.ts };
-  deliverLocal(s, req.to, msg);
+  const msg: StoredMessage = { seq: res.seq, mid: res.mid, from, to: m.to, body: m.body, ts: res.ts };
+  deliverLocal(s, m.to, msg);
   // The append returned the recipient's directory entries, read in the same atomic step as
   // the seq: publish straight to each other msg_server holding a session (docs/architecture.md: the
   // router hop costs a lookup and a publish per message and gives p2p nothing).
@@ -49,9 +44,44 @@ function sent(s: MsgServer, conn: Conn, req: SendReq, res: AppendResult): void {
     const server = dir[i]!.server;
     if (server === s.id) continue;
     for (let j = 0; j < i; j++) if (dir[j]!.server === server) continue next; // a user has few devices
-    item ??= { k: 'msg', user: req.to, msg };
+    item ??= { k: 'msg', user: m.to, msg };
     s.pub.add(s.ctx.channels.deliver(server), item);
   }
+}
+
+/** A p2p send as `from`, stored and pushed: the server API's send (a connection's is `send` below). */
+export async function sendAs(s: MsgServer, from: string, m: P2PSend): Promise<AppendResult> {
+  const res = await storeP2P(s, from, m);
+  deliverP2P(s, from, m, res);
+  return res;
+}
+
+/**
+ * send: appends to the recipient's inbox at once, then answers once `before`
+ * (the send received just before it, if it is still running) is answered, so a
+ * pipelined run of sends shares its store calls and keeps its reply order.
+ * The ok goes out before the pushes (a send to oneself: the ok first).
+ * The sender is logged in and within its rate. Never rejects.
+ */
+export async function send(s: MsgServer, conn: Conn, req: SendReq, t0: number, before?: Promise<void>): Promise<void> {
+  const from = conn.user!;
+  const append = storeP2P(s, from, req);
+  let res: AppendResult | undefined;
+  let failure: unknown;
+  try {
+    res = await append;
+  } catch (err) {
+    failure = err ?? new Error('append failed');
+  }
+  if (before) await before;
+  if (res) {
+    conn.reply({ op: 'ok', rid: req.rid, mid: res.mid, seq: res.seq, ts: res.ts });
+    deliverP2P(s, from, req, res);
+  } else {
+    s.ctx.log.error(`send failed: ${(failure as Error)?.message ?? failure}`);
+    conn.error('internal', 'server fault; the request may be retried', req.rid);
+  }
+  s.stats.latency(performance.now() - t0);
 }
 
 export async function ack(s: MsgServer, conn: Conn, req: AckReq): Promise<void> {

@@ -96,6 +96,49 @@ export function kickOlder(s: MsgServer, user: string, device: string, gen: numbe
   }
 }
 
+/** The kick reason of a kick asked for by the server API (api.ts): a session the client did not end. */
+export const ADMIN_KICK = 'admin';
+
+/**
+ * Kicks `user`'s sessions (only `device`'s when given) on every msg_server:
+ * the local ones at once, on each other msg_server holding one in the
+ * directory over its deliver channel (send-only sessions, `push: false`, are
+ * not in the directory: only the local ones are reached). Resolves once the
+ * kicks are sent, not once the remote sessions are closed.
+ */
+export async function kickUser(
+  s: MsgServer,
+  user: string,
+  device: string | undefined,
+): Promise<{ local: number; servers: string[] }> {
+  const local = kickLocal(s, user, device);
+  const servers: string[] = [];
+  for (const e of await s.ctx.store.sessions(user)) {
+    if (device !== undefined && e.device !== device) continue;
+    if (e.server === s.id && e.boot === s.boot) continue;
+    if (!servers.includes(e.server)) servers.push(e.server);
+  }
+  const item: DeliverItem = device === undefined ? { k: 'kick_admin', user } : { k: 'kick_admin', user, device };
+  for (const server of servers) s.pub.add(s.ctx.channels.deliver(server), item);
+  return { local, servers };
+}
+
+/** Kicks `ADMIN_KICK` every local session of `user` (of `device`, when given), send-only ones too; how many. */
+export function kickLocal(s: MsgServer, user: string, device: string | undefined): number {
+  let n = 0;
+  for (const c of s.conns) {
+    if (c.user !== user || c.closing || (device !== undefined && c.device !== device)) continue;
+    if (c.push) {
+      s.unregister(c);
+      s.status({ k: 'kick', user, device: c.device, server: s.id, gen: c.gen, reason: ADMIN_KICK, ts: Date.now() });
+    }
+    // The close then removes its directory entry (closed, below).
+    c.kick(ADMIN_KICK);
+    n++;
+  }
+  return n;
+}
+
 /** More than maxOutBuffer unsent: kick `slow`; its messages wait in its inbox. */
 export function kickSlow(s: MsgServer, conn: Conn): void {
   if (conn.closing) return;

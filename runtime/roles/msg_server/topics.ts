@@ -20,36 +20,47 @@ function topicStatus(s: MsgServer, k: TopicStatusItem['k'], topic: string, user:
   s.pub.add(s.ctx.channels.topicStatus, { k, topic, user, server: s.id, ts: Date.now() } satisfies TopicStatusItem);
 }
 
-export async function topicCreate(s: MsgServer, conn: Conn, req: TopicCreateReq): Promise<void> {
-  if (!(await s.ctx.store.topicCreate(req.topic, conn.user!, Date.now()))) {
-    conn.error('topic_exists', `topic "${req.topic}" exists`, req.rid);
-    return;
-  }
-  conn.reply({ op: 'ok', rid: req.rid });
-  topicStatus(s, 'create', req.topic, conn.user!);
+/**
+ * What a topic op did, when it did not succeed: the protocol's error code and
+ * message, the same for a connection and the server API (api.ts).
+ */
+export interface TopicRefusal {
+  code: 'no_such_topic' | 'topic_exists' | 'not_a_member' | 'bad_request';
+  message: string;
 }
 
-export async function topicJoin(s: MsgServer, conn: Conn, req: TopicJoinReq): Promise<void> {
-  const max = s.ctx.settings.maxTopicMembers;
-  const info = await s.ctx.store.topicInfo(req.topic);
-  if (info === null) {
-    conn.error('no_such_topic', `no topic "${req.topic}"`, req.rid);
-    return;
+function noSuchTopic(topic: string): TopicRefusal {
+  return { code: 'no_such_topic', message: `no topic "${topic}"` };
+}
+
+function notAMember(topic: string): TopicRefusal {
+  return { code: 'not_a_member', message: `not a member of "${topic}"` };
+}
+
+/** Creates `topic` with `user` as its first member; a refusal when it exists. */
+export async function createTopic(s: MsgServer, user: string, topic: string): Promise<TopicRefusal | undefined> {
+  if (!(await s.ctx.store.topicCreate(topic, user, Date.now()))) {
+    return { code: 'topic_exists', message: `topic "${topic}" exists` };
   }
+  topicStatus(s, 'create', topic, user);
+  return undefined;
+}
+
+/** Adds `user` to `topic` (idempotent, within maxTopicMembers): the member count, or a refusal. */
+export async function joinTopic(s: MsgServer, user: string, topic: string): Promise<number | TopicRefusal> {
+  const max = s.ctx.settings.maxTopicMembers;
+  const info = await s.ctx.store.topicInfo(topic);
+  if (info === null) return noSuchTopic(topic);
   // Full: a member joining again still gets its ok (join is idempotent); no one else gets in.
   // (Checked before the join, not in the store's join step: joins racing on a topic one short
   // of full may pass it by the number of racers.)
-  if (info.members >= max && !(await isMember(s, req.topic, conn.user!))) {
-    conn.error('bad_request', `topic is full (${info.members} members, at most ${max})`, req.rid);
-    return;
+  if (info.members >= max && !(await isMember(s, topic, user))) {
+    return { code: 'bad_request', message: `topic is full (${info.members} members, at most ${max})` };
   }
-  const members = await s.ctx.store.topicJoin(req.topic, conn.user!);
-  if (members === null) {
-    conn.error('no_such_topic', `no topic "${req.topic}"`, req.rid);
-    return;
-  }
-  conn.reply({ op: 'ok', rid: req.rid, members });
-  topicStatus(s, 'join', req.topic, conn.user!);
+  const members = await s.ctx.store.topicJoin(topic, user);
+  if (members === null) return noSuchTopic(topic);
+  topicStatus(s, 'join', topic, user);
+  return members;
 }
 
 /** Whether `user` is a member: the first member sorting after the name just below it. */
@@ -62,14 +73,65 @@ async function isMember(s: MsgServer, topic: string, user: string): Promise<bool
   return page?.members[0] === user;
 }
 
+/** Removes `user` from `topic`; a refusal when there is no such topic or it is no member. */
+export async function leaveTopic(s: MsgServer, user: string, topic: string): Promise<TopicRefusal | undefined> {
+  const r = await s.ctx.store.topicLeave(topic, user);
+  if (r === 'no_such_topic') return noSuchTopic(topic);
+  if (r === 'not_a_member') return notAMember(topic);
+  topicStatus(s, 'leave', topic, user);
+  return undefined;
+}
+
+/** What a topic send stores: the same for a connection's `topic_send` and the server API. */
+export interface TopicPost {
+  topic: string;
+  /** the raw CBOR of the body, validated (docs/protocol.md §1) */
+  body: Uint8Array;
+  cid?: string;
+}
+
+/**
+ * The send path of every topic message, whoever sends: stored once in the
+ * topic's log (membership, cid and tseq are the store's), durable when it
+ * resolves; then the fan-out to the members' inboxes runs (a cid repeat may
+ * still find its fan-out unfinished: running it is harmless).
+ */
+export async function topicSendAs(
+  s: MsgServer,
+  from: string,
+  m: TopicPost,
+): Promise<{ mid: string; tseq: number; ts: number } | TopicRefusal> {
+  const ts = Date.now();
+  const { topic, body, cid } = m;
+  const r = await s.ctx.store.topicAppend({ topic, from, mid: newMid(ts), body, ts, cid });
+  if (r.code !== 'ok') return r.code === 'no_such_topic' ? noSuchTopic(topic) : notAMember(topic);
+  // The fan-out's first push comes after a store call: after the caller's ok.
+  fanout(s, topic);
+  return { mid: r.mid, tseq: r.tseq, ts: r.ts };
+}
+
+export function isRefusal(r: unknown): r is TopicRefusal {
+  return typeof r === 'object' && r !== null && 'code' in r;
+}
+
+// ---- the ops of a connection ----
+
+export async function topicCreate(s: MsgServer, conn: Conn, req: TopicCreateReq): Promise<void> {
+  const no = await createTopic(s, conn.user!, req.topic);
+  if (no) conn.error(no.code, no.message, req.rid);
+  else conn.reply({ op: 'ok', rid: req.rid });
+}
+
+export async function topicJoin(s: MsgServer, conn: Conn, req: TopicJoinReq): Promise<void> {
+  const r = await joinTopic(s, conn.user!, req.topic);
+  if (isRefusal(r)) conn.error(r.code, r.message, req.rid);
+  else conn.reply({ op: 'ok', rid: req.rid, members: r });
+}
+
 export async function topicLeave(s: MsgServer, conn: Conn, req: TopicLeaveReq): Promise<void> {
-  const r = await s.ctx.store.topicLeave(req.topic, conn.user!);
-  if (r === 'no_such_topic') conn.error('no_such_topic', `no topic "${req.topic}"`, req.rid);
-  else if (r === 'not_a_member') conn.error('not_a_member', `not a member of "${req.topic}"`, req.rid);
-  else {
-    conn.reply({ op: 'ok', rid: req.rid });
-    topicStatus(s, 'leave', req.topic, conn.user!);
-  }
+  const no = await leaveTopic(s, conn.user!, req.topic);
+  if (no) conn.error(no.code, no.message, req.rid);
+  else conn.reply({ op: 'ok', rid: req.rid });
 }
 
 export async function topicMembers(s: MsgServer, conn: Conn, req: TopicMembersReq): Promise<void> {
@@ -79,17 +141,9 @@ export async function topicMembers(s: MsgServer, conn: Conn, req: TopicMembersRe
 }
 
 export async function topicSend(s: MsgServer, conn: Conn, req: TopicSendReq): Promise<void> {
-  const ts = Date.now();
-  const { topic, body, cid } = req;
-  const r = await s.ctx.store.topicAppend({ topic, from: conn.user!, mid: newMid(ts), body, ts, cid });
-  if (r.code !== 'ok') {
-    const message = r.code === 'no_such_topic' ? `no topic "${topic}"` : `not a member of "${topic}"`;
-    conn.error(r.code, message, req.rid);
-    return;
-  }
-  conn.reply({ op: 'ok', rid: req.rid, mid: r.mid, tseq: r.tseq, ts: r.ts });
-  // A repeat (cid) may still find its fan-out unfinished: running it is harmless.
-  fanout(s, req.topic);
+  const r = await topicSendAs(s, conn.user!, req);
+  if (isRefusal(r)) conn.error(r.code, r.message, req.rid);
+  else conn.reply({ op: 'ok', rid: req.rid, mid: r.mid, tseq: r.tseq, ts: r.ts });
 }
 
 /** Runs the topic's fan-out to the end; a send during a run makes it go once more. */

@@ -1,8 +1,9 @@
 /**
- * How the admin API shows a stored message body: always as base64 (the raw
- * CBOR the sender sent), and, when it decodes as one CBOR item, as JSON too.
+ * How the admin APIs (the manager's, a msg_server's server API) show a stored
+ * message body: always as base64 (the raw CBOR the sender sent), and, when it
+ * decodes as one CBOR item, as JSON too.
  */
-import { cborxDecoder as decoder } from '../../protocol/cborx.js';
+import { cborxDecoder as decoder } from '../protocol/cborx.js';
 
 /** Deeper bodies are shown as base64 only. */
 const MAX_DEPTH = 64;
