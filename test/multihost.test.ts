@@ -17,8 +17,10 @@
  * In order: p2p and topics across b and c over TCP and WebSocket;
  * `fishchat status` on a; a msg_server added during load; a drain (SIGTERM)
  * during load; a host cut during load and brought back; new logins after it.
- * Every load checks that each acknowledged message reached its recipient
- * exactly once and in order. Timings are printed as one JSON line
+ * The load tests' clients are the library's FishChatClient, every other one
+ * over WebSocket (routing with GET /v1/route), the rest over TCP. Every load
+ * checks that each acknowledged message reached its recipient exactly once
+ * and in order. Timings are printed as one JSON line
  * (`multihost timings: …`).
  *
  * Needs root, `ip`, redis-server on PATH and the compiled dist/; otherwise
@@ -107,7 +109,7 @@ class Agent {
   /** Logs `users` in; returns user → server. */
   async login(users: string[], opts: Record<string, unknown> = {}): Promise<Map<string, string>> {
     const evs = await this.cmd(
-      { cmd: 'login', users, kind: 'client', requestTimeoutMs: CLIENT_TIMEOUT, ...opts },
+      { cmd: 'login', users, kind: 'client', transport: 'alternate', requestTimeoutMs: CLIENT_TIMEOUT, ...opts },
       60_000,
     );
     return new Map(evs.filter((e) => e.ev === 'login').map((e) => [String(e.user), String(e.server)]));
@@ -286,7 +288,7 @@ describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKI
     assert.equal(rows.size, Object.keys(want).length, p.stdout);
   });
 
-  // Users u0..u19 (the library's client: reconnects through the gateway) for the load tests.
+  // Users u0..u19 (the library's client, every other one over WebSocket: reconnects through the gateway) for the load tests.
   const USERS = Array.from({ length: 20 }, (_, i) => `u${i}`);
   /** Pairs each user with the one half the list away: across msg_servers about half the time. */
   const pairsOf = (users: string[]) =>
@@ -380,6 +382,9 @@ describe('multi-host: roles on separate hosts (network namespaces)', { skip: SKI
     const before0 = await agent.report();
     const onB = all.filter((u) => before0.where[u] === 'ms-b');
     assert.ok(onB.length >= 3, `clients on ms-b: ${JSON.stringify(before0.where)}`);
+    // Every other user (odd number) is a WebSocket client: both kinds must move.
+    const overWs = (u: string) => Number(u.slice(1)) % 2 === 1;
+    assert.ok(onB.some(overWs) && onB.some((u) => !overWs(u)), `TCP and WebSocket clients on ms-b: ${onB.join(', ')}`);
     await agent.cmd({ cmd: 'load', pairs: pairsOf(all), tag: 'cut', intervalMs: 20 });
     await sleep(1000);
 

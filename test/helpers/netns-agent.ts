@@ -6,15 +6,16 @@
  * per stdin line and writes one JSON event per stdout line.
  *
  * Two kinds of client:
- * - "client": the library's FishClient over TCP (routes through the gateway at
- *   every (re)connect, heartbeat, reconnect with the gateway's backoff,
- *   catch-up after a reconnect, autoAck).
+ * - "client": the library's FishChatClient over TCP or WebSocket (routes
+ *   through the gateway at every (re)connect — over WebSocket with GET
+ *   /v1/route, as a browser does — heartbeat, reconnect with the gateway's
+ *   backoff, catch-up after a reconnect, autoAck).
  * - "raw": the wire protocol by hand over TCP or WebSocket, logged in on the
  *   route entry with a given id (`pick`) — so a test knows which host it is on.
  *
  * Commands (each may carry an `id`, answered with {ev:"done", id} or
  * {ev:"fail", id, error}):
- *   {cmd:"login", users, kind, transport?, pick?, spacingMs?, requestTimeoutMs?}
+ *   {cmd:"login", users, kind: "client"|"raw", transport?: "tcp"|"ws"|"alternate", pick?, spacingMs?, requestTimeoutMs?}
  *   {cmd:"send", from, to, n, tag}             n messages, one after the other, each acked
  *   {cmd:"load", pairs:[[from,to]…], tag, intervalMs}   until {cmd:"stop"}; then {ev:"loaded"}
  *   {cmd:"topic", user, op:"create"|"join"|"send", topic, n?, tag?}
@@ -26,7 +27,7 @@
  */
 import { createInterface } from 'node:readline';
 import WebSocket from 'ws';
-import { Connection, FishClient, type Frame, type Msg } from '../../runtime/client/index.js';
+import { Connection, FishChatClient, type Frame, type Msg } from '../../runtime/client/index.js';
 import { RawCbor } from '../../runtime/protocol/cbor.js';
 import { decodeFrame, encodeBody } from '../../runtime/protocol/decode.js';
 import { encodeFrame } from '../../runtime/protocol/frame.js';
@@ -57,17 +58,19 @@ interface Session {
   user: string;
   server: string;
   request(op: string, fields: Record<string, unknown>): Promise<Frame>;
-  /** resolves once the session can take a request again (a FishClient reconnecting) */
+  /** resolves once the session can take a request again (a FishChatClient reconnecting) */
   ready(deadline: number): Promise<void>;
   close(): Promise<void>;
 }
 const sessions = new Map<string, Session>();
 
-// --------------------------------------------------------------- FishClient
+// --------------------------------------------------------------- FishChatClient
 
-async function loginClient(user: string, requestTimeoutMs: number): Promise<Session> {
-  const c = await FishClient.connect({
-    gateway: GATEWAY,
+async function loginClient(user: string, transport: 'tcp' | 'ws', requestTimeoutMs: number): Promise<Session> {
+  // Over WebSocket the client routes as a browser does: GET /v1/route on the gateway's HTTP port.
+  const c = await FishChatClient.connect({
+    gateway: transport === 'ws' ? `http://${GATEWAY_HTTP}` : GATEWAY,
+    transport,
     user,
     token: () => token(user),
     autoAck: true,
@@ -244,13 +247,16 @@ async function handle(c: Record<string, unknown>): Promise<void> {
   switch (c.cmd) {
     case 'login': {
       const users = c.users as string[];
-      for (const user of users) {
+      for (const [i, user] of users.entries()) {
+        // "alternate": every other user over WebSocket
+        const transport =
+          c.transport === 'alternate' ? (i % 2 ? 'ws' : 'tcp') : ((c.transport as 'tcp' | 'ws') ?? 'tcp');
         const s =
           c.kind === 'raw'
-            ? await loginRaw(user, (c.transport as 'tcp' | 'ws') ?? 'tcp', c.pick as string | undefined)
-            : await loginClient(user, Number(c.requestTimeoutMs ?? REQUEST_MS));
+            ? await loginRaw(user, transport, c.pick as string | undefined)
+            : await loginClient(user, transport, Number(c.requestTimeoutMs ?? REQUEST_MS));
         sessions.set(user, s);
-        out({ ev: 'login', user, server: s.server });
+        out({ ev: 'login', user, server: s.server, transport });
         if (c.spacingMs) await sleep(Number(c.spacingMs));
       }
       return;
