@@ -57,3 +57,37 @@ describe('gateway', () => {
     }
   });
 });
+
+describe('route spreads the logins between two beats', () => {
+  it('a route for a user counts on the first server until its next beat; one without a user does not', async () => {
+    const { ServerList } = await import('../runtime/roles/gateway/index.js');
+    const now = Date.now();
+    const list = new ServerList(2000, ['h:1', 'h:2', 'h:3'], now);
+    const firsts = [];
+    for (let i = 0; i < 9; i++) firsts.push(list.route(now, true).servers[0]!.addr);
+    assert.deepEqual(firsts, ['h:1', 'h:2', 'h:3', 'h:1', 'h:2', 'h:3', 'h:1', 'h:2', 'h:3']);
+    // A look without a login in view changes nothing.
+    const look = list.route(now).servers.map((s) => s.addr);
+    assert.deepEqual(
+      look,
+      list.route(now).servers.map((s) => s.addr),
+    );
+
+    // Over the wire: routes with a user alternate over two idle msg_servers; without one they repeat.
+    const c = await startTestCluster({ settings: { beat: 60_000 } });
+    try {
+      const gw = await RawConn.connect(c.gateway);
+      const first = async (user?: string) =>
+        ((await gw.request({ op: 'route', rid: 1, user })).servers as { id: string }[])[0]!.id;
+      const plain = [await first(), await first(), await first()];
+      assert.equal(new Set(plain).size, 1, `no user: ${plain}`);
+      const spread = [await first('u1'), await first('u2'), await first('u3'), await first('u4')];
+      assert.equal(spread[0], spread[2]);
+      assert.equal(spread[1], spread[3]);
+      assert.notEqual(spread[0], spread[1]);
+      gw.close();
+    } finally {
+      await c.stop();
+    }
+  });
+});

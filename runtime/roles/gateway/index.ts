@@ -67,8 +67,14 @@ export class ServerList {
     return this.route(now).servers;
   }
 
-  /** As `live`, and how many live msg_servers were left out as full. */
-  route(now = Date.now()): { servers: RouteServer[]; full: number } {
+  /**
+   * As `live`, and how many live msg_servers were left out as full. `claim`:
+   * the route is for a client about to log in, so the first server counts one
+   * connection more until its next beat says how many it has: the logins
+   * between two beats spread over the servers instead of all going to the
+   * one that was least loaded at the last beat.
+   */
+  route(now = Date.now(), claim = false): { servers: RouteServer[]; full: number } {
     const limit = this.beatMs * MISSED_BEATS;
     const out: Known[] = [];
     let full = 0;
@@ -79,6 +85,7 @@ export class ServerList {
       } else if (k.seed) this.known.delete(key);
     }
     out.sort((a, b) => a.conns - b.conns || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (claim && out.length > 0) out[0]!.conns++;
     return {
       servers: out.map((k) => (k.ws === undefined ? { id: k.id, addr: k.addr } : { id: k.id, addr: k.addr, ws: k.ws })),
       full,
@@ -95,8 +102,8 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
   const unsubscribe = await ctx.bus.subscribe(ctx.channels.monitor, (payload) => {
     for (const b of decodeItems<Beat>(payload)) if (b && typeof b === 'object') list.onBeat(b);
   });
-  const routeFields = () => {
-    const r = list.route();
+  const routeFields = (user: string | undefined) => {
+    const r = list.route(Date.now(), user !== undefined);
     return {
       servers: r.servers,
       heartbeat: ctx.settings.heartbeat,
@@ -134,7 +141,7 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
         }
         const req = p.req;
         if (req.op === 'route') {
-          const { full, ...f } = routeFields();
+          const { full, ...f } = routeFields(req.user);
           if (f.servers.length === 0)
             sock.write(encodeFrame({ op: 'error', rid: req.rid, code: 'overloaded', message: noServer(full) }));
           else sock.write(encodeFrame({ op: 'ok', rid: req.rid, ...f }));
@@ -189,7 +196,7 @@ export async function startGateway(ctx: RoleContext, config: GatewayConfig): Pro
       return c.json({ code: 'bad_request', message: 'user must be 1 to 64 characters of [A-Za-z0-9_.@-]' }, 400);
     }
     stats.countIn();
-    const { full, ...f } = routeFields();
+    const { full, ...f } = routeFields(user);
     stats.countOut();
     c.header('Cache-Control', 'no-store');
     if (f.servers.length === 0) return c.json({ code: 'overloaded', message: noServer(full) }, 503);
