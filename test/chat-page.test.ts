@@ -610,12 +610,20 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       clients.push(carolC, bobC);
       const bobGot: Msg[] = [];
       bobC.on('message', (m) => bobGot.push(m));
+      // What carol's client went through, for the failure message.
+      const carolLog: string[] = [];
+      carolC.on('disconnect', (d) => carolLog.push(`${Date.now()} disconnect ${d.reason} ${d.willReconnect}`));
+      carolC.on('reconnect', (r) => carolLog.push(`${Date.now()} reconnect ${r.server}`));
+      carolC.on('error', (e) => carolLog.push(`${Date.now()} error ${e.message}`));
       const acked: { seq: number; mid: string; text: string }[] = [];
       let stop = false;
       const carolLoop = (async () => {
         for (let i = 0; !stop && i < 400; i++) {
           const text = `carol ${i}`;
-          const r = await carolC.sendWithRetry(alice, text, { deadlineMs: 30_000 });
+          const r = await carolC.sendWithRetry(alice, text, { deadlineMs: 30_000 }).catch((err: Error) => {
+            carolLog.push(`${Date.now()} send ${i} failed: ${err.message}`);
+            throw err;
+          });
           acked.push({ seq: r.seq, mid: r.mid, text });
           await sleep(40);
         }
@@ -658,7 +666,12 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       );
       // Traffic goes on for a while after the reconnect, then stops.
       const mark = acked.length;
-      await until('traffic after the reconnect', () => acked.length >= mark + 15, 30_000);
+      await until('traffic after the reconnect', () => acked.length >= mark + 15, 30_000).catch((err: Error) => {
+        throw new Error(
+          `${err.message}: acked ${mark} → ${acked.length}, carol connected ${carolC.connected}\n` +
+            `${carolLog.join('\n')}\nnow ${Date.now()}\n${up?.output.slice(-3000)}`,
+        );
+      });
       stop = true;
       await carolLoop;
       await pageLoop;
