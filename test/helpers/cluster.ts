@@ -52,12 +52,19 @@ export interface TestClusterOptions {
   redis?: { url: string; cluster?: boolean; name?: string };
 }
 
+/** FISHCHAT_TEST_REDIS: a Redis URL; `?cluster=1` at its end: a Redis Cluster (test/on-redis-cluster.ts). */
+function fromEnv(url: string | undefined): TestClusterOptions['redis'] {
+  if (!url) return undefined;
+  const m = /^(.*)\?cluster=1$/.exec(url);
+  return m ? { url: m[1]!, cluster: true } : { url };
+}
+
 export async function startTestCluster(opts: TestClusterOptions = {}): Promise<TestCluster> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'fishchat-test-'));
   const platform = await getPlatform();
   const settings: Settings = { ...DEFAULT_SETTINGS, ...opts.settings };
   const limits = { retentionMs: settings.retentionMs, maxInbox: settings.maxInbox, cidWindowMs: settings.cidWindowMs };
-  const redis = opts.redis ?? (process.env.FISHCHAT_TEST_REDIS ? { url: process.env.FISHCHAT_TEST_REDIS } : undefined);
+  const redis = opts.redis ?? fromEnv(process.env.FISHCHAT_TEST_REDIS);
   // A restart of a Redis test cluster must find the same keys: the name is kept in `dir`.
   const name = redis ? (redis.name ?? `t${basename(dir).replace(/[^A-Za-z0-9]/g, '')}`) : 'test';
   let store: Store;
