@@ -618,7 +618,10 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       const acked: { seq: number; mid: string; text: string }[] = [];
       let stop = false;
       const carolLoop = (async () => {
-        for (let i = 0; !stop && i < 400; i++) {
+        // Bounded by time rather than by a small count: on a loaded machine the page may take
+        // long to reconnect, and the traffic must still be flowing when it has.
+        const deadline = Date.now() + 150_000;
+        for (let i = 0; !stop && i < 10_000 && Date.now() < deadline; i++) {
           const text = `carol ${i}`;
           const r = await carolC.sendWithRetry(alice, text, { deadlineMs: 30_000 }).catch((err: Error) => {
             carolLog.push(`${Date.now()} send ${i} failed: ${err.message}`);
