@@ -4,28 +4,44 @@
  * upgradeWebSocket answers the upgrade, its `websocket` handlers (with a
  * `drain` handler and Bun's limits added here) feed each socket.
  */
-import { Hono } from 'hono';
+import type { Hono } from 'hono';
 import { upgradeWebSocket, websocket } from 'hono/bun';
-import type { WSContext } from 'hono/ws';
-import type { WebSocketConn, WebSocketRoute } from '../types.js';
-
-/** A closing socket that has not finished its close handshake within this is cut, ms. */
-const CLOSE_GRACE_MS = 2000;
+import type { WebSocketRoute } from '../types.js';
+import { type HonoWsConn, honoWebSocketApp } from '../hono-ws.js';
+import { WsConnBase } from '../ws-conn.js';
 
 type BunSocket = Bun.ServerWebSocket<unknown>;
 
-interface State {
-  conn: WebSocketConn;
-  message?: (data: Uint8Array | string) => void;
-  early?: (Uint8Array | string)[];
-  tooLarge?: () => void;
-  close?: () => void;
-  drain?: () => void;
-  closed: boolean;
-  timer?: ReturnType<typeof setTimeout>;
+/** One Bun socket as a WebSocketConn. */
+class BunConn extends WsConnBase implements HonoWsConn {
+  constructor(private readonly raw: BunSocket) {
+    super(raw.remoteAddress);
+  }
+
+  send(data: Uint8Array): void {
+    if (!this.closed) this.raw.send(data);
+  }
+
+  get buffered(): number {
+    return this.closed ? 0 : this.raw.getBufferedAmount();
+  }
+
+  protected startClose(code: number, reason?: string): void {
+    this.raw.close(code, reason);
+  }
+
+  terminate(): void {
+    if (!this.closed) this.raw.terminate();
+  }
+
+  // what Bun's handlers report
+  message = (m: Uint8Array | string): void => this.received(m);
+  overLimit = (): void => this.tooLarge();
+  drain = (): void => this.drained();
+  gone = (): void => this.closedNow();
 }
 
-const states = new WeakMap<object, State>();
+const conns = new WeakMap<object, BunConn>();
 
 /**
  * Bun reads whole messages up to maxPayloadLength and closes with 1009 beyond
@@ -45,8 +61,7 @@ export function bunWebSocketHandler(route: WebSocketRoute): Bun.WebSocketHandler
     sendPings: false,
     perMessageDeflate: false,
     drain(ws: BunSocket) {
-      const s = states.get(ws);
-      if (s && ws.getBufferedAmount() === 0) s.drain?.();
+      if (ws.getBufferedAmount() === 0) conns.get(ws)?.drain();
     },
   };
 }
@@ -56,89 +71,9 @@ export function bunWebSocketApp(
   route: WebSocketRoute,
   fetch: (request: Request) => Response | Promise<Response>,
 ): Hono {
-  const app = new Hono();
-  app.get(
-    route.path,
-    async (c, next) => {
-      if (c.req.header('upgrade')?.toLowerCase() !== 'websocket') return fetch(c.req.raw);
-      if (!route.allowOrigin(c.req.header('origin'))) return c.body(null, 403);
-      await next();
-    },
-    upgradeWebSocket(() => ({
-      onOpen(_evt, ws) {
-        const raw = ws.raw as BunSocket;
-        const s = open(raw);
-        states.set(raw, s);
-        route.onOpen(s.conn);
-      },
-      onMessage(evt, ws) {
-        const s = states.get(ws.raw as object);
-        if (!s || s.closed) return;
-        const data = evt.data as string | ArrayBuffer;
-        if (typeof data !== 'string' && data.byteLength > route.maxMessage) {
-          s.tooLarge?.();
-          close(ws, s, 1009);
-          return;
-        }
-        const m = typeof data === 'string' ? data : new Uint8Array(data);
-        if (s.message) s.message(m);
-        else (s.early ??= []).push(m);
-      },
-      onClose(_evt, ws) {
-        const s = states.get(ws.raw as object);
-        if (!s || s.closed) return;
-        s.closed = true;
-        clearTimeout(s.timer);
-        s.close?.();
-      },
-    })),
-  );
-  app.all('*', (c) => fetch(c.req.raw));
-  return app;
-}
-
-function close(ws: WSContext, s: State, code: number): void {
-  (ws.raw as BunSocket).close(code);
-  s.timer ??= setTimeout(() => (ws.raw as BunSocket).terminate(), CLOSE_GRACE_MS);
-}
-
-function open(raw: BunSocket): State {
-  const s: State = { closed: false } as State;
-  s.conn = {
-    remoteAddress: raw.remoteAddress,
-    send(data) {
-      if (!s.closed) raw.send(data);
-    },
-    get buffered() {
-      return s.closed ? 0 : raw.getBufferedAmount();
-    },
-    get closed() {
-      return s.closed;
-    },
-    close(code, reason) {
-      if (s.closed) return;
-      raw.close(code, reason);
-      s.timer ??= setTimeout(() => raw.terminate(), CLOSE_GRACE_MS);
-    },
-    terminate() {
-      if (!s.closed) raw.terminate();
-    },
-    onMessage(handler) {
-      s.message = handler;
-      const kept = s.early;
-      s.early = undefined;
-      if (kept) for (const m of kept) handler(m);
-    },
-    onTooLarge(handler) {
-      s.tooLarge = handler;
-    },
-    onClose(handler) {
-      s.close = handler;
-      if (s.closed) handler();
-    },
-    onDrain(handler) {
-      s.drain = handler;
-    },
-  };
-  return s;
+  return honoWebSocketApp(route, fetch, upgradeWebSocket, (raw) => {
+    const conn = new BunConn(raw as BunSocket);
+    conns.set(raw, conn);
+    return conn;
+  });
 }

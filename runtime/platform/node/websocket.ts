@@ -8,10 +8,8 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES } from 'node:http';
 import { type RawData, WebSocket, WebSocketServer } from 'ws';
-import type { WebSocketConn, WebSocketRoute } from '../types.js';
-
-/** A closing socket that has not finished its close handshake within this is cut, ms. */
-const CLOSE_GRACE_MS = 2000;
+import type { WebSocketRoute } from '../types.js';
+import { WsConnBase } from '../ws-conn.js';
 
 /** Serves `route` on `server`'s upgrades; other upgrade paths get 404. Returns what closes every socket. */
 export function attachWebSocket(server: Server, route: WebSocketRoute): { closeAll(): void } {
@@ -28,7 +26,7 @@ export function attachWebSocket(server: Server, route: WebSocketRoute): { closeA
     const origin = req.headers.origin;
     if (!route.allowOrigin(origin)) return refuse(socket, 403);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      route.onOpen(nodeConn(ws, socket, req.socket.remoteAddress ?? ''));
+      route.onOpen(new NodeConn(ws, socket, req.socket.remoteAddress ?? ''));
     });
   });
   return {
@@ -43,86 +41,57 @@ function refuse(socket: Duplex, status: number): void {
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
-function nodeConn(ws: WebSocket, socket: Duplex, remoteAddress: string): WebSocketConn {
-  let onMessage: ((data: Uint8Array | string) => void) | undefined;
-  let early: (Uint8Array | string)[] | undefined;
-  let onTooLarge: (() => void) | undefined;
-  let onClose: (() => void) | undefined;
-  let onDrain: (() => void) | undefined;
-  let closed = false;
-  let corked = false;
-  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+/** One `ws` socket as a WebSocketConn; `socket` is the upgraded TCP socket under it. */
+class NodeConn extends WsConnBase {
+  private corked = false;
 
-  ws.on('message', (data: RawData, isBinary: boolean) => {
-    const m = isBinary ? asBytes(data) : data.toString();
-    if (onMessage) onMessage(m);
-    else (early ??= []).push(isBinary ? (m as Uint8Array).slice() : m);
-  });
-  // ws answers a message over maxPayload with its own 1009 close; this listener runs before
-  // ws's (prepended), so what the handler sends goes out ahead of that close.
-  const receiver = (ws as unknown as { _receiver?: NodeJS.EventEmitter })._receiver;
-  receiver?.prependListener('error', (err: { code?: string }) => {
-    if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') onTooLarge?.();
-  });
-  ws.on('error', () => {});
-  socket.on('drain', () => {
-    if (ws.bufferedAmount === 0) onDrain?.();
-  });
-  ws.on('close', () => {
-    if (closed) return;
-    closed = true;
-    clearTimeout(graceTimer);
-    onClose?.();
-  });
-  const uncork = (): void => {
-    corked = false;
-    (socket as Duplex & { uncork(): void }).uncork();
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly socket: Duplex,
+    remoteAddress: string,
+  ) {
+    super(remoteAddress);
+    ws.on('message', (data: RawData, isBinary: boolean) => this.received(isBinary ? asBytes(data) : data.toString()));
+    // ws answers a message over maxPayload with its own 1009 close; this listener runs before
+    // ws's (prepended), so what the handler sends goes out ahead of that close.
+    const receiver = (ws as unknown as { _receiver?: NodeJS.EventEmitter })._receiver;
+    receiver?.prependListener('error', (err: { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.tooLarge();
+    });
+    ws.on('error', () => {});
+    socket.on('drain', () => {
+      if (ws.bufferedAmount === 0) this.drained();
+    });
+    ws.on('close', () => this.closedNow());
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.socket.uncork();
   };
 
-  return {
-    remoteAddress,
-    send(data) {
-      if (closed || ws.readyState !== WebSocket.OPEN) return;
-      if (!corked) {
-        corked = true;
-        (socket as Duplex & { cork(): void }).cork();
-        process.nextTick(uncork);
-      }
-      ws.send(data, { binary: true });
-    },
-    get buffered() {
-      return ws.bufferedAmount;
-    },
-    get closed() {
-      return closed;
-    },
-    close(code, reason) {
-      if (closed) return;
-      if (corked) uncork();
-      ws.close(code, reason);
-      graceTimer ??= setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
-      graceTimer.unref?.();
-    },
-    terminate() {
-      ws.terminate();
-    },
-    onMessage(handler) {
-      onMessage = handler;
-      const kept = early;
-      early = undefined;
-      if (kept) for (const m of kept) handler(m);
-    },
-    onTooLarge(handler) {
-      onTooLarge = handler;
-    },
-    onClose(handler) {
-      onClose = handler;
-      if (closed) handler();
-    },
-    onDrain(handler) {
-      onDrain = handler;
-    },
-  };
+  send(data: Uint8Array): void {
+    if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(this.uncork);
+    }
+    this.ws.send(data, { binary: true });
+  }
+
+  get buffered(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  protected startClose(code: number, reason?: string): void {
+    if (this.corked) this.uncork();
+    this.ws.close(code, reason);
+  }
+
+  terminate(): void {
+    this.ws.terminate();
+  }
 }
 
 function asBytes(data: RawData): Uint8Array {
