@@ -5,34 +5,33 @@
  */
 import WebSocket from 'ws';
 import { decodeFrame, encodeFrame, type WireValue } from '../../runtime/protocol/index.js';
-import type { Frame } from './raw.js';
+import { FrameQueue } from './raw.js';
 
-export class RawWs {
-  private readonly frames: Frame[] = [];
-  private waiters: (() => void)[] = [];
-  closed = false;
+export class RawWs extends FrameQueue {
   /** the close status the server sent (1005 when none) */
   closeCode: number | undefined;
-  private closeWaiters: (() => void)[] = [];
 
   private constructor(readonly ws: WebSocket) {
+    super();
     ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
-      if (!isBinary) {
-        this.frames.push({ op: '<text>', text: String(data) });
-      } else {
-        const bytes = new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : (data as ArrayBuffer));
-        const f = decodeFrame(bytes.slice());
-        this.frames.push(f);
-      }
-      this.wake();
+      this.received((frames) => {
+        if (!isBinary) {
+          frames.push({ op: '<text>', text: String(data) });
+        } else {
+          const bytes = new Uint8Array(Array.isArray(data) ? Buffer.concat(data) : (data as ArrayBuffer));
+          frames.push(decodeFrame(bytes.slice()));
+        }
+      });
     });
     ws.on('error', () => undefined);
     ws.on('close', (code: number) => {
-      this.closed = true;
       this.closeCode = code;
-      this.wake();
-      for (const w of this.closeWaiters) w();
+      this.ended();
     });
+  }
+
+  protected override closedText(): string {
+    return `closed (${this.closeCode})`;
   }
 
   /** Opens `url`; rejects with the HTTP status when the upgrade is refused (`err.status`). */
@@ -60,12 +59,6 @@ export class RawWs {
     });
   }
 
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
   send(map: Record<string, WireValue | undefined>): void {
     this.ws.send(encodeFrame(map).subarray(4), { binary: true });
   }
@@ -79,46 +72,10 @@ export class RawWs {
     this.ws.send(text);
   }
 
-  async next(timeoutMs = 3000, pred?: (f: Frame) => boolean): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const idx = pred ? this.frames.findIndex(pred) : this.frames.length ? 0 : -1;
-      if (idx >= 0) return this.frames.splice(idx, 1)[0]!;
-      if (this.closed)
-        throw new Error(`closed (${this.closeCode}) while waiting; frames left: ${JSON.stringify(this.frames)}`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for a message; frames left: ${JSON.stringify(this.frames)}`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.waiters.push(() => {
-          clearTimeout(t);
-          r();
-        });
-      });
-    }
-  }
-
-  async request(map: Record<string, WireValue | undefined>, timeoutMs = 3000): Promise<Frame> {
-    this.send(map);
-    return this.next(timeoutMs, (f) => f.rid === map.rid && (f.op === 'ok' || f.op === 'error' || f.op === 'pong'));
-  }
-
-  async msgs(n: number, timeoutMs = 3000): Promise<Frame[]> {
-    const out: Frame[] = [];
-    while (out.length < n) out.push(await this.next(timeoutMs, (f) => f.op === 'msg' && f.rid === undefined));
-    return out;
-  }
-
   /** Resolves with the close status once the server closed the socket. */
-  waitClosed(timeoutMs = 3000): Promise<number> {
-    if (this.closed) return Promise.resolve(this.closeCode!);
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error('WebSocket not closed in time')), timeoutMs);
-      this.closeWaiters.push(() => {
-        clearTimeout(t);
-        resolve(this.closeCode!);
-      });
-    });
+  async waitClosed(timeoutMs = 3000): Promise<number> {
+    await this.untilEnded(timeoutMs, 'WebSocket not closed in time');
+    return this.closeCode!;
   }
 
   close(): void {
