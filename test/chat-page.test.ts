@@ -41,6 +41,7 @@ import { processAlive } from '../runtime/cluster/run-file.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
 import { CliProcess, fishchat } from './helpers/cli.js';
 import { redisReachable } from './helpers/redis.js';
+import { untilSome } from './helpers/wait.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
@@ -57,16 +58,6 @@ const BUILT = fileURLToPath(new URL('../dist/runtime/roles/gateway/chat/', impor
 const T = { timeout: 20_000 };
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const tag = () => Math.random().toString(36).slice(2, 8);
-
-async function until<V>(what: string, fn: () => Promise<V | undefined | false> | V | undefined | false, ms = 20_000) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(50);
-  }
-}
 
 const directives = (csp: string) =>
   new Map(
@@ -348,7 +339,7 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       const token = (u: string) => signToken(secret, u, { ttlSeconds: 600 });
       const sa = await signIn(pa, base, alice, token(alice));
       // bob is routed to the other msg_server once the gateway has heard alice's in a beat.
-      await until('the gateway lists the other msg_server first', async () => {
+      await untilSome('the gateway lists the other msg_server first', async () => {
         const r = (await (await fetch(`${base}/v1/route?user=${bob}`)).json()) as { servers: { id: string }[] };
         return r.servers[0]?.id !== sa;
       });
@@ -423,7 +414,7 @@ describe('chat page in Chromium', { skip: noBrowser, timeout: 180_000 }, () => {
       dave.on('message', (m) => daveInbox.push(m));
       await openPeer(pa, `dave-${t}`);
       await say(pa, 'to a TCP client');
-      await until('dave got the page message', () => daveInbox.find((m) => m.body === 'to a TCP client'));
+      await untilSome('dave got the page message', () => daveInbox.find((m) => m.body === 'to a TCP client'));
 
       // A topic: alice creates it, bob joins; both see every message once, in order, own ones marked.
       const topic = `general-${t}`;
@@ -648,7 +639,7 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       const cli = await fishchat(['send', '--dir', dir, '--as', `dave-${t}`, '--to', alice, '--json', 'from the CLI']);
       assert.equal(cli.code, 0, cli.stdout + cli.stderr);
 
-      await until('some traffic before the kill', () => acked.length >= 15 && written.length >= 5);
+      await untilSome('some traffic before the kill', () => acked.length >= 15 && written.length >= 5);
       const victim = run.roles.find((r) => r.id === server)!;
       process.kill(victim.pid!, 'SIGKILL');
       await up.waitFor(new RegExp(`${server} +killed by SIGKILL`), 10_000);
@@ -656,7 +647,7 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
         .locator('#status[data-state="reconnecting"]')
         .waitFor(T)
         .catch(() => undefined);
-      await until(
+      await untilSome(
         'the page logged in again',
         async () => {
           const log = (await page.evaluate('window.__status')) as string[];
@@ -669,7 +660,7 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       );
       // Traffic goes on for a while after the reconnect, then stops.
       const mark = acked.length;
-      await until('traffic after the reconnect', () => acked.length >= mark + 15, 30_000).catch((err: Error) => {
+      await untilSome('traffic after the reconnect', () => acked.length >= mark + 15, 30_000).catch((err: Error) => {
         throw new Error(
           `${err.message}: acked ${mark} → ${acked.length}, carol connected ${carolC.connected}\n` +
             `${carolLog.join('\n')}\nnow ${Date.now()}\n${up?.output.slice(-3000)}`,
@@ -681,7 +672,7 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
       assert.ok(!processAlive(victim.pid!), 'the msg_server was killed');
 
       // Every acked message is on the page once, in seq order.
-      await until(
+      await untilSome(
         'every acked message on the page',
         async () => {
           const r = await rows(page, `u:${carol}`);
@@ -703,7 +694,7 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
         .waitFor({ state: 'attached', ...T });
 
       // Every message the page wrote: acked once, stored once, at bob in the order written.
-      await until(
+      await untilSome(
         'the page’s messages all acked',
         async () => {
           const o = await ownRows(page);
@@ -711,7 +702,7 @@ describe('chat page, Redis mode', { skip: noRedis, timeout: 240_000 }, () => {
         },
         30_000,
       );
-      await until('bob got them all', () => bobGot.length >= written.length, 30_000);
+      await untilSome('bob got them all', () => bobGot.length >= written.length, 30_000);
       await sleep(500);
       assert.deepEqual(
         bobGot.map((m) => m.body),

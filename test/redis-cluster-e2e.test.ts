@@ -37,6 +37,7 @@ import { CliProcess, fishchat } from './helpers/cli.js';
 import { RawConn, type Frame } from './helpers/raw.js';
 import { available as haveRedisServer, RedisCluster } from './helpers/redis-server.js';
 import { RawWs } from './helpers/ws.js';
+import { untilSome } from './helpers/wait.js';
 
 const UNDER_BUN = (process.versions as { bun?: string }).bun !== undefined;
 const HAVE_CLI = spawnSync('redis-cli', ['--version']).status === 0;
@@ -48,17 +49,6 @@ const SKIP: string | false = UNDER_BUN
 if (SKIP) console.warn(`test/redis-cluster-e2e.test.ts: skipped, ${SKIP}`);
 
 const READY_MS = 60_000;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, ms = 20_000) {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`);
-    await sleep(50);
-  }
-}
 
 // ---------------------------------------------------------------- the protocol essentials
 
@@ -401,7 +391,7 @@ describe('Redis Cluster end to end', { skip: SKIP, concurrency: false }, () => {
       const gw = /tcp=(\S+)/.exec(line(5)[3]!)![1]!;
       // The gateway hands out both msg_servers (from their beats), each with its ws URL.
       const secret = await secretOf(dir);
-      const servers = await until('both msg_servers in the route reply', async () => {
+      const servers = await untilSome('both msg_servers in the route reply', async () => {
         const c = await RawConn.connect(gw);
         try {
           const r = await c.request({ op: 'route', rid: rid(), user: 'x' }, 5000);

@@ -30,6 +30,7 @@ import { BIN, CLEAN_ENV, CliProcess, fishchat, NODE, ROOT } from './helpers/cli.
 import { take } from './helpers/messages.js';
 import { redisReachable } from './helpers/redis.js';
 import { RawWs } from './helpers/ws.js';
+import { untilSome } from './helpers/wait.js';
 
 const REDIS_URL = process.env.FISHCHAT_TEST_REDIS ?? 'redis://127.0.0.1:6379';
 const READY_TIMEOUT_MS = 60_000;
@@ -76,20 +77,6 @@ interface RunJson {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await sleep(50);
-  }
-}
 
 const dirs: string[] = [];
 const clusters: string[] = [];
@@ -273,7 +260,7 @@ describe('fishchat up --redis: every role its own process', { skip: NO_REDIS, ti
   test('status --json: every role up, each with its own pid', async () => {
     await up.waitFor(/^cluster ready/m);
     const run = await readRun(c.dir);
-    const report = await until('every role up in status', async () => {
+    const report = await untilSome('every role up in status', async () => {
       const r = await fishchat(['status', '--dir', c.dir, '--json']);
       if (r.code !== 0) return undefined;
       const rep = JSON.parse(r.stdout) as {
@@ -296,7 +283,7 @@ describe('fishchat up --redis: every role its own process', { skip: NO_REDIS, ti
     await up.waitFor(/^cluster ready/m);
     const run = await readRun(c.dir);
     await crossServerExchange(run, c.secret, 'a');
-    const servers = await until('both msg_servers routed', async () => {
+    const servers = await untilSome('both msg_servers routed', async () => {
       const r = await route(run.gateway).catch(() => undefined);
       return r && r.servers.length === 2 ? r.servers : undefined;
     });
@@ -312,7 +299,7 @@ describe('fishchat up --redis: every role its own process', { skip: NO_REDIS, ti
     const victim = before.roles.find((r) => r.id === 'ms-19000')!;
     process.kill(victim.pid!, 'SIGKILL');
     await up.waitFor(/ms-19000 +killed by SIGKILL; restarting in \d+ ms/m, 10_000);
-    const run = await until('ms-19000 back with a new pid in run.json', async () => {
+    const run = await untilSome('ms-19000 back with a new pid in run.json', async () => {
       const r = await readRun(c.dir).catch(() => undefined);
       const ms = r?.roles.find((x) => x.id === 'ms-19000');
       return ms && ms.pid !== victim.pid && alive(ms.pid!) ? r : undefined;
@@ -337,7 +324,7 @@ describe('fishchat up --redis: every role its own process', { skip: NO_REDIS, ti
     const order = [...up.stdout.matchAll(/^(\S+)\s+(\S+)\s+stopping \(SIGTERM\)$/gm)].map((m) => m[1]);
     assert.equal(order[0], 'gateway', up.stdout);
     assert.equal(order[order.length - 1], 'monitor', up.stdout);
-    await until('no role process left', () => pids.every((p) => !alive(p)) || undefined, 5000);
+    await untilSome('no role process left', () => pids.every((p) => !alive(p)) || undefined, 5000);
     assert.ok(!existsSync(join(c.dir, '.fishchat', 'run.json')), 'run.json removed');
   });
 });
@@ -363,7 +350,7 @@ describe('fishchat serve: one role in this process', { skip: NO_REDIS, timeout: 
       child.on('exit', (code, signal) => res({ code, signal })),
     );
     try {
-      const m = await until(
+      const m = await untilSome(
         'the ready line',
         () =>
           /^ready msg_server ms-19000 tcp=(\S+) http=(\S+) ws=(ws:\/\/\S+\/v1\/ws) pid=(\d+)$/m.exec(stdout) ??
@@ -465,7 +452,7 @@ describe('fishchat up with redis-server on PATH: managed Redis', { skip: NO_REDI
     const gwStop = lines.findIndex((l) => /^gateway .* stopped$/.test(l));
     const redisStop = lines.findIndex((l) => /^redis .* stopped$/.test(l));
     assert.ok(redisStop > gwStop && gwStop >= 0, `the redis-server stops after the roles:\n${up.stdout}`);
-    await until('no process left', () => pids.every((p) => !alive(p)) || undefined, 5000);
+    await untilSome('no process left', () => pids.every((p) => !alive(p)) || undefined, 5000);
     assert.ok(!existsSync(join(c.dir, '.fishchat', 'run.json')));
   });
 });
@@ -508,7 +495,7 @@ for (const [runtime, skip] of [
       const { code, signal } = await up.stop('SIGTERM');
       assert.equal(signal, null, up.output);
       assert.equal(code, 0, up.output);
-      await until('no role process left', () => pids.every((p) => !alive(p)) || undefined, 5000);
+      await untilSome('no role process left', () => pids.every((p) => !alive(p)) || undefined, 5000);
     });
   });
 }

@@ -25,3 +25,21 @@ export async function untilValue<T>(
     await sleep(10);
   }
 }
+
+/**
+ * The first value `fn()` gives (awaited) that is neither undefined nor false,
+ * polling every 50 ms; throws "`what`: not within `ms` ms" after `ms`.
+ */
+export async function untilSome<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await sleep(50);
+  }
+}
