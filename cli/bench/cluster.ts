@@ -165,7 +165,9 @@ export async function startCluster(o: StartOptions): Promise<Target> {
     }
     // The cluster must use the secret and the names of its directory, whatever this shell exports.
     const env = { ...process.env };
-    for (const k of Object.keys(env)) if (k.startsWith('FISHCHAT_')) delete env[k];
+    // Profiling options for the role processes (FISHCHAT_NODE_ARGS, FISHCHAT_BUN_ARGS) pass through; the rest is the cluster's own.
+    for (const k of Object.keys(env))
+      if (k.startsWith('FISHCHAT_') && k !== 'FISHCHAT_NODE_ARGS' && k !== 'FISHCHAT_BUN_ARGS') delete env[k];
     // The cluster stops by itself if this bench dies without stopping it (kill -9).
     env.FISHCHAT_EXIT_WITH_PARENT = '1';
     o.status(`starting the cluster: ${command === process.execPath ? 'node' : command} bin/run.js ${args.join(' ')}`);

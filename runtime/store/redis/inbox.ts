@@ -1,10 +1,10 @@
 /** Inboxes of the Redis store: p2p appends (batched per turn on a single Redis), reads, heads, ack cursors. */
 import { cborxDecoder as decoder } from '../../protocol/cborx.js';
 import { EMPTY } from '../common.js';
-import type { AppendP2P, AppendResult, InboxHead, StoredMessage, StoreLimits } from '../store.js';
+import type { AppendP2P, AppendResult, DirEntry, InboxHead, StoredMessage, StoreLimits } from '../store.js';
 import type { RedisContext, ScriptFn } from './context.js';
 import { putAppendKeys, type Keys } from './keys.js';
-import { arg, byteOrder, bytes, dirEntries, entry, newEpoch, num, str } from './values.js';
+import { arg, byteOrder, bytes, dirEntries, dirEntry, entry, newEpoch, num, str } from './values.js';
 
 /** Users remembered as already in the `users` index (then forgotten all at once). */
 const KNOWN_USERS_MAX = 200_000;
@@ -34,8 +34,8 @@ export async function appendP2P(r: RedisContext, m: AppendP2P): Promise<AppendRe
   r.open();
   const noted = noteUser(r, m.to);
   if (r.appends !== undefined) {
-    const call = r.appends.add(m) as Promise<unknown[]>;
-    return appendResult(m, noted === undefined ? await call : (await Promise.all([call, noted]))[0]);
+    const call = r.appends.add(m) as Promise<AppendResult>;
+    return noted === undefined ? call : (await Promise.all([call, noted]))[0];
   }
   const keys: string[] = new Array(6);
   putAppendKeys(r.keys.user(m.to), keys, 0);
@@ -59,29 +59,89 @@ function appendResult(m: AppendP2P, r: unknown[]): AppendResult {
   return { mid: m.mid, seq: num(r[1]), ts: m.ts, duplicate: false, sessions: dirEntries(m.to, r[2]) };
 }
 
-/** One fishchat_appendMany call: each append exactly as the `append` script, in order. */
-export function sendAppends(
+/** One fishchat_appendMany call: each append exactly as the `append` script, in order (lua/inbox.ts APPEND_MANY). */
+export async function sendAppends(
   k: Keys,
   limits: StoreLimits,
   appendMany: ScriptFn,
   batch: AppendP2P[],
-): Promise<unknown[]> {
-  const keys: string[] = new Array(batch.length * 6);
-  const args: (string | Buffer)[] = new Array(2 + batch.length * 5);
-  args[0] = String(limits.cidWindowMs);
-  args[1] = String(limits.maxInbox);
+): Promise<AppendResult[]> {
+  const packed = packAppends(k, batch);
+  const reply = await appendMany(0, String(limits.cidWindowMs), String(limits.maxInbox), newEpoch(), packed);
+  return unpackAppends(batch, reply as Buffer);
+}
+
+/** The appends of one fishchat_appendMany call, packed into its one argument (layout: lua/inbox.ts APPEND_MANY). */
+export function packAppends(k: Keys, batch: AppendP2P[]): Buffer {
+  const entries: Buffer[] = new Array(batch.length);
+  let cap = 0;
   for (let i = 0; i < batch.length; i++) {
     const m = batch[i]!;
-    putAppendKeys(k.user(m.to), keys, i * 6);
-    const ai = 2 + i * 5;
-    args[ai] = cidField(m);
-    args[ai + 1] = p2pEntry(m);
-    args[ai + 2] = arg(m.ts);
-    args[ai + 3] = newEpoch();
-    args[ai + 4] = m.mid;
+    const e = (entries[i] = p2pEntry(m));
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; the prefix adds the cluster prefix and `{u:}:`.
+    const texts = k.user(m.to).length + m.from.length + 1 + (m.cid?.length ?? 0) + 24 + m.mid.length;
+    cap += 12 + e.length + 3 * texts;
   }
-  return appendMany(keys.length, ...keys, ...args) as Promise<unknown[]>;
+  const out = Buffer.allocUnsafe(cap);
+  let at = 0;
+  const text = (s: string): void => {
+    const n = out.write(s, at + 2, 'utf8');
+    if (n > 0xffff) throw new RangeError(`a field of ${n} bytes in an append`);
+    out.writeUInt16BE(n, at);
+    at += 2 + n;
+  };
+  for (let i = 0; i < batch.length; i++) {
+    const m = batch[i]!;
+    text(k.user(m.to));
+    text(cidField(m));
+    const e = entries[i]!;
+    out.writeUInt32BE(e.length, at);
+    out.set(e, at + 4);
+    at += 4 + e.length;
+    text(arg(m.ts));
+    text(m.mid);
+  }
+  return out.subarray(0, at);
 }
+
+/** The replies of one fishchat_appendMany call, one per append of `batch`. */
+export function unpackAppends(batch: AppendP2P[], b: Buffer): AppendResult[] {
+  const out: AppendResult[] = new Array(batch.length);
+  let at = 0;
+  for (let i = 0; i < batch.length; i++) {
+    const m = batch[i]!;
+    if (at + 9 > b.length)
+      throw new Error(`fishchat_appendMany: reply of ${b.length} bytes ends before append ${i + 1}`);
+    const dup = b[at] === 1;
+    const seq = b.readDoubleBE(at + 1);
+    at += 9;
+    let mid = m.mid;
+    let ts = m.ts;
+    if (dup) {
+      ts = b.readDoubleBE(at);
+      const n = b.readUInt16BE(at + 8);
+      mid = b.toString('utf8', at + 10, at + 10 + n);
+      at += 10 + n;
+    }
+    const pairs = b.readUInt16BE(at);
+    at += 2;
+    let sessions: DirEntry[] = NO_SESSIONS;
+    if (pairs > 0) {
+      sessions = new Array(pairs);
+      for (let j = 0; j < pairs; j++) {
+        const dn = b.readUInt16BE(at);
+        const device = b.toString('utf8', at + 2, at + 2 + dn);
+        at += 2 + dn;
+        const en = b.readUInt16BE(at);
+        sessions[j] = dirEntry(m.to, device, b.toString('utf8', at + 2, at + 2 + en));
+        at += 2 + en;
+      }
+    }
+    out[i] = { mid, seq, ts, duplicate: dup, sessions };
+  }
+  return out;
+}
+const NO_SESSIONS: DirEntry[] = [];
 
 export async function readInbox(
   r: RedisContext,

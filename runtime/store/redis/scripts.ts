@@ -29,7 +29,8 @@ export function defineScripts(c: RedisClient, keys: Keys, limits: StoreLimits): 
   }
   if (c instanceof Cluster) return { s, sb, appends: undefined, lookups: undefined, copyMany: undefined };
   if (typeof cmd.fishchat_appendMany !== 'function') c.defineCommand('fishchat_appendMany', { lua: APPEND_MANY });
-  const appendMany = cmd.fishchat_appendMany!.bind(c);
+  // Buffer reply: the packed replies of every append (lua/inbox.ts APPEND_MANY).
+  const appendMany = cmd.fishchat_appendManyBuffer!.bind(c);
   const appends = new TurnBatch<AppendP2P>(APPEND_BATCH, (ms) => sendAppends(keys, limits, appendMany, ms));
   if (typeof cmd.fishchat_copyMany !== 'function') c.defineCommand('fishchat_copyMany', { lua: COPY_MANY });
   const copyMany = cmd.fishchat_copyMany!.bind(c);

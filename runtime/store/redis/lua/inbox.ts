@@ -39,20 +39,51 @@ end
  * whose scripts must stay on one slot) the store sends every append of an
  * event-loop turn as one script, so Redis and the client pay the call once.
  * Each step is exactly `append`, in order; the call is atomic as a whole.
- * KEYS: 6 per append (as `append`). ARGV: cidWindow, maxInbox, then 5 per
- * append: cidField, entry, ts, newEpoch, mid. → one `append` reply per append
+ *
+ * The appends travel packed in ONE argument and the replies come back packed
+ * in one string (../inbox.ts packAppends / unpackAppends), so a call costs
+ * the client a few arguments however many appends it carries, and no reply
+ * array per append. The script derives each append's six keys from its user
+ * key prefix (a single Redis only: the keys are not declared).
+ * ARGV: cidWindow, maxInbox, newEpoch, appends; each append:
+ *   u16 len | user key prefix | u16 len | cidField | u32 len | entry | u16 len | ts | u16 len | mid
+ * → per append: u8 0 | f64 seq | dir, or (a cid repeat) u8 1 | f64 seq | f64 ts | u16 len | mid | dir;
+ *   dir = u16 pairs | (u16 len | device | u16 len | entry) per pair
  */
 export const APPEND_MANY = `${APPEND_ONE}
 local window = tonumber(ARGV[1])
 local max = tonumber(ARGV[2])
-local out = {}
-for i = 0, #KEYS / 6 - 1 do
-  local k = i * 6
-  local a = 2 + i * 5
-  out[i + 1] = appendOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6],
-    ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], window, max, ARGV[a + 4], ARGV[a + 5])
+local epoch = ARGV[3]
+local b = ARGV[4]
+local function s16(p)
+  local l = struct.unpack('>H', b, p)
+  return string.sub(b, p + 2, p + 1 + l), p + 2 + l
 end
-return out
+local function packDir(d)
+  local parts = {struct.pack('>H', #d / 2)}
+  for i = 1, #d do parts[i + 1] = struct.pack('>H', #d[i]) .. d[i] end
+  return table.concat(parts)
+end
+local out = {}
+local pos = 1
+local n = #b
+while pos <= n do
+  local k, cf, e, ts, mid
+  k, pos = s16(pos)
+  cf, pos = s16(pos)
+  local el = struct.unpack('>I4', b, pos)
+  e = string.sub(b, pos + 4, pos + 3 + el)
+  pos = pos + 4 + el
+  ts, pos = s16(pos)
+  mid, pos = s16(pos)
+  local r = appendOne(k .. 'm', k .. 'i', k .. 'c', k .. 'cz', k .. 't', k .. 'd', cf, e, ts, window, max, epoch, mid)
+  if r[1] == 1 then
+    out[#out + 1] = struct.pack('>BddH', 1, r[3], tonumber(r[4]), #r[2]) .. r[2] .. packDir(r[5])
+  else
+    out[#out + 1] = struct.pack('>Bd', 0, r[2]) .. packDir(r[3])
+  end
+end
+return table.concat(out)
 `;
 
 /** The inbox scripts, by name. */
