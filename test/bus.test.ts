@@ -12,6 +12,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { createMemoryBus } from '../runtime/bus/memory.js';
+import { BatchPublisher, decodeItems, forEachPush, type DeliverItem } from '../runtime/bus/payloads.js';
+import { encodeFrame } from '../runtime/protocol/index.js';
 import { createRedisBus } from '../runtime/bus/redis.js';
 import { busContract, until } from './bus-contract.js';
 import { freePort } from './helpers/net.js';
@@ -212,5 +214,59 @@ describe('RedisBus', () => {
       await bus?.close();
       await cluster.destroy();
     }
+  });
+});
+
+describe('BatchPublisher pushes', () => {
+  it('packs the pushes of a turn into one payload per channel beside its items, in order; the receiver gets the frames as they were', async () => {
+    const bus = createMemoryBus();
+    const got: Uint8Array[] = [];
+    const unsub = await bus.subscribe('d/1', (p) => got.push(p));
+    const pub = new BatchPublisher(bus);
+    const frame = (n: number) => encodeFrame({ op: 'msg', seq: n, body: 'x'.repeat(n * 100) });
+    // A frame larger than the pack's first buffer, and a user name outside ASCII.
+    for (let i = 1; i <= 60; i++) pub.addPush('d/1', i % 2 ? 'alice' : 'bøb', i, frame(i));
+    pub.add('d/1', { k: 'kick', user: 'carol', device: 'phone', gen: 3 });
+    await until(() => got.length === 1, 'one payload', 2000);
+    await sleep(20);
+    assert.equal(got.length, 1, 'one payload for the turn');
+    const items = decodeItems<DeliverItem>(got[0]!);
+    assert.deepEqual(items[0], { k: 'kick', user: 'carol', device: 'phone', gen: 3 });
+    const pushes: [string, number, Uint8Array][] = [];
+    const item = items[1] as Extract<DeliverItem, { k: 'pushes' }>;
+    assert.equal(item.k, 'pushes');
+    assert.equal(
+      forEachPush(item.b, (u, s, f) => pushes.push([u, s, f])),
+      60,
+    );
+    pushes.forEach(([u, s, f], i) => {
+      assert.equal(u, (i + 1) % 2 ? 'alice' : 'bøb');
+      assert.equal(s, i + 1);
+      assert.deepEqual([...f], [...frame(i + 1)]);
+    });
+    await unsub();
+    await bus.close();
+  });
+
+  it('forEachPush stops at a malformed push: a cut pack, a frame whose length prefix does not match, a seq that is no integer', () => {
+    const pack = (user: string, seq: number, frame: Uint8Array) => {
+      const u = Buffer.from(user);
+      const b = Buffer.alloc(2 + u.length + 12 + frame.length);
+      b.writeUInt16BE(u.length, 0);
+      u.copy(b, 2);
+      b.writeDoubleBE(seq, 2 + u.length);
+      b.writeUInt32BE(frame.length, 10 + u.length);
+      b.set(frame, 14 + u.length);
+      return b;
+    };
+    const good = pack('a', 1, encodeFrame({ op: 'msg', seq: 1 }));
+    const count = (b: Uint8Array) => forEachPush(b, () => {});
+    assert.equal(count(Buffer.concat([good, good])), 2);
+    assert.equal(count(Buffer.concat([good, good.subarray(0, good.length - 1)])), 1);
+    const lying = Buffer.from(encodeFrame({ op: 'msg', seq: 1 }));
+    lying.writeUInt32BE(999, 0);
+    assert.equal(count(Buffer.concat([good, pack('a', 2, lying), good])), 1);
+    assert.equal(count(Buffer.concat([pack('a', 1.5, encodeFrame({ op: 'msg' })), good])), 0);
+    assert.equal(count(new Uint8Array(0)), 0);
   });
 });

@@ -10,6 +10,8 @@ import type { Bus } from './bus.js';
 /** `/sysctrl/deliver/<server-id>`: what a msg_server must do for its local connections. */
 export type DeliverItem =
   | { k: 'msg'; user: string; msg: StoredMessage }
+  /** p2p messages as their push frames, packed (BatchPublisher.addPush, forEachPush): one item per payload */
+  | { k: 'pushes'; b: Uint8Array }
   /** a topic message fanned out; `msg.copies` lists only this server's users */
   | { k: 'topic'; msg: FanoutMessage }
   /** end local sessions of user+device whose gen is below `gen` (`replaced`) */
@@ -137,9 +139,16 @@ export function asStoredMessage(m: StoredMessage): StoredMessage {
   return m;
 }
 
-/** Collects items per channel and publishes each channel's items as one payload per turn. */
+/**
+ * Collects items per channel and publishes each channel's items as one payload per turn.
+ * Pushes (addPush: a user, a seq and the frame to write to that user's
+ * connections) are packed into one `pushes` item per payload, so the receiver
+ * writes the frames as they are, without decoding and re-encoding messages:
+ * (u16 len | user | f64 seq | u32 len | frame) per push.
+ */
 export class BatchPublisher {
   private pending = new Map<string, unknown[]>();
+  private pushes = new Map<string, PushPack>();
   private scheduled = false;
 
   constructor(private readonly bus: Bus) {}
@@ -148,6 +157,18 @@ export class BatchPublisher {
     let list = this.pending.get(channel);
     if (!list) this.pending.set(channel, (list = []));
     list.push(item);
+    this.schedule();
+  }
+
+  /** A push to `user`'s connections where `channel` leads: `frame` (copied) is what they are written. */
+  addPush(channel: string, user: string, seq: number, frame: Uint8Array): void {
+    let pack = this.pushes.get(channel);
+    if (!pack) this.pushes.set(channel, (pack = new PushPack()));
+    pack.add(user, seq, frame);
+    this.schedule();
+  }
+
+  private schedule(): void {
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flush);
@@ -157,7 +178,68 @@ export class BatchPublisher {
   readonly flush = (): void => {
     this.scheduled = false;
     const pending = this.pending;
+    const pushes = this.pushes;
     this.pending = new Map();
+    this.pushes = new Map();
+    for (const [channel, pack] of pushes) {
+      let list = pending.get(channel);
+      if (!list) pending.set(channel, (list = []));
+      list.push({ k: 'pushes', b: pack.bytes() });
+    }
     for (const [channel, items] of pending) this.bus.publish(channel, encodeItems(items));
   };
+}
+
+class PushPack {
+  private buf = Buffer.allocUnsafe(4096);
+  private at = 0;
+
+  add(user: string, seq: number, frame: Uint8Array): void {
+    const need = 14 + 3 * user.length + frame.length;
+    if (this.at + need > this.buf.length) {
+      let size = this.buf.length * 2;
+      while (size < this.at + need) size *= 2;
+      const next = Buffer.allocUnsafe(size);
+      this.buf.copy(next, 0, 0, this.at);
+      this.buf = next;
+    }
+    const b = this.buf;
+    const n = b.write(user, this.at + 2, 'utf8');
+    b.writeUInt16BE(n, this.at);
+    let at = this.at + 2 + n;
+    b.writeDoubleBE(seq, at);
+    b.writeUInt32BE(frame.length, at + 8);
+    b.set(frame, at + 12);
+    at += 12 + frame.length;
+    this.at = at;
+  }
+
+  bytes(): Uint8Array {
+    return this.buf.subarray(0, this.at);
+  }
+}
+
+/**
+ * Each push of a `pushes` item, in order. A frame is a view of `b`, and
+ * whole (its length prefix matches): a malformed pack ends the walk there.
+ * Returns how many were handed over.
+ */
+export function forEachPush(b: Uint8Array, each: (user: string, seq: number, frame: Uint8Array) => void): number {
+  const buf = Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.length);
+  let at = 0;
+  let n = 0;
+  while (at + 2 <= buf.length) {
+    const ul = buf.readUInt16BE(at);
+    if (at + 2 + ul + 12 > buf.length) break;
+    const user = buf.toString('utf8', at + 2, at + 2 + ul);
+    at += 2 + ul;
+    const seq = buf.readDoubleBE(at);
+    const fl = buf.readUInt32BE(at + 8);
+    at += 12;
+    if (fl < 4 || at + fl > buf.length || buf.readUInt32BE(at) !== fl - 4 || !Number.isSafeInteger(seq)) break;
+    each(user, seq, buf.subarray(at, at + fl));
+    at += fl;
+    n++;
+  }
+  return n;
 }

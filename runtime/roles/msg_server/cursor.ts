@@ -4,7 +4,7 @@
  * in seq order; a gap is filled from the store.
  */
 import type { StoredMessage } from '../../store/store.js';
-import { msgFrame } from './frames.js';
+import { msgFrame, type PushMessage } from './frames.js';
 
 const FILL_PAGE = 1000;
 
@@ -29,7 +29,7 @@ export class PushCursor {
   next = 0;
   /** pushes wait here while the cursor fills a gap from the store */
   private filling = false;
-  private held: StoredMessage[] = [];
+  private held: PushMessage[] = [];
   private fillTarget = 0;
 
   constructor(
@@ -56,7 +56,7 @@ export class PushCursor {
   }
 
   /** A push by any path (local, routed, repeated, late): sent once, in seq order. */
-  pushMsg(m: StoredMessage): void {
+  pushMsg(m: PushMessage): void {
     const conn = this.conn;
     if (!conn.push || conn.closing || conn.user === undefined) return;
     if (this.filling) {

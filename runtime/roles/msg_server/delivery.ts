@@ -3,8 +3,8 @@
  * msg_server's sends or from its deliver channel) reach each connection's
  * push cursor; after the bus lost pushes, each session checks the store.
  */
-import { asStoredMessage, decodeItems, type DeliverItem } from '../../bus/payloads.js';
-import type { FanoutMessage, StoredMessage } from '../../store/store.js';
+import { asStoredMessage, decodeItems, forEachPush, type DeliverItem } from '../../bus/payloads.js';
+import type { FanoutMessage } from '../../store/store.js';
 import { TopicFrame, type PushMessage } from './frames.js';
 import { kickLocal, kickOlder } from './session.js';
 import type { MsgServer } from './msg_server.js';
@@ -12,7 +12,7 @@ import type { MsgServer } from './msg_server.js';
 /** What delivery needs of the msg_server. */
 type Local = Pick<MsgServer, 'byUser'>;
 
-export function deliverLocal(s: Local, user: string, msg: StoredMessage): void {
+export function deliverLocal(s: Local, user: string, msg: PushMessage): void {
   const set = s.byUser.get(user);
   if (!set) return;
   for (const c of set) c.cursor.pushMsg(msg);
@@ -34,7 +34,14 @@ export function deliverTopic(s: Local, msg: FanoutMessage): void {
 export function onDeliver(s: MsgServer, payload: Uint8Array): void {
   for (const item of decodeItems<DeliverItem>(payload)) {
     if (!item || typeof item !== 'object') continue;
-    if (item.k === 'msg' && typeof item.user === 'string' && item.msg) {
+    if (item.k === 'pushes' && item.b instanceof Uint8Array) {
+      forEachPush(item.b, (user, seq, frame) => {
+        const set = s.byUser.get(user);
+        if (set === undefined) return;
+        const m: PushMessage = { seq, frame };
+        for (const c of set) c.cursor.pushMsg(m);
+      });
+    } else if (item.k === 'msg' && typeof item.user === 'string' && item.msg) {
       deliverLocal(s, item.user, asStoredMessage(item.msg));
     } else if (item.k === 'topic' && item.msg && Array.isArray(item.msg.copies)) {
       deliverTopic(s, asFanout(item.msg));

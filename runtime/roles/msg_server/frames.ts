@@ -30,12 +30,22 @@ export class TopicFrame {
 }
 const SEQ_KEY = encodeCbor('seq');
 
-/** A message as pushed: a stored message, maybe with its encoded frame or its topic template. */
-export type PushMessage = StoredMessage & { frame?: Uint8Array; tpl?: TopicFrame };
+/**
+ * A message as pushed: a stored message, maybe with its encoded frame or its
+ * topic template; or only its seq and frame (a push from another msg_server).
+ */
+export type PushMessage = (StoredMessage & { frame?: Uint8Array; tpl?: TopicFrame }) | FramedPush;
+/** A push that arrived as its frame: written as it is. */
+export interface FramedPush {
+  seq: number;
+  frame: Uint8Array;
+  tpl?: undefined;
+}
 
 /** The frame of a pushed (or synced) message; cached on the message so one encode serves every connection. */
 export function msgFrame(m: PushMessage, rid?: number): Uint8Array {
   if (rid === undefined && m.frame) return m.frame;
+  if (!('mid' in m)) throw new Error('a framed push has no fields to encode again');
   if (rid === undefined && m.tpl) return (m.frame = m.tpl.forSeq(m.seq));
   const { seq, mid, from, ts } = m;
   const body = new RawCbor(m.body);

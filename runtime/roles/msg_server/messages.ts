@@ -1,11 +1,10 @@
 /** p2p messages: send, ack, sync (docs/protocol.md §4). */
 import type { AckReq, SendReq, SyncReq } from '../../protocol/types.js';
-import type { AppendResult, StoredMessage } from '../../store/store.js';
-import type { DeliverItem } from '../../bus/payloads.js';
+import type { AppendResult } from '../../store/store.js';
 import type { Conn } from './connection.js';
 import type { MsgServer } from './msg_server.js';
 import { deliverLocal } from './delivery.js';
-import { msgFrame } from './frames.js';
+import { msgFrame, type PushMessage } from './frames.js';
 import { newMid } from './mid.js';
 
 /** What a p2p send stores: the same for a connection's `send` and the server API (api.ts). */
@@ -33,19 +32,18 @@ export function storeP2P(s: MsgServer, from: string, m: P2PSend): Promise<Append
  */
 export function deliverP2P(s: MsgServer, from: string, m: P2PSend, res: AppendResult): void {
   if (res.duplicate) return;
-  const msg: StoredMessage = { seq: res.seq, mid: res.mid, from, to: m.to, body: m.body, ts: res.ts };
+  const msg: PushMessage = { seq: res.seq, mid: res.mid, from, to: m.to, body: m.body, ts: res.ts };
   deliverLocal(s, m.to, msg);
   // The append returned the recipient's directory entries, read in the same atomic step as
   // the seq: publish straight to each other msg_server holding a session (docs/architecture.md: the
   // router hop costs a lookup and a publish per message and gives p2p nothing).
+  // It travels as its push frame, which the other msg_server writes as it is.
   const dir = res.sessions;
-  let item: DeliverItem | undefined;
   next: for (let i = 0; i < dir.length; i++) {
     const server = dir[i]!.server;
     if (server === s.id) continue;
     for (let j = 0; j < i; j++) if (dir[j]!.server === server) continue next; // a user has few devices
-    item ??= { k: 'msg', user: m.to, msg };
-    s.pub.add(s.ctx.channels.deliver(server), item);
+    s.pub.addPush(s.ctx.channels.deliver(server), m.to, msg.seq, msgFrame(msg));
   }
 }
 

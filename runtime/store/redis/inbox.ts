@@ -4,7 +4,7 @@ import { EMPTY } from '../common.js';
 import type { AppendP2P, AppendResult, DirEntry, InboxHead, StoredMessage, StoreLimits } from '../store.js';
 import type { RedisContext, ScriptFn } from './context.js';
 import { putAppendKeys, type Keys } from './keys.js';
-import { arg, byteOrder, bytes, dirEntries, dirEntry, entry, newEpoch, num, str } from './values.js';
+import { arg, byteOrder, bytes, dirEntries, dirEntry, newEpoch, num, str } from './values.js';
 
 /** Users remembered as already in the `users` index (then forgotten all at once). */
 const KNOWN_USERS_MAX = 200_000;
@@ -28,7 +28,10 @@ export function headOf(seq: unknown, epoch: unknown, length: unknown): InboxHead
 /** The cid field of an append: `from \0 cid` ('' none). */
 const cidField = (m: AppendP2P): string => (m.cid === undefined ? '' : `${m.from}\0${m.cid}`);
 /** The inbox entry of a p2p message (the script prepends the seq). */
-const p2pEntry = (m: AppendP2P): Buffer => entry(m.ts, [0, m.mid, m.from, m.to, m.body]);
+function p2pEntry(m: AppendP2P): Buffer {
+  const out = Buffer.allocUnsafe(P2P_ENTRY_MAX + 3 * (m.mid.length + m.from.length + m.to.length) + m.body.length);
+  return out.subarray(0, putP2PEntry(out, 0, m));
+}
 
 export async function appendP2P(r: RedisContext, m: AppendP2P): Promise<AppendResult> {
   r.open();
@@ -73,14 +76,12 @@ export async function sendAppends(
 
 /** The appends of one fishchat_appendMany call, packed into its one argument (layout: lua/inbox.ts APPEND_MANY). */
 export function packAppends(k: Keys, batch: AppendP2P[]): Buffer {
-  const entries: Buffer[] = new Array(batch.length);
   let cap = 0;
   for (let i = 0; i < batch.length; i++) {
     const m = batch[i]!;
-    const e = (entries[i] = p2pEntry(m));
     // UTF-8 takes at most 3 bytes per UTF-16 unit; the prefix adds the cluster prefix and `{u:}:`.
     const texts = k.user(m.to).length + m.from.length + 1 + (m.cid?.length ?? 0) + 24 + m.mid.length;
-    cap += 12 + e.length + 3 * texts;
+    cap += 12 + P2P_ENTRY_MAX + 3 * (texts + m.mid.length + m.from.length + m.to.length) + m.body.length;
   }
   const out = Buffer.allocUnsafe(cap);
   let at = 0;
@@ -94,14 +95,60 @@ export function packAppends(k: Keys, batch: AppendP2P[]): Buffer {
     const m = batch[i]!;
     text(k.user(m.to));
     text(cidField(m));
-    const e = entries[i]!;
-    out.writeUInt32BE(e.length, at);
-    out.set(e, at + 4);
-    at += 4 + e.length;
+    const end = putP2PEntry(out, at + 4, m);
+    out.writeUInt32BE(end - at - 4, at);
+    at = end;
     text(arg(m.ts));
     text(m.mid);
   }
   return out.subarray(0, at);
+}
+
+/** The fixed bytes of a p2p entry: ts, array head, kind, four string/byte heads of up to 5 bytes. */
+const P2P_ENTRY_MAX = 8 + 1 + 1 + 4 * 5;
+
+/**
+ * Writes the inbox entry of a p2p message at `out[at..]` (without the seq the
+ * script prepends): f64 BE ts | CBOR [0, mid, from, to, body] (body a byte
+ * string), the layout readInbox decodes; returns the end. `out` has room.
+ */
+function putP2PEntry(out: Buffer, at: number, m: AppendP2P): number {
+  out.writeDoubleBE(m.ts, at);
+  out[at + 8] = 0x85; // array of 5
+  out[at + 9] = 0x00; // kind 0: p2p
+  at = putText(out, at + 10, m.mid);
+  at = putText(out, at, m.from);
+  at = putText(out, at, m.to);
+  at = putHead(out, at, 0x40, m.body.length);
+  out.set(m.body, at);
+  return at + m.body.length;
+}
+
+function putText(out: Buffer, at: number, s: string): number {
+  const n = Buffer.byteLength(s, 'utf8');
+  at = putHead(out, at, 0x60, n);
+  return at + out.write(s, at, 'utf8');
+}
+
+/** A CBOR head: major type (0x40 bytes, 0x60 text) and length, shortest form. */
+function putHead(out: Buffer, at: number, major: number, n: number): number {
+  if (n < 24) {
+    out[at] = major | n;
+    return at + 1;
+  }
+  if (n < 0x100) {
+    out[at] = major | 24;
+    out[at + 1] = n;
+    return at + 2;
+  }
+  if (n < 0x10000) {
+    out[at] = major | 25;
+    out.writeUInt16BE(n, at + 1);
+    return at + 3;
+  }
+  out[at] = major | 26;
+  out.writeUInt32BE(n, at + 1);
+  return at + 5;
 }
 
 /** The replies of one fishchat_appendMany call, one per append of `batch`. */
