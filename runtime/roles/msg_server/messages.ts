@@ -55,31 +55,95 @@ export async function sendAs(s: MsgServer, from: string, m: P2PSend): Promise<Ap
 }
 
 /**
- * send: appends to the recipient's inbox at once, then answers once `before`
- * (the send received just before it, if it is still running) is answered, so a
- * pipelined run of sends shares its store calls and keeps its reply order.
- * The ok goes out before the pushes (a send to oneself: the ok first).
- * The sender is logged in and within its rate. Never rejects.
+ * send, for a run of a connection's sends (pipeline.ts): each appends to the
+ * recipient's inbox at once (the run's appends reach the store together:
+ * one group commit / one Redis call), and each is answered once it and every
+ * send before it in the run are, so replies keep their order. The ok goes
+ * out before the pushes (a send to oneself: the ok first). Callbacks, not
+ * an async function per send: one promise per run, however many sends.
+ * The senders are logged in and within their rate. Never rejects.
  */
-export async function send(s: MsgServer, conn: Conn, req: SendReq, t0: number, before?: Promise<void>): Promise<void> {
-  const from = conn.user!;
-  const append = storeP2P(s, from, req);
-  let res: AppendResult | undefined;
-  let failure: unknown;
-  try {
-    res = await append;
-  } catch (err) {
-    failure = err ?? new Error('append failed');
+export class SendRun {
+  private items: PendingSend[] = [];
+  private answered = 0;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly s: MsgServer,
+    private readonly conn: Conn,
+  ) {}
+
+  get length(): number {
+    return this.items.length;
   }
-  if (before) await before;
-  if (res) {
-    conn.reply({ op: 'ok', rid: req.rid, mid: res.mid, seq: res.seq, ts: res.ts });
-    deliverP2P(s, from, req, res);
-  } else {
-    s.ctx.log.error(`send failed: ${(failure as Error)?.message ?? failure}`);
-    conn.error('internal', 'server fault; the request may be retried', req.rid);
+
+  add(req: SendReq, t0: number): void {
+    const p: PendingSend = { req, t0, res: undefined, failure: undefined, settled: false };
+    this.items.push(p);
+    let append: Promise<AppendResult>;
+    try {
+      append = storeP2P(this.s, this.conn.user!, req);
+    } catch (err) {
+      append = Promise.reject(err);
+    }
+    append.then(
+      (res) => {
+        p.res = res;
+        p.settled = true;
+        this.advance();
+      },
+      (err: unknown) => {
+        p.failure = err ?? new Error('append failed');
+        p.settled = true;
+        this.advance();
+      },
+    );
   }
-  s.stats.latency(performance.now() - t0);
+
+  /** Resolves when every send of the run is answered (at once when it is); the run is then empty. */
+  finish(): Promise<void> | undefined {
+    if (this.answered === this.items.length) {
+      this.reset();
+      return undefined;
+    }
+    return new Promise<void>((resolve) => {
+      this.wake = () => {
+        this.reset();
+        resolve();
+      };
+    });
+  }
+
+  private reset(): void {
+    this.items = [];
+    this.answered = 0;
+    this.wake = undefined;
+  }
+
+  private advance(): void {
+    const { s, conn, items } = this;
+    while (this.answered < items.length && items[this.answered]!.settled) {
+      const p = items[this.answered++]!;
+      const res = p.res;
+      if (res) {
+        conn.reply({ op: 'ok', rid: p.req.rid, mid: res.mid, seq: res.seq, ts: res.ts });
+        deliverP2P(s, conn.user!, p.req, res);
+      } else {
+        s.ctx.log.error(`send failed: ${(p.failure as Error)?.message ?? p.failure}`);
+        conn.error('internal', 'server fault; the request may be retried', p.req.rid);
+      }
+      s.stats.latency(performance.now() - p.t0);
+    }
+    if (this.answered === items.length) this.wake?.();
+  }
+}
+
+interface PendingSend {
+  req: SendReq;
+  t0: number;
+  res: AppendResult | undefined;
+  failure: unknown;
+  settled: boolean;
 }
 
 export async function ack(s: MsgServer, conn: Conn, req: AckReq): Promise<void> {

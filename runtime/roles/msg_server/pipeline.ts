@@ -9,7 +9,7 @@ import { MSG_SERVER_OPS, parseRequest, type Request } from '../../protocol/index
 import type { Conn } from './connection.js';
 import type { MsgServer } from './msg_server.js';
 import type { TransportHandlers } from './transport.js';
-import { ack, send, sync } from './messages.js';
+import { ack, SendRun, sync } from './messages.js';
 import { closed, login, logout, ping } from './session.js';
 import { topicCreate, topicJoin, topicLeave, topicMembers, topicSend } from './topics.js';
 
@@ -61,15 +61,14 @@ export function requestQueue(s: MsgServer, conn: Conn): TransportHandlers {
 /** Handles queued requests in arrival order; replies go out in that order too. */
 async function handleQueued(s: MsgServer, conn: Conn): Promise<void> {
   conn.busy = true;
-  // the last send of the current run: answered once every send before it is
-  let sending: Promise<void> | undefined;
-  let run = 0;
+  // the current run of sends: answered before any other request is handled
+  const run = new SendRun(s, conn);
   try {
     while (conn.requests.length && !conn.closing) {
       const payload = conn.requests.shift()!;
       conn.queuedBytes -= payload.length;
       if (payload === TOO_LARGE || payload === BAD_FRAME) {
-        if (sending) await sending;
+        if (run.length) await run.finish();
         const maxFrame = s.ctx.settings.maxFrame;
         const why = conn.badWhy;
         if (payload === TOO_LARGE)
@@ -84,20 +83,14 @@ async function handleQueued(s: MsgServer, conn: Conn): Promise<void> {
       const req = parsed.ok && parsed.req.op === 'send' && conn.loggedIn ? parsed.req : undefined;
       if (req) {
         if (!conn.takeToken(Date.now())) {
-          if (sending) await sending;
-          sending = undefined;
-          run = 0;
+          if (run.length) await run.finish();
           rateLimited(s, conn, req.rid);
           continue;
         }
-        sending = send(s, conn, req, t0, sending);
-        if (++run < MAX_PIPELINED_SENDS && conn.requests.length > 0) continue;
+        run.add(req, t0);
+        if (run.length < MAX_PIPELINED_SENDS && conn.requests.length > 0) continue;
       }
-      if (sending) {
-        await sending;
-        sending = undefined;
-        run = 0;
-      }
+      if (run.length) await run.finish();
       if (req) continue;
       if (conn.closing) break;
       if (!parsed.ok) {
@@ -121,7 +114,7 @@ async function handleQueued(s: MsgServer, conn: Conn): Promise<void> {
       }
       s.stats.latency(performance.now() - t0);
     }
-    if (sending) await sending;
+    if (run.length) await run.finish();
   } finally {
     conn.busy = false;
   }

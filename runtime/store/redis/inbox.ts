@@ -33,13 +33,18 @@ function p2pEntry(m: AppendP2P): Buffer {
   return out.subarray(0, putP2PEntry(out, 0, m));
 }
 
-export async function appendP2P(r: RedisContext, m: AppendP2P): Promise<AppendResult> {
+export function appendP2P(r: RedisContext, m: AppendP2P): Promise<AppendResult> {
   r.open();
   const noted = noteUser(r, m.to);
   if (r.appends !== undefined) {
+    // Not an async function: on the hot path the batch's own promise is the caller's.
     const call = r.appends.add(m) as Promise<AppendResult>;
-    return noted === undefined ? call : (await Promise.all([call, noted]))[0];
+    return noted === undefined ? call : Promise.all([call, noted]).then((both) => both[0]);
   }
+  return appendOne(r, m, noted);
+}
+
+async function appendOne(r: RedisContext, m: AppendP2P, noted: Promise<unknown> | undefined): Promise<AppendResult> {
   const keys: string[] = new Array(6);
   putAppendKeys(r.keys.user(m.to), keys, 0);
   const call = r.s.append(

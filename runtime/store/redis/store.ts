@@ -82,7 +82,15 @@ export class RedisStore extends BoundStore<RedisContext> {
         // Calls waiting for their batch go first: Redis sees the calls in call order.
         if (flushAppends && appends?.waiting) appends.flush();
         if (flushLookups && lookups?.waiting) lookups.flush();
-        return method(...a).finally(this.settled);
+        let call: Promise<unknown>;
+        try {
+          call = method(...a);
+        } catch (err) {
+          // e.g. a call after close(): a rejection, as from an async method
+          this.settled();
+          return Promise.reject(err);
+        }
+        return call.finally(this.settled);
       };
     }
   }
