@@ -4,12 +4,17 @@ import { READ_CID, TRIM_CIDS, type ScriptDef } from './common.js';
 /**
  * One p2p append (the body of `append`, and of each step of APPEND_MANY):
  * cid check, seq, inbox entry, cid record, count trim, directory read.
+ * The epoch is written with the first seq (a user's meta hash never loses
+ * it: never trimmed nor expired). kc, kcz and kt may be nil: then they are
+ * derived from the user key prefix k when needed (APPEND_MANY).
  * → {1, mid, seq, ts, dir} (duplicate) | {0, seq, dir}
  */
 const APPEND_ONE = `${TRIM_CIDS}${READ_CID}
-local function appendOne(km, ki, kc, kcz, kt, kd, cf, entry, tsArg, window, max, epoch, mid)
+local function appendOne(km, ki, kc, kcz, kt, kd, cf, entry, tsArg, window, max, epoch, mid, k)
   local ts = tonumber(tsArg)
   if cf ~= '' then
+    kc = kc or (k .. 'c')
+    kcz = kcz or (k .. 'cz')
     local hit = redis.call('HGET', kc, cf)
     if hit then
       local hts, hseq, hmid = readCid(hit)
@@ -18,8 +23,8 @@ local function appendOne(km, ki, kc, kcz, kt, kd, cf, entry, tsArg, window, max,
       end
     end
   end
-  redis.call('HSETNX', km, 'epoch', epoch)
   local seq = redis.call('HINCRBY', km, 'seq', 1)
+  if seq == 1 then redis.call('HSETNX', km, 'epoch', epoch) end
   local n = redis.call('RPUSH', ki, struct.pack('>d', seq) .. entry)
   if cf ~= '' then
     redis.call('HSET', kc, cf, tsArg .. '\\0' .. seq .. '\\0' .. mid)
@@ -28,7 +33,7 @@ local function appendOne(km, ki, kc, kcz, kt, kd, cf, entry, tsArg, window, max,
   end
   if n > max then
     redis.call('LTRIM', ki, n - max, -1)
-    redis.call('ZREMRANGEBYSCORE', kt, '-inf', seq - max)
+    redis.call('ZREMRANGEBYSCORE', kt or (k .. 't'), '-inf', seq - max)
   end
   return {0, seq, redis.call('HGETALL', kd)}
 end
@@ -60,6 +65,8 @@ local function s16(p)
   return string.sub(b, p + 2, p + 1 + l), p + 2 + l
 end
 local function packDir(d)
+  if #d == 0 then return struct.pack('>H', 0) end
+  if #d == 2 then return struct.pack('>HH', 1, #d[1]) .. d[1] .. struct.pack('>H', #d[2]) .. d[2] end
   local parts = {struct.pack('>H', #d / 2)}
   for i = 1, #d do parts[i + 1] = struct.pack('>H', #d[i]) .. d[i] end
   return table.concat(parts)
@@ -76,7 +83,7 @@ while pos <= n do
   pos = pos + 4 + el
   ts, pos = s16(pos)
   mid, pos = s16(pos)
-  local r = appendOne(k .. 'm', k .. 'i', k .. 'c', k .. 'cz', k .. 't', k .. 'd', cf, e, ts, window, max, epoch, mid)
+  local r = appendOne(k .. 'm', k .. 'i', nil, nil, nil, k .. 'd', cf, e, ts, window, max, epoch, mid, k)
   if r[1] == 1 then
     out[#out + 1] = struct.pack('>BddH', 1, r[3], tonumber(r[4]), #r[2]) .. r[2] .. packDir(r[5])
   else
