@@ -1,8 +1,8 @@
 /**
  * WebSocket on Node (and Node 20, which has no WebSocket server of its own):
  * the `ws` package, attached to the HTTP server's `upgrade` event for one path.
- * Writes made in one event-loop turn go to the kernel together (the socket is
- * corked until the next tick), as the TCP sockets do.
+ * The messages sent in one event-loop turn go to the kernel as one write, as
+ * on the TCP sockets.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -41,9 +41,18 @@ function refuse(socket: Duplex, status: number): void {
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
 
-/** One `ws` socket as a WebSocketConn; `socket` is the upgraded TCP socket under it. */
+/**
+ * One `ws` socket as a WebSocketConn; `socket` is the upgraded TCP socket under it.
+ * `ws` reads (frames in, pings, the close handshake); the binary messages this
+ * side sends are framed here and written straight to the socket, all those
+ * of one event-loop turn as one write (server frames are unmasked, and with
+ * permessage-deflate off `ws` never holds frames back, so they keep their
+ * order with its own pongs and close).
+ */
 class NodeConn extends WsConnBase {
-  private corked = false;
+  private queue: Uint8Array[] = [];
+  private queued = 0;
+  private scheduled = false;
 
   constructor(
     private readonly ws: WebSocket,
@@ -56,36 +65,62 @@ class NodeConn extends WsConnBase {
     // ws's (prepended), so what the handler sends goes out ahead of that close.
     const receiver = (ws as unknown as { _receiver?: NodeJS.EventEmitter })._receiver;
     receiver?.prependListener('error', (err: { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.tooLarge();
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        this.tooLarge();
+        this.flush();
+      }
     });
     ws.on('error', () => {});
     socket.on('drain', () => {
-      if (ws.bufferedAmount === 0) this.drained();
+      if (this.buffered === 0) this.drained();
     });
     ws.on('close', () => this.closedNow());
   }
 
-  private readonly uncork = (): void => {
-    this.corked = false;
-    this.socket.uncork();
-  };
-
   send(data: Uint8Array): void {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(this.uncork);
+    this.queue.push(data);
+    this.queued += data.length + (data.length < 126 ? 2 : data.length < 0x10000 ? 4 : 10);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.flush);
     }
-    this.ws.send(data, { binary: true });
   }
 
+  /** Writes the queued messages as binary frames (FIN, opcode 2, unmasked), in one write. */
+  private readonly flush = (): void => {
+    this.scheduled = false;
+    if (this.queue.length === 0) return;
+    const out = Buffer.allocUnsafe(this.queued);
+    let at = 0;
+    for (const d of this.queue) {
+      const n = d.length;
+      out[at++] = 0x82;
+      if (n < 126) out[at++] = n;
+      else if (n < 0x10000) {
+        out[at++] = 126;
+        out.writeUInt16BE(n, at);
+        at += 2;
+      } else {
+        out[at++] = 127;
+        out.writeUInt32BE(Math.floor(n / 0x1_0000_0000), at);
+        out.writeUInt32BE(n >>> 0, at + 4);
+        at += 8;
+      }
+      out.set(d, at);
+      at += n;
+    }
+    this.queue = [];
+    this.queued = 0;
+    if (this.ws.readyState === WebSocket.OPEN) this.socket.write(out);
+  };
+
   get buffered(): number {
-    return this.ws.bufferedAmount;
+    return this.ws.bufferedAmount + this.queued;
   }
 
   protected startClose(code: number, reason?: string): void {
-    if (this.corked) this.uncork();
+    this.flush();
     this.ws.close(code, reason);
   }
 
