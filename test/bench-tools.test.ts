@@ -12,7 +12,22 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { BenchConn, webSocketImpl } from '../cli/bench/conn.js';
 import { isWebSocketUrl, routeServers } from '../cli/bench/cluster.js';
-import { cpuUsPerMsg, formatTable, otherCpu, type Result as CompareResult } from '../bench/compare.js';
+import {
+  configKey,
+  cpuUsPerMsg,
+  formatRounds,
+  formatTable,
+  lostCount,
+  median,
+  otherCpu,
+  parseFlags as compareFlags,
+  runsFor,
+  summarizeRounds,
+  type Config,
+  type Outcome,
+  type Result as CompareResult,
+} from '../bench/compare.js';
+import { openFilesLimit, parseFlags as peerFlags } from '../bench/peers/socketio/bench.js';
 import {
   buildSeries,
   logTicks,
@@ -521,38 +536,163 @@ describe('bench:compare: CPU-µs per message and the table', () => {
     assert.equal(otherCpu('measuring 10 s …'), undefined);
   });
 
-  test('rows for TCP and WebSocket beside socket.io, with ratios to it', () => {
-    const sio = line('socketio', 'ws', 5000, [
-      { name: 'socketio.1', cpuPct: 50 },
-      { name: 'socketio.2', cpuPct: 50 },
-      { name: 'redis-server', cpuPct: 25 },
-    ]); // 250 µs/msg
-    const tcp = line('fishchat', 'tcp', 10_000, [
-      { name: 'msg_server.ms-1', cpuPct: 50 },
-      { name: 'msg_server.ms-2', cpuPct: 50 },
-      { name: 'redis-server', cpuPct: 25 },
-    ]); // 125 µs/msg
-    const ws = line('fishchat', 'ws', 7500, [
-      { name: 'msg_server.ms-1', cpuPct: 50 },
-      { name: 'msg_server.ms-2', cpuPct: 50 },
-      { name: 'redis-server', cpuPct: 50 },
-    ]); // 200 µs/msg
-    const table = formatTable([
-      { pairs: 100, label: 'FishChat on node, TCP', r: { ...tcp, otherCpuPct: 37 } },
-      { pairs: 100, label: 'FishChat on node, WebSocket', r: ws },
-      { pairs: 100, label: 'socket.io (WebSocket)', r: sio },
-      { pairs: 1000, label: 'FishChat on node, WebSocket', r: null, error: 'boom' },
+  test("the lost count, from either benchmark's stderr", () => {
+    assert.equal(lostCount('x\n12 message(s) were not delivered within 15 s and were given up on\n'), 12);
+    assert.equal(
+      lostCount(
+        'socketio-bench: 3 message(s) were not delivered within 15 s and were given up on (not every member had it)',
+      ),
+      3,
+    );
+    assert.equal(lostCount('measuring 10 s …'), 0);
+  });
+
+  test('median: odd and even counts, undefined and NaN left out', () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2.5);
+    assert.equal(median([undefined, 5, null, Number.NaN]), 5);
+    assert.equal(median([]), undefined);
+  });
+
+  const p2p: Config = { workload: 'p2p', pairs: 100, members: 0, publishers: 0, inflight: 1 };
+  const topic: Config = { workload: 'topic', pairs: 0, members: 1000, publishers: 2, inflight: 1 };
+  const procs = (server: number, redis: number) => [
+    { name: 'msg_server.ms-1', cpuPct: server / 2 },
+    { name: 'msg_server.ms-2', cpuPct: server / 2 },
+    { name: 'redis-server', cpuPct: redis },
+  ];
+
+  test('rows: the median of the rounds per (comparison, system), ratios to socket.io from the medians', () => {
+    const o = (config: Config, label: string, system: string, round: number, r: CompareResult | null): Outcome => ({
+      config,
+      label,
+      system,
+      round,
+      r,
+    });
+    const tcp = 'FishChat on node, TCP';
+    const ws = 'FishChat on node, WebSocket';
+    const sio = 'socket.io (WebSocket)';
+    // round-major, as bench:compare runs them
+    const outcomes: Outcome[] = [
+      // tcp: 10k (125 µs), 12k, 8k msgs/s → median 10k; µs/msg 125/104.2/156.3 → 125
+      o(p2p, tcp, 'fishchat', 1, { ...line('fishchat', 'tcp', 10_000, procs(100, 25)), otherCpuPct: 37, lost: 0 }),
+      o(p2p, ws, 'fishchat', 1, { ...line('fishchat', 'ws', 7500, procs(100, 50)), lost: 2 }),
+      o(p2p, sio, 'socketio', 1, { ...line('socketio', 'ws', 5000, procs(100, 25)), lost: 0 }),
+      o(topic, tcp, 'fishchat', 1, { ...line('fishchat', 'tcp', 20_000, procs(100, 0)), workload: 'topic' }),
+      o(topic, sio, 'socketio', 1, { ...line('socketio', 'ws', 40_000, procs(100, 0)), workload: 'topic' }),
+      o(p2p, tcp, 'fishchat', 2, { ...line('fishchat', 'tcp', 12_000, procs(100, 25)), otherCpuPct: 10 }),
+      o(p2p, ws, 'fishchat', 2, null),
+      o(p2p, sio, 'socketio', 2, line('socketio', 'ws', 4000, procs(100, 25))),
+      o(topic, tcp, 'fishchat', 2, null),
+      o(topic, sio, 'socketio', 2, null),
+      o(p2p, tcp, 'fishchat', 3, { ...line('fishchat', 'tcp', 8000, procs(100, 25)), otherCpuPct: 20 }),
+      o(p2p, ws, 'fishchat', 3, { ...line('fishchat', 'ws', 8500, procs(100, 50)), lost: 1 }),
+      o(p2p, sio, 'socketio', 3, line('socketio', 'ws', 6000, procs(100, 25))),
+      o(topic, tcp, 'fishchat', 3, null),
+      o(topic, sio, 'socketio', 3, null),
+    ];
+    const rows = summarizeRounds(outcomes);
+    assert.deepEqual(
+      rows.map((r) => [configKey(r.config), r.label, r.ok, r.msgsPerSec]),
+      [
+        ['p2p, 100 pairs, inflight 1', tcp, 3, 10_000],
+        ['p2p, 100 pairs, inflight 1', ws, 2, 8000],
+        ['p2p, 100 pairs, inflight 1', sio, 3, 5000],
+        ['topic, 1000 members, 2 pub, inflight 1', tcp, 1, 20_000],
+        ['topic, 1000 members, 2 pub, inflight 1', sio, 1, 40_000],
+      ],
+    );
+    const [t, w, s] = rows;
+    assert.equal(t!.cpuUs, 125);
+    assert.equal(t!.otherCpu, 20);
+    assert.equal(s!.cpuUs, 250);
+    assert.deepEqual(t!.vsSio, { msgsPerSec: 2, p99: 1, cpuUs: 0.5 });
+    // ws: 7500 and 8500 → 8000; µs/msg 200 and 176.5 → 188.2; lost summed
+    assert.equal(w!.lost, 3);
+    assert.ok(Math.abs(w!.cpuUs! - (200 + 1.5e6 / 8500) / 2) < 1e-9);
+    assert.equal(w!.vsSio!.msgsPerSec, 1.6);
+    assert.equal(rows[3]!.vsSio!.msgsPerSec, 0.5, 'topic compares with the topic socket.io row');
+    assert.equal(s!.vsSio, undefined);
+
+    const table = formatTable(rows).trim().split('\n');
+    assert.match(table[0]!, /CPU µs\/msg +msgs\/s vs sio +p99 vs sio +µs\/msg vs sio +lost +errors +other CPU %$/);
+    const cells = (i: number) => table[i + 2]!.split(/ {2,}/).map((c) => c.trim());
+    assert.deepEqual(cells(0).slice(2, 4), ['3/3', '10,000']);
+    assert.deepEqual(cells(0).slice(-7), ['125', '2.00×', '1.00×', '0.50×', '0', '0', '20']);
+    assert.deepEqual(cells(1).slice(2, 4), ['2/3', '8,000']);
+    assert.deepEqual(cells(1).slice(-7), ['188', '1.60×', '1.00×', '0.75×', '3', '0', '-']);
+    assert.deepEqual(cells(2).slice(-7), ['250', '1.00×', '1.00×', '1.00×', '0', '0', '-']);
+    assert.match(table[5]!, /^topic, 1000 members/);
+
+    const per = formatRounds(rows).trim().split('\n');
+    assert.match(per[2]!, /10,000 \/ 12,000 \/ 8,000 +4\.00 \/ 4\.00 \/ 4\.00 +125 \/ 104 \/ 156 +37 \/ 10 \/ 20$/);
+    assert.match(per[3]!, /7,500 \/ FAILED \/ 8,500/);
+    assert.match(per[5]!, /20,000 \/ FAILED \/ FAILED/);
+  });
+
+  test('flags: lists of pairs and inflight, workloads, rounds; runs interleaved round after round', () => {
+    const f = compareFlags(['--workloads', 'p2p,topic', '--pairs', '100', '--topic-members', '1000', '--rounds', '2']);
+    assert.deepEqual(f.configs.map(configKey), [
+      'p2p, 100 pairs, inflight 1',
+      'p2p, 100 pairs, inflight 32',
+      'topic, 1000 members, 2 pub, inflight 1',
     ]);
-    const rows = table.trim().split('\n');
-    assert.match(rows[0]!, /CPU µs\/msg +msgs\/s vs sio +p99 vs sio +µs\/msg vs sio +other CPU %$/);
-    const cells = (label: string) =>
-      rows
-        .find((r) => r.includes(label))!
-        .split(/ {2,}/)
-        .map((c) => c.trim());
-    assert.deepEqual(cells('node, TCP').slice(-5), ['125', '2.00×', '1.00×', '0.50×', '37']);
-    assert.deepEqual(cells('node, WebSocket').slice(-5), ['200', '1.50×', '1.00×', '0.80×', '-']);
-    assert.deepEqual(cells('socket.io').slice(-5), ['250', '1.00×', '1.00×', '1.00×', '-']);
-    assert.match(rows.find((r) => r.startsWith(' 1000'))!, /FAILED/);
+    const runs = runsFor(f);
+    assert.equal(runs.length, 2 * 3 * 3);
+    assert.deepEqual(
+      runs.slice(0, 4).map((r) => [r.round, r.system, r.transport, configKey(r.config)]),
+      [
+        [1, 'fishchat', 'tcp', 'p2p, 100 pairs, inflight 1'],
+        [1, 'fishchat', 'ws', 'p2p, 100 pairs, inflight 1'],
+        [1, 'socketio', 'ws', 'p2p, 100 pairs, inflight 1'],
+        [1, 'fishchat', 'tcp', 'p2p, 100 pairs, inflight 32'],
+      ],
+    );
+    assert.equal(runs[9]!.round, 2);
+    const topicRun = runs.find((r) => r.config.workload === 'topic' && r.system === 'socketio')!;
+    assert.ok(topicRun.argv.join(' ').includes('--topic-members 1000 --publishers 2'));
+    assert.ok(!topicRun.argv.includes('--cross') && !topicRun.argv.includes('--pairs'));
+    const p2pRun = runs.find((r) => r.config.workload === 'p2p' && r.system === 'fishchat')!;
+    assert.ok(p2pRun.argv.join(' ').includes('--cross --pairs 100'));
+    assert.deepEqual(
+      compareFlags([]).configs.map(configKey),
+      ['p2p, 1000 pairs, inflight 1', 'p2p, 1000 pairs, inflight 32'],
+      'the default: the goal rows (1000 pairs, inflight 1 and 32)',
+    );
+    assert.equal(compareFlags([]).rounds, 3);
+    assert.throws(() => compareFlags(['--workloads', 'p2p,idle']), /--workloads: p2p or topic, found "idle"/);
+    assert.throws(() => compareFlags(['--inflight', '1,x']), /--inflight: a positive integer/);
+    assert.throws(() => compareFlags(['--rounds', '0']), /--rounds/);
+    assert.throws(() => compareFlags(['--topic-members', '3', '--publishers', '4']), /publishers are members/);
+    const soft = openFilesLimit()?.soft;
+    if (soft !== undefined && Number.isFinite(soft) && soft < 100_000)
+      assert.throws(
+        () => compareFlags(['--workloads', 'topic', '--topic-members', String(soft)]),
+        /open files per benchmark process/,
+      );
+  });
+});
+
+describe('socket.io peer: flags, as fishchat bench', () => {
+  test('p2p by default, topic with --topic-members, and the mistakes fishchat bench refuses', () => {
+    const p = peerFlags([]);
+    assert.deepEqual([p.workload, p.pairs, p.topicMembers, p.publishers], ['p2p', 100, 0, 0]);
+    const t = peerFlags(['--topic-members', '1000', '--publishers', '2', '--inflight', '4']);
+    assert.deepEqual([t.workload, t.pairs, t.topicMembers, t.publishers, t.inflight], ['topic', 0, 1000, 2, 4]);
+    assert.equal(peerFlags(['--topic-members', '10']).publishers, 1);
+    assert.throws(() => peerFlags(['--pairs', '5', '--topic-members', '5']), /pick different workloads/);
+    assert.throws(() => peerFlags(['--topic-members', '5', '--cross']), /--cross is for the p2p workload/);
+    assert.throws(() => peerFlags(['--publishers', '2']), /--publishers is for the topic workload/);
+    assert.throws(() => peerFlags(['--topic-members', '2', '--publishers', '3']), /publishers are members/);
+    assert.throws(() => peerFlags(['--topic-members', 'x']), /--topic-members must be an integer/);
+  });
+
+  test('RLIMIT_NOFILE from /proc/self/limits text', () => {
+    const text =
+      'Limit                     Soft Limit           Hard Limit           Units\nMax open files            20000                40000                files\n';
+    assert.deepEqual(openFilesLimit(text), { soft: 20000, hard: 40000 });
+    assert.deepEqual(openFilesLimit('Max open files  unlimited  unlimited  files'), { soft: Infinity, hard: Infinity });
+    assert.equal(openFilesLimit('nothing here'), undefined);
   });
 });
