@@ -218,7 +218,7 @@ describe('SVG chart', () => {
   test('series: one per system/runtime/mode, points sorted by pairs', () => {
     const s = buildSeries(fixture);
     assert.deepEqual(
-      s.map((x) => [x.label, x.points.map((p) => p.pairs)]),
+      s.map((x) => [x.label, x.points.map((p) => p.x)]),
       [
         ['FishChat on Node', [100, 500, 1000]],
         ['FishChat on Bun', [100, 1000]],
@@ -236,7 +236,7 @@ describe('SVG chart', () => {
       result('socketio', 'node', 500, 6000, 90, '2026-01-01T00:00:00Z', { transport: 'ws' }),
     ]);
     assert.deepEqual(
-      s.map((x) => [x.label, x.points.map((p) => p.pairs)]),
+      s.map((x) => [x.label, x.points.map((p) => p.x)]),
       [
         ['FishChat on Node', [100, 500, 1000]],
         ['FishChat on Node over WebSocket', [100, 1000]],
@@ -303,6 +303,103 @@ describe('SVG chart', () => {
       );
       assert.equal((panel.match(/<polyline /g) ?? []).length, 3, 'one line per series');
     }
+  });
+
+  test('a bench:compare run: the median of its rounds, per key, of the newest run', () => {
+    const round = (v: number, p99: number, run: string, r: number, extra: Partial<BenchResult> = {}) =>
+      result('fishchat', 'node', 1000, v, p99, `2026-01-0${r}T00:00:00Z`, { run, round: r, ...extra });
+    const merged = mergeLatest([
+      round(1, 1, 'old', 1),
+      round(2, 2, 'old', 2),
+      round(10, 40, 'new', 3),
+      round(30, 10, 'new', 4),
+      round(20, 20, 'new', 5),
+      round(7, 7, 'new', 5, { inflight: 32 }), // another key: its own
+      result('socketio', 'node', 1000, 5, 5, '2026-01-01T00:00:00Z'), // no run: the newest line, as before
+    ]);
+    assert.deepEqual(
+      merged.map((r) => [r.inflight, r.msgsPerSec, r.latencyMs?.p99, r.medianOf]),
+      [
+        [1, 20, 20, 3],
+        [32, 7, 7, undefined],
+        [1, 5, 5, undefined],
+      ],
+    );
+  });
+
+  test('topic results get a row of their own (x: members), FishChat beside socket.io; inflight values split p2p series', () => {
+    const rs = [
+      result('fishchat', 'node', 1000, 9000, 100, '2026-01-01T00:00:00Z'),
+      result('fishchat', 'node', 1000, 20000, 900, '2026-01-01T00:00:00Z', { inflight: 32 }),
+      result('socketio', 'node', 1000, 8000, 120, '2026-01-01T00:00:00Z', { transport: 'ws' }),
+      result('socketio', 'node', 1000, 15000, 1500, '2026-01-01T00:00:00Z', { transport: 'ws', inflight: 32 }),
+      result('fishchat', 'node', 0, 25000, 800, '2026-01-01T00:00:00Z', {
+        workload: 'topic',
+        topicMembers: 10000,
+        publishers: 2,
+        cross: false,
+      }),
+      result('socketio', 'node', 0, 90000, 200, '2026-01-01T00:00:00Z', {
+        workload: 'topic',
+        topicMembers: 10000,
+        publishers: 2,
+        cross: false,
+        transport: 'ws',
+      }),
+    ];
+    const p2p = buildSeries(rs);
+    assert.deepEqual(
+      p2p.map((x) => [x.label, x.dashed, x.points.map((p) => p.msgsPerSec)]),
+      [
+        ['FishChat on Node, inflight 1', false, [9000]],
+        ['socket.io, inflight 1', false, [8000]],
+        ['FishChat on Node, inflight 32', true, [20000]],
+        ['socket.io, inflight 32', true, [15000]],
+      ],
+    );
+    const topic = buildSeries(rs, 'topic');
+    assert.deepEqual(
+      topic.map((x) => [x.label, x.points.map((p) => [p.x, p.msgsPerSec])]),
+      [
+        ['FishChat on Node', [[10000, 25000]]],
+        ['socket.io', [[10000, 90000]]],
+      ],
+    );
+    assert.equal(topic[0]!.color, p2p[0]!.color, 'one colour per system in every row');
+    const svg = renderSvg(rs);
+    assertWellFormedXml(svg);
+    const ids = [...svg.matchAll(/<g class="panel" data-panel="([\w-]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(ids, ['throughput', 'p99', 'topic-throughput', 'topic-p99']);
+    const topicPanel = svg.split('data-panel="topic-throughput"')[1]!.split('data-panel="topic-p99"')[0]!;
+    assert.deepEqual(
+      [...topicPanel.matchAll(/class="point" data-x="(\d+)" data-y="([\d.]+)"/g)].map((m) => [m[1], m[2]]),
+      [
+        ['10000', '25000'],
+        ['10000', '90000'],
+      ],
+    );
+    assert.match(svg, /topic members/);
+    // one pairs value: grouped bars, a group per inflight value, the values written on them
+    assert.match(svg, />inflight 1, 1,000 pairs<\/text>/);
+    assert.match(svg, />inflight 32, 1,000 pairs<\/text>/);
+    assert.match(svg, /<rect class="point" data-x="1000" data-y="20000" /);
+    assert.match(svg, />20k<\/text>/);
+    assert.doesNotMatch(svg, /stroke-dasharray/, 'no dashed lines without lines');
+    // several pairs values: lines, inflight 32 dashed
+    const lines = renderSvg([
+      ...rs,
+      result('fishchat', 'node', 100, 5000, 10, '2026-01-01T00:00:00Z'),
+      result('fishchat', 'node', 100, 9000, 80, '2026-01-01T00:00:00Z', { inflight: 32 }),
+    ]);
+    assertWellFormedXml(lines);
+    assert.match(lines, /<polyline [^>]*stroke-dasharray="6 4"/);
+    assert.match(lines, />p2p inflight 32<\/text>/);
+    // topic only: one row, the topic one
+    const only = renderSvg(rs.filter((r) => r.workload === 'topic'));
+    assert.deepEqual(
+      [...only.matchAll(/data-panel="([\w-]+)"/g)].map((m) => m[1]),
+      ['topic-throughput', 'topic-p99'],
+    );
   });
 
   test('no results still gives a well-formed SVG', () => {
