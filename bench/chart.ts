@@ -43,6 +43,8 @@ export interface BenchResult {
   /** bench:compare: the invocation this line belongs to, and its round */
   run?: string;
   round?: number;
+  /** bench:compare: CPU (% of one core) the rest of the machine used over the window */
+  otherCpuPct?: number;
   /** bench:compare: the rounds it was asked for */
   rounds?: number;
   /** set by mergeLatest: how many rounds (lines) the plotted median is of */
@@ -133,6 +135,7 @@ export function mergeLatest(results: BenchResult[]): BenchResult[] {
               p999: med((l) => l.p999),
               max: med((l) => l.max),
             },
+      otherCpuPct: median(rounds.map((x) => x.otherCpuPct ?? Number.NaN)),
       medianOf: rounds.length,
     };
   });
@@ -430,6 +433,14 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
     if (d.length) params.push(`${list(d)} s measured` + (wu.length ? ` after ${list(wu)} s warm-up` : ''));
     const rounds = distinct(plotted, (r) => r.medianOf);
     if (rounds.length) params.push(`median of ${list(rounds)} rounds`);
+    // On a shared machine other work skews every number: say how much there was.
+    const other = plotted
+      .map((r) => r.otherCpuPct)
+      .filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+    if (other.length)
+      params.push(
+        `other work on the machine ${Math.round(Math.min(...other))}–${Math.round(Math.max(...other))}% of one core`,
+      );
   }
   o.push(
     `<text x="${W / 2}" y="52" text-anchor="middle" font-size="13" fill="#333333">${esc(`${machine} · ${date}${params.length ? ' · ' + params.join(', ') : ''}`)}</text>`,

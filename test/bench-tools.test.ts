@@ -384,6 +384,11 @@ describe('SVG chart', () => {
     assert.match(svg, />inflight 32, 1,000 pairs<\/text>/);
     assert.match(svg, /<rect class="point" data-x="1000" data-y="20000" /);
     assert.match(svg, />20k<\/text>/);
+    assert.doesNotMatch(svg, /other work on the machine/);
+    assert.match(
+      renderSvg(rs.map((r, i) => ({ ...r, otherCpuPct: 10 * i }))),
+      /other work on the machine 0–50% of one core/,
+    );
     assert.doesNotMatch(svg, /stroke-dasharray/, 'no dashed lines without lines');
     // several pairs values: lines, inflight 32 dashed
     const lines = renderSvg([
