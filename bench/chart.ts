@@ -632,11 +632,10 @@ export function renderSvg(results: BenchResult[], opts: ChartOptions = {}): stri
     `Servers, Redis and load generator share the same ${m ? m.cpus + ' cores' : 'machine'}. FishChat: fishchat bench, one process per role over Redis (raw TCP unless said).`,
     `socket.io${sioVersion ? ' ' + sioVersion : ''}: two nodes + @socket.io/redis-adapter (bench/peers/socketio), websocket.`,
   ];
-  foot.forEach((line, i) =>
+  for (const [i, line] of foot.entries())
     o.push(
       `<text x="${W / 2}" y="${H - 30 + i * 16}" text-anchor="middle" font-size="11.5" fill="#555555">${esc(line)}</text>`,
-    ),
-  );
+    );
   o.push(`</svg>`);
   return o.join('\n') + '\n';
 }
