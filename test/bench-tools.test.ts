@@ -12,7 +12,22 @@ import { after, before, describe, test } from 'node:test';
 import { WebSocketServer, type WebSocket as WsSocket } from 'ws';
 import { BenchConn, webSocketImpl } from '../cli/bench/conn.js';
 import { isWebSocketUrl, routeServers } from '../cli/bench/cluster.js';
-import { cpuUsPerMsg, formatTable, otherCpu, type Result as CompareResult } from '../bench/compare.js';
+import {
+  configKey,
+  cpuUsPerMsg,
+  formatRounds,
+  formatTable,
+  lostCount,
+  median,
+  otherCpu,
+  parseFlags as compareFlags,
+  runsFor,
+  summarizeRounds,
+  type Config,
+  type Outcome,
+  type Result as CompareResult,
+} from '../bench/compare.js';
+import { openFilesLimit, parseFlags as peerFlags } from '../bench/peers/socketio/bench.js';
 import {
   buildSeries,
   logTicks,
@@ -203,7 +218,7 @@ describe('SVG chart', () => {
   test('series: one per system/runtime/mode, points sorted by pairs', () => {
     const s = buildSeries(fixture);
     assert.deepEqual(
-      s.map((x) => [x.label, x.points.map((p) => p.pairs)]),
+      s.map((x) => [x.label, x.points.map((p) => p.x)]),
       [
         ['FishChat on Node', [100, 500, 1000]],
         ['FishChat on Bun', [100, 1000]],
@@ -221,7 +236,7 @@ describe('SVG chart', () => {
       result('socketio', 'node', 500, 6000, 90, '2026-01-01T00:00:00Z', { transport: 'ws' }),
     ]);
     assert.deepEqual(
-      s.map((x) => [x.label, x.points.map((p) => p.pairs)]),
+      s.map((x) => [x.label, x.points.map((p) => p.x)]),
       [
         ['FishChat on Node', [100, 500, 1000]],
         ['FishChat on Node over WebSocket', [100, 1000]],
@@ -288,6 +303,108 @@ describe('SVG chart', () => {
       );
       assert.equal((panel.match(/<polyline /g) ?? []).length, 3, 'one line per series');
     }
+  });
+
+  test('a bench:compare run: the median of its rounds, per key, of the newest run', () => {
+    const round = (v: number, p99: number, run: string, r: number, extra: Partial<BenchResult> = {}) =>
+      result('fishchat', 'node', 1000, v, p99, `2026-01-0${r}T00:00:00Z`, { run, round: r, ...extra });
+    const merged = mergeLatest([
+      round(1, 1, 'old', 1),
+      round(2, 2, 'old', 2),
+      round(10, 40, 'new', 3),
+      round(30, 10, 'new', 4),
+      round(20, 20, 'new', 5),
+      round(7, 7, 'new', 5, { inflight: 32 }), // another key: its own
+      result('socketio', 'node', 1000, 5, 5, '2026-01-01T00:00:00Z'), // no run: the newest line, as before
+    ]);
+    assert.deepEqual(
+      merged.map((r) => [r.inflight, r.msgsPerSec, r.latencyMs?.p99, r.medianOf]),
+      [
+        [1, 20, 20, 3],
+        [32, 7, 7, undefined],
+        [1, 5, 5, undefined],
+      ],
+    );
+  });
+
+  test('topic results get a row of their own (x: members), FishChat beside socket.io; inflight values split p2p series', () => {
+    const rs = [
+      result('fishchat', 'node', 1000, 9000, 100, '2026-01-01T00:00:00Z'),
+      result('fishchat', 'node', 1000, 20000, 900, '2026-01-01T00:00:00Z', { inflight: 32 }),
+      result('socketio', 'node', 1000, 8000, 120, '2026-01-01T00:00:00Z', { transport: 'ws' }),
+      result('socketio', 'node', 1000, 15000, 1500, '2026-01-01T00:00:00Z', { transport: 'ws', inflight: 32 }),
+      result('fishchat', 'node', 0, 25000, 800, '2026-01-01T00:00:00Z', {
+        workload: 'topic',
+        topicMembers: 10000,
+        publishers: 2,
+        cross: false,
+      }),
+      result('socketio', 'node', 0, 90000, 200, '2026-01-01T00:00:00Z', {
+        workload: 'topic',
+        topicMembers: 10000,
+        publishers: 2,
+        cross: false,
+        transport: 'ws',
+      }),
+    ];
+    const p2p = buildSeries(rs);
+    assert.deepEqual(
+      p2p.map((x) => [x.label, x.dashed, x.points.map((p) => p.msgsPerSec)]),
+      [
+        ['FishChat on Node, inflight 1', false, [9000]],
+        ['socket.io, inflight 1', false, [8000]],
+        ['FishChat on Node, inflight 32', true, [20000]],
+        ['socket.io, inflight 32', true, [15000]],
+      ],
+    );
+    const topic = buildSeries(rs, 'topic');
+    assert.deepEqual(
+      topic.map((x) => [x.label, x.points.map((p) => [p.x, p.msgsPerSec])]),
+      [
+        ['FishChat on Node', [[10000, 25000]]],
+        ['socket.io', [[10000, 90000]]],
+      ],
+    );
+    assert.equal(topic[0]!.color, p2p[0]!.color, 'one colour per system in every row');
+    const svg = renderSvg(rs);
+    assertWellFormedXml(svg);
+    const ids = [...svg.matchAll(/<g class="panel" data-panel="([\w-]+)"/g)].map((m) => m[1]);
+    assert.deepEqual(ids, ['throughput', 'p99', 'topic-throughput', 'topic-p99']);
+    const topicPanel = svg.split('data-panel="topic-throughput"')[1]!.split('data-panel="topic-p99"')[0]!;
+    assert.deepEqual(
+      [...topicPanel.matchAll(/class="point" data-x="(\d+)" data-y="([\d.]+)"/g)].map((m) => [m[1], m[2]]),
+      [
+        ['10000', '25000'],
+        ['10000', '90000'],
+      ],
+    );
+    assert.match(svg, /topic members/);
+    // one pairs value: grouped bars, a group per inflight value, the values written on them
+    assert.match(svg, />inflight 1, 1,000 pairs<\/text>/);
+    assert.match(svg, />inflight 32, 1,000 pairs<\/text>/);
+    assert.match(svg, /<rect class="point" data-x="1000" data-y="20000" /);
+    assert.match(svg, />20k<\/text>/);
+    assert.doesNotMatch(svg, /other work on the machine/);
+    assert.match(
+      renderSvg(rs.map((r, i) => ({ ...r, otherCpuPct: 10 * i }))),
+      /other work on the machine 0–50% of one core/,
+    );
+    assert.doesNotMatch(svg, /stroke-dasharray/, 'no dashed lines without lines');
+    // several pairs values: lines, inflight 32 dashed
+    const lines = renderSvg([
+      ...rs,
+      result('fishchat', 'node', 100, 5000, 10, '2026-01-01T00:00:00Z'),
+      result('fishchat', 'node', 100, 9000, 80, '2026-01-01T00:00:00Z', { inflight: 32 }),
+    ]);
+    assertWellFormedXml(lines);
+    assert.match(lines, /<polyline [^>]*stroke-dasharray="6 4"/);
+    assert.match(lines, />p2p inflight 32<\/text>/);
+    // topic only: one row, the topic one
+    const only = renderSvg(rs.filter((r) => r.workload === 'topic'));
+    assert.deepEqual(
+      [...only.matchAll(/data-panel="([\w-]+)"/g)].map((m) => m[1]),
+      ['topic-throughput', 'topic-p99'],
+    );
   });
 
   test('no results still gives a well-formed SVG', () => {
@@ -521,38 +638,163 @@ describe('bench:compare: CPU-µs per message and the table', () => {
     assert.equal(otherCpu('measuring 10 s …'), undefined);
   });
 
-  test('rows for TCP and WebSocket beside socket.io, with ratios to it', () => {
-    const sio = line('socketio', 'ws', 5000, [
-      { name: 'socketio.1', cpuPct: 50 },
-      { name: 'socketio.2', cpuPct: 50 },
-      { name: 'redis-server', cpuPct: 25 },
-    ]); // 250 µs/msg
-    const tcp = line('fishchat', 'tcp', 10_000, [
-      { name: 'msg_server.ms-1', cpuPct: 50 },
-      { name: 'msg_server.ms-2', cpuPct: 50 },
-      { name: 'redis-server', cpuPct: 25 },
-    ]); // 125 µs/msg
-    const ws = line('fishchat', 'ws', 7500, [
-      { name: 'msg_server.ms-1', cpuPct: 50 },
-      { name: 'msg_server.ms-2', cpuPct: 50 },
-      { name: 'redis-server', cpuPct: 50 },
-    ]); // 200 µs/msg
-    const table = formatTable([
-      { pairs: 100, label: 'FishChat on node, TCP', r: { ...tcp, otherCpuPct: 37 } },
-      { pairs: 100, label: 'FishChat on node, WebSocket', r: ws },
-      { pairs: 100, label: 'socket.io (WebSocket)', r: sio },
-      { pairs: 1000, label: 'FishChat on node, WebSocket', r: null, error: 'boom' },
+  test("the lost count, from either benchmark's stderr", () => {
+    assert.equal(lostCount('x\n12 message(s) were not delivered within 15 s and were given up on\n'), 12);
+    assert.equal(
+      lostCount(
+        'socketio-bench: 3 message(s) were not delivered within 15 s and were given up on (not every member had it)',
+      ),
+      3,
+    );
+    assert.equal(lostCount('measuring 10 s …'), 0);
+  });
+
+  test('median: odd and even counts, undefined and NaN left out', () => {
+    assert.equal(median([3, 1, 2]), 2);
+    assert.equal(median([4, 1, 3, 2]), 2.5);
+    assert.equal(median([undefined, 5, null, Number.NaN]), 5);
+    assert.equal(median([]), undefined);
+  });
+
+  const p2p: Config = { workload: 'p2p', pairs: 100, members: 0, publishers: 0, inflight: 1 };
+  const topic: Config = { workload: 'topic', pairs: 0, members: 1000, publishers: 2, inflight: 1 };
+  const procs = (server: number, redis: number) => [
+    { name: 'msg_server.ms-1', cpuPct: server / 2 },
+    { name: 'msg_server.ms-2', cpuPct: server / 2 },
+    { name: 'redis-server', cpuPct: redis },
+  ];
+
+  test('rows: the median of the rounds per (comparison, system), ratios to socket.io from the medians', () => {
+    const o = (config: Config, label: string, system: string, round: number, r: CompareResult | null): Outcome => ({
+      config,
+      label,
+      system,
+      round,
+      r,
+    });
+    const tcp = 'FishChat on node, TCP';
+    const ws = 'FishChat on node, WebSocket';
+    const sio = 'socket.io (WebSocket)';
+    // round-major, as bench:compare runs them
+    const outcomes: Outcome[] = [
+      // tcp: 10k (125 µs), 12k, 8k msgs/s → median 10k; µs/msg 125/104.2/156.3 → 125
+      o(p2p, tcp, 'fishchat', 1, { ...line('fishchat', 'tcp', 10_000, procs(100, 25)), otherCpuPct: 37, lost: 0 }),
+      o(p2p, ws, 'fishchat', 1, { ...line('fishchat', 'ws', 7500, procs(100, 50)), lost: 2 }),
+      o(p2p, sio, 'socketio', 1, { ...line('socketio', 'ws', 5000, procs(100, 25)), lost: 0 }),
+      o(topic, tcp, 'fishchat', 1, { ...line('fishchat', 'tcp', 20_000, procs(100, 0)), workload: 'topic' }),
+      o(topic, sio, 'socketio', 1, { ...line('socketio', 'ws', 40_000, procs(100, 0)), workload: 'topic' }),
+      o(p2p, tcp, 'fishchat', 2, { ...line('fishchat', 'tcp', 12_000, procs(100, 25)), otherCpuPct: 10 }),
+      o(p2p, ws, 'fishchat', 2, null),
+      o(p2p, sio, 'socketio', 2, line('socketio', 'ws', 4000, procs(100, 25))),
+      o(topic, tcp, 'fishchat', 2, null),
+      o(topic, sio, 'socketio', 2, null),
+      o(p2p, tcp, 'fishchat', 3, { ...line('fishchat', 'tcp', 8000, procs(100, 25)), otherCpuPct: 20 }),
+      o(p2p, ws, 'fishchat', 3, { ...line('fishchat', 'ws', 8500, procs(100, 50)), lost: 1 }),
+      o(p2p, sio, 'socketio', 3, line('socketio', 'ws', 6000, procs(100, 25))),
+      o(topic, tcp, 'fishchat', 3, null),
+      o(topic, sio, 'socketio', 3, null),
+    ];
+    const rows = summarizeRounds(outcomes);
+    assert.deepEqual(
+      rows.map((r) => [configKey(r.config), r.label, r.ok, r.msgsPerSec]),
+      [
+        ['p2p, 100 pairs, inflight 1', tcp, 3, 10_000],
+        ['p2p, 100 pairs, inflight 1', ws, 2, 8000],
+        ['p2p, 100 pairs, inflight 1', sio, 3, 5000],
+        ['topic, 1000 members, 2 pub, inflight 1', tcp, 1, 20_000],
+        ['topic, 1000 members, 2 pub, inflight 1', sio, 1, 40_000],
+      ],
+    );
+    const [t, w, s] = rows;
+    assert.equal(t!.cpuUs, 125);
+    assert.equal(t!.otherCpu, 20);
+    assert.equal(s!.cpuUs, 250);
+    assert.deepEqual(t!.vsSio, { msgsPerSec: 2, p99: 1, cpuUs: 0.5 });
+    // ws: 7500 and 8500 → 8000; µs/msg 200 and 176.5 → 188.2; lost summed
+    assert.equal(w!.lost, 3);
+    assert.ok(Math.abs(w!.cpuUs! - (200 + 1.5e6 / 8500) / 2) < 1e-9);
+    assert.equal(w!.vsSio!.msgsPerSec, 1.6);
+    assert.equal(rows[3]!.vsSio!.msgsPerSec, 0.5, 'topic compares with the topic socket.io row');
+    assert.equal(s!.vsSio, undefined);
+
+    const table = formatTable(rows).trim().split('\n');
+    assert.match(table[0]!, /CPU µs\/msg +msgs\/s vs sio +p99 vs sio +µs\/msg vs sio +lost +errors +other CPU %$/);
+    const cells = (i: number) => table[i + 2]!.split(/ {2,}/).map((c) => c.trim());
+    assert.deepEqual(cells(0).slice(2, 4), ['3/3', '10,000']);
+    assert.deepEqual(cells(0).slice(-7), ['125', '2.00×', '1.00×', '0.50×', '0', '0', '20']);
+    assert.deepEqual(cells(1).slice(2, 4), ['2/3', '8,000']);
+    assert.deepEqual(cells(1).slice(-7), ['188', '1.60×', '1.00×', '0.75×', '3', '0', '-']);
+    assert.deepEqual(cells(2).slice(-7), ['250', '1.00×', '1.00×', '1.00×', '0', '0', '-']);
+    assert.match(table[5]!, /^topic, 1000 members/);
+
+    const per = formatRounds(rows).trim().split('\n');
+    assert.match(per[2]!, /10,000 \/ 12,000 \/ 8,000 +4\.00 \/ 4\.00 \/ 4\.00 +125 \/ 104 \/ 156 +37 \/ 10 \/ 20$/);
+    assert.match(per[3]!, /7,500 \/ FAILED \/ 8,500/);
+    assert.match(per[5]!, /20,000 \/ FAILED \/ FAILED/);
+  });
+
+  test('flags: lists of pairs and inflight, workloads, rounds; runs interleaved round after round', () => {
+    const f = compareFlags(['--workloads', 'p2p,topic', '--pairs', '100', '--topic-members', '1000', '--rounds', '2']);
+    assert.deepEqual(f.configs.map(configKey), [
+      'p2p, 100 pairs, inflight 1',
+      'p2p, 100 pairs, inflight 32',
+      'topic, 1000 members, 2 pub, inflight 1',
     ]);
-    const rows = table.trim().split('\n');
-    assert.match(rows[0]!, /CPU µs\/msg +msgs\/s vs sio +p99 vs sio +µs\/msg vs sio +other CPU %$/);
-    const cells = (label: string) =>
-      rows
-        .find((r) => r.includes(label))!
-        .split(/ {2,}/)
-        .map((c) => c.trim());
-    assert.deepEqual(cells('node, TCP').slice(-5), ['125', '2.00×', '1.00×', '0.50×', '37']);
-    assert.deepEqual(cells('node, WebSocket').slice(-5), ['200', '1.50×', '1.00×', '0.80×', '-']);
-    assert.deepEqual(cells('socket.io').slice(-5), ['250', '1.00×', '1.00×', '1.00×', '-']);
-    assert.match(rows.find((r) => r.startsWith(' 1000'))!, /FAILED/);
+    const runs = runsFor(f);
+    assert.equal(runs.length, 2 * 3 * 3);
+    assert.deepEqual(
+      runs.slice(0, 4).map((r) => [r.round, r.system, r.transport, configKey(r.config)]),
+      [
+        [1, 'fishchat', 'tcp', 'p2p, 100 pairs, inflight 1'],
+        [1, 'fishchat', 'ws', 'p2p, 100 pairs, inflight 1'],
+        [1, 'socketio', 'ws', 'p2p, 100 pairs, inflight 1'],
+        [1, 'fishchat', 'tcp', 'p2p, 100 pairs, inflight 32'],
+      ],
+    );
+    assert.equal(runs[9]!.round, 2);
+    const topicRun = runs.find((r) => r.config.workload === 'topic' && r.system === 'socketio')!;
+    assert.ok(topicRun.argv.join(' ').includes('--topic-members 1000 --publishers 2'));
+    assert.ok(!topicRun.argv.includes('--cross') && !topicRun.argv.includes('--pairs'));
+    const p2pRun = runs.find((r) => r.config.workload === 'p2p' && r.system === 'fishchat')!;
+    assert.ok(p2pRun.argv.join(' ').includes('--cross --pairs 100'));
+    assert.deepEqual(
+      compareFlags([]).configs.map(configKey),
+      ['p2p, 1000 pairs, inflight 1', 'p2p, 1000 pairs, inflight 32'],
+      'the default: the goal rows (1000 pairs, inflight 1 and 32)',
+    );
+    assert.equal(compareFlags([]).rounds, 3);
+    assert.throws(() => compareFlags(['--workloads', 'p2p,idle']), /--workloads: p2p or topic, found "idle"/);
+    assert.throws(() => compareFlags(['--inflight', '1,x']), /--inflight: a positive integer/);
+    assert.throws(() => compareFlags(['--rounds', '0']), /--rounds/);
+    assert.throws(() => compareFlags(['--topic-members', '3', '--publishers', '4']), /publishers are members/);
+    const soft = openFilesLimit()?.soft;
+    if (soft !== undefined && Number.isFinite(soft) && soft < 100_000)
+      assert.throws(
+        () => compareFlags(['--workloads', 'topic', '--topic-members', String(soft)]),
+        /open files per benchmark process/,
+      );
+  });
+});
+
+describe('socket.io peer: flags, as fishchat bench', () => {
+  test('p2p by default, topic with --topic-members, and the mistakes fishchat bench refuses', () => {
+    const p = peerFlags([]);
+    assert.deepEqual([p.workload, p.pairs, p.topicMembers, p.publishers], ['p2p', 100, 0, 0]);
+    const t = peerFlags(['--topic-members', '1000', '--publishers', '2', '--inflight', '4']);
+    assert.deepEqual([t.workload, t.pairs, t.topicMembers, t.publishers, t.inflight], ['topic', 0, 1000, 2, 4]);
+    assert.equal(peerFlags(['--topic-members', '10']).publishers, 1);
+    assert.throws(() => peerFlags(['--pairs', '5', '--topic-members', '5']), /pick different workloads/);
+    assert.throws(() => peerFlags(['--topic-members', '5', '--cross']), /--cross is for the p2p workload/);
+    assert.throws(() => peerFlags(['--publishers', '2']), /--publishers is for the topic workload/);
+    assert.throws(() => peerFlags(['--topic-members', '2', '--publishers', '3']), /publishers are members/);
+    assert.throws(() => peerFlags(['--topic-members', 'x']), /--topic-members must be an integer/);
+  });
+
+  test('RLIMIT_NOFILE from /proc/self/limits text', () => {
+    const text =
+      'Limit                     Soft Limit           Hard Limit           Units\nMax open files            20000                40000                files\n';
+    assert.deepEqual(openFilesLimit(text), { soft: 20000, hard: 40000 });
+    assert.deepEqual(openFilesLimit('Max open files  unlimited  unlimited  files'), { soft: Infinity, hard: Infinity });
+    assert.equal(openFilesLimit('nothing here'), undefined);
   });
 });

@@ -5,8 +5,11 @@
 //
 // Listens on 127.0.0.1, port from the OS, websocket transport only, @socket.io/redis-adapter over
 // ioredis. Prints one line `{"ready":true,"port":N,"pid":N}` on stdout when it listens.
-// A client whose handshake auth has `recv: true` joins the room named after its `user`.
-// `send` {to, body} with an ack: io.to(to).emit('msg', body) (cross-node through Redis), then ack().
+// A client whose handshake auth has `recv: true` joins the room named after its `user` (p2p);
+// one whose auth has `room: NAME` joins that room (the topic workload: every member in one room).
+// `send` {to, body} with an ack: io.to(to).emit('msg', body) (cross-node through Redis), then ack():
+// to one receiver's room (p2p) or to the topic's room, every member and the publisher itself
+// (at-most-once, nothing stored).
 // Exits on SIGTERM/SIGINT, and by itself when its parent process is gone.
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
@@ -77,6 +80,7 @@ const io = new Server(httpServer, {
 io.on('connection', (socket) => {
   const auth = socket.handshake.auth ?? {};
   if (auth.recv && typeof auth.user === 'string') socket.join(auth.user);
+  if (typeof auth.room === 'string' && auth.room !== '') socket.join(auth.room);
   socket.on('send', (m, ack) => {
     if (m && typeof m.to === 'string') io.to(m.to).emit('msg', m.body);
     if (typeof ack === 'function') ack();
