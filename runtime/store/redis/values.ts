@@ -25,9 +25,23 @@ export const bytes = (v: unknown): Uint8Array => (v instanceof Uint8Array ? v : 
 /** A number argument Lua reads with tonumber(): never NaN. */
 export const arg = (n: number, fallback = 0): string => (Number.isNaN(n) ? String(fallback) : String(n));
 
+/**
+ * Directory entry texts already parsed: every message to a user reads the
+ * same few texts (one per device, until it logs in again), so each is parsed
+ * once. Only the parse is remembered: the entries are read from Redis with
+ * every message all the same.
+ */
+const parsedDirs = new Map<string, readonly [string, string, number]>();
+const PARSED_DIRS_MAX = 50_000;
+
 export function dirEntry(user: string, device: string, json: string): DirEntry {
-  const [server, boot, gen] = JSON.parse(json) as [string, string, number];
-  return { user, device, server, boot, gen };
+  let v = parsedDirs.get(json);
+  if (v === undefined) {
+    v = JSON.parse(json) as [string, string, number];
+    if (parsedDirs.size >= PARSED_DIRS_MAX) parsedDirs.clear();
+    parsedDirs.set(json, v);
+  }
+  return { user, device, server: v[0], boot: v[1], gen: v[2] };
 }
 
 /** [device, json, device, json, ...] → entries */
