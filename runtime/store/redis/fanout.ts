@@ -89,17 +89,14 @@ async function copyTo(
   }
   const calls: Promise<unknown>[] = [];
   if (r.copyMany !== undefined) {
-    // single Redis: COPY_BATCH members per script call
+    // single Redis: COPY_BATCH members per script call, packed into one argument
     for (let at = 0; at < users.length; at += COPY_BATCH) {
-      const part = users.slice(at, at + COPY_BATCH);
-      const keys: string[] = [];
-      const epochs: string[] = [];
-      for (const user of part) {
-        const uk = r.keys.user(user);
-        keys.push(`${uk}m`, `${uk}i`, `${uk}t`);
-        epochs.push(newEpoch());
-      }
-      calls.push(r.copyMany(keys.length, ...keys, copyKey, copyEntry, maxInbox, ...epochs));
+      const part = users.length <= COPY_BATCH ? users : users.slice(at, at + COPY_BATCH);
+      calls.push(
+        r.copyMany(copyKey, copyEntry, maxInbox, newEpoch(), packUserKeys(r, part)).then((reply) =>
+          unpackSeqs(reply as Buffer, part.length),
+        ),
+      );
     }
   } else {
     for (const user of users) {
@@ -108,5 +105,27 @@ async function copyTo(
     }
   }
   const [replies] = await Promise.all([Promise.all(calls), Promise.all(noted)]);
-  return r.copyMany !== undefined ? (replies as unknown[][]).flat() : replies;
+  return r.copyMany !== undefined ? (replies as number[][]).flat() : replies;
+}
+
+/** Each user's key prefix as u16 len | bytes, for fishchat_copyMany (lua/fanout.ts COPY_MANY). */
+function packUserKeys(r: RedisContext, users: string[]): Buffer {
+  let cap = 0;
+  for (const u of users) cap += 2 + 3 * r.keys.user(u).length;
+  const out = Buffer.allocUnsafe(cap);
+  let at = 0;
+  for (const u of users) {
+    const n = out.write(r.keys.user(u), at + 2, 'utf8');
+    out.writeUInt16BE(n, at);
+    at += 2 + n;
+  }
+  return out.subarray(0, at);
+}
+
+/** The f64 BE seqs of a fishchat_copyMany reply. */
+function unpackSeqs(b: Buffer, n: number): number[] {
+  if (b.length !== n * 8) throw new Error(`fishchat_copyMany: ${b.length} bytes for ${n} members`);
+  const out: number[] = new Array(n);
+  for (let i = 0; i < n; i++) out[i] = b.readDoubleBE(i * 8);
+  return out;
 }

@@ -32,8 +32,10 @@ export function defineScripts(c: RedisClient, keys: Keys, limits: StoreLimits): 
   // Buffer reply: the packed replies of every append (lua/inbox.ts APPEND_MANY).
   const appendMany = cmd.fishchat_appendManyBuffer!.bind(c);
   const appends = new TurnBatch<AppendP2P>(APPEND_BATCH, (ms) => sendAppends(keys, limits, appendMany, ms));
-  if (typeof cmd.fishchat_copyMany !== 'function') c.defineCommand('fishchat_copyMany', { lua: COPY_MANY });
-  const copyMany = cmd.fishchat_copyMany!.bind(c);
+  if (typeof cmd.fishchat_copyMany !== 'function')
+    c.defineCommand('fishchat_copyMany', { numberOfKeys: 0, lua: COPY_MANY });
+  // Buffer reply: the packed seqs (lua/fanout.ts COPY_MANY).
+  const copyMany = cmd.fishchat_copyManyBuffer!.bind(c);
   if (typeof cmd.fishchat_sessionsMany !== 'function') c.defineCommand('fishchat_sessionsMany', { lua: SESSIONS_MANY });
   const sessionsMany = cmd.fishchat_sessionsMany!.bind(c);
   const lookups = new TurnBatch<string>(SESSIONS_BATCH, (users) => {

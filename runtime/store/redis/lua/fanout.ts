@@ -8,8 +8,8 @@ import type { ScriptDef } from './common.js';
 const COPY_ONE = `
 local function copyOne(km, ki, kt, copyKey, entry, max, epoch)
   if redis.call('ZSCORE', kt, copyKey) then return 0 end
-  redis.call('HSETNX', km, 'epoch', epoch)
   local seq = redis.call('HINCRBY', km, 'seq', 1)
+  if seq == 1 then redis.call('HSETNX', km, 'epoch', epoch) end
   local n = redis.call('RPUSH', ki, struct.pack('>d', seq) .. entry)
   redis.call('ZADD', kt, seq, copyKey)
   if n > max then
@@ -22,17 +22,25 @@ end
 
 /**
  * One topic message copied to many members in one call (single Redis only,
- * as APPEND_MANY). KEYS: 3 per member (as `copy`). ARGV: copyKey, entry,
- * maxInbox, then one newEpoch per member. → one `copy` reply per member
+ * as APPEND_MANY): the members travel packed in one argument and the seqs
+ * come back packed in one string (../fanout.ts), each member's three keys
+ * derived from its user key prefix (not declared: a single Redis only).
+ * ARGV: copyKey, entry, maxInbox, newEpoch, members (u16 len | user key prefix, per member).
+ * → f64 BE per member: its new seq, or 0 (had the copy)
  */
 export const COPY_MANY = `${COPY_ONE}
 local max = tonumber(ARGV[3])
+local b = ARGV[5]
 local out = {}
-for i = 0, #KEYS / 3 - 1 do
-  local k = i * 3
-  out[i + 1] = copyOne(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[1], ARGV[2], max, ARGV[4 + i])
+local pos = 1
+local n = #b
+while pos <= n do
+  local l = struct.unpack('>H', b, pos)
+  local k = string.sub(b, pos + 2, pos + 1 + l)
+  pos = pos + 2 + l
+  out[#out + 1] = struct.pack('>d', copyOne(k .. 'm', k .. 'i', k .. 't', ARGV[1], ARGV[2], max, ARGV[4]))
 end
-return out
+return table.concat(out)
 `;
 
 /** The fan-out scripts, by name. */
