@@ -93,9 +93,9 @@ async function copyTo(
     for (let at = 0; at < users.length; at += COPY_BATCH) {
       const part = users.length <= COPY_BATCH ? users : users.slice(at, at + COPY_BATCH);
       calls.push(
-        r.copyMany(copyKey, copyEntry, maxInbox, newEpoch(), packUserKeys(r, part)).then((reply) =>
-          unpackSeqs(reply as Buffer, part.length),
-        ),
+        r
+          .copyMany(copyKey, copyEntry, maxInbox, newEpoch(), packUserKeys(r, part))
+          .then((reply) => unpackSeqs(reply as Buffer, part.length)),
       );
     }
   } else {
