@@ -9,6 +9,7 @@ import {
 } from '../../runtime/cluster/index.js';
 import { BenchUsageError, externalCluster, startCluster, type Target } from '../bench/cluster.js';
 import { ServerError, type Transport } from '../bench/conn.js';
+import { healthMemory, perConnection, type ServerMemoryFigure } from '../bench/memory.js';
 import { openFilesLimit, ProcessMeter, rssBytes, round1 } from '../bench/proc.js';
 import { machine, percentiles, toJson, toText, type BenchResult } from '../bench/report.js';
 import {
@@ -48,7 +49,7 @@ export default class Bench extends BaseCommand {
 Workloads (one at a time):
 - p2p (default, --pairs N): N senders (push: false) each send to their own receiver (push: true, ack every 64 messages); --cross puts each receiver on another msg_server than its sender.
 - topic (--topic-members N): one topic, N members spread round-robin over the msg_servers; --publishers P of them publish with topic_send; every delivery to every member counts.
-- idle (--idle N): N logged-in push connections to one msg_server; reports the msg_server's RSS per connection once they settled (--warmup), measured at the end of --duration.
+- idle (--idle N): N logged-in push connections to one msg_server; reports its RSS per connection once they settled (--warmup), measured at the end of --duration (/proc VmRSS, garbage included), and its own figure per connection (RSS and heap from its /health right after a full GC, before the first connection and after the window).
 
 --transport ws: every client is a WebSocket to its msg_server's \`ws\` URL (from the gateway's route reply; one binary message per CBOR map, docs/protocol.md §1a) instead of a TCP connection; the workloads and the measurements are the same.
 
@@ -315,12 +316,16 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       };
       let result: WorkloadResult;
       let rssBefore: number | undefined;
+      let memBefore: ServerMemoryFigure | undefined;
+      let memAfter: ServerMemoryFigure | undefined;
       try {
         if (workload === 'p2p') result = await runP2p(o);
         else if (workload === 'topic') result = await runTopic(o);
         else {
+          memBefore = await this.serverFigure(idleServer.http, t.secret, status);
           rssBefore = idlePid === undefined ? undefined : rssBytes(idlePid);
           result = await runIdle(o, idleServer);
+          if (memBefore) memAfter = await this.serverFigure(idleServer.http, t.secret, status);
         }
       } catch (err) {
         t.check(); // a dead cluster explains the failure better
@@ -363,6 +368,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
           workload === 'idle' && rssBefore !== undefined && rssAfter !== undefined
             ? Math.round((rssAfter - rssBefore) / idle)
             : null,
+        serverMemory: memBefore && memAfter ? perConnection(memBefore, memAfter, idle) : null,
         machine: machine(),
         at: new Date().toISOString(),
       };
@@ -380,6 +386,24 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         await target.stop();
       }
       for (const s of SIGNALS) process.off(s, onSignal);
+    }
+  }
+
+  /** The msg_server's own memory figure (its /health after a full GC); undefined, said on stderr, when it cannot be read. */
+  private async serverFigure(
+    http: string | undefined,
+    secret: string,
+    status: (l: string) => void,
+  ): Promise<ServerMemoryFigure | undefined> {
+    if (http === undefined) {
+      status("the msg_server's own memory figure is unknown: its HTTP address is not known (--gateway)");
+      return undefined;
+    }
+    try {
+      return await healthMemory(http, secret);
+    } catch (err) {
+      status(`the msg_server's own memory figure is unknown: ${(err as Error).message}`);
+      return undefined;
     }
   }
 

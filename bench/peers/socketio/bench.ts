@@ -487,6 +487,7 @@ async function run(flags: Flags): Promise<{ result: Result; notes: string[] }> {
     processes,
     client,
     rssPerConnBytes: null,
+    serverMemory: null,
     machine: machineInfo(),
     at: new Date().toISOString(),
   };
