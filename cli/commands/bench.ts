@@ -288,6 +288,8 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       const idleServer = t.servers[0]!;
       const idlePid = workload === 'idle' ? t.msgServerPid(idleServer.id) : undefined;
       let rssAfter: number | undefined;
+      let memBefore: ServerMemoryFigure | undefined;
+      let memAfter: ServerMemoryFigure | undefined;
       const o: WorkloadOptions = {
         workload,
         pairs,
@@ -306,9 +308,11 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         status,
         window: {
           start: () => meter.start(),
-          end: () => {
+          end: async () => {
             window = meter.end();
             if (idlePid !== undefined) rssAfter = rssBytes(idlePid);
+            // After the window (the forced GC is not in its CPU), before the clients close.
+            if (memBefore) memAfter = await this.serverFigure(idleServer.http, t.secret, status);
           },
         },
         check: () => t.check(),
@@ -316,8 +320,6 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       };
       let result: WorkloadResult;
       let rssBefore: number | undefined;
-      let memBefore: ServerMemoryFigure | undefined;
-      let memAfter: ServerMemoryFigure | undefined;
       try {
         if (workload === 'p2p') result = await runP2p(o);
         else if (workload === 'topic') result = await runTopic(o);
@@ -325,7 +327,6 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
           memBefore = await this.serverFigure(idleServer.http, t.secret, status);
           rssBefore = idlePid === undefined ? undefined : rssBytes(idlePid);
           result = await runIdle(o, idleServer);
-          if (memBefore) memAfter = await this.serverFigure(idleServer.http, t.secret, status);
         }
       } catch (err) {
         t.check(); // a dead cluster explains the failure better
