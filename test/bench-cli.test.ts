@@ -116,6 +116,7 @@ describe('fishchat bench', () => {
     assert.equal(j.pairs, 4);
     assert.equal(j.cross, false);
     assert.equal(j.rssPerConnBytes, null);
+    assert.equal(j.serverMemory, null);
     assertTraffic(j);
     assertProcesses(j);
     assert.deepEqual(Object.keys(j), [
@@ -141,6 +142,7 @@ describe('fishchat bench', () => {
       'processes',
       'client',
       'rssPerConnBytes',
+      'serverMemory',
       'machine',
       'at',
     ]);
@@ -198,6 +200,12 @@ describe('fishchat bench', () => {
     assert.equal(j.latencyMs, null);
     assert.equal(typeof j.rssPerConnBytes, 'number');
     assert.ok(j.rssPerConnBytes! > 0, `rssPerConnBytes ${j.rssPerConnBytes}`);
+    // The msg_server's own figure, after a full GC before and after the connections.
+    const m = j.serverMemory!;
+    assert.equal(m.afterGc, true);
+    assert.equal(m.before.afterGc, true);
+    assert.ok(m.heapUsedPerConnBytes > 0, `heapUsedPerConnBytes ${m.heapUsedPerConnBytes}`);
+    assert.ok(m.after.heapUsed > m.before.heapUsed && m.before.rss > 0, JSON.stringify(m));
     assertProcesses(j);
   });
 

@@ -143,6 +143,65 @@ describe('gateway (§3)', () => {
   });
 });
 
+describe('/health memory figure', () => {
+  type Memory = {
+    rss: number;
+    heapTotal: number;
+    heapUsed: number;
+    external: number;
+    arrayBuffers: number;
+    afterGc: boolean;
+  };
+  const health = async (query: string, auth?: string) => {
+    const res = await fetch(`http://${c.msgServers[0]!.addresses.http}/health${query}`, {
+      headers: auth === undefined ? {} : { authorization: auth },
+      signal: AbortSignal.timeout(10_000),
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as { memory?: Memory; connections?: number; error?: { code: string } },
+    };
+  };
+  const sane = (m: Memory | undefined): Memory => {
+    assert.ok(m, 'memory is there');
+    for (const k of ['rss', 'heapTotal', 'heapUsed'] as const)
+      assert.ok(Number.isSafeInteger(m[k]) && m[k] > 0, `${k} ${m[k]}`);
+    for (const k of ['external', 'arrayBuffers'] as const)
+      assert.ok(Number.isSafeInteger(m[k]) && m[k] >= 0, `${k} ${m[k]}`);
+    // The process's resident memory holds its JS heap (and this test's: the cluster runs in this process).
+    assert.ok(m.rss > m.heapUsed, `rss ${m.rss} > heapUsed ${m.heapUsed}`);
+    assert.ok(m.rss < 64 * 1024 ** 3, `rss ${m.rss}`);
+    return m;
+  };
+
+  it('plain /health: the memory figure without a GC, no token needed', async () => {
+    const r = await health('');
+    assert.equal(r.status, 200);
+    assert.equal(typeof r.body.connections, 'number');
+    assert.equal(sane(r.body.memory).afterGc, false);
+    assert.equal(sane((await health('?gc=0')).body.memory).afterGc, false);
+  });
+
+  it('?gc=1 needs an admin token, then measures right after a full GC', async () => {
+    assert.equal((await health('?gc=1')).status, 401);
+    assert.equal((await health('?gc=1', `Bearer ${c.token('alice')}`)).status, 401);
+    const bad = await health('?gc=yes');
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error?.code, 'bad_request');
+    // ~40 MB of garbage in this process (the cluster runs in it): a full GC takes it back.
+    let junk: unknown[] | undefined = [];
+    for (let i = 0; i < 400_000; i++) junk.push({ i, s: `x${i}`, a: [i, i] });
+    const withJunk = process.memoryUsage().heapUsed;
+    junk = undefined;
+    const admin = `Bearer ${signToken(c.secret, 'ops', { admin: true })}`;
+    const r = await health('?gc=1', admin);
+    assert.equal(r.status, 200);
+    const m = sane(r.body.memory);
+    assert.equal(m.afterGc, true);
+    assert.ok(m.heapUsed < withJunk - 20e6, `heapUsed after the GC ${m.heapUsed}, with the garbage ${withJunk}`);
+  });
+});
+
 describe('session (§4.1)', () => {
   it('before login: ping pongs without seq, other known ops are not_logged_in', async () => {
     const conn = await RawConn.connect(c.ms(0));

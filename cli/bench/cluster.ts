@@ -35,6 +35,8 @@ export interface MsgServer {
   addr: string;
   /** its WebSocket URL (the route reply's `ws`), when it serves one */
   ws?: string;
+  /** its HTTP listener host:port (`/health`), when known (a cluster this bench started) */
+  http?: string;
 }
 
 export interface Target {
@@ -226,7 +228,7 @@ export async function startCluster(o: StartOptions): Promise<Target> {
 
     let servers: MsgServer[] = run.roles
       .filter((r) => r.role === 'msg_server' && r.addresses.tcp)
-      .map((r) => ({ id: r.id, addr: r.addresses.tcp! }))
+      .map((r) => ({ id: r.id, addr: r.addresses.tcp!, ...(r.addresses.http ? { http: r.addresses.http } : {}) }))
       .sort((a, b) => a.id.localeCompare(b.id));
     if (o.transport === 'ws') servers = await webSocketUrls(run.gateway, servers, exitedWhy);
     const processes: ServerProcess[] = [];

@@ -3,6 +3,7 @@
  * its order), and a short nats-bench-like text report.
  */
 import { cpus, release, totalmem, type as osType } from 'node:os';
+import type { ServerMemory } from './memory.js';
 import type { ProcessSample } from './proc.js';
 import type { Workload } from './workloads.js';
 
@@ -38,6 +39,8 @@ export interface BenchResult {
   processes: ProcessSample[];
   client: { cpuPct: number; rssMiB: number };
   rssPerConnBytes: number | null;
+  /** idle only: the msg_server's own figure (its /health after a full GC), before and after the connections */
+  serverMemory: ServerMemory | null;
   machine: { cpus: number; model: string; memGiB: number; os: string; node: string };
   at: string;
 }
@@ -135,6 +138,7 @@ export function toJson(r: BenchResult): string {
     processes: r.processes.map((p) => ({ name: p.name, pid: p.pid, cpuPct: p.cpuPct, rssMiB: p.rssMiB })),
     client: { cpuPct: r.client.cpuPct, rssMiB: r.client.rssMiB },
     rssPerConnBytes: r.rssPerConnBytes,
+    serverMemory: r.serverMemory,
     machine: r.machine,
     at: r.at,
   };
@@ -175,7 +179,13 @@ export function toText(r: BenchResult, extra: { servers: number; stalled: number
   } else {
     lines.push(`  connections ${int(r.idle)}  errors ${int(r.errors)}`);
     lines.push(
-      `  msg_server RSS per connection  ${r.rssPerConnBytes === null ? 'unknown (no process to read)' : `${int(r.rssPerConnBytes)} B`}`,
+      `  msg_server RSS per connection  ${r.rssPerConnBytes === null ? 'unknown (no process to read)' : `${int(r.rssPerConnBytes)} B`} (/proc VmRSS, garbage included)`,
+    );
+    const m = r.serverMemory;
+    lines.push(
+      m === null
+        ? '  msg_server figure per connection  unknown (no /health to read)'
+        : `  msg_server figure per connection  RSS ${int(m.rssPerConnBytes)} B  heap ${int(m.heapUsedPerConnBytes)} B  external ${int(m.externalPerConnBytes)} B (${m.afterGc ? 'after a full GC' : 'no GC forced: the runtime could not'})`,
     );
   }
   lines.push('');

@@ -49,7 +49,8 @@ export interface WorkloadOptions {
   /** progress and warnings (stderr) */
   status: (line: string) => void;
   /** called at the start and the end of the measured window */
-  window: { start: () => void; end: () => void };
+  /** `end` runs while every client is still connected (the idle workload reads the server's figure in it) */
+  window: { start: () => void; end: () => void | Promise<void> };
   /** throws when the cluster died */
   check: () => void;
   /** set when the user interrupts: setup and waits stop early */
@@ -250,7 +251,7 @@ async function drive(
     await wait(o.duration * 1000, o);
     run.measuring = false;
     const seconds = (performance.now() - t0) / 1000;
-    o.window.end();
+    await o.window.end();
     run.running = false;
     // Let what is in flight arrive, so the cluster is not stopped under load.
     const end = performance.now() + DRAIN_MS;

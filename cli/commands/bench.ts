@@ -9,6 +9,7 @@ import {
 } from '../../runtime/cluster/index.js';
 import { BenchUsageError, externalCluster, startCluster, type Target } from '../bench/cluster.js';
 import { ServerError, type Transport } from '../bench/conn.js';
+import { healthMemory, perConnection, type ServerMemoryFigure } from '../bench/memory.js';
 import { openFilesLimit, ProcessMeter, rssBytes, round1 } from '../bench/proc.js';
 import { machine, percentiles, toJson, toText, type BenchResult } from '../bench/report.js';
 import {
@@ -48,7 +49,7 @@ export default class Bench extends BaseCommand {
 Workloads (one at a time):
 - p2p (default, --pairs N): N senders (push: false) each send to their own receiver (push: true, ack every 64 messages); --cross puts each receiver on another msg_server than its sender.
 - topic (--topic-members N): one topic, N members spread round-robin over the msg_servers; --publishers P of them publish with topic_send; every delivery to every member counts.
-- idle (--idle N): N logged-in push connections to one msg_server; reports the msg_server's RSS per connection once they settled (--warmup), measured at the end of --duration.
+- idle (--idle N): N logged-in push connections to one msg_server; reports its RSS per connection once they settled (--warmup), measured at the end of --duration (/proc VmRSS, garbage included), and its own figure per connection (RSS and heap from its /health right after a full GC, before the first connection and after the window).
 
 --transport ws: every client is a WebSocket to its msg_server's \`ws\` URL (from the gateway's route reply; one binary message per CBOR map, docs/protocol.md §1a) instead of a TCP connection; the workloads and the measurements are the same.
 
@@ -287,6 +288,8 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       const idleServer = t.servers[0]!;
       const idlePid = workload === 'idle' ? t.msgServerPid(idleServer.id) : undefined;
       let rssAfter: number | undefined;
+      let memBefore: ServerMemoryFigure | undefined;
+      let memAfter: ServerMemoryFigure | undefined;
       const o: WorkloadOptions = {
         workload,
         pairs,
@@ -305,9 +308,11 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         status,
         window: {
           start: () => meter.start(),
-          end: () => {
+          end: async () => {
             window = meter.end();
             if (idlePid !== undefined) rssAfter = rssBytes(idlePid);
+            // After the window (the forced GC is not in its CPU), before the clients close.
+            if (memBefore) memAfter = await this.serverFigure(idleServer.http, t.secret, status);
           },
         },
         check: () => t.check(),
@@ -319,6 +324,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         if (workload === 'p2p') result = await runP2p(o);
         else if (workload === 'topic') result = await runTopic(o);
         else {
+          memBefore = await this.serverFigure(idleServer.http, t.secret, status);
           rssBefore = idlePid === undefined ? undefined : rssBytes(idlePid);
           result = await runIdle(o, idleServer);
         }
@@ -363,6 +369,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
           workload === 'idle' && rssBefore !== undefined && rssAfter !== undefined
             ? Math.round((rssAfter - rssBefore) / idle)
             : null,
+        serverMemory: memBefore && memAfter ? perConnection(memBefore, memAfter, idle) : null,
         machine: machine(),
         at: new Date().toISOString(),
       };
@@ -380,6 +387,24 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         await target.stop();
       }
       for (const s of SIGNALS) process.off(s, onSignal);
+    }
+  }
+
+  /** The msg_server's own memory figure (its /health after a full GC); undefined, said on stderr, when it cannot be read. */
+  private async serverFigure(
+    http: string | undefined,
+    secret: string,
+    status: (l: string) => void,
+  ): Promise<ServerMemoryFigure | undefined> {
+    if (http === undefined) {
+      status("the msg_server's own memory figure is unknown: its HTTP address is not known (--gateway)");
+      return undefined;
+    }
+    try {
+      return await healthMemory(http, secret);
+    } catch (err) {
+      status(`the msg_server's own memory figure is unknown: ${(err as Error).message}`);
+      return undefined;
     }
   }
 

@@ -5,7 +5,7 @@
  * adapter's conn, and every other request to the role's `fetch`.
  */
 import { Hono } from 'hono';
-import type { UpgradeWebSocket } from 'hono/ws';
+import type { UpgradeWebSocket, WSEvents } from 'hono/ws';
 import type { WebSocketConn, WebSocketRoute } from './types.js';
 
 /** What an adapter's conn takes from the socket's events. */
@@ -24,6 +24,27 @@ export function honoWebSocketApp(
 ): Hono {
   const app = new Hono();
   const conns = new WeakMap<object, HonoWsConn>();
+  const events: WSEvents = {
+    onOpen(_evt, ws) {
+      const conn = open(ws.raw as object);
+      conns.set(ws.raw as object, conn);
+      route.onOpen(conn);
+    },
+    onMessage(evt, ws) {
+      const conn = conns.get(ws.raw as object);
+      if (!conn) return;
+      const data = evt.data as string | ArrayBuffer;
+      if (typeof data !== 'string' && data.byteLength > route.maxMessage) {
+        conn.overLimit();
+        conn.close(1009);
+        return;
+      }
+      conn.message(typeof data === 'string' ? data : new Uint8Array(data));
+    },
+    onClose(_evt, ws) {
+      conns.get(ws.raw as object)?.gone();
+    },
+  };
   app.get(
     route.path,
     async (c, next) => {
@@ -31,27 +52,8 @@ export function honoWebSocketApp(
       if (!route.allowOrigin(c.req.header('origin'))) return c.body(null, 403);
       await next();
     },
-    upgradeWebSocket(() => ({
-      onOpen(_evt, ws) {
-        const conn = open(ws.raw as object);
-        conns.set(ws.raw as object, conn);
-        route.onOpen(conn);
-      },
-      onMessage(evt, ws) {
-        const conn = conns.get(ws.raw as object);
-        if (!conn) return;
-        const data = evt.data as string | ArrayBuffer;
-        if (typeof data !== 'string' && data.byteLength > route.maxMessage) {
-          conn.overLimit();
-          conn.close(1009);
-          return;
-        }
-        conn.message(typeof data === 'string' ? data : new Uint8Array(data));
-      },
-      onClose(_evt, ws) {
-        conns.get(ws.raw as object)?.gone();
-      },
-    })),
+    // One events object for every socket (the per-socket part is in `conns`), not one with three closures each.
+    upgradeWebSocket(() => events),
   );
   app.all('*', (c) => fetch(c.req.raw));
   return app;

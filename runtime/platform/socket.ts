@@ -13,9 +13,12 @@ export const END_TIMEOUT_MS = 10_000;
 
 const flushTurn = (socket: SocketBase): void => socket.flushQueued();
 
+/** The empty write queue every idle socket shares (never written to: write() makes a queue of its own). */
+export const NO_QUEUE: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+
 export abstract class SocketBase implements TcpSocket {
-  /** written this turn, not yet handed to the kernel */
-  protected queue: Uint8Array[] = [];
+  /** written this turn, not yet handed to the kernel (NO_QUEUE when nothing is: set it back, never clear it) */
+  protected queue: Uint8Array[] = NO_QUEUE;
   protected queued = 0;
   /** buffered went above 0 since the last onDrain call */
   private owing = false;
@@ -26,8 +29,8 @@ export abstract class SocketBase implements TcpSocket {
   /** destroy() was called: nothing more is delivered */
   protected destroyed = false;
   private closeFired = false;
-  /** data that arrived before onData was set */
-  private early: Uint8Array[] | null = [];
+  /** data that arrived before onData was set, until its handler has run it */
+  private early: Uint8Array[] | undefined;
   private dataHandler: ((chunk: Uint8Array) => void) | null = null;
   private closeHandler: (() => void) | null = null;
   private drainHandler: (() => void) | null = null;
@@ -50,7 +53,8 @@ export abstract class SocketBase implements TcpSocket {
 
   write(data: Uint8Array): void {
     if (this.isClosed || this.ending || data.length === 0) return;
-    this.queue.push(data);
+    if (this.queue === NO_QUEUE) this.queue = [data];
+    else this.queue.push(data);
     this.queued += data.length;
     this.owing = true;
     if (!this.scheduled) {
@@ -69,7 +73,7 @@ export abstract class SocketBase implements TcpSocket {
     if (this.destroyed) return;
     this.destroyed = true;
     this.isClosed = true;
-    this.queue = [];
+    this.queue = NO_QUEUE;
     this.queued = 0;
     this.terminate();
   }
@@ -77,16 +81,12 @@ export abstract class SocketBase implements TcpSocket {
   onData(handler: (chunk: Uint8Array) => void): void {
     const first = this.dataHandler === null;
     this.dataHandler = handler;
-    if (!first || this.early === null) return;
-    if (this.early.length === 0) {
-      this.early = null;
-      return;
-    }
+    if (!first || this.early === undefined) return;
     // Chunks that arrive before this runs join `early`, so order is kept.
     queueMicrotask(() => {
       const early = this.early ?? [];
       for (let i = 0; i < early.length && !this.destroyed; i++) this.call(this.dataHandler!, early[i]!);
-      this.early = null;
+      this.early = undefined;
     });
   }
 
@@ -102,8 +102,8 @@ export abstract class SocketBase implements TcpSocket {
   /** The runtime got bytes from the peer. */
   protected received(chunk: Uint8Array): void {
     if (this.destroyed) return;
-    if (this.early) this.early.push(chunk);
-    else this.call(this.dataHandler!, chunk);
+    if (this.dataHandler === null || this.early !== undefined) (this.early ??= []).push(chunk);
+    else this.call(this.dataHandler, chunk);
   }
 
   /** Everything written so far reached the kernel: tell onDrain once. */
@@ -117,7 +117,7 @@ export abstract class SocketBase implements TcpSocket {
   protected closedNow(): void {
     clearTimeout(this.endTimer);
     this.isClosed = true;
-    this.queue = [];
+    this.queue = NO_QUEUE;
     this.queued = 0;
     if (this.closeFired) return;
     this.closeFired = true;

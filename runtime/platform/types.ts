@@ -108,6 +108,16 @@ export interface SqliteDatabase {
   close(): void;
 }
 
+/** A process's memory (process.memoryUsage()), bytes; `afterGc`: measured right after a forced full GC. */
+export interface MemoryFigure {
+  rss: number;
+  heapTotal: number;
+  heapUsed: number;
+  external: number;
+  arrayBuffers: number;
+  afterGc: boolean;
+}
+
 export interface Platform {
   readonly name: 'node' | 'bun' | 'deno';
   listenTcp(options: ListenTcpOptions): Promise<TcpListener>;
@@ -116,6 +126,12 @@ export interface Platform {
   serveHttp(options: ServeHttpOptions): Promise<HttpListener>;
   /** Opens (creating if needed) a SQLite database file. Blobs come back as Uint8Array. */
   openSqlite(path: string): SqliteDatabase;
+  /**
+   * This process's memory; with `gc`, right after a full garbage collection
+   * when the runtime can force one (`afterGc` false when it could not). A
+   * forced GC stops the process for a while (tens of ms on a large heap).
+   */
+  memory(gc: boolean): MemoryFigure;
 }
 
 /** Which listener of a role: its client TCP port ("port") or its HTTP port ("httpPort"). */

@@ -688,6 +688,7 @@ async function run(flags: Flags): Promise<{ result: Result; notes: string[] }> {
     processes,
     client,
     rssPerConnBytes: null,
+    serverMemory: null,
     machine: machineInfo(),
     at: new Date().toISOString(),
   };

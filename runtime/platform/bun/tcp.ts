@@ -7,7 +7,7 @@
  * Writes are coalesced per event-loop turn like on Node: write() only queues,
  * one setImmediate per turn hands the whole queue over as one buffer.
  */
-import { CONNECT_TIMEOUT_MS, END_TIMEOUT_MS, SocketBase } from '../socket.js';
+import { CONNECT_TIMEOUT_MS, END_TIMEOUT_MS, NO_QUEUE, SocketBase } from '../socket.js';
 import { connectTcp as connectNodeTcp } from '../node/tcp.js';
 import {
   AddressInUseError,
@@ -90,7 +90,7 @@ class BunTcpSocket extends SocketBase {
       if (this.#pending === null) {
         if (this.queue.length === 0) break;
         this.#pending = this.queue.length === 1 ? this.queue[0]! : concat(this.queue, this.queued);
-        this.queue = [];
+        this.queue = NO_QUEUE;
         this.queued = 0;
       }
       const n = this.#sock.write(this.#pending);

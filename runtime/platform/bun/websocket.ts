@@ -34,11 +34,19 @@ class BunConn extends WsConnBase implements HonoWsConn {
     if (!this.closed) this.raw.terminate();
   }
 
-  // what Bun's handlers report
-  message = (m: Uint8Array | string): void => this.received(m);
-  overLimit = (): void => this.tooLarge();
-  drain = (): void => this.drained();
-  gone = (): void => this.closedNow();
+  // what Bun's handlers report (methods: called on the conn, no closures per socket)
+  message(m: Uint8Array | string): void {
+    this.received(m);
+  }
+  overLimit(): void {
+    this.tooLarge();
+  }
+  drain(): void {
+    this.drained();
+  }
+  gone(): void {
+    this.closedNow();
+  }
 }
 
 const conns = new WeakMap<object, BunConn>();

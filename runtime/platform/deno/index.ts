@@ -5,6 +5,7 @@
  */
 import type { Platform } from '../types.js';
 import { serveHttp } from './http.js';
+import { memory } from './memory.js';
 import { connectTcp, listenTcp } from './tcp.js';
 
 export const platform: Platform = {
@@ -12,6 +13,7 @@ export const platform: Platform = {
   listenTcp,
   connectTcp,
   serveHttp,
+  memory,
   openSqlite(path: string) {
     throw new Error(
       `cannot open ${path}: the embedded SQLite store is not available on Deno; ` +

@@ -1,6 +1,7 @@
 /** The Node platform: node:net, Hono's Node server, better-sqlite3. (Deno reuses its TCP part.) */
 import type { Platform } from '../types.js';
 import { serveHttp } from './http.js';
+import { memory } from './memory.js';
 import { openSqlite } from './sqlite.js';
 import { connectTcp, listenTcp } from './tcp.js';
 
@@ -10,4 +11,5 @@ export const platform: Platform = {
   connectTcp,
   serveHttp,
   openSqlite,
+  memory,
 };

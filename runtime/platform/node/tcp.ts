@@ -10,7 +10,7 @@
  * I/O callbacks of one loop iteration.)
  */
 import net from 'node:net';
-import { CONNECT_TIMEOUT_MS, END_TIMEOUT_MS, SocketBase } from '../socket.js';
+import { CONNECT_TIMEOUT_MS, END_TIMEOUT_MS, NO_QUEUE, SocketBase } from '../socket.js';
 import {
   AddressInUseError,
   type ConnectTcpOptions,
@@ -19,17 +19,33 @@ import {
   type TcpSocket,
 } from '../types.js';
 
+/** The NodeTcpSocket of a net.Socket, for the listeners every socket shares (no closures per socket). */
+const kOwner = Symbol('fishchat.tcp');
+type OwnedSocket = net.Socket & { [kOwner]: NodeTcpSocket };
+
+// ECONNRESET, EPIPE, ...: 'close' follows; never an uncaught exception.
+const ignoreError = (): void => {};
+
 class NodeTcpSocket extends SocketBase {
   readonly #sock: net.Socket;
 
   constructor(sock: net.Socket) {
     super(sock.remoteAddress ?? '', sock.remotePort ?? 0);
     this.#sock = sock;
+    (sock as OwnedSocket)[kOwner] = this;
     sock.setNoDelay(true);
-    // ECONNRESET, EPIPE, ...: 'close' follows; never an uncaught exception.
-    sock.on('error', () => {});
-    sock.on('data', (chunk: Buffer) => this.received(chunk));
-    sock.on('close', () => this.closedNow());
+    sock.on('error', ignoreError);
+    sock.on('data', onData);
+    sock.on('close', onClose);
+  }
+
+  // What its net.Socket's listeners (below) report.
+  handleData(chunk: Buffer): void {
+    this.received(chunk);
+  }
+
+  handleClose(): void {
+    this.closedNow();
   }
 
   get buffered(): number {
@@ -52,7 +68,7 @@ class NodeTcpSocket extends SocketBase {
   protected flush(): void {
     if (this.queue.length === 0 || this.isClosed) return;
     const out = this.queue.length === 1 ? this.queue[0]! : Buffer.concat(this.queue, this.queued);
-    this.queue = [];
+    this.queue = NO_QUEUE;
     this.queued = 0;
     this.#sock.write(out, this.#afterWrite);
   }
@@ -61,6 +77,15 @@ class NodeTcpSocket extends SocketBase {
     if (err || this.isClosed || this.buffered !== 0) return;
     this.drained();
   };
+}
+
+// Listeners shared by every socket, called on the net.Socket (`this`).
+function onData(this: OwnedSocket, chunk: Buffer): void {
+  this[kOwner].handleData(chunk);
+}
+
+function onClose(this: OwnedSocket): void {
+  this[kOwner].handleClose();
 }
 
 export function listenTcp(options: ListenTcpOptions): Promise<TcpListener> {

@@ -11,27 +11,33 @@ import { type RawData, WebSocket, WebSocketServer } from 'ws';
 import type { WebSocketRoute } from '../types.js';
 import { WsConnBase } from '../ws-conn.js';
 
+/** `error` is followed by `close`: nothing else to do (one listener for every socket). */
+const ignoreError = (): void => {};
+
 /** Serves `route` on `server`'s upgrades; other upgrade paths get 404. Returns what closes every socket. */
 export function attachWebSocket(server: Server, route: WebSocketRoute): { closeAll(): void } {
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: route.maxMessage,
     perMessageDeflate: false,
-    clientTracking: true,
+    // Tracked here (a Set entry each) rather than by ws (a Set entry and a close listener each).
+    clientTracking: false,
   });
+  const open = new Set<NodeConn>();
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    socket.on('error', () => {});
+    socket.on('error', ignoreError);
     const path = (req.url ?? '/').split('?', 1)[0];
     if (path !== route.path) return refuse(socket, 404);
     const origin = req.headers.origin;
     if (!route.allowOrigin(origin)) return refuse(socket, 403);
     wss.handleUpgrade(req, socket, head, (ws) => {
-      route.onOpen(new NodeConn(ws, socket, req.socket.remoteAddress ?? ''));
+      route.onOpen(new NodeConn(ws, socket, req.socket.remoteAddress ?? '', open));
     });
   });
   return {
     closeAll() {
-      for (const ws of wss.clients) ws.terminate();
+      for (const c of open) c.terminate();
+      open.clear();
       wss.close();
     },
   };
@@ -40,6 +46,11 @@ export function attachWebSocket(server: Server, route: WebSocketRoute): { closeA
 function refuse(socket: Duplex, status: number): void {
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }
+
+/** The NodeConn of a `ws` socket, its receiver and its TCP socket, for listeners every socket shares (no closures per socket). */
+const kConn = Symbol('fishchat.ws');
+type Owned = { [kConn]: NodeConn };
+const connOf = (emitter: object): NodeConn => (emitter as Owned)[kConn];
 
 /**
  * One `ws` socket as a WebSocketConn; `socket` is the upgraded TCP socket under it.
@@ -50,50 +61,72 @@ function refuse(socket: Duplex, status: number): void {
  * order with its own pongs and close).
  */
 class NodeConn extends WsConnBase {
-  private queue: Uint8Array[] = [];
+  /** messages sent this turn, not yet written (made at the first: an idle socket holds none) */
+  private queue: Uint8Array[] | undefined;
   private queued = 0;
-  private scheduled = false;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly socket: Duplex,
     remoteAddress: string,
+    /** the open sockets of this listener (closeAll), this one until it closes */
+    private readonly open: Set<NodeConn>,
   ) {
     super(remoteAddress);
-    ws.on('message', (data: RawData, isBinary: boolean) => this.received(isBinary ? asBytes(data) : data.toString()));
+    open.add(this);
+    (ws as unknown as Owned)[kConn] = this;
+    (socket as unknown as Owned)[kConn] = this;
+    ws.on('message', onMessage);
     // ws answers a message over maxPayload with its own 1009 close; this listener runs before
     // ws's (prepended), so what the handler sends goes out ahead of that close.
     const receiver = (ws as unknown as { _receiver?: NodeJS.EventEmitter })._receiver;
-    receiver?.prependListener('error', (err: { code?: string }) => {
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
-        this.tooLarge();
-        this.flush();
-      }
-    });
-    ws.on('error', () => {});
-    socket.on('drain', () => {
-      if (this.buffered === 0) this.drained();
-    });
-    ws.on('close', () => this.closedNow());
+    if (receiver) {
+      (receiver as unknown as Owned)[kConn] = this;
+      receiver.prependListener('error', onReceiverError);
+    }
+    ws.on('error', ignoreError);
+    socket.on('drain', onSocketDrain);
+    ws.on('close', onClose);
+  }
+
+  // What the listeners (below) report.
+  handleMessage(data: RawData, isBinary: boolean): void {
+    this.received(isBinary ? asBytes(data) : data.toString());
+  }
+
+  handleTooLarge(): void {
+    this.tooLarge();
+    this.flush();
+  }
+
+  handleDrain(): void {
+    if (this.buffered === 0) this.drained();
+  }
+
+  handleClose(): void {
+    this.open.delete(this);
+    this.closedNow();
   }
 
   send(data: Uint8Array): void {
     if (this.closed || this.ws.readyState !== WebSocket.OPEN) return;
+    if (this.queue === undefined) {
+      this.queue = [];
+      setImmediate(flushConn, this);
+    }
     this.queue.push(data);
     this.queued += data.length + (data.length < 126 ? 2 : data.length < 0x10000 ? 4 : 10);
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(this.flush);
-    }
   }
 
   /** Writes the queued messages as binary frames (FIN, opcode 2, unmasked), in one write. */
-  private readonly flush = (): void => {
-    this.scheduled = false;
-    if (this.queue.length === 0) return;
+  flush(): void {
+    const queue = this.queue;
+    if (queue === undefined) return;
+    this.queue = undefined;
     const out = Buffer.allocUnsafe(this.queued);
+    this.queued = 0;
     let at = 0;
-    for (const d of this.queue) {
+    for (const d of queue) {
       const n = d.length;
       out[at++] = 0x82;
       if (n < 126) out[at++] = n;
@@ -110,10 +143,8 @@ class NodeConn extends WsConnBase {
       out.set(d, at);
       at += n;
     }
-    this.queue = [];
-    this.queued = 0;
     if (this.ws.readyState === WebSocket.OPEN) this.socket.write(out);
-  };
+  }
 
   get buffered(): number {
     return this.ws.bufferedAmount + this.queued;
@@ -127,6 +158,27 @@ class NodeConn extends WsConnBase {
   terminate(): void {
     this.ws.terminate();
   }
+}
+
+// Listeners shared by every socket, called on the emitter (`this`) they listen to.
+function onMessage(this: WebSocket, data: RawData, isBinary: boolean): void {
+  connOf(this).handleMessage(data, isBinary);
+}
+
+function onReceiverError(this: object, err: { code?: string }): void {
+  if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') connOf(this).handleTooLarge();
+}
+
+function onSocketDrain(this: object): void {
+  connOf(this).handleDrain();
+}
+
+function onClose(this: WebSocket): void {
+  connOf(this).handleClose();
+}
+
+function flushConn(c: NodeConn): void {
+  c.flush();
 }
 
 function asBytes(data: RawData): Uint8Array {

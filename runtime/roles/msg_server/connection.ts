@@ -12,7 +12,7 @@ export interface ConnHooks extends CursorHooks {
   onSlow(conn: Conn): void;
 }
 
-/** Per-connection limits (Settings), fixed for the connection's life. */
+/** Per-connection limits (Settings), fixed for the connection's life (one object shared by the connections of a msg_server). */
 export interface ConnLimits {
   /** unsent bytes after which a live push kicks the connection `slow` */
   maxOutBuffer: number;
@@ -22,6 +22,12 @@ export interface ConnLimits {
   drainTimeout: number;
 }
 
+/**
+ * Memory: an idle logged-in connection is this object, its PushCursor, its
+ * transport and the socket under it. The hooks and limits are shared by
+ * every connection of the msg_server; arrays that are usually empty
+ * (`drainWaiters`, the cursor's held pushes) are made when first needed.
+ */
 export class Conn {
   user: string | undefined;
   device = 'default';
@@ -44,18 +50,14 @@ export class Conn {
   private tokenAt = Date.now();
   /** closes the connection if no login succeeds in time (cleared at login and close) */
   loginTimer: ReturnType<typeof setTimeout> | undefined;
-  private readonly maxOutBuffer: number;
-  /** paced writers fill the buffer up to here, leaving the rest for live pushes */
-  private readonly paceAt: number;
-  private drainWaiters: (() => void)[] = [];
+  /** paced writers waiting for the client to read (see room) */
+  private drainWaiters: (() => void)[] | undefined;
 
   constructor(
     readonly transport: Transport,
     private readonly hooks: ConnHooks,
     private readonly limits: ConnLimits,
   ) {
-    this.maxOutBuffer = limits.maxOutBuffer;
-    this.paceAt = limits.maxOutBuffer >>> 1;
     this.tokens = limits.sendRate.burst;
     this.cursor = new PushCursor(this, hooks);
   }
@@ -85,14 +87,15 @@ export class Conn {
    */
   room(len: number): Promise<void> | undefined {
     const queued = this.transport.buffered;
-    if (queued === 0 || queued + len <= this.paceAt || this.closing) return undefined;
+    // Paced writers fill the buffer up to half of maxOutBuffer, leaving the rest for live pushes.
+    if (queued === 0 || queued + len <= this.limits.maxOutBuffer >>> 1 || this.closing) return undefined;
     return new Promise<void>((resolve) => {
       const t = setTimeout(() => {
         this.hooks.onSlow(this);
         this.wakeDrain();
       }, this.limits.drainTimeout);
       t.unref?.();
-      this.drainWaiters.push(() => {
+      (this.drainWaiters ??= []).push(() => {
         clearTimeout(t);
         resolve();
       });
@@ -101,9 +104,9 @@ export class Conn {
 
   /** The transport drained or closed: paced writers go on (or see `closing`). */
   wakeDrain(): void {
-    if (this.drainWaiters.length === 0) return;
     const w = this.drainWaiters;
-    this.drainWaiters = [];
+    if (w === undefined) return;
+    this.drainWaiters = undefined;
     for (const f of w) f();
   }
 
@@ -115,7 +118,7 @@ export class Conn {
     const t = this.transport;
     if (t.closed) return;
     t.write(frame);
-    if (t.buffered > this.maxOutBuffer) this.hooks.onSlow(this);
+    if (t.buffered > this.limits.maxOutBuffer) this.hooks.onSlow(this);
   }
 
   reply(fields: Record<string, WireValue | undefined>): void {

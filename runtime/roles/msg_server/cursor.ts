@@ -29,7 +29,8 @@ export class PushCursor {
   next = 0;
   /** pushes wait here while the cursor fills a gap from the store */
   private filling = false;
-  private held: PushMessage[] = [];
+  /** (made at the first held push: most connections never hold one) */
+  private held: PushMessage[] | undefined;
   private fillTarget = 0;
 
   constructor(
@@ -51,7 +52,8 @@ export class PushCursor {
     this.next = Math.max(this.next, next);
     this.filling = false;
     const held = this.held;
-    this.held = [];
+    if (held === undefined) return;
+    this.held = undefined;
     for (const m of held.sort((a, b) => a.seq - b.seq)) this.pushMsg(m);
   }
 
@@ -61,7 +63,7 @@ export class PushCursor {
     if (!conn.push || conn.closing || conn.user === undefined) return;
     if (this.filling) {
       if (m.seq >= this.next) {
-        this.held.push(m);
+        (this.held ??= []).push(m);
         if (m.seq > this.fillTarget) this.fillTarget = m.seq;
       }
       return;
@@ -73,7 +75,7 @@ export class PushCursor {
       this.hooks.onPushed(1);
       return;
     }
-    this.held.push(m);
+    (this.held ??= []).push(m);
     void this.fill(m.seq);
   }
 
@@ -109,13 +111,13 @@ export class PushCursor {
       failed = true;
     } finally {
       this.filling = false;
-      const held = this.held;
-      this.held = [];
+      const held = this.held ?? [];
+      this.held = undefined;
       held.sort((a, b) => a.seq - b.seq);
       for (const m of held) {
         if (m.seq < this.next) continue;
         if (failed && m.seq > this.next) {
-          this.held.push(m);
+          (this.held ??= []).push(m);
           continue;
         }
         // In order, or past a range the store no longer has.
@@ -123,7 +125,7 @@ export class PushCursor {
         this.next = m.seq + 1;
         this.hooks.onPushed(1);
       }
-      if (this.held.length && !conn.closing) {
+      if (this.held !== undefined && !conn.closing) {
         // The store was unavailable: try again shortly (pings retry too).
         const top = this.held[this.held.length - 1]!.seq;
         setTimeout(() => void this.fill(top), 200).unref?.();

@@ -3,6 +3,7 @@ import { advertisedWs, type MsgServerConfig, originAllowed, WS_PATH } from '../.
 import { roleHandle, type RoleContext, type RoleHandle } from '../../contract/context.js';
 import { listenRoleTcp, serveRoleHttp } from '../../contract/listen.js';
 import { startBeats } from '../../metrics/beat.js';
+import { jsonError, requireAdmin } from '../../http/admin.js';
 import type { TcpSocket, WebSocketRoute } from '../../platform/types.js';
 import { serverApi } from './api.js';
 import { MsgServer } from './msg_server.js';
@@ -34,15 +35,31 @@ export async function startMsgServer(ctx: RoleContext, config: MsgServerConfig):
   server.addr = config.advertise ?? addr;
 
   const app = new Hono();
-  app.get('/health', (c) =>
-    c.json({
-      ok: true,
-      role: 'msg_server',
-      id: config.id,
-      addr: server.addr,
-      ws: server.ws,
-      connections: server.connectionCount,
-    }),
+  // `?gc=1` forces a full GC before the memory figure (a pause on a large heap): admin only.
+  const admin = requireAdmin(ctx.auth.secret);
+  app.get(
+    '/health',
+    (c, next) => {
+      const gc = c.req.query('gc');
+      if (gc === undefined || gc === '0') return next();
+      if (gc === '1') return admin(c, next);
+      return jsonError(
+        c,
+        400,
+        'bad_request',
+        `gc must be 1 (a full GC first, admin token) or 0, found ${JSON.stringify(gc)}`,
+      );
+    },
+    (c) =>
+      c.json({
+        ok: true,
+        role: 'msg_server',
+        id: config.id,
+        addr: server.addr,
+        ws: server.ws,
+        connections: server.connectionCount,
+        memory: ctx.platform.memory(c.req.query('gc') === '1'),
+      }),
   );
   app.route('/', serverApi(server));
   const serveWs = config.ws !== false;

@@ -39,43 +39,66 @@ export function closeCode(reason: CloseReason, textWasBad: boolean): number {
 }
 
 export function wsTransport(ws: WebSocketConn): Transport {
-  let started = false;
-  let textWasBad = false;
-  return {
-    get remoteAddress() {
-      return ws.remoteAddress;
-    },
-    // The core's frames carry the TCP length prefix; a message is the map alone.
-    write: (frame) => ws.send(frame.subarray(4)),
-    get buffered() {
-      return ws.buffered;
-    },
-    get closed() {
-      return ws.closed;
-    },
-    start(h: TransportHandlers) {
-      started = true;
-      ws.onMessage((data) => {
-        if (typeof data === 'string') {
-          textWasBad = true;
-          h.bad('bad_frame', 'a text message; send each map as one binary message');
-        } else h.map(data);
-        h.readEnd();
-      });
-      ws.onTooLarge(() => {
-        h.bad('frame_too_large');
-        h.readEnd();
-      });
-      ws.onDrain(h.drain);
-      ws.onClose(h.close);
-    },
-    close(reason: CloseReason) {
-      if (reason.why === 'idle') {
-        ws.terminate();
-        return;
-      }
-      if (!started) ws.onMessage(() => undefined); // never started: nothing it sends is read, nor kept
-      ws.close(closeCode(reason, textWasBad));
-    },
-  };
+  return new WsTransport(ws);
 }
+
+/** A class, not an object of closures (as the TCP transport): its methods shared by every connection. */
+class WsTransport implements Transport {
+  private started = false;
+  private textWasBad = false;
+  private handlers: TransportHandlers | undefined;
+
+  constructor(private readonly ws: WebSocketConn) {}
+
+  get remoteAddress(): string {
+    return this.ws.remoteAddress;
+  }
+
+  // The core's frames carry the TCP length prefix; a message is the map alone.
+  write(frame: Uint8Array): void {
+    this.ws.send(frame.subarray(4));
+  }
+
+  get buffered(): number {
+    return this.ws.buffered;
+  }
+
+  get closed(): boolean {
+    return this.ws.closed;
+  }
+
+  start(h: TransportHandlers): void {
+    this.started = true;
+    this.handlers = h;
+    this.ws.onMessage(this.onMessage);
+    this.ws.onTooLarge(this.onTooLarge);
+    this.ws.onDrain(h.drain);
+    this.ws.onClose(h.close);
+  }
+
+  private readonly onMessage = (data: Uint8Array | string): void => {
+    const h = this.handlers!;
+    if (typeof data === 'string') {
+      this.textWasBad = true;
+      h.bad('bad_frame', 'a text message; send each map as one binary message');
+    } else h.map(data);
+    h.readEnd();
+  };
+
+  private readonly onTooLarge = (): void => {
+    const h = this.handlers!;
+    h.bad('frame_too_large');
+    h.readEnd();
+  };
+
+  close(reason: CloseReason): void {
+    if (reason.why === 'idle') {
+      this.ws.terminate();
+      return;
+    }
+    if (!this.started) this.ws.onMessage(ignore); // never started: nothing it sends is read, nor kept
+    this.ws.close(closeCode(reason, this.textWasBad));
+  }
+}
+
+const ignore = (): void => undefined;
