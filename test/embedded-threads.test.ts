@@ -20,6 +20,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { MessageChannel } from 'node:worker_threads';
+import { createMemoryBus } from '../runtime/bus/memory.js';
+import { BusRelay, PortBus } from '../runtime/bus/port.js';
+import { getPlatform } from '../runtime/platform/index.js';
+import { createPortStore, storeCall, ThreadLink, type PortLike } from '../runtime/store/port/index.js';
+import { openSqliteStore } from '../runtime/store/sqlite/index.js';
 import { initCluster, loadCluster, startEmbedded, type EmbeddedCluster } from '../runtime/cluster/index.js';
 import { encodeBody, RawCbor } from '../runtime/protocol/index.js';
 import { signToken } from '../runtime/protocol/token.js';
@@ -74,6 +80,85 @@ async function syncAll(conn: RawConn): Promise<Frame[]> {
 }
 
 describe('embedded mode on several threads', { concurrency: false }, () => {
+  test('a PortStore and a PortBus over a real MessageChannel: results, bytes, errors, order, subscriptions', {
+    timeout: 30_000,
+  }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fishchat-port-'));
+    dirs.push(dir);
+    const platform = await getPlatform();
+    const real = await openSqliteStore(platform.openSqlite(join(dir, 'fishchat.db')));
+    const memory = createMemoryBus();
+    const { port1, port2 } = new MessageChannel();
+    const here = new ThreadLink(port1 as unknown as PortLike);
+    const there = new ThreadLink(port2 as unknown as PortLike);
+    const relay = new BusRelay(memory, here);
+    here.onCall = (m, a) => storeCall(real, m, a) ?? relay.call(m, a) ?? Promise.reject(new Error(`no ${m}`));
+    here.onEvent = (k, a, b) => void relay.event(k, a, b);
+    const store = createPortStore(there, real.kind);
+    const bus = new PortBus(there);
+    there.onEvent = (k, a, b) => k === 'bus.deliver' && bus.deliver(a as string, b as Uint8Array);
+    try {
+      // a body that is a view into a large buffer crosses as its own bytes only
+      const big = new Uint8Array(65_536).map((_, i) => i & 0xff);
+      const body = big.subarray(1000, 1100);
+      await store.login({ user: 'bob', device: 'd1', server: 'ms-1', boot: 'b1', push: true });
+      // 200 appends in one turn: one batch, in call order (consecutive seqs), each with bob's session
+      const results = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          store.appendP2P({
+            from: 'alice',
+            to: 'bob',
+            mid: `m${i}`,
+            body,
+            ts: 1000 + i,
+            cid: i === 0 ? 'c' : undefined,
+          }),
+        ),
+      );
+      assert.deepEqual(
+        results.map((r) => r.seq),
+        Array.from({ length: 200 }, (_, i) => i + 1),
+      );
+      assert.deepEqual(results[7]!.sessions, [{ user: 'bob', device: 'd1', server: 'ms-1', boot: 'b1', gen: 1 }]);
+      const dup = await store.appendP2P({ from: 'alice', to: 'bob', mid: 'x', body, ts: 2000, cid: 'c' });
+      assert.equal(dup.duplicate, true);
+      assert.equal(dup.mid, 'm0');
+      const read = await store.readInbox('bob', 0, 3);
+      assert.deepEqual(
+        read.messages.map((m) => m.mid),
+        ['m0', 'm1', 'm2'],
+      );
+      assert.deepEqual([...read.messages[2]!.body], [...body]);
+      assert.ok(read.messages[2]!.body.buffer.byteLength < 65_536, 'only the bytes crossed, not the buffer');
+      assert.equal(read.head.seq, 200);
+      assert.equal(await store.ack('bob', 'd1', 150), 150);
+      assert.deepEqual(await store.deviceAcks('bob'), [{ device: 'd1', acked: 150 }]);
+
+      // the bus, both ways
+      const got: string[] = [];
+      const unsub = await bus.subscribe('ch', (p) => got.push(`there:${new TextDecoder().decode(p)}`));
+      await memory.subscribe('up', (p) => got.push(`here:${new TextDecoder().decode(p)}`));
+      memory.publish('ch', new TextEncoder().encode('1'));
+      bus.publish('up', new TextEncoder().encode('2'));
+      const until = Date.now() + 5000;
+      while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      assert.deepEqual(got.sort(), ['here:2', 'there:1']);
+      await unsub();
+      memory.publish('ch', new TextEncoder().encode('3'));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(got.length, 2, 'nothing after the unsubscribe');
+
+      // a failure of the real store crosses as that error
+      await real.close();
+      await assert.rejects(store.head('bob'), /the store is closed/);
+    } finally {
+      here.close();
+      there.close();
+      port1.close();
+      await real.close();
+    }
+  });
+
   test('msg_servers on worker threads: sends stored, answered and pushed (one msg_server and across), a kick over the bus, clean stop, nothing lost', {
     timeout: 60_000,
   }, async () => {

@@ -20,6 +20,14 @@ export interface PortLike {
   off?(event: 'message', listener: (value: unknown) => void): unknown;
 }
 
+/**
+ * At most this many messages wait for the end of the turn: a long turn (a
+ * read of many requests) sends as it goes, so the other thread starts on
+ * them while this one still works, instead of both taking turns on one
+ * huge batch.
+ */
+const MAX_BATCH = 256;
+
 const CALL = 0;
 const RESULT = 1;
 const EVENT = 2;
@@ -70,7 +78,6 @@ export class ThreadLink {
 
   /** Sends what is queued now (not waiting for the end of the turn). */
   flush(): void {
-    this.scheduled = false;
     const msgs = this.queue;
     if (msgs.length === 0) return;
     this.queue = [];
@@ -106,11 +113,19 @@ export class ThreadLink {
     this.pending.clear();
   }
 
+  private readonly flushTurn = (): void => {
+    this.scheduled = false;
+    this.flush();
+  };
+
   private push(msg: unknown): void {
-    this.queue.push(msg);
+    if (this.queue.push(msg) >= MAX_BATCH) {
+      this.flush();
+      return;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
-      setImmediate(() => this.flush());
+      setImmediate(this.flushTurn);
     }
   }
 
