@@ -62,8 +62,8 @@ export interface EmbeddedOptions {
   threads?: number;
 }
 
-/** The embedded default (1: every role on this thread; `fishchat up --threads N` for more). */
-export const DEFAULT_EMBEDDED_THREADS = 1;
+/** The embedded default: this thread and one worker thread for the msg_servers (`--threads 1`: every role on this thread). */
+export const DEFAULT_EMBEDDED_THREADS = 2;
 /** The most threads an embedded cluster takes (`--threads`). */
 export const MAX_EMBEDDED_THREADS = 64;
 
