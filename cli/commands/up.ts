@@ -42,7 +42,7 @@ export default class Up extends BaseCommand {
 
 - external Redis: with --redis URL, or "redis" in fishchat.json. Every role is its own child process (on --runtime node, bun or deno), over Redis pub/sub and the Redis store.
 - managed Redis: no Redis URL, but redis-server is on PATH. A private redis-server for this cluster (127.0.0.1, a free port, appendonly on, data in .fishchat/redis), then every role in its own process as above; the redis-server is stopped after the roles.
-- embedded: no Redis at all, or --embedded. Every role in this process, an in-process bus, and the store in SQLite under the cluster directory (.fishchat/data), so a restart loses nothing.
+- embedded: no Redis at all, or --embedded. Every role in this process, an in-process bus, and the store in SQLite under the cluster directory (.fishchat/data), so a restart loses nothing. On Node the msg_servers run on a worker thread of it, the store and the other roles on the main thread (--threads: how many threads; 1, the default on Bun, runs every role on one thread).
 
 A directory without fishchat.json runs with the defaults (gateway 17000, msg_servers 19000 and 19001, manager 18000, router 20000, monitor 21000, all on 127.0.0.1) and gets a secret in .fishchat/secret on first start.
 
@@ -80,7 +80,7 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
       options: RUNTIME_OPTIONS,
     }),
     threads: Flags.integer({
-      description: `embedded: threads of the process (default ${DEFAULT_EMBEDDED_THREADS}): the msg_servers on N − 1 worker threads, the store and the other roles on the main one; 1: every role on one thread`,
+      description: `embedded: threads of the process (default ${DEFAULT_EMBEDDED_THREADS.node} on Node, ${DEFAULT_EMBEDDED_THREADS.bun} on Bun): the msg_servers on N − 1 worker threads, the store and the other roles on the main one; 1: every role on one thread`,
       helpValue: 'N',
       min: 1,
       max: MAX_EMBEDDED_THREADS,

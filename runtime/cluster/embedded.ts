@@ -9,7 +9,7 @@
  * reverse: gateway, msg_servers (they kick `draining`; the manager still
  * hears the logouts), manager, router, monitor, then the bus and the store.
  *
- * On several threads (`threads` > 1, the default): the msg_servers run in
+ * On several threads (`threads` > 1, the default on Node): the msg_servers run in
  * worker threads (./embedded-thread.ts) over a Bus and a Store that forward
  * to this thread (runtime/bus/port.ts, runtime/store/port/), which keeps the
  * one SQLite writer, the in-process bus and the other roles. Still one
@@ -55,15 +55,21 @@ export interface EmbeddedOptions {
   /** called as each role becomes ready (before the next one starts) */
   onReady?: (role: RoleHandle) => void;
   /**
-   * Threads of the process (default DEFAULT_EMBEDDED_THREADS): 1 runs every
+   * Threads of the process (default DEFAULT_EMBEDDED_THREADS of the runtime): 1 runs every
    * role on this thread; N > 1 runs the msg_servers on N − 1 worker threads
    * (at most one per msg_server; round-robin when fewer).
    */
   threads?: number;
 }
 
-/** The embedded default: this thread and one worker thread for the msg_servers (`--threads 1`: every role on this thread). */
-export const DEFAULT_EMBEDDED_THREADS = 2;
+/**
+ * The embedded default, by runtime (bench/RESULTS.md "Embedded on both
+ * cores"): on Node this thread and one worker thread for the msg_servers
+ * (1.5× the messages per second of one thread at 1000 pairs, inflight 16);
+ * on Bun one thread (there the forwarding cost 23–41% more CPU per message
+ * and gave no more messages per second).
+ */
+export const DEFAULT_EMBEDDED_THREADS: Readonly<Record<'node' | 'bun' | 'deno', number>> = { node: 2, bun: 1, deno: 1 };
 /** The most threads an embedded cluster takes (`--threads`). */
 export const MAX_EMBEDDED_THREADS = 64;
 
@@ -108,7 +114,7 @@ export async function startEmbedded(config: ClusterConfig, opts: EmbeddedOptions
     await one(config.manager);
     const servers: RoleHandle[] = [];
     groups.push(servers);
-    const threads = opts.threads ?? DEFAULT_EMBEDDED_THREADS;
+    const threads = opts.threads ?? DEFAULT_EMBEDDED_THREADS[platform.name];
     if (threads <= 1) for (const ms of config.msgServers) servers.push(await start(ms));
     else {
       const workers = Math.min(threads - 1, config.msgServers.length);
