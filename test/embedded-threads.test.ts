@@ -93,7 +93,7 @@ describe('embedded mode on several threads', { concurrency: false }, () => {
     const there = new ThreadLink(port2 as unknown as PortLike);
     const relay = new BusRelay(memory, here);
     here.onCall = (m, a) => storeCall(real, m, a) ?? relay.call(m, a) ?? Promise.reject(new Error(`no ${m}`));
-    here.onEvent = (k, a, b) => void relay.event(k, a, b);
+    here.onEvent = (k, a, b, c) => void relay.event(k, a, b, c);
     const store = createPortStore(there, real.kind);
     const bus = new PortBus(there);
     there.onEvent = (k, a, b) => k === 'bus.deliver' && bus.deliver(a as string, b as Uint8Array);
@@ -143,6 +143,15 @@ describe('embedded mode on several threads', { concurrency: false }, () => {
       const until = Date.now() + 5000;
       while (got.length < 2 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
       assert.deepEqual(got.sort(), ['here:2', 'there:1']);
+      // published on a channel this side subscribed to: delivered here once (not sent back), and there
+      const self: string[] = [];
+      await bus.subscribe('self', (p) => self.push(`there:${new TextDecoder().decode(p)}`));
+      await memory.subscribe('self', (p) => self.push(`here:${new TextDecoder().decode(p)}`));
+      bus.publish('self', new TextEncoder().encode('s'));
+      const until2 = Date.now() + 5000;
+      while (self.length < 2 && Date.now() < until2) await new Promise((r) => setTimeout(r, 10));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(self.sort(), ['here:s', 'there:s']);
       await unsub();
       memory.publish('ch', new TextEncoder().encode('3'));
       await new Promise((r) => setTimeout(r, 100));

@@ -5,14 +5,17 @@
  * store calls of the same thread) to the thread that holds the in-process
  * bus (./memory.ts); BusRelay there publishes them on it and forwards what
  * this thread subscribed to. Deliveries stay asynchronous and, per
- * publisher, in publish order, as on the in-process bus.
+ * publisher, in publish order, as on the in-process bus. What this thread
+ * publishes on a channel it subscribed to itself is delivered here (in a
+ * later turn) and not sent back: two msg_servers on one worker push to each
+ * other without a round trip through the main thread.
  */
 import type { Bus, BusHandler } from './bus.js';
 
 /** The side of a thread link a PortBus (and a BusRelay) needs. */
 export interface BusLink {
   call(method: string, args: unknown[]): Promise<unknown>;
-  event(kind: string, a?: unknown, b?: unknown): void;
+  event(kind: string, a?: unknown, b?: unknown, c?: unknown): void;
 }
 
 /** Link call names and event kinds of the bus. */
@@ -24,12 +27,30 @@ export const BUS_DELIVER = 'bus.deliver';
 export class PortBus implements Bus {
   private readonly subs = new Map<string, Set<BusHandler>>();
   private closed = false;
+  private local: { channel: string; payload: Uint8Array }[] = [];
+  private localScheduled = false;
 
   constructor(private readonly link: BusLink) {}
 
   publish(channel: string, payload: Uint8Array): void {
-    if (!this.closed) this.link.event(BUS_PUBLISH, channel, payload);
+    if (this.closed) return;
+    const here = this.subs.has(channel);
+    // the relay delivers to every other subscriber; `here` tells it this thread has it already
+    this.link.event(BUS_PUBLISH, channel, payload, here);
+    if (!here) return;
+    this.local.push({ channel, payload });
+    if (!this.localScheduled) {
+      this.localScheduled = true;
+      setImmediate(this.flushLocal);
+    }
   }
+
+  private readonly flushLocal = (): void => {
+    this.localScheduled = false;
+    const batch = this.local;
+    this.local = [];
+    for (const { channel, payload } of batch) this.deliver(channel, payload);
+  };
 
   /** A BUS_DELIVER event of the link: to this thread's handlers of the channel. */
   deliver(channel: string, payload: Uint8Array): void {
@@ -80,6 +101,8 @@ export class PortBus implements Bus {
  */
 export class BusRelay {
   private readonly unsubs = new Map<string, Promise<() => Promise<void>>>();
+  /** payloads the thread published and delivered to itself: not sent back to it */
+  private readonly delivered = new WeakSet<Uint8Array>();
 
   constructor(
     private readonly bus: Bus,
@@ -92,7 +115,9 @@ export class BusRelay {
       const channel = String(args[0]);
       let sub = this.unsubs.get(channel);
       if (sub === undefined) {
-        sub = this.bus.subscribe(channel, (payload) => this.link.event(BUS_DELIVER, channel, payload));
+        sub = this.bus.subscribe(channel, (payload) => {
+          if (!this.delivered.has(payload)) this.link.event(BUS_DELIVER, channel, payload);
+        });
         this.unsubs.set(channel, sub);
       }
       return sub.then(() => undefined);
@@ -106,10 +131,13 @@ export class BusRelay {
     return undefined;
   }
 
-  /** A link event, if it is one of the bus's: true when handled. */
-  event(kind: string, a: unknown, b: unknown): boolean {
+  /** A link event, if it is one of the bus's: true when handled. `here`: the thread delivered it to itself. */
+  event(kind: string, a: unknown, b: unknown, here?: unknown): boolean {
     if (kind !== BUS_PUBLISH) return false;
-    if (typeof a === 'string' && b instanceof Uint8Array) this.bus.publish(a, b);
+    if (typeof a === 'string' && b instanceof Uint8Array) {
+      if (here === true) this.delivered.add(b);
+      this.bus.publish(a, b);
+    }
     return true;
   }
 

@@ -303,8 +303,8 @@ function startThread(data: ThreadData, bus: Bus, store: Store, log: (id: string,
     });
   });
 
-  link.onEvent = (kind, a, b) => {
-    if (relay.event(kind, a, b)) return;
+  link.onEvent = (kind, a, b, c) => {
+    if (relay.event(kind, a, b, c)) return;
     switch (kind) {
       case 'log':
         log(a as string, b as string);

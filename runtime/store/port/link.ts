@@ -10,7 +10,7 @@
  * whole backing buffer (a body is often a view into a large read buffer). On
  * the other side they arrive as views into that buffer.
  *
- * A message: [CALL, id, method, args] | [RESULT, id, ok, value] | [EVENT, kind, a, b].
+ * A message: [CALL, id, method, args] | [RESULT, id, ok, value] | [EVENT, kind, a, b, c].
  */
 
 /** The side of a MessagePort (or a Worker, or parentPort) that the link needs. */
@@ -49,7 +49,7 @@ export class ThreadLink {
     throw new Error(`no calls served here (${method})`);
   };
   /** events from the other side */
-  onEvent: (kind: string, a: unknown, b: unknown) => void = () => {};
+  onEvent: (kind: string, a: unknown, b: unknown, c: unknown) => void = () => {};
 
   private queue: unknown[] = [];
   private scheduled = false;
@@ -72,8 +72,8 @@ export class ThreadLink {
     });
   }
 
-  event(kind: string, a?: unknown, b?: unknown): void {
-    if (!this.closed) this.push([EVENT, kind, a, b]);
+  event(kind: string, a?: unknown, b?: unknown, c?: unknown): void {
+    if (!this.closed) this.push(c === undefined ? [EVENT, kind, a, b] : [EVENT, kind, a, b, c]);
   }
 
   /** Sends what is queued now (not waiting for the end of the turn). */
@@ -151,7 +151,7 @@ export class ThreadLink {
           break;
         }
         case EVENT:
-          this.onEvent(m[1] as string, m[2], m[3]);
+          this.onEvent(m[1] as string, m[2], m[3], m[4]);
           break;
       }
     }
