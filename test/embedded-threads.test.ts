@@ -11,8 +11,8 @@
  *    fails the start as on one thread.
  * 2. `fishchat up --embedded --threads 3` as a child process: the ready line
  *    and run.json as on one thread, `fishchat status` sees every role;
- *    kill -9 after N acknowledged sends; `up --threads 1` on the same
- *    directory then has all N.
+ *    kill -9 after N acknowledged sends; `up` (default threads) on the same
+ *    directory then has all N, and stops cleanly on SIGTERM.
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -334,7 +334,8 @@ describe('embedded mode on several threads', { concurrency: false }, () => {
       sender.conn.close();
       void b;
 
-      restarted = new UpProcess([dir, '--embedded', '--threads', '1']);
+      // again on the default threads (2 on Node): it reads what the threaded one committed
+      restarted = new UpProcess([dir, '--embedded']);
       await restarted.waitReady();
       const run2 = JSON.parse(await readFile(join(dir, '.fishchat', 'run.json'), 'utf8')) as {
         roles: { role: string; addresses: { tcp?: string } }[];
@@ -351,8 +352,12 @@ describe('embedded mode on several threads', { concurrency: false }, () => {
         for (const m of all) assert.ok(mids.has(m.mid as string), `${user}: ${m.mid} was acknowledged`);
         c.conn.close();
       }
+      // SIGTERM: the clean stop (gateway, msg_servers with their thread, manager, router, monitor), exit 0
       await restarted.stop();
+      assert.match(restarted.output, /^stopping \(SIGTERM\) …$/m);
       assert.match(restarted.output, /^stopped$/m);
+      assert.deepEqual(await restarted.exited, { code: 0, signal: null });
+      assert.equal(existsSync(join(dir, '.fishchat', 'run.json')), false, 'run.json removed at stop');
     } finally {
       await up.kill9().catch(() => {});
       await restarted?.kill9().catch(() => {});
