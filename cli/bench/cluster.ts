@@ -79,6 +79,8 @@ export interface StartOptions {
   status: (line: string) => void;
   /** ws: the msg_servers' WebSocket URLs are read from the gateway's route reply */
   transport?: 'tcp' | 'ws';
+  /** embedded: `fishchat up --threads N` (1: every role on the main thread; undefined: up's default) */
+  threads?: number;
 }
 
 /** Raised for user mistakes found while starting (exit 2). */
@@ -157,13 +159,20 @@ export async function startCluster(o: StartOptions): Promise<Target> {
     const bin = join(packageRoot(), 'bin', 'run.js');
     const args = ['up', dir];
     let command = process.execPath;
+    let runtimeArgs: string[] = [];
     if (o.redis !== undefined) args.push('--redis', o.redis, '--runtime', o.runtime);
     else {
       args.push('--embedded');
-      // Embedded: every role runs in the `up` process itself, so `up` runs on the runtime asked for.
-      if (o.runtime === 'bun') command = roleCommand('bun').command;
-      else if (o.runtime === 'deno')
+      if (o.threads !== undefined) args.push('--threads', String(o.threads));
+      // Embedded: every role runs in the `up` process itself, so `up` runs on the runtime asked for;
+      // FISHCHAT_NODE_ARGS / FISHCHAT_BUN_ARGS (as for role processes, e.g. "--cpu-prof --cpu-prof-dir=DIR") go to it.
+      const extra = (name: string) => (process.env[name] ?? '').split(/\s+/).filter(Boolean);
+      if (o.runtime === 'bun') {
+        command = roleCommand('bun').command;
+        runtimeArgs = extra('FISHCHAT_BUN_ARGS');
+      } else if (o.runtime === 'deno')
         throw new BenchUsageError('--runtime deno runs the Redis modes only (no SQLite on Deno): add --redis URL');
+      else runtimeArgs = extra('FISHCHAT_NODE_ARGS');
     }
     // The cluster must use the secret and the names of its directory, whatever this shell exports.
     const env = { ...process.env };
@@ -174,7 +183,12 @@ export async function startCluster(o: StartOptions): Promise<Target> {
     env.FISHCHAT_EXIT_WITH_PARENT = '1';
     o.status(`starting the cluster: ${command === process.execPath ? 'node' : command} bin/run.js ${args.join(' ')}`);
     const started = performance.now();
-    child = spawn(command, [bin, ...args], { cwd: dir, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    child = spawn(command, [...runtimeArgs, bin, ...args], {
+      cwd: dir,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     const keep = (chunk: Buffer) => {
       for (const l of chunk.toString('utf8').split('\n')) {
         if (l.trim() === '') continue;

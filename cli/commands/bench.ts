@@ -2,6 +2,7 @@ import { Flags } from '@oclif/core';
 import {
   checkRedisUrl,
   loadCluster,
+  MAX_EMBEDDED_THREADS,
   MAX_MSG_SERVERS,
   parseHostPort,
   readRunInfo,
@@ -119,6 +120,13 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       helpValue: 'URL',
     }),
     'msg-servers': Flags.integer({ description: 'msg_servers of the cluster it starts (default 2)', helpValue: 'N' }),
+    threads: Flags.integer({
+      description:
+        "embedded cluster it starts: `fishchat up --threads N` (1: every role on one thread, the single-thread mode; default: up's)",
+      helpValue: 'N',
+      min: 1,
+      max: MAX_EMBEDDED_THREADS,
+    }),
     gateway: Flags.string({
       description:
         'load the running cluster behind this gateway instead of starting one (needs its secret: --secret, --dir or FISHCHAT_SECRET)',
@@ -188,7 +196,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
         flags.runtime === undefined &&
         flags['msg-servers'] === undefined);
     if (external) {
-      for (const k of ['redis', 'runtime', 'msg-servers'] as const) {
+      for (const k of ['redis', 'runtime', 'msg-servers', 'threads'] as const) {
         if (flags[k] !== undefined)
           usage(`--${k} is for the cluster bench starts; with --gateway it loads a running cluster as it is`);
       }
@@ -209,6 +217,8 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       }
       if (flags['msg-servers'] !== undefined && flags['msg-servers'] > MAX_MSG_SERVERS)
         usage(`--msg-servers must be at most ${MAX_MSG_SERVERS}, found ${flags['msg-servers']}`);
+      if (flags.threads !== undefined && flags.redis !== undefined)
+        usage('--threads is for the embedded cluster (one process); with --redis every role is a process of its own');
       if (flags.runtime === 'deno' && flags.redis === undefined)
         usage('--runtime deno runs the Redis modes only (no SQLite on Deno): add --redis URL');
     }
@@ -260,6 +270,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
             topicMembers,
             transport,
             status,
+            flags.threads,
           );
       if (interrupted) this.fail(`${interrupted}: interrupted`);
       if (target.servers.length === 0)
@@ -416,6 +427,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
     topicMembers: number,
     transport: Transport,
     status: (l: string) => void,
+    threads: number | undefined,
   ): Promise<Target> {
     return startCluster({
       msgServers,
@@ -423,6 +435,7 @@ Progress goes to stderr; the report (or with --json one JSON line) to stdout. Ex
       runtime,
       status,
       transport,
+      threads,
       settings: {
         sendRate: { rate: 1_000_000, burst: 10_000_000 },
         maxConnections: 10_000_000,

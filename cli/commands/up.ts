@@ -8,10 +8,12 @@ import {
   awaitDetachedUp,
   chooseMode,
   CLUSTER_FILE,
+  DEFAULT_EMBEDDED_THREADS,
   DETACHED_ENV,
   describeMode,
   lastLines,
   loadCluster,
+  MAX_EMBEDDED_THREADS,
   readFrom,
   readRunInfo,
   readUpLock,
@@ -40,7 +42,7 @@ export default class Up extends BaseCommand {
 
 - external Redis: with --redis URL, or "redis" in fishchat.json. Every role is its own child process (on --runtime node, bun or deno), over Redis pub/sub and the Redis store.
 - managed Redis: no Redis URL, but redis-server is on PATH. A private redis-server for this cluster (127.0.0.1, a free port, appendonly on, data in .fishchat/redis), then every role in its own process as above; the redis-server is stopped after the roles.
-- embedded: no Redis at all, or --embedded. Every role in this process, an in-process bus, and the store in SQLite under the cluster directory (.fishchat/data), so a restart loses nothing.
+- embedded: no Redis at all, or --embedded. Every role in this process, an in-process bus, and the store in SQLite under the cluster directory (.fishchat/data), so a restart loses nothing. All on one thread by default; --threads N runs the msg_servers on N − 1 worker threads of it, the store and the other roles on the main thread.
 
 A directory without fishchat.json runs with the defaults (gateway 17000, msg_servers 19000 and 19001, manager 18000, router 20000, monitor 21000, all on 127.0.0.1) and gets a secret in .fishchat/secret on first start.
 
@@ -76,6 +78,13 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     runtime: Flags.string({
       description: 'runtime of the role processes in the Redis modes (default: fishchat.json "runtime", else node)',
       options: RUNTIME_OPTIONS,
+    }),
+    threads: Flags.integer({
+      description: `embedded: threads of the process (default ${DEFAULT_EMBEDDED_THREADS.node}): the msg_servers on N − 1 worker threads, the store and the other roles on the main one; 1: every role on one thread`,
+      helpValue: 'N',
+      min: 1,
+      max: MAX_EMBEDDED_THREADS,
+      env: 'FISHCHAT_THREADS',
     }),
     detach: Flags.boolean({
       description:
@@ -124,7 +133,7 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
   private async runForeground(
     dir: string,
     config: ClusterConfig,
-    flags: { redis?: string; embedded: boolean; runtime?: string },
+    flags: { redis?: string; embedded: boolean; runtime?: string; threads?: number },
     o: { started: number; createdSecret?: string; detached: boolean },
   ): Promise<void> {
     const defaults = existsSync(join(dir, CLUSTER_FILE)) ? '' : ` (no ${CLUSTER_FILE}: the defaults)`;
@@ -150,19 +159,24 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     if (process.env.FISHCHAT_EXIT_WITH_PARENT === '1') signals.exitWithParent();
     try {
       for (const line of describeMode(config, choice, shown, flags.runtime !== undefined)) this.log(line);
-      const cluster = await startUp(config, choice, {
-        log: logLine,
-        ready: (r) => {
-          const pid = r.pid === undefined ? '' : `  pid ${r.pid}`;
-          this.log(`ready  ${prefix(r.role, r.id)}  ${addressList(r.addresses)}${pid}`);
+      const cluster = await startUp(
+        config,
+        choice,
+        {
+          log: logLine,
+          ready: (r) => {
+            const pid = r.pid === undefined ? '' : `  pid ${r.pid}`;
+            this.log(`ready  ${prefix(r.role, r.id)}  ${addressList(r.addresses)}${pid}`);
+          },
+          redisReady: (r) => this.log(`ready  ${prefix('redis', 'redis-server')}  ${r.url}  pid ${r.pid}`),
+          warn: (line) => this.log(`warning: ${line}`),
+          fatal: (message) => {
+            this.logToStderr(`Error: ${message}; stopping the cluster`);
+            signals.request('redis-server exited');
+          },
         },
-        redisReady: (r) => this.log(`ready  ${prefix('redis', 'redis-server')}  ${r.url}  pid ${r.pid}`),
-        warn: (line) => this.log(`warning: ${line}`),
-        fatal: (message) => {
-          this.logToStderr(`Error: ${message}; stopping the cluster`);
-          signals.request('redis-server exited');
-        },
-      });
+        { threads: flags.threads },
+      );
       const stop = o.detached ? `stop with: ${binName()} down${dirHint(dir)}` : 'stop with Ctrl-C';
       const ms = Math.round(performance.now() - o.started);
       this.log(`cluster ready in ${ms} ms: clients connect to the gateway at ${cluster.gateway}; ${stop}`);
@@ -192,7 +206,7 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
    */
   private async runDetached(
     dir: string,
-    flags: { redis?: string; embedded: boolean; runtime?: string; 'ready-timeout'?: number },
+    flags: { redis?: string; embedded: boolean; runtime?: string; threads?: number; 'ready-timeout'?: number },
   ): Promise<void> {
     const starting = readUpLock(dir);
     if (starting !== undefined) throw new AlreadyStartingError(dir, starting);
@@ -202,6 +216,7 @@ Only one \`fishchat up\` runs per directory (also while it starts: .fishchat/up.
     if (flags.redis !== undefined) args.push('--redis', flags.redis);
     if (flags.embedded) args.push('--embedded');
     if (flags.runtime !== undefined) args.push('--runtime', flags.runtime);
+    if (flags.threads !== undefined) args.push('--threads', String(flags.threads));
     // The entry that runs us (bin/run.js, or bin/dev.js with its loader in execArgv).
     const up = await spawnDetachedUp(dir, process.argv[1] ?? join(this.config.root, 'bin', 'run.js'), args);
     const { pid } = up;

@@ -115,9 +115,19 @@ export interface UpCluster {
 }
 
 /** Starts the cluster of `config` in the chosen mode; resolves once every role is ready and run.json is written. */
-export async function startUp(config: ClusterConfig, choice: ModeChoice, events: UpEvents): Promise<UpCluster> {
+/** `threads`: embedded mode's threads (./embedded.ts; 1: every role on one thread); the Redis modes ignore it. */
+export async function startUp(
+  config: ClusterConfig,
+  choice: ModeChoice,
+  events: UpEvents,
+  opts: { threads?: number } = {},
+): Promise<UpCluster> {
   if (choice.mode === 'embedded') {
-    const cluster = await startEmbedded(config, { log: events.log, onReady: (r) => events.ready(r, false) });
+    const cluster = await startEmbedded(config, {
+      log: events.log,
+      onReady: (r) => events.ready(r, false),
+      threads: opts.threads,
+    });
     return {
       mode: 'embedded',
       gateway: cluster.gateway,
