@@ -16,7 +16,7 @@ import { BatchPublisher, decodeItems, forEachPush, type DeliverItem } from '../r
 import { encodeFrame } from '../runtime/protocol/index.js';
 import { createRedisBus } from '../runtime/bus/redis.js';
 import { busContract, until } from './bus-contract.js';
-import { freePort } from './helpers/net.js';
+import { closedPort } from './helpers/net.js';
 import { redisReachable } from './helpers/redis.js';
 import { available, RedisServer, startRedisCluster } from './helpers/redis-server.js';
 
@@ -143,7 +143,7 @@ describe('RedisBus', () => {
   });
 
   it('createRedisBus rejects, leaving nothing open, when Redis cannot be reached', async () => {
-    const port = await freePort();
+    const port = await closedPort();
     await assert.rejects(
       createRedisBus({ url: `redis://127.0.0.1:${port}`, log: () => {} }),
       /cannot connect to Redis/,

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { verifyToken } from '../runtime/protocol/token.js';
 import { CliProcess, fishchat, initCluster, ROOT, type CliResult } from './helpers/cli.js';
-import { freePort, takenPort } from './helpers/net.js';
+import { closedPort, takenPort } from './helpers/net.js';
 
 const READY_TIMEOUT_MS = 20_000;
 
@@ -404,7 +404,7 @@ describe('fishchat send without a cluster', () => {
   test('a gateway nobody listens on: exit 3 with a clear message', async () => {
     const dir = await tempDir();
     await fishchat(['init', dir]);
-    const port = await freePort();
+    const port = await closedPort();
     const r = await fishchat([
       'send',
       '--dir',
@@ -445,7 +445,7 @@ describe('fishchat status without a cluster', () => {
   test('a monitor nobody listens on (from monitor.json, or --monitor): exit 3 naming the address', async () => {
     const dir = await tempDir();
     await fishchat(['init', dir]);
-    const port = await freePort();
+    const port = await closedPort();
     const monitor = JSON.parse(await readFile(join(dir, 'monitor.json'), 'utf8'));
     monitor.httpPort = port;
     await writeFile(join(dir, 'monitor.json'), JSON.stringify(monitor));
@@ -455,7 +455,7 @@ describe('fishchat status without a cluster', () => {
     assert.match(r.stderr, /is `fishchat up` running in /);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
 
-    const other = await freePort();
+    const other = await closedPort();
     const flag = await fishchat(['status', '--dir', dir, '--json', '--monitor', `127.0.0.1:${other}`]);
     assert.equal(flag.code, 3, flag.stdout + flag.stderr);
     assert.match(flag.stderr, new RegExp(`127\\.0\\.0\\.1:${other}`));

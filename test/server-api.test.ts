@@ -16,7 +16,7 @@ import { loadCluster } from '../runtime/cluster/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { CliProcess, fishchat, initCluster, ROOT } from './helpers/cli.js';
 import { startTestCluster, type TestCluster } from './helpers/cluster.js';
-import { freePort } from './helpers/net.js';
+import { closedPort } from './helpers/net.js';
 import { type Frame, RawConn, rid } from './helpers/raw.js';
 import { RawWs } from './helpers/ws.js';
 
@@ -543,7 +543,7 @@ describe('fishchat send --http (the CLI, against `fishchat up`)', CLI_TIMEOUT, (
         const refused = await fishchat(['send', '--dir', other, '--http-url', url, '--as', 'a', '--to', 'b', 'x']);
         assert.equal(refused.code, 1, refused.stdout + refused.stderr);
         assert.match(refused.stderr, /the server answered auth_failed: .*is the secret of/);
-        const port = await freePort();
+        const port = await closedPort();
         const gone = await fishchat([
           'send',
           '--dir',

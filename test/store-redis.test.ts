@@ -16,7 +16,7 @@ import { Redis } from 'ioredis';
 import { deleteKeysWithPrefix } from '../runtime/redis/index.js';
 import { openRedisStore } from '../runtime/store/redis/index.js';
 import type { Store, StoreLimits } from '../runtime/store/store.js';
-import { freePort } from './helpers/net.js';
+import { closedPort } from './helpers/net.js';
 import { redisReachable } from './helpers/redis.js';
 import { available, RedisServer, startRedisCluster } from './helpers/redis-server.js';
 import { storeContract } from './store-contract.js';
@@ -130,7 +130,7 @@ describe('RedisStore', { skip: up ? false : `no Redis at ${URL_}` }, () => {
     await assert.rejects(store.appendP2P({ from: 'a', to: 'b', mid: 'm', body: new Uint8Array(1), ts: 1 }), /closed/);
     await assert.rejects(store.head('b'), /closed/);
     await store.close();
-    const port = await freePort();
+    const port = await closedPort();
     await assert.rejects(openRedisStore({ url: `redis://127.0.0.1:${port}`, prefix }));
   });
 });

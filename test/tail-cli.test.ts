@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { FishClient } from '../runtime/client/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { CliProcess, fishchat as runFishchat, initCluster, ROOT } from './helpers/cli.js';
-import { freePort } from './helpers/net.js';
+import { closedPort } from './helpers/net.js';
 
 const READY_TIMEOUT_MS = 20_000;
 /** Beats come every 2 s by default: a few of them fit. */
@@ -89,7 +89,7 @@ describe('fishchat tail', () => {
 
   test('exit 3 with what to do when the monitor cannot be reached', async () => {
     const dir = await initPortZero();
-    const port = await freePort();
+    const port = await closedPort();
     const r = await fishchat(['tail', '--dir', dir, '--monitor', `127.0.0.1:${port}`]);
     assert.equal(r.code, 3, r.stderr);
     assert.match(

@@ -13,6 +13,26 @@ export function freePort(): Promise<number> {
   });
 }
 
+/**
+ * A port nobody listens on, for "cannot reach" tests: one below the kernel's
+ * ephemeral range (net.ipv4.ip_local_port_range, 32768 and up by default),
+ * which no port-0 listener of a concurrent suite is ever given, and which is
+ * checked free on 127.0.0.1 just now. (A port from freePort() is released to
+ * the OS, which may hand it to the next listener on port 0 in between.)
+ */
+export async function closedPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no closed port found in 20000-31999 on 127.0.0.1 after 50 tries');
+}
+
 /** A port that something listens on (127.0.0.1), until `close()`. */
 export async function takenPort(): Promise<{ port: number; close: () => Promise<void> }> {
   const server = net.createServer();
