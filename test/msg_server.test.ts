@@ -4,6 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { MemoryFigure } from '../runtime/platform/types.js';
 import { encodeBody, encodeFrame, RawCbor } from '../runtime/protocol/index.js';
 import { signToken } from '../runtime/protocol/token.js';
 import { RawConn, rid, type Frame } from './helpers/raw.js';
@@ -144,14 +145,7 @@ describe('gateway (§3)', () => {
 });
 
 describe('/health memory figure', () => {
-  type Memory = {
-    rss: number;
-    heapTotal: number;
-    heapUsed: number;
-    external: number;
-    arrayBuffers: number;
-    afterGc: boolean;
-  };
+  type Memory = MemoryFigure;
   const health = async (query: string, auth?: string) => {
     const res = await fetch(`http://${c.msgServers[0]!.addresses.http}/health${query}`, {
       headers: auth === undefined ? {} : { authorization: auth },

@@ -4,17 +4,11 @@
  * connection and after all are logged in; the difference per connection
  * beside the /proc VmRSS one (which has the logins' garbage in it).
  */
+import type { MemoryFigure } from '../../runtime/platform/types.js';
 import { signToken } from '../../runtime/protocol/token.js';
 
-/** What `/health` says of the msg_server's memory (runtime/platform/types.ts MemoryFigure). */
-export interface ServerMemoryFigure {
-  rss: number;
-  heapTotal: number;
-  heapUsed: number;
-  external: number;
-  arrayBuffers: number;
-  afterGc: boolean;
-}
+/** What `/health` says of the msg_server's memory. */
+export type ServerMemoryFigure = MemoryFigure;
 
 /** The idle result's `serverMemory` (bench/FORMAT.md). */
 export interface ServerMemory {

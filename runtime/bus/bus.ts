@@ -16,6 +16,21 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/** Hands a payload to each handler of a channel; a handler's fault goes to `onFault` and does not stop delivery to the others. */
+export function callHandlers(
+  handlers: Iterable<BusHandler>,
+  payload: Uint8Array,
+  onFault: (err: unknown) => void,
+): void {
+  for (const h of handlers) {
+    try {
+      h(payload);
+    } catch (err) {
+      onFault(err);
+    }
+  }
+}
+
 /** The prefix of a cluster's bus channels and store keys: `fishchat:<cluster>:`. */
 export function clusterPrefix(cluster: string): string {
   return `fishchat:${cluster}:`;

@@ -4,7 +4,7 @@
  * published in one event-loop turn is handed out in one later turn, in
  * publish order.
  */
-import type { Bus, BusHandler } from './bus.js';
+import { type Bus, type BusHandler, callHandlers } from './bus.js';
 
 export class MemoryBus implements Bus {
   private readonly subs = new Map<string, Set<BusHandler>>();
@@ -27,15 +27,8 @@ export class MemoryBus implements Bus {
     this.queue = [];
     for (const { channel, payload } of batch) {
       const handlers = this.subs.get(channel);
-      if (!handlers) continue;
-      for (const h of handlers) {
-        try {
-          h(payload);
-        } catch (err) {
-          // A subscriber's fault must not stop delivery to the others.
-          console.error(`bus: a handler of ${channel} failed:`, err);
-        }
-      }
+      if (handlers)
+        callHandlers(handlers, payload, (err) => console.error(`bus: a handler of ${channel} failed:`, err));
     }
   };
 

@@ -10,7 +10,7 @@
  * later turn) and not sent back: two msg_servers on one worker push to each
  * other without a round trip through the main thread.
  */
-import type { Bus, BusHandler } from './bus.js';
+import { type Bus, type BusHandler, callHandlers } from './bus.js';
 
 /** The side of a thread link a PortBus (and a BusRelay) needs. */
 export interface BusLink {
@@ -55,15 +55,7 @@ export class PortBus implements Bus {
   /** A BUS_DELIVER event of the link: to this thread's handlers of the channel. */
   deliver(channel: string, payload: Uint8Array): void {
     const handlers = this.subs.get(channel);
-    if (!handlers) return;
-    for (const h of handlers) {
-      try {
-        h(payload);
-      } catch (err) {
-        // A subscriber's fault must not stop delivery to the others.
-        console.error(`bus: a handler of ${channel} failed:`, err);
-      }
-    }
+    if (handlers) callHandlers(handlers, payload, (err) => console.error(`bus: a handler of ${channel} failed:`, err));
   }
 
   async subscribe(channel: string, handler: BusHandler): Promise<() => Promise<void>> {

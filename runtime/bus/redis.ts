@@ -28,7 +28,7 @@
  */
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { clusterNodes, whenReady } from '../redis/index.js';
-import type { Bus, BusHandler } from './bus.js';
+import { type Bus, type BusHandler, callHandlers } from './bus.js';
 
 export interface RedisBusOptions {
   /** `redis://[user:pass@]host:port[/db]` (`rediss://` for TLS); on a cluster, one or more startup nodes separated by commas. */
@@ -220,16 +220,11 @@ class RedisBus implements Bus {
     if (!s) return;
     // A plain Uint8Array view (no copy), like the other Bus implementations hand out.
     const payload = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
-    for (const h of s.handlers) {
-      try {
-        h(payload);
-      } catch (err) {
-        // A subscriber's fault must not stop delivery to the others.
-        this.log(
-          `bus: a handler of ${channel.toString()} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
-        );
-      }
-    }
+    callHandlers(s.handlers, payload, (err) =>
+      this.log(
+        `bus: a handler of ${channel.toString()} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+      ),
+    );
   };
 
   private redisSubscribe(channel: string): Promise<unknown> {
