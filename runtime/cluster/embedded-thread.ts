@@ -9,11 +9,12 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { PortBus, BUS_DELIVER } from '../bus/port.js';
-import { makeRoleContext, type Logger, type MsgServerConfig, type RoleHandle } from '../contract/index.js';
+import { makeRoleContext, type MsgServerConfig, type RoleHandle } from '../contract/index.js';
 import { getPlatform } from '../platform/index.js';
 import { createPortStore, ThreadLink, type PortLike } from '../store/port/index.js';
 import type { Store } from '../store/store.js';
 import type { ClusterConfig } from './config.js';
+import { roleLogger } from './role-logger.js';
 import { startRole } from './start-role.js';
 
 /** What the main thread hands a worker. */
@@ -54,11 +55,7 @@ async function main(port: PortLike, data: ThreadData): Promise<void> {
 
   const platform = await getPlatform();
   for (const c of data.msgServers) {
-    const log: Logger = {
-      info: (m) => link.event('log', c.id, m),
-      warn: (m) => link.event('log', c.id, `warning: ${m}`),
-      error: (m) => link.event('log', c.id, `error: ${m}`),
-    };
+    const log = roleLogger('msg_server', c.id, (_role, id, line) => link.event('log', id, line));
     const ctx = makeRoleContext({
       cluster: data.cluster,
       settings: data.settings,

@@ -9,7 +9,7 @@
  * reverse: gateway, msg_servers (they kick `draining`; the manager still
  * hears the logouts), manager, router, monitor, then the bus and the store.
  *
- * On several threads (`threads` > 1, the default on Node): the msg_servers run in
+ * On several threads (`threads` > 1; the default is 1): the msg_servers run in
  * worker threads (./embedded-thread.ts) over a Bus and a Store that forward
  * to this thread (runtime/bus/port.ts, runtime/store/port/), which keeps the
  * one SQLite writer, the in-process bus and the other roles. Still one
@@ -22,7 +22,8 @@ import { BusRelay } from '../bus/port.js';
 import { bindAddress } from '../platform/address.js';
 import { storeCall, ThreadLink, type PortLike } from '../store/port/index.js';
 import { getPlatform } from '../platform/index.js';
-import { makeRoleContext, type Logger, type RoleContext, type RoleHandle } from '../contract/index.js';
+import { makeRoleContext, type RoleContext, type RoleHandle } from '../contract/index.js';
+import { roleLogger } from './role-logger.js';
 import { startRole } from './start-role.js';
 import type { Bus } from '../bus/bus.js';
 import type { Store } from '../store/store.js';
@@ -233,11 +234,6 @@ const THREAD_ENTRY = new URL(
 );
 
 /**
- * A worker thread on the entry. From the sources on Node (tests, bin/dev.js),
- * through tsx's tsImport: the loader hooks of this thread do not reach a
- * worker, and `--import tsx` in its execArgv does not either (Node 20).
- */
-/**
  * A worker's young generation: room for what a msg_server holds across a few
  * turns (requests in flight, their store calls, the batches): with V8's
  * default, most of it survived a scavenge or two and was copied (measured:
@@ -246,6 +242,11 @@ const THREAD_ENTRY = new URL(
  */
 const YOUNG = { maxYoungGenerationSizeMb: 256 };
 
+/**
+ * A worker thread on the entry. From the sources on Node (tests, bin/dev.js),
+ * through tsx's tsImport: the loader hooks of this thread do not reach a
+ * worker, and `--import tsx` in its execArgv does not either (Node 20).
+ */
 function newThread(data: ThreadData): Worker {
   const fromSource = THREAD_ENTRY.pathname.endsWith('.ts');
   if (!fromSource || (process.versions as { bun?: string }).bun !== undefined)
@@ -349,12 +350,4 @@ function startThread(data: ThreadData, bus: Bus, store: Store, log: (id: string,
     stop,
   });
   return { ready: new Map([...ready].map(([id, r]) => [id, r.promise])), stop };
-}
-
-export function roleLogger(role: string, id: string, log: EmbeddedOptions['log']): Logger {
-  return {
-    info: (m) => log(role, id, m),
-    warn: (m) => log(role, id, `warning: ${m}`),
-    error: (m) => log(role, id, `error: ${m}`),
-  };
 }

@@ -35,12 +35,7 @@ export function onDeliver(s: MsgServer, payload: Uint8Array): void {
   for (const item of decodeItems<DeliverItem>(payload)) {
     if (!item || typeof item !== 'object') continue;
     if (item.k === 'pushes' && item.b instanceof Uint8Array) {
-      forEachPush(item.b, (user, seq, frame) => {
-        const set = s.byUser.get(user);
-        if (set === undefined) return;
-        const m: PushMessage = { seq, frame };
-        for (const c of set) c.cursor.pushMsg(m);
-      });
+      forEachPush(item.b, (user, seq, frame) => deliverLocal(s, user, { seq, frame }));
     } else if (item.k === 'msg' && typeof item.user === 'string' && item.msg) {
       deliverLocal(s, item.user, asStoredMessage(item.msg));
     } else if (item.k === 'topic' && item.msg && Array.isArray(item.msg.copies)) {

@@ -29,7 +29,7 @@ export function headOf(seq: unknown, epoch: unknown, length: unknown): InboxHead
 const cidField = (m: AppendP2P): string => (m.cid === undefined ? '' : `${m.from}\0${m.cid}`);
 /** The inbox entry of a p2p message (the script prepends the seq). */
 function p2pEntry(m: AppendP2P): Buffer {
-  const out = Buffer.allocUnsafe(P2P_ENTRY_MAX + 3 * (m.mid.length + m.from.length + m.to.length) + m.body.length);
+  const out = Buffer.allocUnsafe(p2pEntryMax(m));
   return out.subarray(0, putP2PEntry(out, 0, m));
 }
 
@@ -81,12 +81,15 @@ export async function sendAppends(
 
 /** The appends of one fishchat_appendMany call, packed into its one argument (layout: lua/inbox.ts APPEND_MANY). */
 export function packAppends(k: Keys, batch: AppendP2P[]): Buffer {
+  const prefixes: string[] = new Array(batch.length);
   let cap = 0;
   for (let i = 0; i < batch.length; i++) {
     const m = batch[i]!;
-    // UTF-8 takes at most 3 bytes per UTF-16 unit; the prefix adds the cluster prefix and `{u:}:`.
-    const texts = k.user(m.to).length + m.from.length + 1 + (m.cid?.length ?? 0) + 24 + m.mid.length;
-    cap += 12 + P2P_ENTRY_MAX + 3 * (texts + m.mid.length + m.from.length + m.to.length) + m.body.length;
+    const prefix = (prefixes[i] = k.user(m.to));
+    // Five length heads (12 bytes), the entry, the ts (at most 24 characters); UTF-8 takes at
+    // most 3 bytes per UTF-16 unit of the texts: the prefix, the cid field (from \0 cid), the mid.
+    const texts = prefix.length + m.from.length + 1 + (m.cid?.length ?? 0) + m.mid.length;
+    cap += 12 + p2pEntryMax(m) + 24 + 3 * texts;
   }
   const out = Buffer.allocUnsafe(cap);
   let at = 0;
@@ -98,7 +101,7 @@ export function packAppends(k: Keys, batch: AppendP2P[]): Buffer {
   };
   for (let i = 0; i < batch.length; i++) {
     const m = batch[i]!;
-    text(k.user(m.to));
+    text(prefixes[i]!);
     text(cidField(m));
     const end = putP2PEntry(out, at + 4, m);
     out.writeUInt32BE(end - at - 4, at);
@@ -109,8 +112,9 @@ export function packAppends(k: Keys, batch: AppendP2P[]): Buffer {
   return out.subarray(0, at);
 }
 
-/** The fixed bytes of a p2p entry: ts, array head, kind, four string/byte heads of up to 5 bytes. */
-const P2P_ENTRY_MAX = 8 + 1 + 1 + 4 * 5;
+/** The most bytes putP2PEntry writes for `m`: ts, array head, kind, four heads of up to 5 bytes, the texts (UTF-8: ≤ 3 bytes per UTF-16 unit), the body. */
+const p2pEntryMax = (m: AppendP2P): number =>
+  8 + 1 + 1 + 4 * 5 + 3 * (m.mid.length + m.from.length + m.to.length) + m.body.length;
 
 /**
  * Writes the inbox entry of a p2p message at `out[at..]` (without the seq the
